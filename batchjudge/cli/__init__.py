@@ -1,0 +1,34 @@
+"""The ``batchjudge`` command: thin wrappers that parse options, call the API, render.
+
+Each sub-command lives in its own module with a ``register(app)`` function; this module
+only assembles them. Library code never prints: rendering happens here and in the modules.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="batchjudge",
+    help="Async, rate-limited, resumable batch evaluation of LLM judges on the Mistral API.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# One line per sub-command module; each defines ``register(app: typer.Typer) -> None``.
+_COMMAND_MODULES: tuple[str, ...] = (
+    "batchjudge.cli.run",
+)
+
+for _name in _COMMAND_MODULES:
+    importlib.import_module(_name).register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,81 @@
+"""The one exception tree of batchjudge.
+
+Every error a user or a calling pipeline can see is one of these; errors from the SDK,
+the HTTP library or pyarrow are translated at the boundary (``raise ... from exc``)::
+
+    BatchJudgeError
+    ├── ConfigError            bad options or a refused resume           (exit 2)
+    ├── InputError             a missing/unreadable file, column, type   (exit 2)
+    ├── CheckpointError        a run directory that cannot be used       (exit 2)
+    └── ProviderError          a call to a judge failed
+        ├── RateLimitError     429: retryable, may carry ``retry_after`` seconds
+        ├── TransientError     5xx, timeouts, dropped connections: retryable
+        ├── AuthError          401/403: stops the whole run, nothing marked done
+        └── BadRequestError    other 4xx: fails the row at once
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthError",
+    "BadRequestError",
+    "BatchJudgeError",
+    "CheckpointError",
+    "ConfigError",
+    "InputError",
+    "ProviderError",
+    "RateLimitError",
+    "TransientError",
+]
+
+
+class BatchJudgeError(Exception):
+    """Base of every error batchjudge raises on purpose."""
+
+
+class ConfigError(BatchJudgeError):
+    """Options that cannot work together, or a resume that would mix two configurations."""
+
+
+class InputError(BatchJudgeError):
+    """Input data that cannot be read as asked; the message names the file, row or column."""
+
+
+class CheckpointError(BatchJudgeError):
+    """A run directory that is locked by another run or is not a batchjudge run."""
+
+
+class ProviderError(BatchJudgeError):
+    """A judge call failed. ``status`` is the HTTP status when there was one."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RateLimitError(ProviderError):
+    """The provider said 429. ``retry_after`` (seconds) is obeyed exactly when given."""
+
+    def __init__(
+        self, message: str, *, status: int | None = 429, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class TransientError(ProviderError):
+    """A failure worth retrying: 5xx, a timeout, a dropped connection, a garbled reply."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class AuthError(ProviderError):
+    """The API key is missing or rejected: no further request can succeed."""
+
+
+class BadRequestError(ProviderError):
+    """A 4xx other than 401/403/408/429: this row will never succeed as sent."""
