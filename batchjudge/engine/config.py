@@ -1,0 +1,138 @@
+"""The configuration of one run, its validation, and the fingerprint that guards resumes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from batchjudge.errors import ConfigError
+
+__all__ = ["DEFAULT_MODELS", "RunConfig", "describe_changes"]
+
+DEFAULT_MODELS: dict[str, str] = {
+    "local": "local-judge",
+    "mistral": "mistral-small-latest",
+}
+"""The model each provider uses when ``model`` is not given."""
+
+
+@dataclass(slots=True)
+class RunConfig:
+    """Everything that defines a run. Fields mirror the ``batchjudge run`` options.
+
+    ``api_key`` is never stored, printed or traced; when None the provider reads
+    ``MISTRAL_API_KEY`` from the environment.
+    """
+
+    inputs: Sequence[str | os.PathLike[str]]
+    out: str | os.PathLike[str]
+    provider: str = "local"
+    model: str | None = None
+    prompt: str = "zero-shot"
+    columns: Mapping[str, str] | str | None = None
+    base_url: str | None = None
+    transport: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    concurrency: int = 16
+    rps: float | None = None
+    tpm: float | None = None
+    max_retries: int = 5
+    timeout: float = 60.0
+    limit: int | None = None
+    retry_failed: bool = False
+    overwrite: bool = False
+    temperature: float = 0.0
+    max_tokens: int = 256
+    seed: int | None = None
+    samples: int = 1
+    response_format: Literal["template", "json", "text"] = "template"
+    max_context_tokens: int | None = None
+    flush_rows: int = 2000
+    flush_seconds: float = 5.0
+    trace: str | None = None
+    trace_sample: float = 1.0
+    check_labels: bool = True
+
+    @property
+    def resolved_model(self) -> str:
+        """The model name after applying the provider's default."""
+        return self.model or DEFAULT_MODELS.get(self.provider, "")
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first option that cannot work."""
+        checks: list[tuple[bool, str]] = [
+            (self.concurrency >= 1, f"--concurrency must be >= 1, got {self.concurrency}"),
+            (self.rps is None or self.rps > 0, f"--rps must be > 0, got {self.rps}"),
+            (self.tpm is None or self.tpm > 0, f"--tpm must be > 0, got {self.tpm}"),
+            (self.max_retries >= 0, f"--max-retries must be >= 0, got {self.max_retries}"),
+            (self.timeout > 0, f"--timeout must be > 0, got {self.timeout}"),
+            (self.limit is None or self.limit >= 1, f"--limit must be >= 1, got {self.limit}"),
+            (0.0 <= self.temperature <= 2.0, f"--temperature must be in [0, 2], got {self.temperature}"),
+            (self.max_tokens >= 1, f"--max-tokens must be >= 1, got {self.max_tokens}"),
+            (self.samples >= 1, f"--samples must be >= 1, got {self.samples}"),
+            (self.flush_rows >= 1, f"--flush-rows must be >= 1, got {self.flush_rows}"),
+            (self.flush_seconds > 0, f"--flush-seconds must be > 0, got {self.flush_seconds}"),
+            (0.0 < self.trace_sample <= 1.0, f"--trace-sample must be in (0, 1], got {self.trace_sample}"),
+            (self.response_format in ("template", "json", "text"),
+             f"--response-format must be template, json or text, got {self.response_format!r}"),
+            (self.provider in DEFAULT_MODELS,
+             f"--provider must be one of {', '.join(DEFAULT_MODELS)}, got {self.provider!r}"),
+            (self.transport in (None, "http", "sdk"),
+             f"--transport must be http or sdk, got {self.transport!r}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        if self.samples > 1 and self.temperature == 0.0:
+            raise ConfigError("--samples > 1 needs --temperature > 0 (identical samples vote alike)")
+
+    def public_dict(self) -> dict[str, Any]:
+        """The config as stored in ``run.json``: paths as strings, never the API key."""
+        data = asdict(self)
+        data.pop("api_key")
+        data["inputs"] = [os.fspath(p) for p in self.inputs]
+        data["out"] = os.fspath(self.out)
+        data["model"] = self.resolved_model
+        if isinstance(self.columns, Mapping):
+            data["columns"] = dict(self.columns)
+        return data
+
+    def generation(self) -> dict[str, Any]:
+        """The parameters that change what a judge answers."""
+        return {
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+            "samples": self.samples,
+            "response_format": self.response_format,
+        }
+
+
+_LABELS = {
+    "provider": "provider",
+    "model": "model",
+    "prompt": "prompt",
+    "dataset": "dataset (input files or sizes)",
+    "columns": "column mapping",
+    "generation": "generation parameters",
+}
+
+
+def describe_changes(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """Name each fingerprint part that differs, with old and new values where short."""
+    changes: list[str] = []
+    for key, label in _LABELS.items():
+        old, new = stored.get(key), current.get(key)
+        if old == new:
+            continue
+        if isinstance(old, Mapping) and isinstance(new, Mapping):
+            diffs = [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
+                     if old.get(k) != new.get(k)]
+            changes.append(f"{label}: {', '.join(diffs)}")
+        elif isinstance(old, str) and isinstance(new, str) and len(old) + len(new) < 120:
+            changes.append(f"{label}: {old!r} -> {new!r}")
+        else:
+            changes.append(label)
+    return changes

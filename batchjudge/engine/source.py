@@ -1,0 +1,324 @@
+"""Input: resolve paths, validate them before any request, and stream rows in bounded batches.
+
+Inputs are Parquet files, directories of shards, or globs; JSONL and CSV are accepted too.
+Everything is checked up front (:func:`open_source`) so that a missing file, a file that is
+not what its name says, an empty dataset, a missing column or a column of the wrong type stops
+the run with one clear :class:`~batchjudge.errors.InputError` before anything is sent. Rows
+are then streamed with pyarrow datasets in record batches, so memory never grows with the
+dataset. Per-row problems (a null premise, a target that is not 0/1) are not errors here:
+they travel with the row and fail it alone.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.lib
+
+from batchjudge.errors import InputError
+
+__all__ = [
+    "LOGICAL_COLUMNS",
+    "InputFile",
+    "Source",
+    "SourceRow",
+    "open_source",
+    "parse_columns",
+    "row_key",
+]
+
+LOGICAL_COLUMNS: tuple[str, ...] = ("premise", "hypothesis", "target", "id")
+"""The columns the engine reads; ``premise`` and ``hypothesis`` are required."""
+
+_REQUIRED = ("premise", "hypothesis")
+_FORMATS: dict[str, str] = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "json",
+    ".ndjson": "json",
+    ".json": "json",
+    ".csv": "csv",
+}
+_PARQUET_MAGIC = b"PAR1"
+
+
+@dataclass(frozen=True, slots=True)
+class InputFile:
+    """One resolved input file, with the stable name used in row keys."""
+
+    path: Path
+    rel: str
+    """Path relative to the input argument that named it (stable across machines)."""
+    fmt: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRow:
+    """One input row as the engine sees it. ``problem`` is set when the row cannot be judged."""
+
+    row_id: str
+    premise: str | None
+    hypothesis: str | None
+    target: int | None
+    problem: str | None = None
+
+
+def parse_columns(spec: str | Mapping[str, str] | None) -> dict[str, str]:
+    """Parse ``premise=doc,hypothesis=summary`` into ``{logical: physical}``.
+
+    Unmapped logical columns keep their own name.
+    """
+    mapping = {name: name for name in LOGICAL_COLUMNS}
+    if spec is None:
+        return mapping
+    items: Mapping[str, str]
+    if isinstance(spec, str):
+        parsed: dict[str, str] = {}
+        for part in filter(None, (p.strip() for p in spec.split(","))):
+            key, sep, value = part.partition("=")
+            if not sep or not key.strip() or not value.strip():
+                raise InputError(f"--columns: expected LOGICAL=COLUMN, got {part!r}")
+            parsed[key.strip()] = value.strip()
+        items = parsed
+    else:
+        items = spec
+    for key, value in items.items():
+        if key not in mapping:
+            raise InputError(
+                f"--columns: unknown column role {key!r} (known: {', '.join(LOGICAL_COLUMNS)})"
+            )
+        mapping[key] = value
+    return mapping
+
+
+def row_key(rel: str, index: int, premise: str | None, hypothesis: str | None) -> str:
+    """The content key of a row without an ``id``: stable across runs and machines."""
+    h = hashlib.blake2b(digest_size=12)
+    for part in (rel, str(index), premise or "", hypothesis or ""):
+        h.update(part.encode("utf-8", "surrogatepass"))
+        h.update(b"\x1f")
+    return h.hexdigest()
+
+
+def _format_of(path: Path) -> str:
+    fmt = _FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(
+            f"{path}: unsupported file type {path.suffix or '(none)'!r} "
+            "(expected .parquet, .jsonl or .csv)"
+        )
+    return fmt
+
+
+def _expand(arg: str) -> list[tuple[Path, Path]]:
+    """Expand one input argument into (file, base) pairs; base anchors the row-key path."""
+    if glob.has_magic(arg):
+        matches = sorted(Path(p) for p in glob.glob(arg, recursive=True) if Path(p).is_file())
+        if not matches:
+            raise InputError(f"{arg}: no file matches this pattern")
+        prefix = arg
+        while glob.has_magic(prefix):
+            prefix = os.path.dirname(prefix)
+        base = Path(prefix or ".")
+        return [(m, base) for m in matches]
+    path = Path(arg)
+    if path.is_dir():
+        files = sorted(
+            p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in _FORMATS
+        )
+        if not files:
+            raise InputError(f"{path}: directory holds no .parquet, .jsonl or .csv file")
+        return [(f, path) for f in files]
+    if not path.exists():
+        raise InputError(f"{path}: no such file or directory")
+    return [(path, path.parent)]
+
+
+def _check_content(path: Path, fmt: str) -> None:
+    """Refuse a file whose bytes are not what its name says (cheap sniff of the head/tail)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4096)
+            if fmt == "parquet":
+                if path.stat().st_size < 12:
+                    raise InputError(f"{path}: not a Parquet file (too short)")
+                fh.seek(-4, os.SEEK_END)
+                tail = fh.read(4)
+                if head[:4] != _PARQUET_MAGIC or tail != _PARQUET_MAGIC:
+                    raise InputError(f"{path}: not a Parquet file (bad magic bytes)")
+                return
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from exc
+    if head[:4] == _PARQUET_MAGIC:
+        raise InputError(f"{path}: is a Parquet file but is named {path.suffix}")
+    if b"\x00" in head:
+        raise InputError(f"{path}: binary content, not {fmt.upper()} text")
+    if fmt == "json":
+        first = head.lstrip()[:1]
+        if first and first != b"{":
+            raise InputError(f"{path}: line 1 is not a JSON object")
+
+
+def _dataset(file: InputFile) -> ds.Dataset:
+    fmt: ds.FileFormat | str = file.fmt
+    if file.fmt == "json":
+        fmt = ds.JsonFileFormat()
+    try:
+        return ds.dataset(str(file.path), format=fmt)
+    except (pa.ArrowInvalid, pyarrow.lib.ArrowException, OSError) as exc:
+        raise InputError(f"{file.path}: cannot read as {file.fmt.upper()}: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _check_type(file: InputFile, logical: str, physical: str, typ: pa.DataType) -> None:
+    if logical in ("premise", "hypothesis"):
+        ok = pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_null(typ)
+        want = "text"
+    elif logical == "target":
+        ok = pa.types.is_integer(typ) or pa.types.is_boolean(typ) or pa.types.is_null(typ)
+        want = "integer 0/1 or boolean"
+    else:  # id
+        ok = (
+            pa.types.is_string(typ)
+            or pa.types.is_large_string(typ)
+            or pa.types.is_integer(typ)
+        )
+        want = "text or integer"
+    if not ok:
+        raise InputError(f"{file.path}: column {physical!r} ({logical}) has type {typ}, expected {want}")
+
+
+class Source:
+    """Validated inputs, ready to stream. Build it with :func:`open_source`."""
+
+    def __init__(self, files: list[InputFile], columns: dict[str, str], present: set[str], total: int):
+        self.files = files
+        self.columns = columns
+        self.present = present
+        """Logical columns present in every file (``target``/``id`` are optional)."""
+        self.total = total
+
+    @property
+    def labelled(self) -> bool:
+        """Whether a target column is present."""
+        return "target" in self.present
+
+    def identity(self) -> list[dict[str, object]]:
+        """What identifies the dataset in a run's fingerprint: files, sizes and the column map."""
+        return [{"file": f.rel, "size": f.size} for f in self.files]
+
+    def batches(self, batch_size: int = 4096) -> Iterator[list[SourceRow]]:
+        """Stream the rows in input order, ``batch_size`` at a time, with their keys."""
+        for file in self.files:
+            physical = [self.columns[c] for c in LOGICAL_COLUMNS if c in self.present]
+            scanner = _dataset(file).scanner(columns=physical, batch_size=batch_size)
+            index = 0
+            try:
+                for batch in scanner.to_batches():
+                    if batch.num_rows:
+                        yield self._rows(file, batch, index)
+                        index += batch.num_rows
+            except (pa.ArrowInvalid, pyarrow.lib.ArrowException) as exc:
+                raise InputError(f"{file.path}: unreadable after row {index}: {_first_line(exc)}") from exc
+
+    def _rows(self, file: InputFile, batch: pa.RecordBatch, start: int) -> list[SourceRow]:
+        cols = {c: batch.column(self.columns[c]).to_pylist() for c in self.present}
+        n = batch.num_rows
+        premises: list[object] = cols["premise"]
+        hypotheses: list[object] = cols["hypothesis"]
+        targets: list[object] = cols.get("target", [None] * n)
+        ids: list[object] | None = cols.get("id")
+        rows: list[SourceRow] = []
+        for i in range(n):
+            premise, hypothesis, target = premises[i], hypotheses[i], targets[i]
+            index = start + i
+            raw_id = ids[i] if ids is not None else None
+            problem = None
+            if ids is not None and raw_id is None:
+                problem = f"{file.rel} row {index}: null {self.columns['id']!r} (id)"
+                key = row_key(file.rel, index, _str(premise), _str(hypothesis))
+            else:
+                key = str(raw_id) if ids is not None else row_key(
+                    file.rel, index, _str(premise), _str(hypothesis)
+                )
+            label: int | None = None
+            if target is not None:
+                label = int(target)
+                if label not in (0, 1):
+                    problem = problem or (
+                        f"{file.rel} row {index}: {self.columns['target']!r} is {target!r}, expected 0 or 1"
+                    )
+                    label = None
+            for role, value in (("premise", premise), ("hypothesis", hypothesis)):
+                if problem is None and (value is None or not str(value).strip()):
+                    what = "null" if value is None else "empty"
+                    problem = f"{file.rel} row {index}: {what} {self.columns[role]!r} ({role})"
+            rows.append(SourceRow(key, _str(premise), _str(hypothesis), label, problem))
+        return rows
+
+
+def _str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def open_source(inputs: Sequence[str | os.PathLike[str]], columns: Mapping[str, str] | str | None = None) -> Source:
+    """Resolve and validate ``inputs``; raise :class:`InputError` naming the file or column.
+
+    Checks: every path exists, each file is what its name says, every file has the required
+    columns with usable types, and the dataset is not empty.
+    """
+    if not inputs:
+        raise InputError("no input given")
+    mapping = parse_columns(columns)
+    seen: set[Path] = set()
+    files: list[InputFile] = []
+    for arg in inputs:
+        for path, base in _expand(os.fspath(arg)):
+            resolved = path.resolve()
+            if resolved in seen:
+                continue
+            seen.add(resolved)
+            fmt = _format_of(path)
+            _check_content(path, fmt)
+            try:
+                rel = path.resolve().relative_to(base.resolve()).as_posix()
+            except ValueError:
+                rel = path.name
+            files.append(InputFile(path, rel, fmt, path.stat().st_size))
+    present = {"premise", "hypothesis", "target", "id"}
+    total = 0
+    for file in files:
+        dataset = _dataset(file)
+        schema = dataset.schema
+        for logical in LOGICAL_COLUMNS:
+            physical = mapping[logical]
+            if physical not in schema.names:
+                if logical in _REQUIRED:
+                    raise InputError(
+                        f"{file.path}: missing column {physical!r} ({logical}); "
+                        f"columns are {', '.join(schema.names) or '(none)'}"
+                        + ("" if physical != logical else f" — map one with --columns {logical}=NAME")
+                    )
+                present.discard(logical)
+                continue
+            _check_type(file, logical, physical, schema.field(physical).type)
+        try:
+            total += dataset.count_rows()
+        except (pa.ArrowInvalid, pyarrow.lib.ArrowException) as exc:
+            raise InputError(f"{file.path}: cannot read as {file.fmt.upper()}: {_first_line(exc)}") from exc
+    if total == 0:
+        names = ", ".join(str(f.path) for f in files[:3]) + (" ..." if len(files) > 3 else "")
+        raise InputError(f"{names}: the dataset is empty (0 rows)")
+    return Source(files, mapping, present, total)

@@ -1,0 +1,65 @@
+"""Counters a run keeps while it works; the CLI's progress bar and the summary read them.
+
+Library code never prints: it counts here, and whoever renders (the CLI, a user's pipeline
+through the ``progress`` callback) reads a snapshot.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+__all__ = ["RunStats"]
+
+
+@dataclass(slots=True)
+class RunStats:
+    """Live counters of one run. ``done_before`` rows were already in the run directory."""
+
+    total: int = 0
+    done_before: int = 0
+    ok: int = 0
+    parse_error: int = 0
+    failed: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    in_flight: int = 0
+    concurrency: int = 0
+    flushed_parts: int = 0
+    trace_dropped: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def finished(self) -> int:
+        """Rows given a final result in this session."""
+        return self.ok + self.parse_error + self.failed
+
+    @property
+    def completed(self) -> int:
+        """Rows with a result overall, this session and before."""
+        return self.done_before + self.finished
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the run started."""
+        return time.monotonic() - self.started
+
+    @property
+    def rows_per_second(self) -> float:
+        """Throughput of this session."""
+        elapsed = self.elapsed
+        return self.finished / elapsed if elapsed > 0 else 0.0
+
+    def snapshot(self) -> dict[str, float | int]:
+        """A plain dict of every counter plus the derived figures."""
+        data = asdict(self)
+        data.pop("started")
+        data.update(
+            finished=self.finished,
+            completed=self.completed,
+            elapsed_s=round(self.elapsed, 3),
+            rows_per_second=round(self.rows_per_second, 2),
+        )
+        return data
