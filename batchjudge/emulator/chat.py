@@ -1,0 +1,211 @@
+"""Answering one chat completion as the hosted API would, with the local judge as the model.
+
+The pair is recovered from the rendered prompt (:func:`extract_pair`), judged by the local
+judge registered for the model, and returned as the API's chat completion object. Usage is
+counted with the model's real tokenizer. Tokenizer and judge work is cached by content, so a
+retried or repeated request costs the server almost nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from batchjudge.adapters.prompts import extract_pair
+from batchjudge.adapters.tokens import count_chat_tokens, count_tokens
+from batchjudge.emulator.state import ModelEntry
+from batchjudge.errors import BatchJudgeError
+
+__all__ = [
+    "NO_DOCUMENT_REASON",
+    "ChatError",
+    "PreparedChat",
+    "answer_text",
+    "chat_completion",
+    "check_chat_body",
+    "prepare",
+    "prompt_tokens",
+]
+
+NO_DOCUMENT_REASON = "emulator could not find a document"
+"""The reason given when no (document, summary) pair can be recovered from the prompt."""
+
+_CACHE_SIZE = 1 << 16
+
+
+class ChatError(Exception):
+    """A request the API would refuse: ``status`` and the API-style error ``body``."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(body.get("message", status))
+        self.status = status
+        self.body = body
+
+
+def _invalid(message: str, loc: str) -> ChatError:
+    """422 in the shape FastAPI/the hosted API uses (the SDK parses it as HTTPValidationError)."""
+    detail = [{"type": "invalid", "loc": ["body", loc], "msg": message}]
+    return ChatError(422, {"object": "error", "message": message, "detail": detail})
+
+
+def check_chat_body(body: Any) -> tuple[str, list[dict[str, str]]]:
+    """The model and messages of a request body, or :class:`ChatError` 422 naming the field."""
+    if not isinstance(body, dict):
+        raise _invalid("the request body must be a JSON object", "body")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise _invalid("field required: model", "model")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise _invalid("field required: messages (a non-empty list)", "messages")
+    for i, message in enumerate(messages):
+        if not (
+            isinstance(message, dict)
+            and isinstance(message.get("role"), str)
+            and isinstance(message.get("content"), str)
+        ):
+            raise _invalid(f"messages[{i}] needs a string role and content", "messages")
+    return model, messages
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _chat_tokens(model: str, messages: tuple[tuple[str, str], ...]) -> int:
+    return count_chat_tokens([{"role": r, "content": c} for r, c in messages], model)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _text_tokens(model: str, text: str) -> int:
+    return count_tokens(text, model)
+
+
+def prompt_tokens(model: str, messages: list[dict[str, str]]) -> int:
+    """Prompt tokens the API would bill for ``messages``; ChatError 400 if they cannot encode."""
+    key = tuple((m["role"], m["content"]) for m in messages)
+    try:
+        return _chat_tokens(model, key)
+    except BatchJudgeError as exc:
+        raise ChatError(
+            400, {"object": "error", "message": str(exc), "type": "invalid_request_message_order"}
+        ) from exc
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _judge(judge_name: str, premise: str, hypothesis: str) -> tuple[int, str]:
+    from batchjudge.localjudge import LocalJudge
+
+    judgement = LocalJudge.load(judge_name).predict(premise, hypothesis)
+    return int(judgement.verdict), str(judgement.reason)
+
+
+def _schema_object(schema: dict[str, Any], verdict: int, reason: str) -> dict[str, Any]:
+    """An object that satisfies a simple ``json_schema`` (one level of typed properties)."""
+    properties = schema.get("properties")
+    if not isinstance(properties, dict) or not properties:
+        return {"consistency": verdict, "reason": reason}
+    out: dict[str, Any] = {}
+    for name, spec in properties.items():
+        kind = spec.get("type") if isinstance(spec, dict) else None
+        enum = spec.get("enum") if isinstance(spec, dict) else None
+        if isinstance(enum, list) and enum:
+            wanted = [e for e in enum if e in (verdict, bool(verdict))]
+            out[name] = wanted[0] if wanted else enum[0 if verdict else -1]
+        elif kind == "integer":
+            out[name] = verdict
+        elif kind == "boolean":
+            out[name] = bool(verdict)
+        elif kind == "number":
+            out[name] = float(verdict)
+        elif kind == "string":
+            out[name] = reason
+        else:
+            out[name] = None
+    return out
+
+
+def answer_text(
+    judge_name: str, messages: list[dict[str, str]], response_format: Any
+) -> str:
+    """The assistant's content: JSON in JSON mode / json_schema, a short sentence otherwise."""
+    pair = extract_pair(messages)
+    if pair is None:
+        verdict, reason = 1, NO_DOCUMENT_REASON
+    else:
+        verdict, reason = _judge(judge_name, *pair)
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind == "json_schema":
+        spec = response_format.get("json_schema") or {}
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        obj = _schema_object(schema if isinstance(schema, dict) else {}, verdict, reason)
+        return orjson.dumps(obj).decode()
+    if kind == "json_object":
+        return orjson.dumps({"consistency": verdict, "reason": reason}).decode()
+    label = "Consistent" if verdict else "Inconsistent"
+    return f"{label}. {reason}"
+
+
+def chat_completion(
+    model: str,
+    judge_name: str,
+    messages: list[dict[str, str]],
+    response_format: Any,
+    n_prompt_tokens: int,
+) -> dict[str, Any]:
+    """The chat completion object for one request whose prompt tokens are already counted."""
+    text = answer_text(judge_name, messages, response_format)
+    n_completion = _text_tokens(model, text)
+    return {
+        "id": uuid.uuid4().hex,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text, "tool_calls": None},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": n_prompt_tokens,
+            "completion_tokens": n_completion,
+            "total_tokens": n_prompt_tokens + n_completion,
+        },
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedChat:
+    """A validated chat request with its model's judge and its counted prompt tokens."""
+
+    model: str
+    judge: str
+    messages: list[dict[str, str]]
+    response_format: Any
+    prompt_tokens: int
+
+    def complete(self) -> dict[str, Any]:
+        """The chat completion object answering this request."""
+        return chat_completion(
+            self.model, self.judge, self.messages, self.response_format, self.prompt_tokens
+        )
+
+
+def prepare(body: Any, models: Mapping[str, ModelEntry]) -> PreparedChat:
+    """Validate a chat body against the known models and count its prompt; ChatError if not."""
+    model, messages = check_chat_body(body)
+    entry = models.get(model)
+    if entry is None:
+        raise ChatError(
+            400,
+            {"object": "error", "message": f"Invalid model: {model}", "type": "invalid_model",
+             "param": None, "code": "1500"},
+        )
+    return PreparedChat(
+        model, entry.judge, messages, body.get("response_format"), prompt_tokens(model, messages)
+    )

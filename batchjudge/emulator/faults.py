@@ -1,0 +1,71 @@
+"""Fault injection: which failure, if any, the emulator plays for one request.
+
+A spec is a comma-separated list of ``KIND:PROBABILITY`` pairs, e.g.
+``500:0.05,drop:0.02,slow:0.02,malformed:0.02,nonjson:0.01,400:0.01``. A kind is an HTTP
+status (400–599, answered with an API-style error body) or one of :data:`NAMED_FAULTS`.
+Each request draws at most one fault from a seeded RNG, so a run is reproducible.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from batchjudge.errors import ConfigError
+
+__all__ = ["NAMED_FAULTS", "FaultSpec"]
+
+NAMED_FAULTS: dict[str, str] = {
+    "drop": "the connection is closed in the middle of the reply",
+    "slow": "the reply is held until the client gives up (longer than any sane timeout)",
+    "malformed": "200 with a JSON body that breaks the chat completion schema",
+    "nonjson": "200 with an HTML body, as a misconfigured proxy would send",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FaultSpec:
+    """Fault kinds with their probabilities; the empty spec injects nothing."""
+
+    entries: tuple[tuple[str, float], ...] = ()
+
+    @classmethod
+    def parse(cls, spec: str | None) -> FaultSpec:
+        """Read ``KIND:P,KIND:P``; raise :class:`ConfigError` naming the bad part."""
+        if not spec or not spec.strip():
+            return cls()
+        entries: list[tuple[str, float]] = []
+        for part in spec.split(","):
+            kind, sep, prob_text = part.strip().partition(":")
+            kind = kind.strip().lower()
+            if not sep:
+                raise ConfigError(f"--faults: {part.strip()!r} is not KIND:PROBABILITY")
+            if kind not in NAMED_FAULTS and not (kind.isdigit() and 400 <= int(kind) <= 599):
+                known = ", ".join(NAMED_FAULTS)
+                raise ConfigError(
+                    f"--faults: unknown fault {kind!r} (an HTTP status 400-599 or one of {known})"
+                )
+            try:
+                prob = float(prob_text)
+            except ValueError:
+                raise ConfigError(f"--faults: {prob_text!r} is not a probability") from None
+            if not 0.0 <= prob <= 1.0:
+                raise ConfigError(f"--faults: probability of {kind} must be in [0, 1]")
+            entries.append((kind, prob))
+        if sum(p for _, p in entries) > 1.0 + 1e-9:
+            raise ConfigError("--faults: the probabilities add up to more than 1")
+        return cls(tuple(entries))
+
+    def draw(self, rng: random.Random) -> str | None:
+        """One fault kind for the next request, or ``None`` for a normal reply."""
+        if not self.entries:
+            return None
+        u = rng.random()
+        for kind, prob in self.entries:
+            if u < prob:
+                return kind
+            u -= prob
+        return None
+
+    def __str__(self) -> str:
+        return ",".join(f"{kind}:{prob:g}" for kind, prob in self.entries) or "none"

@@ -1,0 +1,196 @@
+"""Fine-tuning jobs: create, get, list, start, cancel — or ``410 Gone`` like the hosted API.
+
+The hosted ``/v1/fine_tuning/jobs`` answers 410 since mid-2026; ``--ft-gone`` reproduces that.
+Otherwise a job really trains: each training line ``{"messages": [..., user, assistant]}``
+gives a (document, summary) pair recovered from the user message and a label parsed from the
+assistant's answer; the local judge is trained on them and served as
+``ft:<base>:<suffix>:<id>``. Training goes through one replaceable function (:data:`Trainer`),
+so a local fine-tuning launcher can be plugged in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from batchjudge.adapters.parsing import parse_verdict
+from batchjudge.adapters.prompts import extract_pair
+from batchjudge.emulator import responses
+from batchjudge.emulator.state import EmulatorState, ModelEntry, new_id
+
+__all__ = ["GONE_MESSAGE", "Trainer", "routes", "train_local_judge"]
+
+Trainer = Callable[[list[str], list[str], list[int], str, int], str]
+"""``(premises, hypotheses, targets, name, seed) -> judge name`` that chat answers with."""
+
+GONE_MESSAGE = (
+    "The fine-tuning API has been removed from the Mistral API (emulated: started with --ft-gone)."
+)
+
+
+def train_local_judge(
+    premises: list[str], hypotheses: list[str], targets: list[int], name: str, seed: int
+) -> str:
+    """The default :data:`Trainer`: train and register a local judge under ``name``."""
+    from batchjudge.localjudge import register, train
+
+    register(train(premises, hypotheses, targets, name=name, seed=seed))
+    return name
+
+
+def _state(request: Request) -> EmulatorState:
+    state: EmulatorState = request.app.state.emulator
+    return state
+
+
+def _examples(state: EmulatorState, file_ids: list[str]) -> tuple[list[str], list[str], list[int]]:
+    """Pairs and labels of the training files; ValueError naming the first unusable line."""
+    premises: list[str] = []
+    hypotheses: list[str] = []
+    targets: list[int] = []
+    for file_id in file_ids:
+        for number, raw in enumerate(state.files[file_id].content.splitlines(), start=1):
+            if not raw.strip():
+                continue
+            where = f"file {file_id} line {number}"
+            try:
+                messages = orjson.loads(raw)["messages"]
+                answer = messages[-1]
+            except (orjson.JSONDecodeError, KeyError, IndexError, TypeError):
+                raise ValueError(f"{where}: not a {{'messages': [...]}} object") from None
+            if not isinstance(answer, dict) or answer.get("role") != "assistant":
+                raise ValueError(f"{where}: the last message must be the assistant's")
+            pair = extract_pair(messages[:-1])
+            parsed = parse_verdict(str(answer.get("content", "")))
+            if pair is None or parsed.verdict is None:
+                raise ValueError(f"{where}: no (document, summary) pair or no label found")
+            premises.append(pair[0])
+            hypotheses.append(pair[1])
+            targets.append(int(parsed.verdict))
+    if len(set(targets)) < 2:
+        raise ValueError("the training data needs examples of both labels")
+    return premises, hypotheses, targets
+
+
+async def _train(state: EmulatorState, job: dict[str, Any], trainer: Trainer) -> None:
+    """QUEUED → RUNNING → SUCCESS (model registered) or FAILED with the reason."""
+    await asyncio.sleep(state.config.queue_s)
+    if job["status"] == "CANCELLATION_REQUESTED":
+        job["status"] = "CANCELLED"
+        return
+    job["status"] = "RUNNING"
+    try:
+        premises, hypotheses, targets = _examples(state, job["training_files"])
+    except ValueError as exc:
+        job["status"], job["message"] = "FAILED_VALIDATION", str(exc)
+        return
+    name = f"ft:{job['model']}:{job['suffix'] or 'emulated'}:{job['id'][:8]}"
+    try:
+        judge = await asyncio.to_thread(
+            trainer, premises, hypotheses, targets, name, state.config.seed
+        )
+    except Exception as exc:  # a training failure is the job's outcome, not a server crash
+        job["status"], job["message"] = "FAILED", f"training failed: {exc}"
+        return
+    if job["status"] == "CANCELLATION_REQUESTED":
+        job["status"] = "CANCELLED"
+        return
+    state.models[name] = ModelEntry(name, judge, fine_tuned=True, base=job["model"], job=job["id"])
+    job["fine_tuned_model"] = name
+    job["trained_tokens"] = sum(len(p) + len(h) for p, h in zip(premises, hypotheses)) // 4
+    job["status"], job["modified_at"] = "SUCCESS", int(time.time())
+
+
+def routes(trainer: Trainer) -> list[Route]:
+    """The fine-tuning API's routes (all ``410 Gone`` with ``ft_gone``)."""
+
+    async def create(request: Request) -> Response:
+        state = _state(request)
+        body = await responses.read_json(request)
+        if not isinstance(body, dict):
+            return responses.error(422, "the request body must be a JSON object")
+        model = body.get("model")
+        if model not in state.models or state.models[model].fine_tuned:
+            return responses.error(400, f"model {model!r} cannot be fine-tuned", kind="invalid_model")
+        files = [f["file_id"] if isinstance(f, dict) else f for f in body.get("training_files") or []]
+        missing = [f for f in files if f not in state.files]
+        if not files or missing:
+            return responses.error(422, f"training file not found: {missing[0] if missing else '(none)'}")
+        now = int(time.time())
+        auto_start = bool(body.get("auto_start", True))
+        job: dict[str, Any] = {
+            "id": new_id(),
+            "object": "job",
+            "job_type": "completion",
+            "model": model,
+            "suffix": body.get("suffix"),
+            "training_files": files,
+            "validation_files": body.get("validation_files") or [],
+            "hyperparameters": body.get("hyperparameters") or {},
+            "auto_start": auto_start,
+            "integrations": body.get("integrations") or [],
+            "metadata": None,
+            "status": "QUEUED" if auto_start else "VALIDATED",
+            "created_at": now,
+            "modified_at": now,
+            "fine_tuned_model": None,
+            "trained_tokens": None,
+            "message": None,
+        }
+        state.ft_jobs[job["id"]] = job
+        if auto_start:
+            state.spawn(_train(state, job, trainer))
+        return responses.json(job)
+
+    async def get(request: Request) -> Response:
+        job = _state(request).ft_jobs.get(request.path_params["job_id"])
+        if job is None:
+            return responses.error(404, "fine-tuning job not found", kind="not_found")
+        return responses.json(job)
+
+    async def list_jobs(request: Request) -> Response:
+        jobs = list(_state(request).ft_jobs.values())
+        return responses.json({"object": "list", "data": jobs, "total": len(jobs)})
+
+    async def start(request: Request) -> Response:
+        state = _state(request)
+        job = state.ft_jobs.get(request.path_params["job_id"])
+        if job is None:
+            return responses.error(404, "fine-tuning job not found", kind="not_found")
+        if job["status"] == "VALIDATED":
+            job["status"] = "QUEUED"
+            state.spawn(_train(state, job, trainer))
+        return responses.json(job)
+
+    async def cancel(request: Request) -> Response:
+        job = _state(request).ft_jobs.get(request.path_params["job_id"])
+        if job is None:
+            return responses.error(404, "fine-tuning job not found", kind="not_found")
+        if job["status"] in ("VALIDATED",):
+            job["status"] = "CANCELLED"
+        elif job["status"] in ("QUEUED", "RUNNING"):
+            job["status"] = "CANCELLATION_REQUESTED"
+        return responses.json(job)
+
+    def unless_gone(handler: Callable[[Request], Awaitable[Response]]) -> Callable[..., Any]:
+        async def endpoint(request: Request) -> Response:
+            if _state(request).config.ft_gone:
+                return responses.error(410, GONE_MESSAGE, kind="gone")
+            return await handler(request)
+
+        return endpoint
+
+    return [
+        Route("/v1/fine_tuning/jobs", unless_gone(create), methods=["POST"]),
+        Route("/v1/fine_tuning/jobs", unless_gone(list_jobs), methods=["GET"]),
+        Route("/v1/fine_tuning/jobs/{job_id}", unless_gone(get), methods=["GET"]),
+        Route("/v1/fine_tuning/jobs/{job_id}/start", unless_gone(start), methods=["POST"]),
+        Route("/v1/fine_tuning/jobs/{job_id}/cancel", unless_gone(cancel), methods=["POST"]),
+    ]
