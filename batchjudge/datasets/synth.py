@@ -1,0 +1,649 @@
+"""Deterministic synthetic (document, summary, target) rows for scale tests and benchmarks.
+
+Each synthetic document is a short news-like article built from a few *events* (job cuts,
+a council decision, an appointment, arrests, ...) written out from templates with names,
+organisations, places, numbers and dates, padded with varied background sentences to
+150-600 words. Every document serves :data:`ROWS_PER_DOC` consecutive rows, exactly half of
+them consistent: a consistent summary paraphrases or compresses one or two of the
+document's events; an inconsistent one states an event with one realistic error
+(:data:`ERROR_KINDS`): a changed number, a wrong date, a name or organisation the document
+never mentions, an entity swapped in from elsewhere in the document, a negated claim, or an
+unsupported addition.
+
+Randomness is counter-based (a SplitMix64 hash of ``(seed, doc or row index, slot)``,
+computed with numpy for a whole batch at once), so row ``i`` depends only on
+``(seed, i)``: any slice of the stream can be regenerated alone, in any batch size, on any
+machine, and two shards never need to talk to each other.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from batchjudge.errors import ConfigError
+
+__all__ = [
+    "ERROR_KINDS",
+    "ROWS_PER_DOC",
+    "SYNTH_COLUMNS",
+    "SYNTH_SCHEMA",
+    "synth_batches",
+    "write_synth",
+]
+
+SYNTH_COLUMNS = ("id", "doc_id", "premise", "hypothesis", "target", "source", "split", "kind")
+"""Column order of every synthetic batch; ``kind`` is an error kind or ``"consistent"``."""
+
+SYNTH_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("doc_id", pa.string()),
+        ("premise", pa.string()),
+        ("hypothesis", pa.string()),
+        ("target", pa.int8()),
+        ("source", pa.string()),
+        ("split", pa.string()),
+        ("kind", pa.string()),
+    ]
+)
+
+ROWS_PER_DOC = 8
+"""Rows sharing one document (half consistent, half not), as FIB reuses each article."""
+
+ERROR_KINDS = (
+    "number_swap",
+    "date_error",
+    "unsupported_name",
+    "entity_swap",
+    "negation",
+    "unsupported_addition",
+)
+
+_SOURCE = "synth"
+_VALIDATION_PER_MILLE = 100
+"""About 10% of documents (and all their rows) go to the ``validation`` split."""
+
+# --------------------------------------------------------------------------- vocabulary
+_FIRST = (
+    "Maria", "James", "Aisha", "Tomasz", "Eleanor", "Ravi", "Sofia", "Daniel", "Niamh",
+    "Oluwaseun", "Hannah", "Mohammed", "Chloe", "Gareth", "Priya", "Lukas", "Fiona",
+    "Kwame", "Isabel", "Owen", "Mei", "Patrick", "Leila", "Rhys", "Anna", "Samuel",
+    "Bethan", "Ahmed", "Grace", "Callum", "Zainab", "Harriet", "Marek", "Ruth", "Dylan",
+    "Catriona", "Ibrahim", "Lucy", "Stefan", "Imogen", "Tariq", "Morag", "Jonas", "Ellen",
+    "Victor", "Nadia", "Angus", "Yusuf", "Clara", "Ewan",
+)
+_LAST = (
+    "Keller", "Okafor", "Brennan", "Nowak", "Hughes", "Patel", "Lindqvist", "Morgan",
+    "Gallagher", "Adeyemi", "Fraser", "Rahman", "Dubois", "Llewellyn", "Sharma", "Becker",
+    "Campbell", "Mensah", "Ortega", "Pritchard", "Chen", "Doherty", "Haddad", "Evans",
+    "Kowalski", "Osei", "Jenkins", "Farouk", "Whitfield", "MacLeod", "Hussain", "Ashworth",
+    "Novak", "Greenwood", "Reilly", "Stewart", "Aziz", "Holloway", "Weber", "Thornton",
+    "Iqbal", "Munro", "Sorensen", "Blake", "Vasquez", "Karim", "Duncan", "Yilmaz",
+    "Fletcher", "Byrne",
+)
+_ORGS = (
+    "Norland Bank", "Greyfield Foods", "Atlas Rail", "Brightwater Energy", "Castleton Motors",
+    "Meridian Health", "Harbour Logistics", "Northgate Retail", "Kestrel Airways",
+    "Redbrook Pharmaceuticals", "Summit Telecom", "Ashford Steel", "Bluewell Water",
+    "Oakridge Homes", "Pennine Insurance", "Solent Shipping", "Valemont Chemicals",
+    "Westmoor Utilities", "Cobalt Software", "Fairhaven Hospitals", "Larkspur Media",
+    "Granite Construction", "Ironbridge Engineering", "Silverline Buses", "Tidewater Farms",
+    "Holloway Brewing", "Marlow Textiles", "Quayside Developments", "Riverton University",
+    "Stonegate Pubs", "Thistle Distillers", "Wrexford Council", "Elmstead Trust",
+    "Highmoor Mining", "Lantern Books", "Crescent Airlines", "Orchard Supermarkets",
+    "Pinecrest Labs", "Beacon Broadband", "Kingsway Hotels",
+)
+_PLACES = (
+    "Leeds", "Bristol", "Cardiff", "Glasgow", "Belfast", "Norwich", "Swansea", "Aberdeen",
+    "Plymouth", "Derby", "Inverness", "Exeter", "Sunderland", "Newport", "Dundee",
+    "Lincoln", "Stoke", "Carlisle", "Bangor", "Wrexham", "Truro", "Hull", "Preston",
+    "Galway", "Limerick", "Stirling", "Perth", "Ipswich", "Gloucester", "Worcester",
+    "Hereford", "Durham", "Bath", "Chester", "Lancaster", "Salford", "Luton", "Oxford",
+    "Reading", "Brighton",
+)
+_ROLES = (
+    "chief executive", "finance director", "chairman", "spokesperson", "operations manager",
+    "managing director", "head of research", "council leader", "chief medical officer",
+    "director of communications", "chief operating officer", "regional director",
+    "project manager", "head of policy", "deputy chief executive",
+)
+_SITES = (
+    "factory", "warehouse", "call centre", "depot", "plant", "distribution centre",
+    "laboratory", "head office", "store", "processing site",
+)
+_PROJECTS = (
+    "hospital wing", "bridge", "secondary school", "library", "sports stadium",
+    "railway station", "bus depot", "flood barrier", "housing estate", "leisure centre",
+    "cycle route", "community hall",
+)
+_MONTHS = (
+    "January", "February", "March", "April", "May", "June", "July", "August", "September",
+    "October", "November", "December",
+)
+
+# Slots of one sentence's random draws: the modulus of each (see _SENT_MOD).
+_T, _FN, _LN, _ORG, _PLACE, _ROLE, _SITE, _PROJ, _DAY, _MONTH, _YEAR, _NUM, _SMALL = range(13)
+_SENT_MOD = (
+    720720,  # template: divisible by every pool length up to 16
+    len(_FIRST), len(_LAST), len(_ORGS), len(_PLACES), len(_ROLES), len(_SITES),
+    len(_PROJECTS), 28, len(_MONTHS), 12, 1_000_003, 58,
+)
+_SENT_SLOTS = len(_SENT_MOD)
+
+# --------------------------------------------------------------------------- events
+# Each event type: (number range, document templates, summary templates, negated summary).
+# Summary template 0 always carries the date, so a wrong date can always be stated.
+_EVENTS: tuple[tuple[tuple[int, int], tuple[str, ...], tuple[str, ...], str], ...] = (
+    (
+        (12, 900),
+        (
+            "{org} said on {date} that it would cut {num} jobs at its {site} in {place}, a "
+            "decision confirmed by {person}, the firm's {role}.",
+            "On {date}, {person}, {role} of {org}, announced that {num} jobs would go at the "
+            "company's {site} in {place}.",
+        ),
+        (
+            "{org} announced on {date} that it will cut {num} jobs in {place}.",
+            "{num} jobs are to go at the {site} run by {org} in {place}.",
+            "{person} of {org} has confirmed {num} job cuts in {place}.",
+        ),
+        "{org} has said it will not cut any jobs at its {site} in {place}.",
+    ),
+    (
+        (2, 480),
+        (
+            "Councillors in {place} approved a £{num}m plan for a new {project} on {date}, "
+            "with construction to be carried out by {org}.",
+            "A £{num}m {project} for {place} was given the go-ahead on {date}, {person}, the "
+            "council's {role}, said, adding that {org} would build it.",
+        ),
+        (
+            "A £{num}m {project} in {place} was approved on {date}.",
+            "Plans for a new £{num}m {project} in {place}, to be built by {org}, have been "
+            "approved.",
+            "Councillors in {place} have backed a £{num}m {project}.",
+        ),
+        "Plans for a new {project} in {place} have been rejected by councillors.",
+    ),
+    (
+        (2, 35),
+        (
+            "{person} was named {role} of {org} on {date}, after {num} years with the "
+            "{place}-based group.",
+            "{org} confirmed on {date} that {person}, who joined the {place} company {num} "
+            "years ago, would become its new {role}.",
+        ),
+        (
+            "{person} became {role} of {org} on {date}.",
+            "{org} has appointed {person} as its new {role} after {num} years at the firm.",
+            "{person} is the new {role} of the {place}-based {org}.",
+        ),
+        "{org} has denied that {person} will become its new {role}.",
+    ),
+    (
+        (3, 140),
+        (
+            "Police in {place} arrested {num} people on {date} after a protest outside the "
+            "offices of {org}.",
+            "{num} people were detained in {place} on {date} following clashes near the "
+            "offices of {org}, officers said.",
+        ),
+        (
+            "{num} people were arrested in {place} on {date} after a protest at {org}.",
+            "Police detained {num} people after a protest outside {org} in {place}.",
+            "A protest outside the offices of {org} in {place} led to {num} arrests.",
+        ),
+        "No arrests were made after a protest outside {org} in {place}.",
+    ),
+    (
+        (40, 9000),
+        (
+            "Researchers at {org} in {place} published a study of {num} volunteers on {date}, "
+            "led by {person}, the team's {role}.",
+            "{person}, {role} at {org}, said on {date} that the study of {num} volunteers in "
+            "{place} had produced encouraging results.",
+        ),
+        (
+            "A study of {num} volunteers by {org} was published on {date}.",
+            "Researchers at {org} in {place} have studied {num} volunteers.",
+            "{person} led a study of {num} volunteers at {org}.",
+        ),
+        "{org} has abandoned its study of volunteers in {place}.",
+    ),
+    (
+        (15, 1200),
+        (
+            "{org} opened a new {site} in {place} on {date}, creating {num} jobs, according "
+            "to {person}, its {role}.",
+            "The new {site} that {org} opened in {place} on {date} is expected to employ "
+            "{num} people, {person} said.",
+        ),
+        (
+            "{org} opened a {site} in {place} on {date}, creating {num} jobs.",
+            "A new {site} run by {org} in {place} will create {num} jobs.",
+            "{org} has opened a {site} in {place} with {num} new jobs.",
+        ),
+        "{org} has decided not to open a {site} in {place}.",
+    ),
+    (
+        (2, 24),
+        (
+            "{org} will raise its prices by {num}% from {date}, {person}, the company's "
+            "{role}, told reporters in {place}.",
+            "Customers of {org} in {place} will pay {num}% more from {date}, the firm's "
+            "{role}, {person}, confirmed.",
+        ),
+        (
+            "{org} is raising prices by {num}% from {date}.",
+            "Prices at {org} will rise by {num}%, {person} said.",
+            "{org} has announced a {num}% price rise for customers in {place}.",
+        ),
+        "{org} has said it will not raise prices for customers in {place}.",
+    ),
+    (
+        (20, 950),
+        (
+            "A court in {place} fined {org} £{num},000 on {date} over safety failures at its "
+            "{site}, the judge, {person}, said.",
+            "On {date}, {org} was ordered by a court in {place} to pay £{num},000 after "
+            "safety failures at its {site}.",
+        ),
+        (
+            "{org} was fined £{num},000 on {date} over safety failures in {place}.",
+            "A court in {place} has fined {org} £{num},000.",
+            "{org} must pay £{num},000 after safety failures at its {site} in {place}.",
+        ),
+        "{org} has been cleared of safety failures at its {site} in {place}.",
+    ),
+)
+
+_FILLERS = (
+    '"This is a difficult day for everyone involved," said {person}, a spokesperson for '
+    "{org}.",
+    "The decision follows months of talks between {org} and local officials in {place}.",
+    "{org} employs about {num} people across the region and has operated in {place} since "
+    "{year}.",
+    "{person}, who has lived in {place} for {small} years, said residents had been given "
+    "little notice.",
+    "Officials said further details would be published later in the year.",
+    "A similar scheme was introduced in {place} in {year}, according to {org}.",
+    "Opposition members in {place} criticised the timing of the announcement.",
+    '{person}, {role} of {org}, described the move as "long overdue".',
+    "Local businesses have reported a fall of about {small}% in trade over the past year.",
+    "The area has a population of roughly {num},000 people.",
+    "Campaigners have gathered more than {num} signatures calling for a public inquiry.",
+    "A report published by {org} in {year} warned of rising costs in the sector.",
+    "{person} told the BBC that the plans had been discussed for several months.",
+    "Meetings with staff are expected to take place over the coming weeks.",
+    "The union representing workers at the site said it was seeking urgent talks.",
+    "Last year {org} reported profits of £{num}m, up {small}% on the previous year.",
+    "Traffic in the centre of {place} was disrupted for several hours on {date}.",
+    '{person} said the community had shown "remarkable resilience" in recent months.',
+    "Critics argue that the plans do little to address the shortage of housing in {place}.",
+    "The government said it was monitoring the situation closely.",
+    "Figures from {org} show that demand has risen for {small} consecutive months.",
+    "Residents will be able to comment on the proposals until {date}.",
+    "A spokesperson for {org} declined to comment on the details.",
+    "The {project} in {place} was completed in {year} at a cost of £{small}m.",
+)
+
+_ADDITIONS = (
+    ", despite objections from {org}",
+    ", after talks with {person} broke down",
+    ", the first such decision since {year}",
+    ", at a cost of about £{num}m",
+    ", following pressure from unions in {place}",
+    ", in a move welcomed by {person}, the {role} of {org}",
+    ", weeks after a similar decision in {place}",
+    ", affecting about {num} families",
+)
+
+_EVENT_FIELDS = ("org", "person", "role", "place", "site", "project", "num", "date")
+_SWAPPABLE = ("person", "org", "place")
+_COMBOS = tuple(combinations(range(ROWS_PER_DOC), ROWS_PER_DOC // 2))
+"""Which rows of a document are consistent: one of C(8, 4) = 70 balanced patterns."""
+
+# Per event type and required field: the summary templates that state that field.
+_TEMPLATES_WITH = tuple(
+    {
+        field: tuple(k for k, t in enumerate(summaries) if "{" + field + "}" in t)
+        for field in _EVENT_FIELDS
+    }
+    for _, _, summaries, _ in _EVENTS
+)
+
+# Doc header slots, then events, then fillers; rows have their own slots.
+_MAX_EVENTS = 4
+_MAX_FILLERS = 32
+_H_NSENT, _H_NEVENTS, _H_SPLIT, _H_COMBO = range(4)
+_HEADER_MOD = (_MAX_FILLERS - 6, _MAX_EVENTS - 1, 1000, len(_COMBOS))
+_R_EVENT, _R_TEMPLATE, _R_KIND, _R_TWO, _R_ADD, _R_ALT = range(6)
+_ROW_MOD = (720720, 720720, len(ERROR_KINDS), 100, len(_ADDITIONS), 1_000_003)
+# Each row also draws one sentence's worth of values (_SENT_MOD) for replacements.
+
+_DOC_STREAM = np.uint64(0xD0C5)
+_ROW_STREAM = np.uint64(0x5077)
+
+
+_DIGITS = re.compile(r"\d+")
+_ENTITY_FIELDS = {
+    template: tuple(name for name in _SWAPPABLE if "{" + name + "}" in template)
+    for template in (*_FILLERS, *(t for event in _EVENTS for t in event[1]))
+}
+"""Which of person/org/place each document template mentions."""
+
+
+# --------------------------------------------------------------------------- randomness
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser applied elementwise (uint64 arithmetic wraps, as intended)."""
+    z = x + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def _draws(
+    seed: int, stream: np.uint64, first: int, moduli: np.ndarray, count: int
+) -> list[list[int]]:
+    """Random draws for items ``first .. first+count-1``, one list of ``len(moduli)`` ints each.
+
+    Item ``k``'s draws depend only on ``(seed, stream, k)``, never on the batch it is in.
+    """
+    key = _splitmix64(np.array([seed], dtype=np.uint64) ^ stream)
+    items = np.arange(first, first + count, dtype=np.uint64)[:, None]
+    slots = np.arange(len(moduli), dtype=np.uint64)[None, :]
+    counters = _splitmix64(items ^ key) + slots * np.uint64(0x632BE59BD9B4E019)
+    return (_splitmix64(counters) % moduli).tolist()
+
+
+_DOC_MOD = np.array(_HEADER_MOD + _SENT_MOD * (_MAX_EVENTS + _MAX_FILLERS), dtype=np.uint64)
+_ROWS_MOD = np.array(_ROW_MOD + _SENT_MOD, dtype=np.uint64)
+
+
+# --------------------------------------------------------------------------- documents
+def _fields(d: Sequence[int], off: int) -> dict[str, str]:
+    """The named values that one sentence's draws (starting at ``off``) stand for."""
+    return {
+        "person": _FIRST[d[off + _FN]] + " " + _LAST[d[off + _LN]],
+        "org": _ORGS[d[off + _ORG]],
+        "place": _PLACES[d[off + _PLACE]],
+        "role": _ROLES[d[off + _ROLE]],
+        "site": _SITES[d[off + _SITE]],
+        "project": _PROJECTS[d[off + _PROJ]],
+        "date": f"{d[off + _DAY] + 1} {_MONTHS[d[off + _MONTH]]}",
+        "year": str(2012 + d[off + _YEAR]),
+        "num": str(10 + d[off + _NUM] % 990),
+        "small": str(2 + d[off + _SMALL]),
+    }
+
+
+class _Doc:
+    """One synthetic document: its text, its events and the entities it mentions."""
+
+    __slots__ = ("_numbers", "combo", "entities", "events", "split", "text")
+
+    def __init__(self, d: Sequence[int]) -> None:
+        n_events = 2 + d[_H_NEVENTS]
+        n_fillers = 7 + d[_H_NSENT]
+        base = len(_HEADER_MOD)
+        entities: dict[str, set[str]] = {name: set() for name in _SWAPPABLE}
+        events: list[tuple[int, dict[str, str]]] = []
+        event_text: list[str] = []
+        filler_text: list[str] = []
+        for k in range(n_events + n_fillers):
+            is_event = k < n_events
+            off = base + (k if is_event else _MAX_EVENTS + k - n_events) * _SENT_SLOTS
+            f = _fields(d, off)
+            if is_event:
+                kind = d[off + _T] % len(_EVENTS)
+                (lo, hi), doc_templates, _, _ = _EVENTS[kind]
+                f["num"] = str(lo + d[off + _NUM] % (hi - lo))
+                template = doc_templates[(d[off + _T] // len(_EVENTS)) % len(doc_templates)]
+                events.append((kind, f))
+                event_text.append(template.format_map(f))
+            else:
+                template = _FILLERS[d[off + _T] % len(_FILLERS)]
+                filler_text.append(template.format_map(f))
+            for name in _ENTITY_FIELDS[template]:
+                entities[name].add(f[name])
+        # News style: the lead event first, the other events spread through the background.
+        after = {e * n_fillers // n_events - 1: e for e in range(1, n_events)}
+        parts = [event_text[0]]
+        for k, sentence in enumerate(filler_text):
+            parts.append(sentence)
+            if k in after:
+                parts.append(event_text[after[k]])
+        # Paragraphs of three sentences, as in the articles summarisers are trained on.
+        self.text = "\n".join(" ".join(parts[i : i + 3]) for i in range(0, len(parts), 3))
+        self.events = events
+        self.entities = entities
+        self.split = "validation" if d[_H_SPLIT] < _VALIDATION_PER_MILLE else "train"
+        self.combo = _COMBOS[d[_H_COMBO]]
+        self._numbers: frozenset[str] | None = None
+
+    @property
+    def numbers(self) -> frozenset[str]:
+        """Every digit run in the text (computed once, only for rows that need it)."""
+        if self._numbers is None:
+            self._numbers = frozenset(_DIGITS.findall(self.text))
+        return self._numbers
+
+
+# --------------------------------------------------------------------------- summaries
+def _fresh_number(doc: _Doc, avoid: str, lo: int, hi: int, start: int) -> str:
+    """A number in ``[lo, hi)`` that the document never mentions (nor ``avoid``)."""
+    span = hi - lo
+    for t in range(span):
+        candidate = str(lo + (start + t) % span)
+        if candidate != avoid and candidate not in doc.numbers:
+            return candidate
+    return str(lo + (int(avoid) - lo + 1) % span)
+
+
+def _fresh_value(doc: _Doc, field: str, value: str, r: Sequence[int], off: int) -> str:
+    """A person, organisation or place that the document never mentions."""
+    if field == "person":
+        first = _FIRST[r[off + _FN]]
+        for t in range(len(_LAST)):
+            last = _LAST[(r[off + _LN] + t) % len(_LAST)]
+            if last not in doc.text:
+                return first + " " + last
+        return first + " " + last
+    pool = _ORGS if field == "org" else _PLACES
+    start = r[off + (_ORG if field == "org" else _PLACE)]
+    for t in range(len(pool)):
+        candidate = pool[(start + t) % len(pool)]
+        if candidate not in doc.text:
+            return candidate
+    return value
+
+
+def _fresh_date(doc: _Doc, date: str, start: int) -> str:
+    """A date that the document never mentions."""
+    day, month = date.split(" ", 1)
+    for t in range(1, 28 * 12):
+        k = start + t
+        candidate = f"{(int(day) + k) % 28 + 1} {_MONTHS[(k // 28 + _MONTHS.index(month)) % 12]}"
+        if candidate not in doc.text:
+            return candidate
+    return date
+
+
+def _summary(doc: _Doc, r: Sequence[int], target: int) -> tuple[str, str]:
+    """One row's summary of ``doc`` and its kind, from the row's draws ``r``."""
+    n = len(doc.events)
+    e = r[_R_EVENT] % n
+    kind_e, facts = doc.events[e]
+    (lo, hi), _, summaries, negated = _EVENTS[kind_e]
+    with_field = _TEMPLATES_WITH[kind_e]
+    off = len(_ROW_MOD)
+    kind = "consistent" if target else ERROR_KINDS[r[_R_KIND]]
+    field, others = "", []
+    if kind in ("entity_swap", "unsupported_name"):
+        # Only fields some summary template states; a swap needs another value in the doc.
+        fields = [name for name in _SWAPPABLE if with_field[name]]
+        if kind == "entity_swap":
+            fields = [name for name in fields if doc.entities[name] - {facts[name]}]
+            if not fields:
+                kind, fields = "unsupported_name", [name for name in _SWAPPABLE if with_field[name]]
+        field = fields[r[_R_ALT] % len(fields)]
+        others = sorted(doc.entities[field] - {facts[field]})
+    f = dict(facts)
+    if kind in ("consistent", "unsupported_addition", "negation"):
+        template = summaries[r[_R_TEMPLATE] % len(summaries)]
+    elif kind in ("number_swap", "date_error"):
+        required = "num" if kind == "number_swap" else "date"
+        choices = with_field[required]
+        template = summaries[choices[r[_R_TEMPLATE] % len(choices)]]
+        if kind == "number_swap":
+            f["num"] = _fresh_number(doc, facts["num"], lo, hi, r[_R_ALT])
+        else:
+            f["date"] = _fresh_date(doc, facts["date"], r[_R_ALT])
+    else:  # a person, organisation or place: swapped in from the document or unsupported
+        choices = with_field[field]
+        template = summaries[choices[r[_R_TEMPLATE] % len(choices)]]
+        if kind == "entity_swap":
+            f[field] = others[r[_R_ALT] // len(_SWAPPABLE) % len(others)]
+        else:
+            f[field] = _fresh_value(doc, field, facts[field], r, off)
+    text = (negated if kind == "negation" else template).format_map(f)
+    if kind == "unsupported_addition":
+        extra = _fields(r, off)
+        extra["org"] = _fresh_value(doc, "org", "", r, off)
+        extra["person"] = _fresh_value(doc, "person", "", r, off)
+        extra["place"] = _fresh_value(doc, "place", "", r, off)
+        extra["num"] = _fresh_number(doc, "", 10, 1000, r[off + _NUM])
+        extra["year"] = _fresh_number(doc, "", 2000, 2012, r[off + _YEAR])
+        text = text[:-1] + _ADDITIONS[r[_R_ADD]].format_map(extra) + "."
+    if r[_R_TWO] < 30 and n > 1:  # a second, consistent sentence from another event
+        kind_2, facts_2 = doc.events[(e + 1 + r[_R_ALT] % (n - 1)) % n]
+        summaries_2 = _EVENTS[kind_2][2]
+        second = summaries_2[(r[_R_TEMPLATE] // 7) % len(summaries_2)].format_map(facts_2)
+        text = text + " " + second if r[_R_TWO] % 2 else second + " " + text
+    return text, kind
+
+
+# --------------------------------------------------------------------------- public API
+def synth_batches(
+    rows: int, *, seed: int = 0, batch_size: int = 8192, start: int = 0
+) -> Iterator[pa.RecordBatch]:
+    """Yield rows ``start .. start+rows-1`` of the synthetic stream for ``seed`` as batches.
+
+    Row ``i`` depends only on ``(seed, i)``: ``synth_batches(10, start=5)`` yields exactly
+    rows 5..14 of ``synth_batches(20)``, whatever the batch sizes. Rows of one document are
+    consecutive (:data:`ROWS_PER_DOC` per document, half of them consistent).
+    """
+    if rows < 0 or start < 0:
+        raise ConfigError(f"synthetic rows and start must be >= 0, got rows={rows} start={start}")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    if not 0 <= seed < 2**63:
+        raise ConfigError(f"seed must be in [0, 2**63), got {seed}")
+    end = start + rows
+    for lo in range(start, end, batch_size):
+        hi = min(lo + batch_size, end)
+        yield _batch(seed, lo, hi)
+
+
+def _batch(seed: int, lo: int, hi: int) -> pa.RecordBatch:
+    """Rows ``lo .. hi-1`` as one record batch."""
+    first_doc, last_doc = lo // ROWS_PER_DOC, (hi - 1) // ROWS_PER_DOC
+    n_docs = last_doc - first_doc + 1
+    docs = [_Doc(d) for d in _draws(seed, _DOC_STREAM, first_doc, _DOC_MOD, n_docs)]
+    row_draws = _draws(seed, _ROW_STREAM, lo, _ROWS_MOD, hi - lo)
+    hypotheses: list[str] = []
+    kinds: list[str] = []
+    targets: list[int] = []
+    doc_index: list[int] = []
+    for i, r in zip(range(lo, hi), row_draws, strict=True):
+        k = i // ROWS_PER_DOC - first_doc
+        doc = docs[k]
+        target = int(i % ROWS_PER_DOC in doc.combo)
+        text, kind = _summary(doc, r, target)
+        hypotheses.append(text)
+        kinds.append(kind)
+        targets.append(target)
+        doc_index.append(k)
+    take = pa.array(doc_index, type=pa.int32())
+    doc_ids = pa.array([f"synth-{seed}-d{first_doc + k:09d}" for k in range(n_docs)])
+    splits = pa.array([doc.split for doc in docs])
+    columns = [
+        pa.array([f"synth-{seed}-{i:010d}" for i in range(lo, hi)]),
+        doc_ids.take(take),
+        pa.array([doc.text for doc in docs]).take(take),
+        pa.array(hypotheses),
+        pa.array(targets, type=pa.int8()),
+        pa.array([_SOURCE] * (hi - lo)),
+        splits.take(take),
+        pa.array(kinds),
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=SYNTH_SCHEMA)
+
+
+def write_synth(
+    out_dir: str | Path, *, rows: int, shards: int = 1, seed: int = 0
+) -> list[Path]:
+    """Write ``rows`` synthetic rows as ``out_dir/part-00000.parquet`` ... (``shards`` files).
+
+    Shard ``k`` holds a contiguous slice of the stream, so the shards together are exactly
+    ``synth_batches(rows, seed=seed)``. Each file is written to a temporary name, fsynced and
+    renamed, so a reader never sees half a shard. Existing ``part-*.parquet`` files that this
+    call would not rewrite are refused, so a directory never mixes two datasets. Large jobs
+    with several shards are written by one process per CPU core (shards are independent).
+    """
+    if rows < 1:
+        raise ConfigError(f"synthetic rows must be >= 1, got {rows}")
+    if not 1 <= shards <= rows:
+        raise ConfigError(f"shards must be between 1 and rows ({rows}), got {shards}")
+    if not 0 <= seed < 2**63:
+        raise ConfigError(f"seed must be in [0, 2**63), got {seed}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"part-{k:05d}.parquet" for k in range(shards)]
+    stale = sorted(set(out.glob("part-*.parquet")) - set(paths))
+    if stale:
+        raise ConfigError(f"{out}: already holds other shards ({stale[0].name}); use an empty dir")
+    jobs = [(p, seed, k * rows // shards, (k + 1) * rows // shards) for k, p in enumerate(paths)]
+    workers = min(shards, os.cpu_count() or 1) if rows >= _PARALLEL_MIN_ROWS else 1
+    if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+        # fork, not spawn: spawn re-imports the caller's __main__, which breaks scripts
+        # without a main guard; the children only run numpy and pyarrow (fork-safe).
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            list(pool.map(_write_shard, *zip(*jobs, strict=True)))
+    else:
+        for job in jobs:
+            _write_shard(*job)
+    return paths
+
+
+_PARALLEL_MIN_ROWS = 200_000
+"""Below this, starting worker processes costs more than it saves."""
+
+
+def _write_shard(path: Path, seed: int, lo: int, hi: int) -> None:
+    """Write rows ``lo .. hi-1`` to ``path`` atomically (temp file, fsync, rename)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with pq.ParquetWriter(
+            tmp, SYNTH_SCHEMA, compression="zstd", dictionary_pagesize_limit=1 << 24
+        ) as writer:
+            for batch in synth_batches(hi - lo, seed=seed, start=lo):
+                writer.write_batch(batch)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
