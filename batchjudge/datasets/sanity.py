@@ -1,0 +1,221 @@
+"""The label-sanity check run before every evaluation and export.
+
+It warns, by name, about data whose scores could not be trusted:
+
+``single_class``        every labelled row has the same target (the cookbook's USB copy)
+``missing_labels``      some rows have a target, others none
+``duplicate_rows``      the same (premise, hypothesis) pair appears more than once
+``conflicting_labels``  the same pair carries both targets
+``split_leak``          one document appears in more than one split
+
+It streams: :class:`LabelChecker` takes record batches one at a time and keeps only 64-bit
+hashes, targets and row numbers (17 bytes a row) plus one entry per distinct (document,
+split), never the text, so the engine can run it over inputs far larger than memory.
+:func:`check_labels` is the one-call form for a table or an iterator of batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import polars as pl
+import pyarrow as pa
+
+__all__ = ["LabelChecker", "SanityWarning", "check_labels"]
+
+_PREMISE_SEED, _HYPOTHESIS_SEED, _GROUP_SEED = 0x5EED1, 0x5EED2, 0x5EED3
+
+
+@dataclass(frozen=True, slots=True)
+class SanityWarning:
+    """One problem found in labelled data: a stable ``code``, a one-line ``message`` and how
+    many rows (or documents, for ``split_leak``) it concerns."""
+
+    code: str
+    message: str
+    count: int
+
+
+class LabelChecker:
+    """Incremental label-sanity check: :meth:`update` with each batch, then :meth:`finish`.
+
+    Columns that are absent switch off the checks that need them: no ``target``, no label
+    checks; no ``split``, no leak check; no group column, the premise stands for the document.
+    """
+
+    def __init__(
+        self,
+        *,
+        split_column: str = "split",
+        group_column: str = "doc_id",
+        target_column: str = "target",
+        premise_column: str = "premise",
+        hypothesis_column: str = "hypothesis",
+    ) -> None:
+        self._split = split_column
+        self._group = group_column
+        self._target = target_column
+        self._premise = premise_column
+        self._hypothesis = hypothesis_column
+        self._rows = 0
+        self._origins: list[tuple[int, str]] = []
+        self._pairs: list[pl.DataFrame] = []
+        self._docs: list[pl.DataFrame] = []
+        self._split_codes: dict[str, int] = {}
+        self._labelled = 0
+        self._positives = 0
+        self._has_target = False
+        self._has_split = False
+        self._doc_column = group_column
+
+    def update(self, batch: pa.RecordBatch | pa.Table, origin: str | None = None) -> None:
+        """Fold one batch in; ``origin`` (a file name) labels its rows in messages."""
+        if origin is not None and (not self._origins or self._origins[-1][1] != origin):
+            self._origins.append((self._rows, origin))
+        frame = pl.from_arrow(batch)
+        assert isinstance(frame, pl.DataFrame)
+        n = frame.height
+        row = pl.int_range(self._rows, self._rows + n, dtype=pl.Int64, eager=True).alias("row")
+        self._rows += n
+        if n == 0:
+            return
+        names = set(frame.columns)
+        target = pl.lit(-1, pl.Int8)
+        if self._target in names:
+            self._has_target = True
+            labels = frame[self._target].cast(pl.Int8)
+            self._labelled += n - labels.null_count()
+            self._positives += int((labels == 1).sum())
+            target = pl.col(self._target).cast(pl.Int8).fill_null(-1)
+        if {self._premise, self._hypothesis} <= names:
+            pair_hash = pl.col(self._premise).hash(_PREMISE_SEED) ^ pl.col(self._hypothesis).hash(_HYPOTHESIS_SEED)
+            self._pairs.append(frame.select(pair_hash.alias("h"), target.alias("t"), row))
+        doc_column = self._group if self._group in names else self._premise
+        if self._split in names and doc_column in names:
+            self._has_split = True
+            self._doc_column = doc_column
+            splits = frame[self._split].cast(pl.String).fill_null("")
+            for value in splits.unique().to_list():
+                self._split_codes.setdefault(value, len(self._split_codes))
+            docs = frame.select(
+                pl.col(doc_column).cast(pl.String).hash(_GROUP_SEED).alias("d"),
+                splits.replace_strict(self._split_codes, return_dtype=pl.Int32).alias("s"),
+                row,
+            )
+            self._docs.append(docs.group_by("d", "s").agg(pl.col("row").min()))
+
+    def finish(self) -> list[SanityWarning]:
+        """All warnings for the rows seen so far, in a fixed order of codes."""
+        found: list[SanityWarning] = []
+        found += self._label_warnings()
+        found += self._pair_warnings()
+        found += self._leak_warnings()
+        return found
+
+    def _where(self, row: int) -> str:
+        """``file row N`` (0-based within the file) when origins were given, else ``row N``."""
+        for start, origin in reversed(self._origins):
+            if row >= start:
+                return f"{origin} row {row - start}"
+        return f"row {row}"
+
+    def _label_warnings(self) -> list[SanityWarning]:
+        if not self._has_target or self._rows == 0:
+            return []
+        found = []
+        missing = self._rows - self._labelled
+        if 0 < missing:
+            found.append(SanityWarning(
+                "missing_labels",
+                f"{missing} of {self._rows} rows have no {self._target!r}; they are left out of every metric",
+                missing,
+            ))
+        negatives = self._labelled - self._positives
+        if self._labelled and (self._positives == 0 or negatives == 0):
+            value, name = (1, "consistent") if negatives == 0 else (0, "inconsistent")
+            found.append(SanityWarning(
+                "single_class",
+                f"all {self._labelled} labelled rows have {self._target}={value} ({name}): accuracy, "
+                "precision and recall cannot be trusted; if rows come in same-premise pairs this is "
+                "the cookbook's USB defect (`batchjudge data usb` repairs it)",
+                self._labelled,
+            ))
+        return found
+
+    def _pair_warnings(self) -> list[SanityWarning]:
+        if not self._pairs:
+            return []
+        pairs = pl.concat(self._pairs)
+        groups = (
+            pairs.group_by("h")
+            .agg(
+                pl.len().alias("n"),
+                (pl.col("t") == 1).any().alias("pos"),
+                (pl.col("t") == 0).any().alias("neg"),
+                pl.col("row").sort().head(2).alias("rows"),
+            )
+            .filter(pl.col("n") > 1)
+            .sort(pl.col("rows").list.first())
+        )
+        if groups.is_empty():
+            return []
+        found = []
+        extra = int(groups["n"].sum()) - groups.height
+        first = groups.row(0, named=True)["rows"]
+        found.append(SanityWarning(
+            "duplicate_rows",
+            f"{extra} rows repeat an earlier (premise, hypothesis) pair ({groups.height} distinct pairs "
+            f"repeated), e.g. {self._where(first[0])} and {self._where(first[1])}",
+            extra,
+        ))
+        conflicts = groups.filter(pl.col("pos") & pl.col("neg"))
+        if not conflicts.is_empty():
+            rows = conflicts.row(0, named=True)["rows"]
+            found.append(SanityWarning(
+                "conflicting_labels",
+                f"{conflicts.height} (premise, hypothesis) pairs carry both targets, "
+                f"e.g. {self._where(rows[0])} and {self._where(rows[1])}",
+                conflicts.height,
+            ))
+        return found
+
+    def _leak_warnings(self) -> list[SanityWarning]:
+        if not self._has_split or not self._docs:
+            return []
+        docs = pl.concat(self._docs).group_by("d", "s").agg(pl.col("row").min())
+        leaks = (
+            docs.sort("row")
+            .group_by("d", maintain_order=True)
+            .agg(pl.col("s"), pl.col("row"))
+            .filter(pl.col("s").list.len() > 1)
+        )
+        if leaks.is_empty():
+            return []
+        names = {code: value for value, code in self._split_codes.items()}
+        example = leaks.row(0, named=True)
+        places = " and ".join(
+            f"{names[s]!r} ({self._where(r)})" for s, r in zip(example["s"][:2], example["row"][:2], strict=True)
+        )
+        return [SanityWarning(
+            "split_leak",
+            f"{leaks.height} documents ({self._doc_column}) appear in more than one {self._split!r}, "
+            f"e.g. one in {places}: scores on the held-out side are inflated",
+            leaks.height,
+        )]
+
+
+def check_labels(
+    data: pa.Table | pa.RecordBatch | Iterable[pa.RecordBatch],
+    *,
+    split_column: str = "split",
+    group_column: str = "doc_id",
+) -> list[SanityWarning]:
+    """Check labelled data in one call; ``data`` may be a table or any iterable of batches."""
+    checker = LabelChecker(split_column=split_column, group_column=group_column)
+    if isinstance(data, pa.Table | pa.RecordBatch):
+        checker.update(data)
+    else:
+        for batch in data:
+            checker.update(batch)
+    return checker.finish()
