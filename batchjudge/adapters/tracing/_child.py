@@ -1,0 +1,80 @@
+"""The out-of-process sink: ``python -m batchjudge.adapters.tracing._child``.
+
+Reads frames on stdin (``open`` with a sink config, ``write`` batches, ``finish``) and answers
+``finish`` with how many records failed. Weave's client spends milliseconds of CPU per row;
+in its own process that work uses another core instead of contending with the engine's
+event loop for the GIL. Anything the sink prints goes to stderr, never into the protocol.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ._jsonl import JsonlSink
+from ._sink import Sink
+from ._weave import WeaveSink
+from ._wire import read_frame, write_frame
+
+__all__ = ["main", "sink_from_config"]
+
+
+def sink_from_config(config: dict[str, Any]) -> Sink:
+    """Build the sink a config names: ``{"kind": "weave"|"local", "location", "run_name",
+    "run_config"}``."""
+    if config["kind"] == "weave":
+        return WeaveSink(
+            config["location"], run_name=config["run_name"], run_config=config["run_config"]
+        )
+    if config["kind"] == "local":
+        return JsonlSink(Path(config["location"]), config["run_name"])
+    raise ValueError(f"unknown sink kind {config['kind']!r}")
+
+
+def _serve(sink_config: dict[str, Any], requests: Any, replies: Any) -> None:
+    sink: Sink | None = sink_from_config(sink_config)
+    failed = 0
+    first_error: str | None = None
+    try:
+        assert sink is not None
+        sink.open()
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which counts it
+        sink, first_error = None, repr(exc)
+    while True:
+        message = read_frame(requests)
+        if message is None or message["op"] == "finish":
+            evaluation = message["evaluation"] if message else {"summary": {"aborted": True}}
+            if sink is not None:
+                try:
+                    failed += sink.finish(evaluation)
+                except Exception as exc:  # noqa: BLE001
+                    first_error = first_error or repr(exc)
+                    failed += 1
+            write_frame(replies, {"failed": failed, "error": first_error})
+            return
+        records = message["records"]
+        if sink is None:
+            failed += len(records)
+            continue
+        try:
+            failed += sink.write(records)
+        except Exception as exc:  # noqa: BLE001
+            first_error = first_error or repr(exc)
+            failed += len(records)
+
+
+def main() -> None:
+    """Serve one sink until ``finish`` or the end of stdin."""
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    requests = sys.stdin.buffer
+    hello = read_frame(requests)
+    if hello is None:
+        return
+    _serve(hello["config"], requests, replies)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""Trace one-off operations (fine-tuning exports, job launches) as ops.
+
+Unlike judged rows these are rare, so they are written synchronously when the operation
+ends. A tracing failure is logged and swallowed: the operation's own result or exception is
+never changed by tracing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from ._jsonl import JsonlSink
+from ._records import build_op_record
+from ._scrub import Scrubber
+from ._spec import TraceTarget, parse_trace_spec
+from ._weave import init_weave
+
+__all__ = ["OPS_RUN_NAME", "OpTrace", "trace_op"]
+
+logger = logging.getLogger(__name__)
+
+OPS_RUN_NAME = "ops"
+"""``local:DIR`` writes op records to ``DIR/ops.jsonl``."""
+
+
+@dataclass(slots=True)
+class OpTrace:
+    """Handed to the ``with`` body: set ``output`` to what the operation produced."""
+
+    output: Any = None
+
+
+@contextmanager
+def trace_op(spec: str | None, name: str, inputs: dict[str, Any]) -> Iterator[OpTrace]:
+    """Trace the ``with`` body as the op ``name`` with ``inputs`` to ``spec``.
+
+    ``spec`` is a ``--trace`` target, or ``None`` to trace nothing. A bad ``spec`` raises
+    :class:`~batchjudge.errors.ConfigError` before the body runs; an exception from the body
+    is recorded as the op's error and re-raised. Example::
+
+        with trace_op(cfg.trace, "batchjudge.finetune.export", {"rows": n}) as op:
+            op.output = export(...)
+    """
+    target = parse_trace_spec(spec) if spec is not None else None
+    handle = OpTrace()
+    started = time.time()
+    error: str | None = None
+    try:
+        yield handle
+    except BaseException as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        if target is not None:
+            scrub = Scrubber.from_environ()
+            record = build_op_record(
+                name=name,
+                inputs=inputs,
+                output=handle.output,
+                error=error,
+                started_at=started,
+                ended_at=time.time(),
+                scrub=scrub,
+            )
+            try:
+                _emit(target, record)
+            except Exception as exc:  # noqa: BLE001 - tracing never breaks the operation
+                logger.warning("tracing: could not trace op %s: %s", name, scrub(str(exc)))
+
+
+def _emit(target: TraceTarget, record: dict[str, Any]) -> None:
+    if target.kind == "local":
+        sink = JsonlSink(target.directory, OPS_RUN_NAME)
+        sink.open()
+        sink.finish(record)
+        return
+    _emit_weave(target.location, record)
+
+
+def _emit_weave(project: str, record: dict[str, Any]) -> None:
+    """Log ``record`` as a call, reusing an active client for the same project if any."""
+    import datetime as dt
+
+    from weave.trace.context import weave_client_context
+
+    entity, _, name = project.partition("/")
+    client = weave_client_context.get_weave_client()
+    if client is None or (client.entity, client.project) != (entity, name):
+        client = init_weave(project)
+    call = client.create_call(
+        record["op"],
+        inputs=record["inputs"],
+        use_stack=False,
+        started_at=dt.datetime.fromisoformat(record["started_at"]),
+    )
+    client.finish_call(
+        call,
+        output=record["output"],
+        exception=RuntimeError(record["error"]) if record["error"] else None,
+        ended_at=dt.datetime.fromisoformat(record["ended_at"]),
+    )
+    client.flush()

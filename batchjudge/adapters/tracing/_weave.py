@@ -1,0 +1,146 @@
+"""``weave:ENTITY/PROJECT``: each judged row as a call of batchjudge's own op, the run as a
+Weave evaluation.
+
+Weave's automatic Mistral patch does not work with mistralai 3.x, so nothing is traced
+implicitly: every row becomes a ``batchjudge.judge`` call (inputs, rendered prompt, reply,
+verdict, usage, latency, attempts), nested under the prediction that
+:class:`weave.EvaluationLogger` logs for it, with per-row scores and the run's summary
+metrics, so the run appears in Weave's evaluation and comparison views. Weave is imported
+lazily; its client is synchronous, so this sink runs on a worker, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from weave.trace.weave_client import WeaveClient
+
+__all__ = ["JudgeCallFailed", "WeaveSink", "init_weave"]
+
+
+class JudgeCallFailed(Exception):
+    """Marks a row whose judge call failed, so Weave shows the call as an error."""
+
+
+def init_weave(project: str) -> WeaveClient:
+    """``weave.init`` for batchjudge: no implicit patching (it does not fit mistralai 3.x and
+    would trace calls twice) and no call links printed by library code."""
+    import weave
+
+    return weave.init(
+        project, settings={"implicitly_patch_integrations": False, "print_call_link": False}
+    )
+
+
+def _judge(messages: list[dict[str, str]], premise: str, hypothesis: str, model: str) -> Any:
+    """Stands for one judge call in Weave; its inputs and output are logged explicitly."""
+
+
+def _model_name(model: str) -> str:
+    name = re.sub(r"\W+", "_", model).strip("_") or "judge"
+    return name if name[0].isalpha() else f"judge_{name}"
+
+
+def _parse_time(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value)
+
+
+class WeaveSink:
+    """Logs records to a Weave project through ``client_factory`` (default :func:`init_weave`).
+
+    ``client_factory`` exists so that tests run the real Weave code path against an
+    in-process trace server instead of W&B.
+    """
+
+    def __init__(
+        self,
+        project: str,
+        *,
+        run_name: str,
+        run_config: dict[str, Any],
+        client_factory: Callable[[str], WeaveClient] = init_weave,
+    ) -> None:
+        self._project = project
+        self._run_name = run_name
+        self._run_config = run_config
+        self._client_factory = client_factory
+        self._client: WeaveClient | None = None
+        self._op: Any = None
+        self._evaluation: Any = None
+
+    def open(self) -> None:
+        import weave
+
+        self._client = self._client_factory(self._project)
+        self._op = weave.op(_judge, name="batchjudge.judge", enable_code_capture=False)
+        config = self._run_config
+        self._evaluation = weave.EvaluationLogger(
+            name=self._run_name,
+            model={
+                "name": _model_name(str(config.get("model") or "judge")),
+                **{k: config[k] for k in ("model", "provider", "prompt") if k in config},
+            },
+            dataset=str(config.get("dataset") or f"{self._run_name}-rows"),
+            eval_attributes={"batchjudge_config": config},
+            trace_scores=False,
+        )
+
+    def write(self, records: list[dict[str, Any]]) -> int:
+        failed = 0
+        for record in records:
+            try:
+                self._log_row(record)
+            except Exception:  # noqa: BLE001 - one bad row costs one trace, counted
+                failed += 1
+        return failed
+
+    def finish(self, evaluation: dict[str, Any]) -> int:
+        if self._evaluation is None or self._client is None:
+            raise RuntimeError("weave sink is not open")
+        summary = dict(evaluation.get("summary") or {})
+        summary["trace_counters"] = evaluation.get("trace_counters", {})
+        self._evaluation.log_summary(summary)
+        self._client.flush()
+        return 0
+
+    def _log_row(self, record: dict[str, Any]) -> None:
+        assert self._client is not None and self._evaluation is not None
+        prediction = self._evaluation.log_prediction(
+            inputs={
+                "row_id": record["row_id"],
+                "premise": record["inputs"]["premise"],
+                "hypothesis": record["inputs"]["hypothesis"],
+                "target": record["target"],
+            },
+            output=record["output"],
+        )
+        call = self._client.create_call(
+            self._op,
+            inputs=record["inputs"],
+            parent=prediction.predict_call,
+            attributes={
+                "row_id": record["row_id"],
+                "status": record["status"],
+                "attempts": record["attempts"],
+                "latency_ms": record["latency_ms"],
+            },
+            use_stack=False,
+            started_at=_parse_time(record["started_at"]),
+        )
+        failure = (
+            JudgeCallFailed(record["error"] or "failed") if record["status"] == "failed" else None
+        )
+        self._client.finish_call(
+            call,
+            output=record["output"],
+            exception=failure,
+            op=self._op,
+            ended_at=_parse_time(record["ended_at"]),
+        )
+        for name, value in record["scores"].items():
+            prediction.log_score(name, value)
+        prediction.finish()
