@@ -20,9 +20,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+
+@app.callback()
+def _root() -> None:
+    """Judge (document, summary) pairs at scale; see each command's --help."""
+
+
 # One line per sub-command module; each defines ``register(app: typer.Typer) -> None``.
 _COMMAND_MODULES: tuple[str, ...] = (
     "batchjudge.cli.run",
+    "batchjudge.cli.emulator",
 )
 
 for _name in _COMMAND_MODULES:
