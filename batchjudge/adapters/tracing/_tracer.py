@@ -111,15 +111,16 @@ class BackgroundTracer:
 
     def _close_blocking(self, summary: dict[str, Any] | None) -> None:
         deadline = time.monotonic() + self._close_timeout
+        queued_close = 1
         try:
             self._queue.put(_Close(summary), timeout=self._close_timeout)
         except queue.Full:
-            pass
+            queued_close = 0
         self._thread.join(max(0.0, deadline - time.monotonic()))
         if self._thread.is_alive():
-            self._dropped += self._queue.qsize()
+            self._dropped += max(0, self._queue.qsize() - queued_close)
             logger.warning(
-                "tracing: gave up waiting for the trace sink after %.0f s", self._close_timeout
+                "tracing: gave up waiting for the trace sink after %g s", self._close_timeout
             )
 
     # -- worker thread -------------------------------------------------------------------
