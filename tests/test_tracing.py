@@ -9,13 +9,14 @@ import json
 import subprocess
 import sys
 import threading
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
-import batchjudge.adapters.tracing as tracing
+from batchjudge.adapters import tracing
 from batchjudge.adapters.tracing import make_tracer, trace_op
 from batchjudge.adapters.tracing._sampling import is_sampled
 from batchjudge.adapters.tracing._tracer import BackgroundTracer
@@ -173,8 +174,6 @@ def test_a_call_spans_the_rows_real_latency(tmp_path: Path) -> None:
         await tracer.aclose()
 
     anyio.run(run)
-    from datetime import datetime
-
     call = read_jsonl(tmp_path / "r.jsonl")[0]
     span = datetime.fromisoformat(call["ended_at"]) - datetime.fromisoformat(call["started_at"])
     assert span.total_seconds() == pytest.approx(1.5, abs=1e-3)
@@ -265,7 +264,7 @@ def test_sampling_does_not_depend_on_the_process_hash_seed() -> None:
     ids = [f"row-{i}" for i in range(200)]
     code = (
         "from batchjudge.adapters.tracing._sampling import is_sampled;"
-        f"print(''.join('1' if is_sampled(f'row-{{i}}', 0.3) else '0' for i in range(200)))"
+        "print(''.join('1' if is_sampled(f'row-{i}', 0.3) else '0' for i in range(200)))"
     )
     other = subprocess.run(
         [sys.executable, "-c", code],
