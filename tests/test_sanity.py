@@ -42,6 +42,14 @@ def test_single_class_labels_are_named() -> None:
     assert "all 2 labelled rows have target=1 (consistent)" in warning.message
 
 
+def test_a_single_class_source_is_named_even_when_mixed_with_a_balanced_one() -> None:
+    usb = _rows(("u1", "x", 1, "train"), ("u1", "y", 1, "train")).append_column("source", pa.array(["usb"] * 2))
+    fib = CLEAN.append_column("source", pa.array(["fib-xsum"] * 4))
+    (warning,) = check_labels(pa.concat_tables([fib, usb]))
+    assert warning.code == "single_class"
+    assert warning.message.startswith("source 'usb': all 2 labelled rows have target=1")
+
+
 def test_repeated_pairs_are_counted_and_located() -> None:
     table = _rows(("a", "x", 1, "train"), ("a", "y", 0, "train"), ("a", "x", 1, "train"), ("a", "x", 1, "train"))
     (warning,) = check_labels(table)

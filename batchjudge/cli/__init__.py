@@ -31,6 +31,8 @@ def _root() -> None:
 _COMMAND_MODULES: tuple[str, ...] = (
     "batchjudge.cli.run",
     "batchjudge.cli.emulator",
+    "batchjudge.cli.data",
+    "batchjudge.cli.report",
 )
 
 for _name in _COMMAND_MODULES:

@@ -2,7 +2,8 @@
 
 It warns, by name, about data whose scores could not be trusted:
 
-``single_class``        every labelled row has the same target (the cookbook's USB copy)
+``single_class``        every labelled row (of one ``source``, when that column exists) has the
+                        same target (the cookbook's USB copy, even when mixed with others)
 ``missing_labels``      some rows have a target, others none
 ``duplicate_rows``      the same (premise, hypothesis) pair appears more than once
 ``conflicting_labels``  the same pair carries both targets
@@ -52,22 +53,29 @@ class LabelChecker:
         target_column: str = "target",
         premise_column: str = "premise",
         hypothesis_column: str = "hypothesis",
+        source_column: str = "source",
     ) -> None:
         self._split = split_column
         self._group = group_column
         self._target = target_column
         self._premise = premise_column
         self._hypothesis = hypothesis_column
+        self._source = source_column
         self._rows = 0
         self._origins: list[tuple[int, str]] = []
         self._pairs: list[pl.DataFrame] = []
         self._docs: list[pl.DataFrame] = []
         self._split_codes: dict[str, int] = {}
-        self._labelled = 0
-        self._positives = 0
+        self._classes: dict[str, list[int]] = {}
+        """Per source value ("" without a source column): [labelled rows, positives]."""
         self._has_target = False
         self._has_split = False
         self._doc_column = group_column
+
+    @property
+    def rows(self) -> int:
+        """Rows seen so far."""
+        return self._rows
 
     def update(self, batch: pa.RecordBatch | pa.Table, origin: str | None = None) -> None:
         """Fold one batch in; ``origin`` (a file name) labels its rows in messages."""
@@ -84,9 +92,15 @@ class LabelChecker:
         target = pl.lit(-1, pl.Int8)
         if self._target in names:
             self._has_target = True
-            labels = frame[self._target].cast(pl.Int8)
-            self._labelled += n - labels.null_count()
-            self._positives += int((labels == 1).sum())
+            by_source = pl.col(self._source).cast(pl.String).fill_null("") if self._source in names else pl.lit("")
+            labels = pl.col(self._target).cast(pl.Int8)
+            counts = frame.group_by(by_source.alias("source")).agg(
+                labels.count().alias("labelled"), (labels == 1).sum().alias("positives")
+            )
+            for source, labelled, positives in counts.iter_rows():
+                totals = self._classes.setdefault(source, [0, 0])
+                totals[0] += labelled
+                totals[1] += positives
             target = pl.col(self._target).cast(pl.Int8).fill_null(-1)
         if {self._premise, self._hypothesis} <= names:
             pair_hash = pl.col(self._premise).hash(_PREMISE_SEED) ^ pl.col(self._hypothesis).hash(_HYPOTHESIS_SEED)
@@ -124,22 +138,25 @@ class LabelChecker:
         if not self._has_target or self._rows == 0:
             return []
         found = []
-        missing = self._rows - self._labelled
+        labelled = sum(counts[0] for counts in self._classes.values())
+        missing = self._rows - labelled
         if 0 < missing:
             found.append(SanityWarning(
                 "missing_labels",
                 f"{missing} of {self._rows} rows have no {self._target!r}; they are left out of every metric",
                 missing,
             ))
-        negatives = self._labelled - self._positives
-        if self._labelled and (self._positives == 0 or negatives == 0):
-            value, name = (1, "consistent") if negatives == 0 else (0, "inconsistent")
+        for source, (labelled, positives) in sorted(self._classes.items()):
+            if labelled == 0 or 0 < positives < labelled:
+                continue
+            value, name = (1, "consistent") if positives else (0, "inconsistent")
+            where = f"{self._source} {source!r}: " if source else ""
             found.append(SanityWarning(
                 "single_class",
-                f"all {self._labelled} labelled rows have {self._target}={value} ({name}): accuracy, "
+                f"{where}all {labelled} labelled rows have {self._target}={value} ({name}): accuracy, "
                 "precision and recall cannot be trusted; if rows come in same-premise pairs this is "
                 "the cookbook's USB defect (`batchjudge data usb` repairs it)",
-                self._labelled,
+                labelled,
             ))
         return found
 

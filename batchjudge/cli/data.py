@@ -1,0 +1,172 @@
+"""``batchjudge data ...``: build FIB, USB, synthetic and sample datasets; check labels.
+
+Thin wrappers over :mod:`batchjudge.datasets`: parse options, call the library, render a
+summary and any label warnings. Library errors become one red line and exit 2.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Optional
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from batchjudge.datasets.cookbook import load_cookbook
+from batchjudge.datasets.io import iter_dataset_batches, write_dataset
+from batchjudge.datasets.sanity import LabelChecker, SanityWarning, check_labels
+from batchjudge.errors import BatchJudgeError, InputError
+
+__all__ = ["register"]
+
+data_app = typer.Typer(
+    name="data",
+    help="Build datasets (FIB, USB, synthetic, the shipped sample) and check their labels.",
+    no_args_is_help=True,
+)
+_out = Console()
+_err = Console(stderr=True)
+
+
+def _fail(exc: BatchJudgeError) -> typer.Exit:
+    _err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    return typer.Exit(2)
+
+
+def _render_warnings(found: list[SanityWarning]) -> None:
+    for warning in found:
+        line = escape(f"[{warning.code}] {warning.message}")
+        _err.print(f"[yellow]warning[/] {line}", highlight=False, soft_wrap=True)
+
+
+def _write_all(tables: dict[str, pa.Table], out: Path) -> None:
+    """Write each table as ``out/<name>.parquet``, print a summary, then check the labels."""
+    summary = Table("file", "rows", "consistent", "inconsistent", "documents")
+    for name, table in tables.items():
+        path = write_dataset(table, out / f"{name}.parquet")
+        consistent = pc.sum(table.column("target")).as_py() or 0
+        documents = pc.count_distinct(table.column("doc_id")).as_py()
+        summary.add_row(str(path), str(table.num_rows), str(consistent), str(table.num_rows - consistent), str(documents))
+    _out.print(summary)
+    _render_warnings(check_labels(pa.concat_tables(tables.values(), promote_options="default")))
+
+
+@data_app.command("fib")
+def fib_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for fib-<part>-<split>.parquet.")],
+    source: Annotated[str, typer.Option(help="Folder of raw FIB files (xsum/, cnn_dm/), or 'hf' for the Hugging Face hub.")] = "hf",
+    part: Annotated[Optional[list[str]], typer.Option(help="FIB part(s) to build: xsum, cnn_dm (default: all found).")] = None,
+) -> None:
+    """Build FIB train/val exactly as the cookbook did (reproduces fib-train/fib-val.jsonl)."""
+    from batchjudge.datasets.fib import FIB_PARTS, build_fib  # noqa: PLC0415 - keep --help fast
+
+    try:
+        tables = build_fib("hf" if source == "hf" else Path(source), parts=part or FIB_PARTS)
+        _write_all(tables, out)
+    except BatchJudgeError as exc:
+        raise _fail(exc) from None
+
+
+@data_app.command("usb")
+def usb_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for usb-<split>.parquet.")],
+    source: Annotated[list[Path], typer.Option(help="The cookbook's data folder, USB's factuality_classification/ folder, or USB files; repeatable.")],
+) -> None:
+    """Build USB, repairing the cookbook copy's all-consistent labels from its row pairs."""
+    from batchjudge.datasets.usb import UsbLabelsRepaired, build_usb  # noqa: PLC0415
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UsbLabelsRepaired)  # rendered below from the reports
+            tables, reports = build_usb(source)
+        for report in reports:
+            if report.repaired or report.single_class_unrepaired:
+                _err.print(f"[bold yellow]warning:[/] {escape(report.message)}", highlight=False, soft_wrap=True)
+        _write_all(tables, out)
+    except BatchJudgeError as exc:
+        raise _fail(exc) from None
+
+
+@data_app.command("synth")
+def synth_command(
+    rows: Annotated[int, typer.Option(help="Rows to generate.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for part-NNNNN.parquet shards.")],
+    shards: Annotated[int, typer.Option(help="Number of Parquet shards.")] = 1,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same rows.")] = 0,
+) -> None:
+    """Generate deterministic synthetic (document, summary, target) rows for scale tests."""
+    from batchjudge.datasets.synth import write_synth  # noqa: PLC0415 - heavy, only when asked
+
+    try:
+        paths = write_synth(out, rows=rows, shards=shards, seed=seed)
+    except BatchJudgeError as exc:
+        raise _fail(exc) from None
+    _out.print(f"wrote {rows} rows in {len(paths)} shard(s) under {out}", highlight=False)
+
+
+@data_app.command("sample")
+def sample_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for sample.parquet.")],
+) -> None:
+    """Write the project's own labelled sample (about 100 pairs) as Parquet."""
+    from batchjudge.datasets.sample import load_sample  # noqa: PLC0415
+
+    try:
+        _write_all({"sample": load_sample()}, out)
+    except BatchJudgeError as exc:
+        raise _fail(exc) from None
+
+
+def _batches(path: Path) -> Iterator[pa.RecordBatch]:
+    """Stream a Parquet file; read a JSONL/CSV cookbook file whole (they are small)."""
+    if path.suffix.lower() == ".parquet":
+        yield from iter_dataset_batches(path)
+    else:
+        yield from load_cookbook(path).to_batches()
+
+
+def _expand(inputs: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in inputs:
+        if path.is_dir():
+            found = sorted(path.rglob("*.parquet"))
+            if not found:
+                raise InputError(f"{path}: no .parquet files in this folder")
+            files.extend(found)
+        else:
+            files.append(path)
+    return files
+
+
+@data_app.command("check")
+def check_command(
+    inputs: Annotated[list[Path], typer.Argument(help="Dataset files (Parquet, cookbook JSONL/CSV) or folders of Parquet.")],
+    split_column: Annotated[str, typer.Option(help="Column naming each row's split.")] = "split",
+    group_column: Annotated[str, typer.Option(help="Column naming each row's document.")] = "doc_id",
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any warning is found.")] = False,
+) -> None:
+    """Check labels across INPUTs together: single class, duplicates, conflicts, split leaks."""
+    checker = LabelChecker(split_column=split_column, group_column=group_column)
+    try:
+        for path in _expand(inputs):
+            for batch in _batches(path):
+                checker.update(batch, origin=path.name)
+    except BatchJudgeError as exc:
+        raise _fail(exc) from None
+    found = checker.finish()
+    _render_warnings(found)
+    if not found:
+        _out.print(f"no label problems found in {checker.rows} rows", highlight=False)
+    if found and strict:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``data`` command group to the CLI."""
+    app.add_typer(data_app)
