@@ -40,6 +40,10 @@ class RunConfig:
     tpm: float | None = None
     max_retries: int = 5
     timeout: float = 60.0
+    backoff_base: float = 0.5
+    """First retry waits up to this many seconds (full jitter), doubling each attempt..."""
+    backoff_cap: float = 30.0
+    """...up to this cap. A server's ``Retry-After`` overrides both."""
     limit: int | None = None
     retry_failed: bool = False
     overwrite: bool = False
@@ -68,6 +72,8 @@ class RunConfig:
             (self.tpm is None or self.tpm > 0, f"--tpm must be > 0, got {self.tpm}"),
             (self.max_retries >= 0, f"--max-retries must be >= 0, got {self.max_retries}"),
             (self.timeout > 0, f"--timeout must be > 0, got {self.timeout}"),
+            (0 <= self.backoff_base <= self.backoff_cap,
+             f"backoff must satisfy 0 <= base <= cap, got {self.backoff_base} and {self.backoff_cap}"),
             (self.limit is None or self.limit >= 1, f"--limit must be >= 1, got {self.limit}"),
             (0.0 <= self.temperature <= 2.0, f"--temperature must be in [0, 2], got {self.temperature}"),
             (self.max_tokens >= 1, f"--max-tokens must be >= 1, got {self.max_tokens}"),

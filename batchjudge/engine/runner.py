@@ -191,6 +191,7 @@ class _Run:
             outcome = await call_with_retries(
                 self.provider, request, self.limits, self.stats,
                 max_retries=self.config.max_retries, timeout=self.config.timeout,
+                backoff_base=self.config.backoff_base, backoff_cap=self.config.backoff_cap,
             )
             if outcome.fatal is not None:
                 self.fatal = self.fatal or outcome.fatal

@@ -1,0 +1,137 @@
+"""``batchjudge run``: parse the options, call :func:`batchjudge.run_async`, render progress."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import anyio
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from batchjudge.engine.config import RunConfig
+from batchjudge.engine.runner import RunResult, run_async
+from batchjudge.engine.stats import RunStats
+from batchjudge.errors import BatchJudgeError
+
+__all__ = ["register"]
+
+_err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print one clear error line to stderr and return the Exit to raise."""
+    _err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+class _ProgressView:
+    """Renders :class:`RunStats` as a live bar: rows, rows/s, tokens, retries, failures, ETA."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]judging"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:>8.1f} rows/s"),
+            TextColumn("tok {task.fields[tokens]}"),
+            TextColumn("retries {task.fields[retries]}"),
+            TextColumn("429s {task.fields[r429]}"),
+            TextColumn("[red]failed {task.fields[failed]}"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self.task = self.progress.add_task("run", total=None, rate=0.0, tokens=0, retries=0,
+                                           r429=0, failed=0)
+
+    def __call__(self, stats: RunStats) -> None:
+        if not self.progress.live.is_started:  # shown once the run has passed validation
+            self.progress.start()
+        self.progress.update(
+            self.task, total=stats.total, completed=stats.completed, rate=stats.rows_per_second,
+            tokens=stats.prompt_tokens + stats.completion_tokens, retries=stats.retries,
+            r429=stats.rate_limited, failed=stats.failed,
+        )
+
+
+def _summary(console: Console, result: RunResult) -> None:
+    s = result.stats
+    counts = result.counts
+    done = sum(counts.values())
+    console.print(
+        f"[bold]{result.run_dir}[/]: {done}/{result.total} rows have results — "
+        f"ok {counts['ok']}, parse_error {counts['parse_error']}, failed {counts['failed']} "
+        f"(this session: {s['finished']} rows in {s['elapsed_s']:.1f}s, {s['rows_per_second']:.1f} rows/s, "
+        f"{s['prompt_tokens'] + s['completion_tokens']} tokens, {s['retries']} retries, "
+        f"{s['rate_limited']} rate-limited)",
+        highlight=False,
+    )
+    if result.trace is not None:
+        console.print(f"tracing: {result.trace}", highlight=False)
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    if result.error:
+        _err.print(f"[bold red]error:[/] {result.error}", highlight=False)
+    if not result.complete:
+        console.print("run again with the same command to resume", highlight=False)
+
+
+def run_command(
+    inputs: Annotated[list[str], typer.Argument(help="Parquet files, directories of shards or globs (JSONL/CSV too).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory (created, or resumed).")],
+    provider: Annotated[str, typer.Option(help="Judge backend: local (offline) or mistral.")] = "local",
+    model: Annotated[Optional[str], typer.Option(help="Model name (default per provider).")] = None,
+    prompt: Annotated[str, typer.Option(help="Prompt preset (zero-shot, few-shot, ft) or template file.")] = "zero-shot",
+    columns: Annotated[Optional[str], typer.Option(help="Column mapping, e.g. premise=doc,hypothesis=summary,target=label,id=uid.")] = None,
+    base_url: Annotated[Optional[str], typer.Option(help="Mistral-compatible server (e.g. the emulator).")] = None,
+    transport: Annotated[Optional[str], typer.Option(help="mistral provider transport: http (lean) or sdk.")] = None,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight at most.")] = 16,
+    rps: Annotated[Optional[float], typer.Option(help="Requests per second, shared by all workers.")] = None,
+    tpm: Annotated[Optional[float], typer.Option(help="Tokens per minute, shared by all workers.")] = None,
+    max_retries: Annotated[int, typer.Option(help="Retries per row for 429/5xx/timeouts.")] = 5,
+    timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 60.0,
+    limit: Annotated[Optional[int], typer.Option(help="Judge only the first N rows.")] = None,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Re-send the rows that failed.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Discard RUN_DIR's results and start over.")] = False,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.0,
+    max_tokens: Annotated[int, typer.Option(help="Completion tokens at most.")] = 256,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed sent with each request.")] = None,
+    samples: Annotated[int, typer.Option(help="Self-consistency: samples per row, majority verdict.")] = 1,
+    response_format: Annotated[str, typer.Option(help="template (the prompt's own), json or text.")] = "template",
+    max_context_tokens: Annotated[Optional[int], typer.Option(help="Cut documents to fit this context.")] = None,
+    flush_rows: Annotated[int, typer.Option(help="Write a results part every N rows...")] = 2000,
+    flush_seconds: Annotated[float, typer.Option(help="...or every T seconds.")] = 5.0,
+    trace: Annotated[Optional[str], typer.Option(help="weave:ENTITY/PROJECT or local:DIR.")] = None,
+    trace_sample: Annotated[float, typer.Option(help="Fraction of rows traced.")] = 1.0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Judge every row of INPUT into RUN_DIR; the same command again resumes."""
+    config = RunConfig(
+        inputs=inputs, out=out, provider=provider, model=model, prompt=prompt, columns=columns,
+        base_url=base_url, transport=transport, concurrency=concurrency, rps=rps, tpm=tpm,
+        max_retries=max_retries, timeout=timeout, limit=limit, retry_failed=retry_failed,
+        overwrite=overwrite, temperature=temperature, max_tokens=max_tokens, seed=seed,
+        samples=samples, response_format=response_format,  # type: ignore[arg-type]
+        max_context_tokens=max_context_tokens, flush_rows=flush_rows,
+        flush_seconds=flush_seconds, trace=trace, trace_sample=trace_sample,
+    )
+    console = Console(stderr=True)
+    view = None if quiet else _ProgressView(console)
+    try:
+        result = anyio.run(lambda: run_async(config, progress=view))
+    except BatchJudgeError as exc:
+        raise fail(str(exc)) from None
+    except KeyboardInterrupt:
+        raise fail("interrupted; run the same command again to resume", 130) from None
+    finally:
+        if view is not None:
+            view.progress.stop()
+    _summary(console, result)
+    raise typer.Exit(result.exit_code)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``run`` to the CLI."""
+    app.command("run")(run_command)

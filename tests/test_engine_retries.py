@@ -1,0 +1,153 @@
+"""Retry, Retry-After, shared cooldown, timeout and non-retryable 4xx, with a scripted provider."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import polars as pl
+import pytest
+
+from batchjudge import (
+    AuthError,
+    BadRequestError,
+    JudgeReply,
+    JudgeRequest,
+    MockProvider,
+    RateLimitError,
+    RunConfig,
+    TransientError,
+    run,
+)
+
+OK_REPLY = '{"consistency": 1, "reason": "fine"}'
+
+
+def config(path: Path, out: Path, **overrides: object) -> RunConfig:
+    options: dict[str, object] = dict(concurrency=4, max_retries=3, backoff_base=0.01, backoff_cap=0.05, timeout=5.0)
+    options.update(overrides)
+    return RunConfig(inputs=[path], out=out, **options)  # type: ignore[arg-type]
+
+
+def results(out: Path) -> pl.DataFrame:
+    return pl.read_parquet(out / "results" / "*.parquet")
+
+
+class Script:
+    """Fails the first ``failures`` calls of each row with ``error()``, then answers."""
+
+    def __init__(self, error: Callable[[], Exception], failures: int) -> None:
+        self.error = error
+        self.failures = failures
+        self.seen: dict[str, int] = {}
+
+    def __call__(self, request: JudgeRequest) -> JudgeReply:
+        n = self.seen.get(request.row_id, 0)
+        self.seen[request.row_id] = n + 1
+        if n < self.failures:
+            raise self.error()
+        return JudgeReply(OK_REPLY, prompt_tokens=10, completion_tokens=5)
+
+
+def test_transient_errors_are_retried_until_the_row_succeeds(write_pairs, tmp_path):
+    provider = MockProvider(Script(lambda: TransientError("boom", status=503), failures=2))
+    result = run(config(write_pairs(6), tmp_path / "run"), provider=provider)
+    df = results(tmp_path / "run")
+    assert result.complete and result.exit_code == 0
+    assert df["status"].to_list() == ["ok"] * 6
+    assert df["attempts"].to_list() == [3] * 6
+    assert result.stats["retries"] == 12
+
+
+def test_retries_stop_at_max_retries_and_the_row_fails_with_the_last_error(write_pairs, tmp_path):
+    provider = MockProvider(Script(lambda: TransientError("still down", status=502), failures=99))
+    result = run(config(write_pairs(3), tmp_path / "run", max_retries=2), provider=provider)
+    df = results(tmp_path / "run")
+    assert result.complete  # failed after its retries is a final result
+    assert df["status"].to_list() == ["failed"] * 3
+    assert df["attempts"].to_list() == [3] * 3
+    assert all("TransientError[502]: still down" in e for e in df["error"].to_list())
+
+
+def test_a_non_retryable_4xx_fails_the_row_at_once(write_pairs, tmp_path):
+    provider = MockProvider(Script(lambda: BadRequestError("bad model", status=400), failures=99))
+    run(config(write_pairs(4), tmp_path / "run"), provider=provider)
+    df = results(tmp_path / "run")
+    assert df["status"].to_list() == ["failed"] * 4
+    assert df["attempts"].to_list() == [1] * 4
+    assert len(provider.calls) == 4
+
+
+def test_a_timeout_is_retried_and_reported_when_it_persists(write_pairs, tmp_path):
+    async def slow(request: JudgeRequest) -> JudgeReply:
+        await anyio.sleep(1.0)
+        return JudgeReply(OK_REPLY)
+
+    run(config(write_pairs(2), tmp_path / "run", timeout=0.05, max_retries=1), provider=MockProvider(slow))
+    df = results(tmp_path / "run")
+    assert df["status"].to_list() == ["failed"] * 2
+    assert df["attempts"].to_list() == [2] * 2
+    assert all("timed out after 0.05s" in e for e in df["error"].to_list())
+
+
+def test_retry_after_is_obeyed_and_pauses_every_worker(write_pairs, tmp_path):
+    """One 429 with Retry-After 0.4 s: no request from any worker starts inside the pause."""
+    starts: list[float] = []
+    state = {"limited_at": None}
+
+    async def handler(request: JudgeRequest) -> JudgeReply:
+        now = time.monotonic()
+        starts.append(now)
+        if state["limited_at"] is None and len(starts) == 3:
+            state["limited_at"] = now
+            raise RateLimitError("slow down", retry_after=0.4)
+        await anyio.sleep(0.01)
+        return JudgeReply(OK_REPLY)
+
+    result = run(config(write_pairs(24), tmp_path / "run", concurrency=4), provider=MockProvider(handler))
+    limited_at = state["limited_at"]
+    assert limited_at is not None and result.complete
+    # requests already in flight may land; none may *start* within the cooldown
+    inside = [t for t in starts if limited_at < t < limited_at + 0.4]
+    assert inside == []
+    assert result.stats["rate_limited"] == 1
+    assert results(tmp_path / "run")["status"].to_list() == ["ok"] * 24
+
+
+def test_repeated_429s_shrink_concurrency(write_pairs, tmp_path):
+    calls = {"n": 0}
+
+    def handler(request: JudgeRequest) -> JudgeReply:
+        calls["n"] += 1
+        if calls["n"] <= 8:
+            raise RateLimitError("busy", retry_after=0.01)
+        return JudgeReply(OK_REPLY)
+
+    result = run(config(write_pairs(8), tmp_path / "run", concurrency=8, max_retries=10), provider=MockProvider(handler))
+    assert result.complete
+    assert result.stats["rate_limited"] == 8
+    assert result.stats["concurrency"] < 8
+
+
+def test_a_rejected_key_stops_the_run_and_marks_nothing_done(write_pairs, tmp_path):
+    provider = MockProvider(Script(lambda: AuthError("401 Unauthorized: invalid key", status=401), failures=99))
+    result = run(config(write_pairs(50), tmp_path / "run", concurrency=2), provider=provider)
+    assert not result.complete and result.exit_code == 2
+    assert result.error is not None and "AuthError" in result.error
+    assert len(provider.calls) <= 2  # the first 401 stops every worker
+    assert not list((tmp_path / "run" / "results").glob("*.parquet"))
+
+
+@pytest.mark.parametrize("samples", [3])
+def test_self_consistency_takes_the_majority_and_the_vote_fraction(write_pairs, tmp_path, samples):
+    answers = iter(['{"consistency": 1}', '{"consistency": 0}', '{"consistency": 1}'])
+
+    def handler(request: JudgeRequest) -> JudgeReply:
+        return JudgeReply(next(answers))
+
+    run(config(write_pairs(1), tmp_path / "run", samples=samples, temperature=0.7), provider=MockProvider(handler))
+    row = results(tmp_path / "run").row(0, named=True)
+    assert row["verdict"] == 1 and row["attempts"] == 3
+    assert row["score"] == pytest.approx(2 / 3)
