@@ -91,8 +91,8 @@ def test_documents_have_news_article_lengths_and_summaries_are_short(sample: lis
 
 def test_both_splits_exist_with_validation_a_minority(sample: list[dict]) -> None:
     splits = Counter(row["split"] for row in sample)
-    assert set(splits) == {"train", "validation"}
-    assert 0.03 < splits["validation"] / len(sample) < 0.2
+    assert set(splits) == {"train", "val"}
+    assert 0.03 < splits["val"] / len(sample) < 0.2
 
 
 def _numbers(text: str) -> set[str]:

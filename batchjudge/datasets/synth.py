@@ -30,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from batchjudge.datasets.schema import DATASET_COLUMNS, DATASET_SCHEMA
 from batchjudge.errors import ConfigError
 
 __all__ = [
@@ -41,21 +42,11 @@ __all__ = [
     "write_synth",
 ]
 
-SYNTH_COLUMNS = ("id", "doc_id", "premise", "hypothesis", "target", "source", "split", "kind")
+SYNTH_COLUMNS = (*DATASET_COLUMNS, "kind")
 """Column order of every synthetic batch; ``kind`` is an error kind or ``"consistent"``."""
 
-SYNTH_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("doc_id", pa.string()),
-        ("premise", pa.string()),
-        ("hypothesis", pa.string()),
-        ("target", pa.int8()),
-        ("source", pa.string()),
-        ("split", pa.string()),
-        ("kind", pa.string()),
-    ]
-)
+SYNTH_SCHEMA = DATASET_SCHEMA.append(pa.field("kind", pa.string(), nullable=False))
+"""The project's dataset schema plus ``kind``."""
 
 ROWS_PER_DOC = 8
 """Rows sharing one document (half consistent, half not), as FIB reuses each article."""
@@ -71,7 +62,7 @@ ERROR_KINDS = (
 
 _SOURCE = "synth"
 _VALIDATION_PER_MILLE = 100
-"""About 10% of documents (and all their rows) go to the ``validation`` split."""
+"""About 10% of documents (and all their rows) go to the ``val`` split."""
 
 # --------------------------------------------------------------------------- vocabulary
 _FIRST = (
@@ -427,7 +418,7 @@ class _Doc:
         self.text = "\n".join(" ".join(parts[i : i + 3]) for i in range(0, len(parts), 3))
         self.events = events
         self.entities = entities
-        self.split = "validation" if d[_H_SPLIT] < _VALIDATION_PER_MILLE else "train"
+        self.split = "val" if d[_H_SPLIT] < _VALIDATION_PER_MILLE else "train"
         self.combo = _COMBOS[d[_H_COMBO]]
         self._numbers: frozenset[str] | None = None
 
