@@ -1,0 +1,33 @@
+"""Judge quality: metrics, a run's report (terminal, JSON, HTML) and run comparisons.
+
+Typical use::
+
+    from batchjudge.report import load_run, load_prices, summarize, render_html
+    run = load_run("runs/fib-7b")
+    summary = summarize(run, load_prices(None))      # one JSON-able dict
+    Path("report.html").write_text(render_html(run, summary))
+"""
+
+from __future__ import annotations
+
+from batchjudge.report.compare import McNemar, compare_runs, mcnemar, paired_test
+from batchjudge.report.html import render_html
+from batchjudge.report.loading import RunData, load_run
+from batchjudge.report.prices import DEFAULT_PRICES, Price, PriceTable, load_prices
+from batchjudge.report.summary import summarize, worst_mistakes
+
+__all__ = [
+    "DEFAULT_PRICES",
+    "McNemar",
+    "Price",
+    "PriceTable",
+    "RunData",
+    "compare_runs",
+    "load_prices",
+    "load_run",
+    "mcnemar",
+    "paired_test",
+    "render_html",
+    "summarize",
+    "worst_mistakes",
+]
