@@ -231,7 +231,7 @@ def test_a_stalled_sink_cannot_hold_the_run_past_the_close_timeout() -> None:
 @pytest.mark.parametrize(
     ("sink", "expected"),
     [
-        (FailingSink(fail_open=True), {"sent": 0, "errors": 5}),
+        (FailingSink(fail_open=True), {"sent": 0, "errors": 6}),  # 5 rows + the evaluation
         (FailingSink(fail_write=True), {"sent": 0, "errors": 6}),  # 5 rows + the evaluation
         (FailingSink(), {"sent": 5, "errors": 1}),  # only the evaluation failed
     ],

@@ -46,7 +46,9 @@ def _serve(sink_config: dict[str, Any], requests: Any, replies: Any) -> None:
         message = read_frame(requests)
         if message is None or message["op"] == "finish":
             evaluation = message["evaluation"] if message else {"summary": {"aborted": True}}
-            if sink is not None:
+            if sink is None:
+                failed += 1  # the evaluation record is lost too
+            else:
                 try:
                     failed += sink.finish(evaluation)
                 except Exception as exc:  # noqa: BLE001

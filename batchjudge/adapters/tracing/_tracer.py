@@ -137,7 +137,9 @@ class BackgroundTracer:
             if batch:
                 self._write(batch, broken)
             if close is not None:
-                if not broken:
+                if broken:
+                    self._errors += 1  # the evaluation record is lost too
+                else:
                     self._finish(close.summary)
                 return
 
