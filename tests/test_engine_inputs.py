@@ -137,3 +137,13 @@ def test_a_directory_of_shards_and_a_glob_name_the_same_rows(tmp_path, write_pai
     ids_b = pl.read_parquet(tmp_path / "b" / "results" / "*.parquet")["row_id"].sort().to_list()
     assert by_dir.total == by_glob.total == 15
     assert ids_a == ids_b and len(set(ids_a)) == 15
+
+
+def test_the_label_sanity_check_runs_before_the_evaluation(tmp_path):
+    path = tmp_path / "one-class.parquet"
+    pq.write_table(pa.table({"premise": ["a b", "c d", "a b"], "hypothesis": ["a", "c", "a"], "target": [1, 1, 1]}), path)
+    result = run(RunConfig(inputs=[path], out=tmp_path / "run"),
+                 provider=MockProvider(lambda r: JudgeReply('{"consistency": 1}')))
+    codes = [w.split(":")[0] for w in result.warnings]
+    assert codes == ["single_class", "duplicate_rows"]
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["warnings"] == result.warnings

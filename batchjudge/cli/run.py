@@ -48,6 +48,8 @@ class _ProgressView:
 
     def __call__(self, stats: RunStats) -> None:
         if not self.progress.live.is_started:  # shown once the run has passed validation
+            for warning in stats.warnings:
+                self.progress.console.print(f"[yellow]warning:[/] {warning}", highlight=False)
             self.progress.start()
         self.progress.update(
             self.task, total=stats.total, completed=stats.completed, rate=stats.rows_per_second,
@@ -56,7 +58,7 @@ class _ProgressView:
         )
 
 
-def _summary(console: Console, result: RunResult) -> None:
+def _summary(console: Console, result: RunResult, *, show_warnings: bool) -> None:
     s = result.stats
     counts = result.counts
     done = sum(counts.values())
@@ -68,10 +70,11 @@ def _summary(console: Console, result: RunResult) -> None:
         f"{s['rate_limited']} rate-limited)",
         highlight=False,
     )
+    if show_warnings:  # otherwise the progress view showed them before the run began
+        for warning in result.warnings:
+            console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if result.trace is not None:
         console.print(f"tracing: {result.trace}", highlight=False)
-    for warning in result.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if result.error:
         _err.print(f"[bold red]error:[/] {result.error}", highlight=False)
     if not result.complete:
@@ -128,7 +131,7 @@ def run_command(
     finally:
         if view is not None:
             view.progress.stop()
-    _summary(console, result)
+    _summary(console, result, show_warnings=view is None)
     raise typer.Exit(result.exit_code)
 
 

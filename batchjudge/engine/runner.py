@@ -325,6 +325,16 @@ def _fingerprint(config: RunConfig, source: Source, adapter: PromptAdapter) -> d
     }
 
 
+def _check_labels(source: Source) -> list[str]:
+    """The datasets' label-sanity check over the whole input, streamed (hashes only)."""
+    from batchjudge.datasets.sanity import LabelChecker
+
+    checker = LabelChecker()
+    for file, _, batch in source.arrow_batches(65536):
+        checker.update(batch, origin=file.rel)
+    return [f"{w.code}: {w.message}" for w in checker.finish()]
+
+
 def _prepare_run_dir(config: RunConfig, run_dir: RunDir, fingerprint: dict[str, Any],
                      stats: RunStats) -> tuple[dict[str, Any], np.ndarray]:
     """Check a resume is compatible, apply ``--retry-failed``, and load the done-set."""
@@ -393,12 +403,15 @@ async def run_async(
                              run_name=os.path.basename(os.path.abspath(config.out)),
                              run_config=config.public_dict())
     stats = RunStats(total=min(source.total, config.limit or source.total))
+    if config.check_labels:
+        stats.warnings = await anyio.to_thread.run_sync(_check_labels, source)
     summary: dict[str, Any] = {}
     trace_counts: dict[str, int] | None = None
     try:
         with RunDir(config.out) as run_dir:
             meta, done = _prepare_run_dir(config, run_dir, fingerprint, stats)
             meta["labelled"] = source.labelled
+            meta["warnings"] = stats.warnings
             run_dir.write_meta({k: v for k, v in meta.items() if k != "counts_before"})
             run = _Run(config, source, adapter, provider, run_dir, meta, done, stats, tracer)
             await _execute(run, progress, progress_interval)
@@ -413,7 +426,7 @@ async def run_async(
     complete = run.fatal is None and sum(counts.values()) >= stats.total
     error = None if run.fatal is None else f"{type(run.fatal).__name__}: {run.fatal}"
     return RunResult(str(config.out), stats.total, counts, stats.snapshot(), complete, error,
-                     trace=trace_counts)
+                     warnings=list(stats.warnings), trace=trace_counts)
 
 
 async def _execute(run: _Run, progress: ProgressCallback | None, interval: float) -> None:

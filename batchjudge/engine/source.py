@@ -219,22 +219,28 @@ class Source:
         """What identifies the dataset in a run's fingerprint: files, sizes and the column map."""
         return [{"file": f.rel, "size": f.size} for f in self.files]
 
-    def batches(self, batch_size: int = 4096) -> Iterator[list[SourceRow]]:
-        """Stream the rows in input order, ``batch_size`` at a time, with their keys."""
+    def arrow_batches(self, batch_size: int = 4096) -> Iterator[tuple[InputFile, int, pa.RecordBatch]]:
+        """Stream ``(file, first row index, batch)`` with columns renamed to their roles."""
+        roles = [c for c in LOGICAL_COLUMNS if c in self.present]
+        physical = [self.columns[c] for c in roles]
         for file in self.files:
-            physical = [self.columns[c] for c in LOGICAL_COLUMNS if c in self.present]
             scanner = _dataset(file).scanner(columns=physical, batch_size=batch_size)
             index = 0
             try:
                 for batch in scanner.to_batches():
                     if batch.num_rows:
-                        yield self._rows(file, batch, index)
+                        yield file, index, batch.rename_columns(roles)
                         index += batch.num_rows
             except (pa.ArrowInvalid, pyarrow.lib.ArrowException) as exc:
                 raise InputError(f"{file.path}: unreadable after row {index}: {_first_line(exc)}") from exc
 
+    def batches(self, batch_size: int = 4096) -> Iterator[list[SourceRow]]:
+        """Stream the rows in input order, ``batch_size`` at a time, with their keys."""
+        for file, index, batch in self.arrow_batches(batch_size):
+            yield self._rows(file, batch, index)
+
     def _rows(self, file: InputFile, batch: pa.RecordBatch, start: int) -> list[SourceRow]:
-        cols = {c: batch.column(self.columns[c]).to_pylist() for c in self.present}
+        cols = {c: batch.column(c).to_pylist() for c in self.present}
         n = batch.num_rows
         premises: list[object] = cols["premise"]
         hypotheses: list[object] = cols["hypothesis"]

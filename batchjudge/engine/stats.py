@@ -29,6 +29,8 @@ class RunStats:
     concurrency: int = 0
     flushed_parts: int = 0
     trace_dropped: int = 0
+    warnings: list[str] = field(default_factory=list)
+    """Label-sanity warnings found before the run started."""
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -56,6 +58,7 @@ class RunStats:
         """A plain dict of every counter plus the derived figures."""
         data = asdict(self)
         data.pop("started")
+        data.pop("warnings")
         data.update(
             finished=self.finished,
             completed=self.completed,
