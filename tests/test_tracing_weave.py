@@ -21,18 +21,18 @@ import pytest
 
 pytest.importorskip("weave")
 
-from weave.trace.context import weave_client_context  # noqa: E402
-from weave.trace.weave_client import WeaveClient  # noqa: E402
-from weave.trace_server_bindings.models import EnsureProjectExistsRes  # noqa: E402
-from weave.vendor.weave_server_sdk import types as wt  # noqa: E402
+from test_tracing import SENTINEL, read_jsonl, row
+from weave.trace.context import weave_client_context
+from weave.trace.weave_client import WeaveClient
+from weave.trace_server_bindings.models import EnsureProjectExistsRes
+from weave.vendor.weave_server_sdk import types as wt
 
-from batchjudge.adapters.tracing import make_tracer, trace_op  # noqa: E402
-from batchjudge.adapters.tracing._jsonl import JsonlSink  # noqa: E402
-from batchjudge.adapters.tracing._process import ProcessSink  # noqa: E402
-from batchjudge.adapters.tracing._scrub import Scrubber  # noqa: E402
-from batchjudge.adapters.tracing._tracer import BackgroundTracer  # noqa: E402
-from batchjudge.adapters.tracing._weave import WeaveSink  # noqa: E402
-from test_tracing import SENTINEL, read_jsonl, row  # noqa: E402
+from batchjudge.adapters.tracing import make_tracer, trace_op
+from batchjudge.adapters.tracing._jsonl import JsonlSink
+from batchjudge.adapters.tracing._process import ProcessSink
+from batchjudge.adapters.tracing._scrub import Scrubber
+from batchjudge.adapters.tracing._tracer import BackgroundTracer
+from batchjudge.adapters.tracing._weave import WeaveSink
 
 
 def _digest(value: Any) -> str:
