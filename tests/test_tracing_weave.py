@@ -99,7 +99,8 @@ class RecordingTraceServer:
                 start = req["start"]
                 op = start["op_name"].rsplit("/", 1)[-1].split(":")[0]
                 calls[start["id"]] = {"op": op, "start": start}
-            elif name == "call_end":
+        for name, req in self.requests:  # Weave's threads may send an end before its start
+            if name == "call_end":
                 calls[req["end"]["id"]]["end"] = req["end"]
         return calls
 
