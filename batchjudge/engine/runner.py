@@ -246,12 +246,16 @@ class _Run:
         try:
             async with inbox:
                 while True:
-                    with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
-                        try:
-                            result = await inbox.receive()
-                        except anyio.EndOfStream:
-                            return
-                        self._collect(result, buffer)
+                    try:  # drain what is ready without a cancel scope per row
+                        self._collect(inbox.receive_nowait(), buffer)
+                    except anyio.WouldBlock:
+                        with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
+                            try:
+                                self._collect(await inbox.receive(), buffer)
+                            except anyio.EndOfStream:
+                                return
+                    except anyio.EndOfStream:
+                        return
                     if len(buffer["row_id"]) >= self.config.flush_rows or anyio.current_time() >= deadline:
                         await self._flush(buffer)
                         deadline = anyio.current_time() + self.config.flush_seconds
