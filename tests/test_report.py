@@ -1,0 +1,198 @@
+"""Loading a run, its summary, cost, failures, mistakes, and the `report` command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from report_helpers import result_row, write_run
+from typer.testing import CliRunner
+
+from batchjudge.cli import app
+from batchjudge.errors import ConfigError, InputError
+from batchjudge.report import load_prices, load_run, summarize, worst_mistakes
+from batchjudge.report.prices import Price, PriceTable
+
+# Hand-made run: 4 consistent (3 judged right), 4 inconsistent (2 right), plus one
+# unlabelled ok row, one parse error and one failed row.
+LABELLED = [
+    result_row("c1", 1, 1, 0.9), result_row("c2", 1, 1, 0.8), result_row("c3", 1, 1, 0.6),
+    result_row("c4", 1, 0, 0.05),  # confidently wrong
+    result_row("i1", 0, 0, 0.1), result_row("i2", 0, 0, 0.3),
+    result_row("i3", 0, 1, 0.7), result_row("i4", 0, 1, 0.55),
+]  # fmt: skip
+OTHERS = [
+    result_row("u1", None, 1, 0.9),
+    result_row("p1", 1, None, None, status="parse_error", error="no verdict found in the reply"),
+    result_row("f1", 0, None, None, error="RateLimitError: 429 after 5 attempts", attempts=6),
+]
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    return write_run(tmp_path / "run", [LABELLED[:5], LABELLED[5:] + OTHERS])
+
+
+def test_summary_counts_every_status(run_dir: Path) -> None:
+    s = summarize(load_run(run_dir), PriceTable(), resamples=200)
+    assert (s["n_rows"], s["n_ok"], s["n_parse_error"], s["n_failed"]) == (11, 9, 1, 1)
+    assert (s["n_labelled"], s["n_scored"]) == (10, 8)
+
+
+def test_summary_quality_matches_hand_computation(run_dir: Path) -> None:
+    s = summarize(load_run(run_dir), PriceTable(), resamples=200)
+    assert s["accuracy"] == pytest.approx(5 / 8)
+    assert s["accuracy_all"] == pytest.approx(5 / 10)  # parse error and failure count wrong
+    assert s["confusion_matrix"]["matrix"] == [[2, 2], [1, 3]]
+    assert s["precision"] == {"consistent": pytest.approx(3 / 5), "inconsistent": pytest.approx(2 / 3)}
+    assert s["recall"] == {"consistent": pytest.approx(3 / 4), "inconsistent": pytest.approx(2 / 4)}
+    assert s["balanced_accuracy"] == pytest.approx((3 / 4 + 2 / 4) / 2)
+    # consistent scores .9 .8 .6 .05 vs inconsistent .1 .3 .7 .55: 11 of 16 pairs ranked right
+    assert s["roc_auc"] == pytest.approx(11 / 16)
+    low, high = s["intervals"]["accuracy"]
+    assert low <= s["accuracy"] <= high
+
+
+def test_summary_reports_tokens_latency_attempts_and_failures_by_kind(run_dir: Path) -> None:
+    s = summarize(load_run(run_dir), PriceTable(), resamples=200)
+    assert s["tokens"] == {"prompt": 11_000, "completion": 220, "total": 11_220,
+                           "truncated_rows": 0, "truncated_tokens": 0}  # fmt: skip
+    assert s["latency_ms"]["p50"] == 100.0
+    assert s["attempts"]["retried_rows"] == 1 and s["attempts"]["max"] == 6
+    assert s["failures"] == {"failed: RateLimitError": 1, "parse_error": 1}
+
+
+def test_cost_uses_the_price_table_and_user_overrides(run_dir: Path, tmp_path: Path) -> None:
+    default = summarize(load_run(run_dir), PriceTable(), resamples=200)
+    assert default["cost_usd"] == pytest.approx((11_000 * 0.25 + 220 * 0.25) / 1e6)
+    prices = tmp_path / "prices.toml"
+    prices.write_text('["open-mistral-7b"]\ninput = 1.0\noutput = 10.0\n')
+    custom = summarize(load_run(run_dir), load_prices(prices), resamples=200)
+    assert custom["cost_usd"] == pytest.approx((11_000 * 1.0 + 220 * 10.0) / 1e6)
+
+
+def test_an_unknown_model_has_no_cost_and_is_named(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "r", [[result_row("a", 1, 1, model="my-private-judge")]])
+    s = summarize(load_run(run), PriceTable(), resamples=200)
+    assert s["cost_usd"] is None and s["unpriced_models"] == ["my-private-judge"]
+
+
+def test_price_lookup_falls_back_to_prefixes_and_fine_tuned_bases() -> None:
+    table = PriceTable({"my-judge": Price(1.0, 2.0)})
+    assert table.price("mistral-large-2411") == Price(2.0, 6.0)
+    assert table.price("ft:open-mistral-7b:abc:20240601:x") == Price(0.25, 0.25)
+    assert table.price("my-judge-v2") == Price(1.0, 2.0)
+    assert table.price("gpt-4o") is None
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("p.json", "[1, 2]", "expected an object"),
+        ("p.json", '{"m": {"input": 1}}', "model 'm'"),
+        ("p.json", '{"m": [1, -2]}', "non-negative"),
+        ("p.json", "{", "not valid JSON"),
+        ("p.toml", "m = ", "not valid TOML"),
+    ],
+)
+def test_a_bad_price_file_is_a_config_error_naming_the_file(
+    tmp_path: Path, name: str, content: str, message: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_prices(path)
+    assert str(path) in str(info.value)
+
+
+def test_an_unlabelled_run_reports_counts_but_no_quality(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "r", [[result_row("a", None, 1, 0.8), result_row("b", None, 0)]])
+    s = summarize(load_run(run), PriceTable(), resamples=200)
+    assert s["n_ok"] == 2 and s["n_labelled"] == 0
+    assert s["accuracy"] is None and s["roc_auc"] is None and s["intervals"] is None
+
+
+def test_a_judge_without_scores_gets_no_auc_but_all_else(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "r", [[result_row("a", 1, 1), result_row("b", 0, 1)]])
+    s = summarize(load_run(run), PriceTable(), resamples=200)
+    assert s["accuracy"] == 0.5 and s["roc_auc"] is None and s["n_with_score"] == 0
+    assert "roc_auc" not in s["intervals"]
+
+
+def test_worst_mistakes_come_most_confident_first_with_reasons(run_dir: Path) -> None:
+    wrong = worst_mistakes(load_run(run_dir))
+    assert [w["row_id"] for w in wrong] == ["c4", "i3", "i4"]
+    assert wrong[0]["reason"] == "reason for c4" and wrong[0]["confidence"] == pytest.approx(0.9)
+
+
+def test_a_row_in_several_parts_counts_once_with_its_latest_result(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "r", [[result_row("a", 1, None)], [result_row("a", 1, 1)]])
+    s = summarize(load_run(run), PriceTable(), resamples=200)
+    assert (s["n_rows"], s["n_ok"], s["n_failed"]) == (1, 1, 0)
+
+
+def test_parts_missing_newer_columns_are_read_as_empty(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "r", [[result_row("a", 1, 1, 0.9)]])
+    old = pa.table({"row_id": ["b"], "status": ["ok"], "verdict": pa.array([0], pa.int8()),
+                    "target": pa.array([0], pa.int8())})  # fmt: skip
+    pq.write_table(old, run / "results" / "part-000009.parquet")
+    s = summarize(load_run(run), PriceTable(), resamples=200)
+    assert s["n_rows"] == 2 and s["accuracy"] == 1.0 and s["tokens"]["prompt"] == 1000
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: None, "no such run directory"),
+        (lambda p: p.write_text("x"), "not a directory"),
+        (lambda p: p.mkdir(), "not a batchjudge run directory"),
+        (lambda p: (p.mkdir(), (p / "run.json").write_text("{oops")), "run.json: unreadable"),
+        (
+            lambda p: (p.mkdir(), (p / "results").mkdir(),
+                       (p / "results" / "part-000000.parquet").write_text("not parquet")),
+            "part-000000.parquet: unreadable results part",
+        ),  # fmt: skip
+    ],
+)
+def test_a_path_that_is_not_a_run_is_an_input_error_naming_it(
+    tmp_path: Path, make: object, message: str
+) -> None:
+    path = tmp_path / "run"
+    make(path)  # type: ignore[operator]
+    with pytest.raises(InputError, match=message):
+        load_run(path)
+
+
+def test_report_json_prints_one_object_with_the_contract_keys(run_dir: Path) -> None:
+    result = CliRunner().invoke(app, ["report", str(run_dir), "--json", "--resamples", "200"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    for key in ("n_rows", "n_ok", "n_failed", "n_parse_error", "accuracy", "balanced_accuracy",
+                "precision", "recall", "f1", "roc_auc", "tokens", "latency_ms"):  # fmt: skip
+        assert key in data
+    assert set(data["f1"]) == {"consistent", "inconsistent"}
+    assert set(data["latency_ms"]) >= {"p50", "p95", "p99"}
+
+
+def test_report_renders_tables_in_the_terminal(run_dir: Path) -> None:
+    result = CliRunner().invoke(app, ["report", str(run_dir), "--resamples", "200"])
+    assert result.exit_code == 0, result.output
+    for text in ("accuracy", "ROC-AUC", "Confusion", "failed: RateLimitError", "latency"):
+        assert text in result.stdout
+
+
+def test_report_on_a_missing_directory_exits_2_with_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "nope")])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "no such run directory" in lines[0]
+
+
+def test_report_with_a_bad_price_file_exits_2(run_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "p.json"
+    bad.write_text("[]")
+    result = CliRunner().invoke(app, ["report", str(run_dir), "--prices", str(bad)])
+    assert result.exit_code == 2 and "p.json" in result.output
