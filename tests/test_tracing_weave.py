@@ -1,17 +1,14 @@
 """The Weave target, run through the real Weave client code against an in-process server.
 
-``RecordingTraceServer`` implements the part of Weave's trace-server interface a run uses
-(objects, tables, files, calls) and keeps every request, so the tests read exactly what
-would be sent to W&B: no account, no network.
+``RecordingTraceServer`` answers Weave's client in memory and keeps every request, so the
+tests read exactly what would be sent to W&B: no account, no network.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
+import functools
 import json
-import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,86 +20,31 @@ pytest.importorskip("weave")
 
 from test_tracing import SENTINEL, read_jsonl, row
 from weave.trace.context import weave_client_context
-from weave.trace.weave_client import WeaveClient
-from weave.trace_server_bindings.models import EnsureProjectExistsRes
-from weave.vendor.weave_server_sdk import types as wt
 
 from batchjudge.adapters.tracing import make_tracer, trace_op
 from batchjudge.adapters.tracing._jsonl import JsonlSink
 from batchjudge.adapters.tracing._process import ProcessSink
+from batchjudge.adapters.tracing._recording import RecordingTraceServer, client_for
 from batchjudge.adapters.tracing._scrub import Scrubber
 from batchjudge.adapters.tracing._tracer import BackgroundTracer
 from batchjudge.adapters.tracing._weave import WeaveSink
 
 
-def _digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, default=str, sort_keys=True).encode()).hexdigest()
-
-
-class RecordingTraceServer:
-    """An in-memory Weave trace server that records each request it receives."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, dict[str, Any]]] = []
-        self._lock = threading.Lock()
-
-    def _record(self, name: str, req: dict[str, Any]) -> None:
-        with self._lock:
-            self.requests.append((name, req))
-
-    def get_feedback_processor(self) -> None:
-        return None
-
-    def get_call_processor(self) -> None:
-        return None
-
-    def ensure_project_exists(self, entity: str, project: str) -> EnsureProjectExistsRes:
-        return EnsureProjectExistsRes(project_name=project)
-
-    def obj_create(self, req: dict[str, Any]) -> wt.ObjectCreateResponse:
-        self._record("obj_create", req)
-        return wt.ObjectCreateResponse(digest=req["obj"].get("expected_digest") or _digest(req))
-
-    def file_create(self, req: dict[str, Any]) -> wt.FileCreateResponse:
-        self._record("file_create", req)
-        return wt.FileCreateResponse(digest=req.get("expected_digest") or _digest(req))
-
-    def table_create(self, req: dict[str, Any]) -> wt.TableCreateResponse:
-        self._record("table_create", req)
-        table = req["table"]
-        return wt.TableCreateResponse(
-            digest=table.get("expected_digest") or _digest(req),
-            row_digests=[_digest(r) for r in table["rows"]],
-        )
-
-    def call_start(self, req: dict[str, Any]) -> wt.CallStartResponse:
-        self._record("call_start", req)
-        start = req["start"]
-        return wt.CallStartResponse(
-            id=start.get("id") or str(uuid.uuid4()),
-            trace_id=start.get("trace_id") or str(uuid.uuid4()),
-        )
-
-    def call_end(self, req: dict[str, Any]) -> dict[str, Any]:
-        self._record("call_end", req)
-        return {}
-
-    def payload(self) -> str:
-        """Everything received, as text: what a leak scan reads."""
-        return json.dumps(self.requests, default=str)
-
-    def calls(self) -> dict[str, dict[str, Any]]:
-        """Calls by id: ``op`` (short op name), ``start`` and ``end`` requests."""
-        calls: dict[str, dict[str, Any]] = {}
-        for name, req in self.requests:
-            if name == "call_start":
-                start = req["start"]
-                op = start["op_name"].rsplit("/", 1)[-1].split(":")[0]
-                calls[start["id"]] = {"op": op, "start": start}
-        for name, req in self.requests:  # Weave's threads may send an end before its start
-            if name == "call_end":
-                calls[req["end"]["id"]]["end"] = req["end"]
-        return calls
+def recorded_calls(server: RecordingTraceServer) -> dict[str, dict[str, Any]]:
+    """Calls by id: ``op`` (short op name), ``start`` and ``end`` requests."""
+    calls: dict[str, dict[str, Any]] = {}
+    for name, req in server.requests:
+        if name == "call_start":
+            start = req["start"]
+            op = start["op_name"].rsplit("/", 1)[-1].split(":")[0]
+            calls[start["id"]] = {"op": op, "start": start}
+    for (
+        name,
+        req,
+    ) in server.requests:  # Weave's threads may send an end before its start
+        if name == "call_end":
+            calls[req["end"]["id"]]["end"] = req["end"]
+    return calls
 
 
 @pytest.fixture
@@ -115,18 +57,13 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingTraceServer]:
 
 
 def recording_client(server: RecordingTraceServer) -> Any:
-    """A client factory in place of ``weave.init``: same client, in-process server."""
-
-    def factory(project: str) -> WeaveClient:
-        entity, name = project.split("/")
-        client = WeaveClient(entity, name, server, ensure_project_exists=False)  # type: ignore[arg-type]
-        weave_client_context.set_weave_client_global(client)
-        return client
-
-    return factory
+    """A client factory in place of ``weave.init``: the same client, in-process server."""
+    return functools.partial(client_for, server)
 
 
-def run_weave(server: RecordingTraceServer, rows: list[Any], summary: dict[str, Any]) -> Any:
+def run_weave(
+    server: RecordingTraceServer, rows: list[Any], summary: dict[str, Any]
+) -> Any:
     sink = WeaveSink(
         "acme/judges",
         run_name="fib-large",
@@ -143,12 +80,18 @@ def run_weave(server: RecordingTraceServer, rows: list[Any], summary: dict[str, 
     return anyio.run(run)
 
 
-def test_each_row_is_a_judge_call_inside_a_weave_evaluation(server: RecordingTraceServer) -> None:
-    rows = [row(0), row(1), row(2, status="failed", verdict=None, error="HTTP 503", attempts=5)]
+def test_each_row_is_a_judge_call_inside_a_weave_evaluation(
+    server: RecordingTraceServer,
+) -> None:
+    rows = [
+        row(0),
+        row(1),
+        row(2, status="failed", verdict=None, error="HTTP 503", attempts=5),
+    ]
     counters = run_weave(server, rows, {"n_rows": 3, "accuracy": 0.5})
     assert counters == {"sent": 3, "dropped": 0, "errors": 0, "sampled_out": 0}
 
-    calls = server.calls()
+    calls = recorded_calls(server)
     by_op: dict[str, list[dict[str, Any]]] = {}
     for call in calls.values():
         by_op.setdefault(call["op"], []).append(call)
@@ -161,7 +104,9 @@ def test_each_row_is_a_judge_call_inside_a_weave_evaluation(server: RecordingTra
     }
     assert all("end" in call for call in calls.values())  # every call was finished
 
-    judged = sorted(by_op["batchjudge.judge"], key=lambda c: c["start"]["attributes"]["row_id"])
+    judged = sorted(
+        by_op["batchjudge.judge"], key=lambda c: c["start"]["attributes"]["row_id"]
+    )
     first = judged[0]
     assert calls[first["start"]["parent_id"]]["op"] == "Model.predict"
     assert first["start"]["inputs"]["messages"] == [
@@ -169,7 +114,9 @@ def test_each_row_is_a_judge_call_inside_a_weave_evaluation(server: RecordingTra
     ]
     assert first["start"]["attributes"]["attempts"] == 1
     assert first["end"]["output"]["verdict"] == 1
-    assert first["end"]["summary"]["usage"]["mistral-large-latest"]["prompt_tokens"] == 120
+    assert (
+        first["end"]["summary"]["usage"]["mistral-large-latest"]["prompt_tokens"] == 120
+    )
     started = dt.datetime.fromisoformat(str(first["start"]["started_at"]))
     ended = dt.datetime.fromisoformat(str(first["end"]["ended_at"]))
     assert (ended - started).total_seconds() == pytest.approx(0.25, abs=1e-3)
@@ -194,16 +141,22 @@ def test_no_api_key_reaches_a_weave_payload(
     monkeypatch.setenv("WANDB_API_KEY", SENTINEL[::-1])
     rows = [row(0, status="failed", error=f"401 Unauthorized for {SENTINEL}"), row(1)]
     run_weave(server, rows, {"note": f"{SENTINEL[::-1]}"})
-    payload = server.payload()
+    payload = json.dumps(server.requests, default=str)
     assert "Judge document 1." in payload
     assert SENTINEL not in payload and SENTINEL[::-1] not in payload
 
 
-def test_trace_op_logs_a_fine_tuning_step_as_a_weave_call(server: RecordingTraceServer) -> None:
-    recording_client(server)("acme/judges")  # an active client for the project is reused
-    with trace_op("weave:acme/judges", "batchjudge.finetune.export", {"rows": 10}) as op:
+def test_trace_op_logs_a_fine_tuning_step_as_a_weave_call(
+    server: RecordingTraceServer,
+) -> None:
+    recording_client(server)(
+        "acme/judges"
+    )  # an active client for the project is reused
+    with trace_op(
+        "weave:acme/judges", "batchjudge.finetune.export", {"rows": 10}
+    ) as op:
         op.output = {"train_lines": 8, "validation_lines": 2}
-    (call,) = server.calls().values()
+    (call,) = recorded_calls(server).values()
     assert call["op"] == "batchjudge.finetune.export"
     assert call["start"]["inputs"] == {"rows": 10}
     assert call["end"]["output"] == {"train_lines": 8, "validation_lines": 2}
@@ -217,7 +170,9 @@ def test_the_public_weave_target_runs_offline_in_its_own_process(
     monkeypatch.setenv("WANDB_ERROR_REPORTING", "false")
 
     async def run() -> dict[str, int]:
-        tracer = make_tracer("weave:acme/judges", run_name="r", run_config={"model": "m"})
+        tracer = make_tracer(
+            "weave:acme/judges", run_name="r", run_config={"model": "m"}
+        )
         for i in range(50):
             tracer.submit(row(i))
         return await tracer.aclose({"n_rows": 50})
@@ -229,10 +184,15 @@ def _records(n: int) -> list[dict[str, Any]]:
     from batchjudge.adapters.tracing._records import build_call_record
 
     scrub = Scrubber([])
-    return [build_call_record(row(i), run_name="r", ended_at=1e9, scrub=scrub) for i in range(n)]
+    return [
+        build_call_record(row(i), run_name="r", ended_at=1e9, scrub=scrub)
+        for i in range(n)
+    ]
 
 
-def test_a_sink_in_a_child_process_writes_what_it_would_write_in_thread(tmp_path: Path) -> None:
+def test_a_sink_in_a_child_process_writes_what_it_would_write_in_thread(
+    tmp_path: Path,
+) -> None:
     records, evaluation = _records(20), {"type": "evaluation", "summary": {"n": 20}}
     in_thread = JsonlSink(tmp_path / "thread", "r")
     in_child = ProcessSink(
@@ -244,7 +204,9 @@ def test_a_sink_in_a_child_process_writes_what_it_would_write_in_thread(tmp_path
         sink.open()
         assert sink.write(records[:7]) == 0 and sink.write(records[7:]) == 0
         assert sink.finish(evaluation) == 0
-    assert read_jsonl(tmp_path / "child" / "r.jsonl") == read_jsonl(tmp_path / "thread" / "r.jsonl")
+    assert read_jsonl(tmp_path / "child" / "r.jsonl") == read_jsonl(
+        tmp_path / "thread" / "r.jsonl"
+    )
 
 
 def test_a_child_that_cannot_open_its_sink_fails_every_record(tmp_path: Path) -> None:
@@ -271,3 +233,26 @@ def test_a_child_that_dies_fails_everything_forwarded(tmp_path: Path) -> None:
     sink._process.kill()
     sink._process.wait()
     assert sink.finish({"type": "evaluation"}) == 4
+
+
+@pytest.mark.timeout(60)
+def test_weave_in_the_child_process_logs_every_row(tmp_path: Path) -> None:
+    sink = ProcessSink(
+        {
+            "kind": "weave",
+            "location": "acme/judges",
+            "run_name": "r",
+            "run_config": {"model": "m"},
+            "client_factory": "batchjudge.adapters.tracing._recording:counting_client",
+        },
+        finish_timeout=30,
+        scrub=Scrubber([]),
+    )
+
+    async def run() -> dict[str, int]:
+        tracer = BackgroundTracer(sink, run_name="r", run_config={})
+        for i in range(40):
+            tracer.submit(row(i))
+        return await tracer.aclose({"n_rows": 40})
+
+    assert anyio.run(run) == {"sent": 40, "dropped": 0, "errors": 0, "sampled_out": 0}

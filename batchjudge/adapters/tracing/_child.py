@@ -8,6 +8,7 @@ event loop for the GIL. Anything the sink prints goes to stderr, never into the 
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 from ._jsonl import JsonlSink
 from ._sink import Sink
-from ._weave import WeaveSink
+from ._weave import WeaveSink, init_weave
 from ._wire import read_frame, write_frame
 
 __all__ = ["main", "sink_from_config"]
@@ -23,14 +24,24 @@ __all__ = ["main", "sink_from_config"]
 
 def sink_from_config(config: dict[str, Any]) -> Sink:
     """Build the sink a config names: ``{"kind": "weave"|"local", "location", "run_name",
-    "run_config"}``."""
+    "run_config"}``; a Weave config may name a ``client_factory`` ("module:function") to use
+    in place of ``weave.init`` (the benchmark's offline trace server)."""
     if config["kind"] == "weave":
+        factory = config.get("client_factory")
         return WeaveSink(
-            config["location"], run_name=config["run_name"], run_config=config["run_config"]
+            config["location"],
+            run_name=config["run_name"],
+            run_config=config["run_config"],
+            client_factory=_import(factory) if factory else init_weave,
         )
     if config["kind"] == "local":
         return JsonlSink(Path(config["location"]), config["run_name"])
     raise ValueError(f"unknown sink kind {config['kind']!r}")
+
+
+def _import(path: str) -> Any:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def _serve(sink_config: dict[str, Any], requests: Any, replies: Any) -> None:
