@@ -8,6 +8,8 @@ import pytest
 from batchjudge.report.metrics import (
     average_precision,
     bootstrap_intervals,
+    brier_score,
+    calibration_bins,
     confusion,
     flag_inconsistent_at,
     latency_percentiles,
@@ -153,3 +155,15 @@ def test_bootstrap_interval_is_none_when_the_metric_is_mostly_undefined() -> Non
     assert intervals["roc_auc"] is None
     assert intervals["accuracy"] is not None
     assert bootstrap_intervals([], [])["accuracy"] is None
+
+
+def test_brier_score_and_calibration_error_match_hand_computation() -> None:
+    y, s = [1, 0, 1, 1], [0.9, 0.1, 0.65, 0.95]
+    assert brier_score(y, s) == pytest.approx((0.01 + 0.01 + 0.1225 + 0.0025) / 4)
+    bins, ece = calibration_bins(y, s, bins=10)
+    # bin [.1,.2): gap .1; bin [.6,.7): gap .35; bin [.9,1]: two rows, gap .075 each
+    assert ece == pytest.approx((0.1 + 0.35 + 2 * 0.075) / 4)
+    assert [(b["low"], b["n"]) for b in bins] == [(0.1, 1), (0.6, 1), (0.9, 2)]
+    assert calibration_bins([1], [1.0])[0][0]["high"] == 1.0  # a score of 1 is in the last bin
+    skm = pytest.importorskip("sklearn.metrics")
+    assert brier_score(y, s) == pytest.approx(skm.brier_score_loss(y, s))

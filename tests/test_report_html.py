@@ -40,9 +40,10 @@ def test_the_page_is_self_contained_and_escapes_the_judges_text(labelled_run: Pa
     assert "<script" not in page and "<link" not in page and "src=" not in page
     assert re.findall(r"https?://[^\"' ]+", page) == ["http://www.w3.org/2000/svg"] * page.count("<svg")
     assert "&lt;b&gt;claim" in page and "<b>claim" not in page
-    for section in ("Confusion matrix", "ROC", "Precision–recall", "Latency", "Most confident mistakes"):
+    for section in ("Confusion matrix", "ROC", "Precision–recall", "Latency", "Calibration",
+                    "Most confident mistakes"):
         assert section in page
-    assert page.count("<polyline") == 3  # ROC + two PR curves
+    assert page.count("<polyline") == 4  # ROC, two PR curves, calibration
 
 
 def test_report_html_option_writes_the_page(labelled_run: Path, tmp_path: Path) -> None:

@@ -219,7 +219,11 @@ def _quality_table(summary: dict[str, Any]) -> str:
         rows.append([metric, _fmt(values.get("consistent")), _fmt(values.get("inconsistent"))])
     pr = summary.get("pr_auc") or {}
     rows.append(["PR-AUC (average precision)", _fmt(pr.get("consistent")), _fmt(pr.get("inconsistent"))])
-    return _table(["metric", "consistent positive", "inconsistent positive"], rows, [False, True, True])
+    table = _table(["metric", "consistent positive", "inconsistent positive"], rows, [False, True, True])
+    if summary.get("brier") is None:
+        return table
+    return table + (f"<p class='note'>Brier score {_fmt(summary['brier'])} · "
+                    f"calibration error (ECE, 10 bins) {_fmt(summary['ece'])}</p>")  # fmt: skip
 
 
 def render_html(run: RunData, summary: dict[str, Any], *, mistakes: int = 25) -> str:
@@ -254,6 +258,12 @@ def render_html(run: RunData, summary: dict[str, Any], *, mistakes: int = 25) ->
                     series.append((f"{name} positive", recall, precision))
             figures.append("<figure>" + _line_chart(series, "recall", "precision", diagonal=False)
                            + "<figcaption>Precision–recall</figcaption></figure>")  # fmt: skip
+            bins = summary["calibration"] or []
+            figures.append("<figure>" + _line_chart(
+                [(f"ECE {_fmt(summary['ece'])}", np.array([b["mean_score"] for b in bins]),
+                  np.array([b["fraction_consistent"] for b in bins]))],
+                "mean P(consistent) in bin", "fraction consistent", diagonal=True,
+            ) + "<figcaption>Calibration (on the diagonal = calibrated)</figcaption></figure>")  # fmt: skip
         else:
             figures.append('<p class="note">The judge gave no scores: no ROC or PR curve.</p>')
         sections.append("<h2>Quality</h2>" + _quality_table(summary))

@@ -31,6 +31,8 @@ __all__ = [
     "Interval",
     "average_precision",
     "bootstrap_intervals",
+    "brier_score",
+    "calibration_bins",
     "confusion",
     "flag_inconsistent_at",
     "latency_percentiles",
@@ -208,6 +210,42 @@ def flag_inconsistent_at(
             }
         )
     return rows
+
+
+def brier_score(y_true: ArrayLike, scores: ArrayLike) -> float | None:
+    """Mean squared error of P(consistent) against the 0/1 target (0 is perfect, 0.25 is a
+    constant ½); ``None`` for no rows."""
+    t = np.asarray(y_true, dtype=np.float64)
+    s = np.asarray(scores, dtype=np.float64)
+    return float(np.mean((s - t) ** 2)) if t.size else None
+
+
+def calibration_bins(
+    y_true: ArrayLike, scores: ArrayLike, bins: int = 10
+) -> tuple[list[dict[str, float | int]], float | None]:
+    """Reliability table and expected calibration error (ECE) of P(consistent).
+
+    Scores fall in ``bins`` equal-width bins over [0, 1] (the last one closed); each non-empty
+    bin gives its row count, mean score and observed fraction consistent. ECE is the
+    row-weighted mean of ``|mean score − fraction consistent|``: a calibrated judge's score of
+    0.8 is right 80% of the time, and its ECE is near 0.
+    """
+    t = np.asarray(y_true, dtype=np.float64)
+    s = np.asarray(scores, dtype=np.float64)
+    if t.size == 0:
+        return [], None
+    index = np.minimum((s * bins).astype(np.int64), bins - 1)
+    counts = np.bincount(index, minlength=bins)
+    score_sums = np.bincount(index, weights=s, minlength=bins)
+    positive_sums = np.bincount(index, weights=t, minlength=bins)
+    table: list[dict[str, float | int]] = []
+    gap = 0.0
+    for b in np.flatnonzero(counts):
+        mean_score, observed = score_sums[b] / counts[b], positive_sums[b] / counts[b]
+        gap += counts[b] * abs(mean_score - observed)
+        table.append({"low": b / bins, "high": (b + 1) / bins, "n": int(counts[b]),
+                      "mean_score": float(mean_score), "fraction_consistent": float(observed)})  # fmt: skip
+    return table, float(gap / t.size)
 
 
 def latency_percentiles(latency_ms: ArrayLike) -> dict[str, float | None]:

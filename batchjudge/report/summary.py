@@ -5,7 +5,8 @@ Which rows each figure uses (stated here because it changes the numbers):
 - Classification metrics use the *scored* rows: labelled (``target`` not null) and ``ok``.
   ``accuracy_all`` also counts labelled rows that failed or did not parse as wrong — the
   cookbook's convention (its scorer compared ``None`` with the target).
-- ROC-AUC, PR-AUC and the threshold table use the scored rows that carry a ``score``.
+- ROC-AUC, PR-AUC, calibration (Brier score, ECE, reliability bins) and the threshold table
+  use the scored rows that carry a ``score``.
 - Tokens and cost add up every row (a failed row's tokens were billed if it got a reply).
 - Latency percentiles use every row with a latency.
 """
@@ -24,6 +25,8 @@ from batchjudge.report.loading import RunData
 from batchjudge.report.metrics import (
     average_precision,
     bootstrap_intervals,
+    brier_score,
+    calibration_bins,
     confusion,
     flag_inconsistent_at,
     latency_percentiles,
@@ -128,6 +131,9 @@ def _quality(df: pl.DataFrame, *, resamples: int, seed: int) -> dict[str, Any]:
         "roc_auc": None,
         "pr_auc": None,
         "n_with_score": int(scored.has_score.sum()),
+        "brier": None,
+        "ece": None,
+        "calibration": None,
         "inconsistent_at_thresholds": None,
         "intervals": None,
     }
@@ -151,8 +157,13 @@ def _quality(df: pl.DataFrame, *, resamples: int, seed: int) -> dict[str, Any]:
     mask = scored.has_score
     target, score = scored.target[mask], scored.score[mask]
     if mask.any():
+        bins, ece = calibration_bins(target, score)
         out.update(
             roc_auc=_round(roc_auc(target, score)),
+            brier=_round(brier_score(target, score)),
+            ece=_round(ece),
+            calibration=[{k: _round(v) if isinstance(v, float) else v for k, v in b.items()}
+                         for b in bins],  # fmt: skip
             pr_auc={
                 "consistent": _round(average_precision(target, score, positive=1)),
                 "inconsistent": _round(average_precision(target, score, positive=0)),

@@ -44,6 +44,8 @@ def _quality_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
             interval = _interval(summary, f"f1_{cls}") if metric == "f1" else ""
             rows.append((f"{metric} ({cls} positive)", _num(values.get(cls)), interval))
     rows.append(("ROC-AUC", _num(summary["roc_auc"]), _interval(summary, "roc_auc")))
+    rows.append(("Brier score (lower is better)", _num(summary["brier"]), ""))
+    rows.append(("calibration error (ECE, 10 bins)", _num(summary["ece"]), ""))
     pr = summary.get("pr_auc") or {}
     for cls in _CLASSES:
         rows.append((f"PR-AUC ({cls} positive)", _num(pr.get(cls)), ""))
