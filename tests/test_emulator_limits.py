@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from batchjudge.emulator.limits import RateLimiter
+from batchjudge.emulator.limits import IN_FLIGHT_GRACE_S, RateLimiter
 
 
 class FakeClock:
@@ -102,6 +102,18 @@ def test_arrivals_before_the_given_retry_after_are_violations_and_later_ones_are
     clock.now += 0.25
     assert limiter.arrive("k") is False
     assert limiter.violations == 1
+
+
+def test_an_arrival_right_after_the_429_is_early_but_not_a_violation(clock: FakeClock) -> None:
+    limiter = RateLimiter(rps=1, tpm=None, clock=clock)
+    limiter.admit("k", 0)
+    limiter.admit("k", 0)
+    clock.now += IN_FLIGHT_GRACE_S / 2  # already on the wire when the 429 left
+    assert limiter.arrive("k") is True
+    assert (limiter.early_arrivals, limiter.violations) == (1, 0)
+    clock.now += IN_FLIGHT_GRACE_S
+    limiter.arrive("k")
+    assert (limiter.early_arrivals, limiter.violations) == (2, 1)
 
 
 def test_limits_and_cooldowns_are_kept_per_api_key(clock: FakeClock) -> None:

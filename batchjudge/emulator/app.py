@@ -8,6 +8,8 @@ app works in-process (an ASGI transport) and behind uvicorn (:mod:`batchjudge.em
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
@@ -18,9 +20,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from batchjudge.emulator import batch, files, finetune, responses
-from batchjudge.emulator.chat import ChatError, prepare
+from batchjudge.emulator.chat import ChatError, prepare, warm_up
 from batchjudge.emulator.config import EmulatorConfig
-from batchjudge.emulator.state import EmulatorState
+from batchjudge.emulator.state import BASE_JUDGE, EmulatorState
 
 __all__ = ["EMULATOR_HEADER", "create_app"]
 
@@ -198,7 +200,13 @@ def create_app(
         *batch.routes(),
         *finetune.routes(trainer or finetune.train_local_judge),
     ]
-    app = Starlette(routes=route_list)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        warm_up(state.models, BASE_JUDGE)  # a served emulator pays tokenizer loads up front
+        yield
+
+    app = Starlette(routes=route_list, lifespan=lifespan)
     app.state.emulator = state
     app.add_middleware(_Envelope, state=state)
     return app

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ __all__ = [
     "check_chat_body",
     "prepare",
     "prompt_tokens",
+    "warm_up",
 ]
 
 NO_DOCUMENT_REASON = "emulator could not find a document"
@@ -95,12 +96,30 @@ def prompt_tokens(model: str, messages: list[dict[str, str]]) -> int:
         ) from exc
 
 
-@functools.lru_cache(maxsize=_CACHE_SIZE)
-def _judge(judge_name: str, premise: str, hypothesis: str) -> tuple[int, str]:
+@functools.lru_cache(maxsize=64)
+def _load_judge(judge_name: str) -> Any:
     from batchjudge.localjudge import LocalJudge
 
-    judgement = LocalJudge.load(judge_name).predict(premise, hypothesis)
+    return LocalJudge.load(judge_name)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _judge(judge_name: str, premise: str, hypothesis: str) -> tuple[int, str]:
+    judgement = _load_judge(judge_name).predict(premise, hypothesis)
     return int(judgement.verdict), str(judgement.reason)
+
+
+def warm_up(models: Iterable[str], judge_name: str) -> None:
+    """Load every tokenizer ``models`` count with, and the judge, before serving.
+
+    Loading a tokenizer takes up to a second; done on the first request it would stall the
+    server past a client's timeout.
+    """
+    probe = [{"role": "user", "content": "warm up"}]
+    for model in models:
+        prompt_tokens(model, probe)
+        _text_tokens(model, "warm up")
+    _load_judge(judge_name)
 
 
 def _schema_object(schema: dict[str, Any], verdict: int, reason: str) -> dict[str, Any]:

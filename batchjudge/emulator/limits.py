@@ -14,12 +14,14 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["Admission", "RateLimiter"]
+__all__ = ["IN_FLIGHT_GRACE_S", "Admission", "RateLimiter"]
 
 _TOKEN_WINDOW_S = 60.0
 _REQUEST_WINDOW_S = 1.0
 _EARLY_TOLERANCE_S = 0.001
-"""Arrivals this close to the end of a cooldown are not counted as violations (float noise)."""
+"""Arrivals this close to the end of a cooldown are not counted as early (float noise)."""
+IN_FLIGHT_GRACE_S = 0.010
+"""Requests arriving within this time after a 429 are taken as already sent when it left."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,7 @@ class _KeyState:
     tokens: deque[tuple[float, int]] = field(default_factory=deque)
     tokens_used: int = 0
     cooldown_until: float = 0.0
+    refused_at: float = float("-inf")
 
 
 class RateLimiter:
@@ -60,7 +63,10 @@ class RateLimiter:
         self.tpm = tpm if tpm else None
         self._clock = clock
         self._keys: dict[str, _KeyState] = {}
+        self.early_arrivals = 0
+        """Arrivals before their key's cooldown ended, including those already on the wire."""
         self.violations = 0
+        """Early arrivals sent after the client could have read the 429 (beyond the grace)."""
 
     def _state(self, key: str) -> _KeyState:
         state = self._keys.get(key)
@@ -69,11 +75,20 @@ class RateLimiter:
         return state
 
     def arrive(self, key: str) -> bool:
-        """Note an arrival; True (and counted) if it came before its key's cooldown ended."""
+        """Note an arrival; True if it came before its key's cooldown ended.
+
+        Such an arrival counts as a Retry-After *violation* only when it comes more than
+        :data:`IN_FLIGHT_GRACE_S` after the 429: a request that reaches the server a fraction
+        of a millisecond after the refusal was already on the wire when it was sent, and no
+        client could have held it back.
+        """
         state = self._state(key)
-        early = self._clock() < state.cooldown_until - _EARLY_TOLERANCE_S
+        now = self._clock()
+        early = now < state.cooldown_until - _EARLY_TOLERANCE_S
         if early:
-            self.violations += 1
+            self.early_arrivals += 1
+            if now - state.refused_at > IN_FLIGHT_GRACE_S:
+                self.violations += 1
         return early
 
     def admit(self, key: str, tokens: int) -> Admission:
@@ -111,7 +126,8 @@ class RateLimiter:
     def cooldown(self, key: str, seconds: float) -> dict[str, str]:
         """Impose a cooldown on ``key`` (an injected 429) and return its Retry-After headers."""
         state = self._state(key)
-        state.cooldown_until = max(state.cooldown_until, self._clock() + seconds)
+        state.refused_at = self._clock()
+        state.cooldown_until = max(state.cooldown_until, state.refused_at + seconds)
         return {
             "retry-after": str(max(1, math.ceil(seconds))),
             "retry-after-ms": str(max(1, math.ceil(seconds * 1000.0))),

@@ -42,7 +42,7 @@ class Stats:
     max_in_flight: int = 0
     started: float = field(default_factory=time.monotonic)
 
-    def snapshot(self, retry_after_violations: int) -> dict[str, Any]:
+    def snapshot(self, retry_after_violations: int, early_arrivals: int) -> dict[str, Any]:
         """A JSON-ready copy of the counters."""
         return {
             "emulator": True,
@@ -51,6 +51,7 @@ class Stats:
             "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
             "rate_limited": self.rate_limited,
             "retry_after_violations": retry_after_violations,
+            "early_arrivals": early_arrivals,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "faults": dict(sorted(self.faults.items())),
@@ -164,4 +165,4 @@ class EmulatorState:
 
     def snapshot(self) -> dict[str, Any]:
         """``GET /stats``."""
-        return self.stats.snapshot(self.limiter.violations)
+        return self.stats.snapshot(self.limiter.violations, self.limiter.early_arrivals)
