@@ -228,3 +228,26 @@ def test_truncate_to_tokens_keeps_the_beginning_within_the_limit() -> None:
     assert text.startswith(cut) and count_tokens(cut, "open-mistral-7b") <= 7
     assert removed == count_tokens(text, "open-mistral-7b") - count_tokens(cut, "open-mistral-7b")
     assert truncate_to_tokens("short", 10, "open-mistral-7b") == ("short", 0)
+
+
+@pytest.mark.parametrize(
+    "model", ["open-mistral-7b", "open-mixtral-8x7b", "mistral-large-2402", "mistral-large-2411",
+              "open-mistral-nemo"],
+)  # fmt: skip
+def test_rendered_prompt_tokens_equal_a_full_chat_encoding_for_every_tokenizer(model: str) -> None:
+    documents = [
+        PREMISE,
+        "  Leading spaces, tabs\tand a trailing newline\n",
+        "Zürich – «quotes», emoji 🚢, 東京, numbers 1,234.5 and URLs https://example.org/x?y=1",
+        "word " * 300,
+    ]
+    few_shot = PromptTemplate(
+        "fs", "{premise}\n{hypothesis}",
+        few_shot=({"role": "user", "content": "a\nb"}, {"role": "assistant", "content": "0"}),
+    )  # fmt: skip
+    system = PromptTemplate("sys", "{premise}\n{hypothesis}", system="Judge strictly.")
+    for template in (*PRESETS.values(), few_shot, system):
+        adapter = PromptAdapter(template, model)
+        for document in documents:
+            rendered = adapter.render(document, HYPOTHESIS)
+            assert rendered.prompt_tokens == count_chat_tokens(rendered.messages, model)
