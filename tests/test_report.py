@@ -166,6 +166,14 @@ def test_a_path_that_is_not_a_run_is_an_input_error_naming_it(
         load_run(path)
 
 
+def test_a_part_with_a_column_of_the_wrong_type_is_an_input_error(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "r", [[result_row("a", 1, 1)]])
+    pq.write_table(pa.table({"row_id": ["b"], "status": ["ok"], "verdict": ["yes"]}),
+                   run / "results" / "part-000001.parquet")  # fmt: skip
+    with pytest.raises(InputError, match="verdict"):
+        load_run(run)
+
+
 def test_report_json_prints_one_object_with_the_contract_keys(run_dir: Path) -> None:
     result = CliRunner().invoke(app, ["report", str(run_dir), "--json", "--resamples", "200"])
     assert result.exit_code == 0, result.output

@@ -76,35 +76,53 @@ def _read_meta(meta_file: Path) -> dict[str, Any]:
     return meta
 
 
+def _scan_schema() -> dict[str, pl.DataType]:
+    """The result columns as polars reads them: integers widened to Int64 and floats to
+    Float64, so parts written with narrower (older or foreign) types still load."""
+    schema: dict[str, pl.DataType] = {}
+    for field in RESULT_SCHEMA:
+        if field.name in _SKIPPED_COLUMNS:
+            continue
+        if pa.types.is_integer(field.type):
+            schema[field.name] = pl.Int64()
+        elif pa.types.is_floating(field.type):
+            schema[field.name] = pl.Float64()
+        else:
+            schema[field.name] = pl.String()
+    return schema
+
+
 def _read_results(results_dir: Path) -> pl.DataFrame:
-    wanted = [f for f in RESULT_SCHEMA if f.name not in _SKIPPED_COLUMNS]
-    schema = pa.schema(wanted)
+    schema = _scan_schema()
     parts = (
         sorted(p for p in results_dir.glob("*.parquet") if not p.name.startswith("."))
         if results_dir.is_dir()
         else []
     )
-    tables = [_read_part(part, schema) for part in parts]
-    frame = pl.from_arrow(pa.concat_tables(tables) if tables else schema.empty_table())
-    assert isinstance(frame, pl.DataFrame)
-    return frame.unique(subset="row_id", keep="last", maintain_order=True)
-
-
-def _read_part(part: Path, schema: pa.Schema) -> pa.Table:
-    """One part, reduced to ``schema``: absent columns become nulls, types are cast."""
+    if not parts:
+        return pl.DataFrame(schema=schema)
+    for part in parts:
+        _check_part(part)
     try:
-        available = set(pq.read_schema(part).names)
-        if "row_id" not in available or "status" not in available:
-            raise InputError(f"{part}: not a results part (no row_id/status column)")
-        table = pq.read_table(part, columns=[n for n in schema.names if n in available])
-        columns = [
-            table.column(f.name).cast(f.type)
-            if f.name in available
-            else pa.nulls(table.num_rows, f.type)
-            for f in schema
-        ]
-    except InputError:
-        raise
+        frame = pl.scan_parquet(
+            parts,
+            schema=schema,
+            missing_columns="insert",
+            extra_columns="ignore",
+            cast_options=pl.ScanCastOptions(integer_cast="upcast", float_cast="upcast"),
+        ).collect()
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise InputError(f"{results_dir}: unreadable results ({exc})") from exc
+    if frame["row_id"].is_duplicated().any():
+        frame = frame.unique(subset="row_id", keep="last", maintain_order=True)
+    return frame
+
+
+def _check_part(part: Path) -> None:
+    """Read one part's footer: a clear error naming the file beats a scan error naming none."""
+    try:
+        names = set(pq.read_schema(part).names)
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{part}: unreadable results part ({exc})") from exc
-    return pa.Table.from_arrays(columns, schema=schema)
+    if "row_id" not in names or "status" not in names:
+        raise InputError(f"{part}: not a results part (no row_id/status column)")
