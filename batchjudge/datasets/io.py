@@ -23,7 +23,7 @@ from batchjudge.errors import InputError
 
 __all__ = ["iter_dataset_batches", "read_records", "require_columns", "write_dataset"]
 
-_BATCH_ROWS = 65_536
+_BATCH_ROWS = 8_192
 
 
 def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -81,7 +81,9 @@ class LabelChecker:
         """Fold one batch in; ``origin`` (a file name) labels its rows in messages."""
         if origin is not None and (not self._origins or self._origins[-1][1] != origin):
             self._origins.append((self._rows, origin))
-        frame = pl.from_arrow(batch)
+        wanted = [self._target, self._premise, self._hypothesis, self._group, self._split, self._source]
+        present = [name for name in batch.schema.names if name in wanted]
+        frame = pl.from_arrow(batch.select(present))
         assert isinstance(frame, pl.DataFrame)
         n = frame.height
         row = pl.int_range(self._rows, self._rows + n, dtype=pl.Int64, eager=True).alias("row")
@@ -165,7 +167,8 @@ class LabelChecker:
             return []
         pairs = pl.concat(self._pairs)
         groups = (
-            pairs.group_by("h")
+            pairs.filter(pl.col("h").is_duplicated())
+            .group_by("h")
             .agg(
                 pl.len().alias("n"),
                 (pl.col("t") == 1).any().alias("pos"),
