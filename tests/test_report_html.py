@@ -128,3 +128,20 @@ def test_headless_chromium_draws_a_non_blank_page(labelled_run: Path, tmp_path: 
     # The confusion matrix's saturated blue is drawn somewhere on the page.
     blue = (rgb[:, 2] > 200) & (rgb[:, 0] < 120) & (rgb[:, 1] < 160)
     assert blue.sum() > 1000
+
+
+def test_mistakes_show_the_summary_and_document_while_the_inputs_exist(tmp_path: Path) -> None:
+    inputs = tmp_path / "pairs.jsonl"
+    inputs.write_text(
+        '{"id": "a", "premise": "The ferry runs hourly.", "hypothesis": "The ferry <runs> daily.", "target": 0}\n'
+        '{"id": "b", "premise": "Rain in Leeds.", "hypothesis": "It rained in Leeds.", "target": 1}\n'
+    )
+    meta = {"fingerprint": {}, "config": {"inputs": [str(inputs)], "columns": {}}}
+    run_dir = write_run(tmp_path / "run", [[result_row("a", 0, 1, 0.9), result_row("b", 1, 1, 0.8)]], meta)
+    run = load_run(run_dir)
+    page = render_html(run, summarize(run, PriceTable(), resamples=200))
+    assert "The ferry &lt;runs&gt; daily." in page and "The ferry runs hourly." in page
+    assert "It rained in Leeds." not in page  # judged right: not a mistake
+    inputs.unlink()
+    page = render_html(run, summarize(run, PriceTable(), resamples=200))
+    assert "not readable here" in page and "The ferry runs hourly." not in page

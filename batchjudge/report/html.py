@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from batchjudge.report.loading import RunData
+from batchjudge.report.loading import RunData, input_texts
 from batchjudge.report.metrics import pr_curve, roc_curve
 from batchjudge.report.summary import scored_rows, worst_mistakes
 
@@ -180,6 +180,15 @@ def _histogram_svg(latency_ms: NDArray[np.float64]) -> str:
     return _svg(body, "latency histogram")
 
 
+def _pair_cell(pair: tuple[str, str] | None) -> str:
+    """The summary in full and the document folded away (it can be pages long)."""
+    if pair is None:
+        return "–"
+    premise, hypothesis = pair
+    return (f'<div class="reason"><b>{_esc(hypothesis)}</b><details><summary>document '
+            f"({len(premise):,} characters)</summary>{_esc(premise)}</details></div>")  # fmt: skip
+
+
 def _cards(summary: dict[str, Any]) -> str:
     intervals = summary.get("intervals") or {}
     cards = [("rows", summary["n_rows"], None), ("ok", summary["n_ok"], None),
@@ -297,15 +306,18 @@ def render_html(run: RunData, summary: dict[str, Any], *, mistakes: int = 25) ->
 
     wrong = worst_mistakes(run, mistakes)
     if wrong:
+        texts = input_texts(run, [w["row_id"] for w in wrong])
         label = {1: "consistent", 0: "inconsistent"}
         rows = [[_esc(w["row_id"]), label.get(w["target"], "?"), label.get(w["verdict"], "?"),
-                 _fmt(w["score"]), f'<div class="reason">{_esc(w["reason"]) or "–"}</div>']
+                 _fmt(w["score"]), _pair_cell(texts.get(w["row_id"])),
+                 f'<div class="reason">{_esc(w["reason"]) or "–"}</div>']
                 for w in wrong]  # fmt: skip
+        note = "" if texts else " The inputs named in run.json are not readable here, so no texts."
         sections.append(
             "<h2>Most confident mistakes</h2><p class='note'>Wrong verdicts, most confident first "
-            "(score furthest from 0.5); the judge's own reason beside each.</p>"
-            + _table(["row", "true", "judged", "P(consistent)", "reason"], rows,
-                     [False, False, False, True, False])
+            f"(score furthest from 0.5); the judge's own reason beside each.{note}</p>"
+            + _table(["row", "true", "judged", "P(consistent)", "summary and document", "reason"],
+                     rows, [False, False, False, True, False, False])
         )  # fmt: skip
     sections.append(f"<p class='note'>{_esc(summary['positive_class'])}. "
                     f"Intervals: {_esc((summary.get('intervals') or {}).get('method', 'none'))}.</p>")  # fmt: skip

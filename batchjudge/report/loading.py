@@ -10,6 +10,7 @@ tolerated (read as empty); a directory with neither file is not a run.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from batchjudge.engine.schema import RESULT_SCHEMA
-from batchjudge.errors import InputError
+from batchjudge.errors import BatchJudgeError, InputError
 
-__all__ = ["RunData", "load_run"]
+__all__ = ["RunData", "input_texts", "load_run"]
 
 _SKIPPED_COLUMNS = frozenset({"raw_response"})
 """Not needed for metrics and the largest column: left on disk."""
@@ -126,3 +127,30 @@ def _check_part(part: Path) -> None:
         raise InputError(f"{part}: unreadable results part ({exc})") from exc
     if "row_id" not in names or "status" not in names:
         raise InputError(f"{part}: not a results part (no row_id/status column)")
+
+
+def input_texts(run: RunData, row_ids: Collection[str]) -> dict[str, tuple[str, str]]:
+    """``{row_id: (premise, hypothesis)}`` for ``row_ids``, read back from the run's inputs.
+
+    Only possible while the inputs named in ``run.json`` still exist (paths as given to
+    ``batchjudge run``, resolved from the current directory); returns what it finds, ``{}``
+    when the inputs are gone or changed shape. Stops reading once every id is found.
+    """
+    from batchjudge.engine.source import open_source
+
+    inputs = run.config.get("inputs")
+    wanted = set(row_ids)
+    if not wanted or not isinstance(inputs, list) or not inputs:
+        return {}
+    found: dict[str, tuple[str, str]] = {}
+    try:
+        source = open_source(inputs, run.config.get("columns"))
+        for batch in source.batches():
+            for row in batch:
+                if row.row_id in wanted and row.premise is not None and row.hypothesis is not None:
+                    found[row.row_id] = (row.premise, row.hypothesis)
+            if len(found) == len(wanted):
+                break
+    except BatchJudgeError:
+        return found  # inputs moved, deleted or edited since the run: show what was read
+    return found
