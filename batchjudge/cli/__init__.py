@@ -33,6 +33,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "batchjudge.cli.emulator",
     "batchjudge.cli.data",
     "batchjudge.cli.report",
+    "batchjudge.cli.ft",
 )
 
 for _name in _COMMAND_MODULES:

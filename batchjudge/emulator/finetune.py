@@ -4,8 +4,10 @@ The hosted ``/v1/fine_tuning/jobs`` answers 410 since mid-2026; ``--ft-gone`` re
 Otherwise a job really trains: each training line ``{"messages": [..., user, assistant]}``
 gives a (document, summary) pair recovered from the user message and a label parsed from the
 assistant's answer; the local judge is trained on them and served as
-``ft:<base>:<suffix>:<id>``. Training goes through one replaceable function (:data:`Trainer`),
-so a local fine-tuning launcher can be plugged in.
+``ft:<base>:<suffix>:<id>``. Reading the examples and training are the local launcher's own
+functions (:func:`~batchjudge.adapters.finetune.read_examples`,
+:func:`~batchjudge.adapters.launchers.train_and_register`, the default :data:`Trainer`), so an
+emulated job and ``batchjudge ft launch --launcher local`` run the same code.
 """
 
 from __future__ import annotations
@@ -15,15 +17,15 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from batchjudge.adapters.parsing import parse_verdict
-from batchjudge.adapters.prompts import extract_pair
+from batchjudge.adapters.finetune import LabelledPairs, read_examples
+from batchjudge.adapters.launchers import train_and_register as train_local_judge
 from batchjudge.emulator import responses
 from batchjudge.emulator.state import EmulatorState, ModelEntry, new_id
+from batchjudge.errors import InputError
 
 __all__ = ["GONE_MESSAGE", "Trainer", "routes", "train_local_judge"]
 
@@ -35,48 +37,15 @@ GONE_MESSAGE = (
 )
 
 
-def train_local_judge(
-    premises: list[str], hypotheses: list[str], targets: list[int], name: str, seed: int
-) -> str:
-    """The default :data:`Trainer`: train and register a local judge under ``name``."""
-    from batchjudge.localjudge import register, train
-
-    register(train(premises, hypotheses, targets, name=name, seed=seed))
-    return name
-
-
 def _state(request: Request) -> EmulatorState:
     state: EmulatorState = request.app.state.emulator
     return state
 
 
-def _examples(state: EmulatorState, file_ids: list[str]) -> tuple[list[str], list[str], list[int]]:
-    """Pairs and labels of the training files; ValueError naming the first unusable line."""
-    premises: list[str] = []
-    hypotheses: list[str] = []
-    targets: list[int] = []
-    for file_id in file_ids:
-        for number, raw in enumerate(state.files[file_id].content.splitlines(), start=1):
-            if not raw.strip():
-                continue
-            where = f"file {file_id} line {number}"
-            try:
-                messages = orjson.loads(raw)["messages"]
-                answer = messages[-1]
-            except (orjson.JSONDecodeError, KeyError, IndexError, TypeError):
-                raise ValueError(f"{where}: not a {{'messages': [...]}} object") from None
-            if not isinstance(answer, dict) or answer.get("role") != "assistant":
-                raise ValueError(f"{where}: the last message must be the assistant's")
-            pair = extract_pair(messages[:-1])
-            parsed = parse_verdict(str(answer.get("content", "")))
-            if pair is None or parsed.verdict is None:
-                raise ValueError(f"{where}: no (document, summary) pair or no label found")
-            premises.append(pair[0])
-            hypotheses.append(pair[1])
-            targets.append(int(parsed.verdict))
-    if len(set(targets)) < 2:
-        raise ValueError("the training data needs examples of both labels")
-    return premises, hypotheses, targets
+def _examples(state: EmulatorState, file_ids: list[str]) -> LabelledPairs:
+    """Pairs and labels of the training files, read as the local launcher reads them."""
+    lines = [line for file_id in file_ids for line in state.files[file_id].content.splitlines()]
+    return read_examples(lines, where=f"training files {', '.join(file_ids)}")
 
 
 async def _train(state: EmulatorState, job: dict[str, Any], trainer: Trainer) -> None:
@@ -87,14 +56,14 @@ async def _train(state: EmulatorState, job: dict[str, Any], trainer: Trainer) ->
         return
     job["status"] = "RUNNING"
     try:
-        premises, hypotheses, targets = _examples(state, job["training_files"])
-    except ValueError as exc:
+        pairs = _examples(state, job["training_files"])
+    except InputError as exc:
         job["status"], job["message"] = "FAILED_VALIDATION", str(exc)
         return
     name = f"ft:{job['model']}:{job['suffix'] or 'emulated'}:{job['id'][:8]}"
     try:
         judge = await asyncio.to_thread(
-            trainer, premises, hypotheses, targets, name, state.config.seed
+            trainer, pairs.premises, pairs.hypotheses, pairs.targets, name, state.config.seed
         )
     except Exception as exc:  # a training failure is the job's outcome, not a server crash
         job["status"], job["message"] = "FAILED", f"training failed: {exc}"
@@ -104,7 +73,7 @@ async def _train(state: EmulatorState, job: dict[str, Any], trainer: Trainer) ->
         return
     state.models[name] = ModelEntry(name, judge, fine_tuned=True, base=job["model"], job=job["id"])
     job["fine_tuned_model"] = name
-    job["trained_tokens"] = sum(len(p) + len(h) for p, h in zip(premises, hypotheses)) // 4
+    job["trained_tokens"] = sum(len(p) + len(h) for p, h in zip(pairs.premises, pairs.hypotheses)) // 4
     job["status"], job["modified_at"] = "SUCCESS", int(time.time())
 
 

@@ -1,0 +1,237 @@
+"""``batchjudge ft export|launch|status|start|cancel``: fine-tuning data and jobs.
+
+Thin wrappers over :mod:`batchjudge.adapters.finetune` and :mod:`batchjudge.adapters.launchers`.
+Exit codes: 0 done; 1 a job failed or was cancelled, or waiting timed out; 2 bad input,
+options or API key (nothing sent); 3 the fine-tuning API refused (``410 Gone``, ``422``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any, Optional, TypeVar
+
+import anyio
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from batchjudge.errors import AuthError, BatchJudgeError, ConfigError, InputError, ProviderError
+
+__all__ = ["EXIT_REFUSED", "register"]
+
+EXIT_REFUSED = 3
+"""The fine-tuning API refused the job (410 Gone, 422)."""
+
+ft_app = typer.Typer(name="ft", help="Export fine-tuning data and launch, follow or cancel fine-tuning jobs.",
+                     no_args_is_help=True)
+_out = Console()
+_err = Console(stderr=True)
+T = TypeVar("T")
+
+_LauncherOpt = Annotated[str, typer.Option("--launcher", help="local (train the local judge here) or mistral (hosted API, or the emulator with --base-url).")]
+_BaseUrlOpt = Annotated[Optional[str], typer.Option(help="Mistral-compatible server for --launcher mistral (e.g. the emulator).")]
+_JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+
+
+def _error(message: str, code: int) -> typer.Exit:
+    _err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _call(action: Callable[[], Awaitable[T]]) -> T:
+    """Run ``action`` on an event loop, mapping the project's errors to exit codes."""
+    from batchjudge.adapters.launchers import FineTuningGone, JobRejected
+
+    try:
+        return anyio.run(action)
+    except (FineTuningGone, JobRejected) as exc:
+        raise _error(str(exc), EXIT_REFUSED) from None
+    except (ConfigError, InputError, AuthError) as exc:
+        raise _error(str(exc), 2) from None
+    except ProviderError as exc:
+        raise _error(str(exc), 1) from None
+
+
+def _print_json(data: Any) -> None:
+    _out.print_json(json.dumps(data, default=str))
+
+
+def _warn(lines: list[str]) -> None:
+    for line in lines:
+        _err.print(f"[yellow]warning:[/] {escape(line)}", highlight=False, soft_wrap=True)
+
+
+@ft_app.command("export")
+def export_command(
+    inputs: Annotated[list[Path], typer.Argument(help="Dataset Parquet files/folders or cookbook JSONL/CSV files.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Training JSONL to write.")],
+    val: Annotated[Optional[Path], typer.Option("--val", help="Also write a validation JSONL, split by document.")] = None,
+    val_size: Annotated[float, typer.Option(help="Share of documents held out for --val.")] = 0.1,
+    prompt: Annotated[str, typer.Option(help="Prompt preset or template file; evaluate with the same one.")] = "zero-shot",
+    model: Annotated[str, typer.Option(help="Base model: tokenizer, context and price.")] = "open-mistral-7b",
+    mix: Annotated[Optional[str], typer.Option(help="Weights per input, e.g. 0.7,0.3: draw --rows rows in these shares.")] = None,
+    rows: Annotated[Optional[int], typer.Option(help="Rows to draw with --mix (default: as many as the weights allow), else the first N.")] = None,
+    balance: Annotated[bool, typer.Option("--balance", help="Downsample to as many consistent as inconsistent rows.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed for mixing, splitting and balancing.")] = 0,
+    as_json: _JsonOpt = False,
+) -> None:
+    """Write Mistral fine-tuning JSONL with the evaluation's prompt; check it; summarise it."""
+    from batchjudge.adapters.finetune import ExportOptions, export_finetune
+
+    try:
+        weights = None if mix is None else [float(w) for w in mix.split(",")]
+    except ValueError:
+        raise _error(f"--mix {mix!r}: expected comma-separated numbers, e.g. 0.7,0.3", 2) from None
+    options = ExportOptions(prompt=prompt, model=model, val_size=val_size, mix=weights, rows=rows,
+                            balance=balance, seed=seed)
+    try:
+        summary = export_finetune(inputs, out, val_out=val, options=options)
+    except BatchJudgeError as exc:
+        raise _error(str(exc), 2) from None
+    _warn(summary.notes)
+    _warn(summary.warnings)
+    if as_json:
+        _print_json(asdict(summary))
+        return
+    table = Table("file", "rows", "documents", "consistent", "inconsistent", "tokens", "max/example", "cut docs")
+    for part in (summary.train, summary.val):
+        if part is not None:
+            table.add_row(str(part.path), str(part.rows), str(part.documents), str(part.consistent),
+                          str(part.inconsistent), str(part.tokens), str(part.max_example_tokens), str(part.truncated_rows))
+    _out.print(table)
+    cost = summary.cost_per_epoch
+    price = "no price known" if cost.usd_per_epoch is None else f"${cost.usd_per_epoch:.2f} per epoch"
+    _out.print(f"prompt {summary.prompt!r} (sha256 {summary.prompt_sha256[:12]}), {summary.model}: {price}; "
+               f"evaluate with --prompt {prompt}", highlight=False)
+
+
+def _spec(train: Path, val: Optional[Path], model: str, suffix: Optional[str], training_steps: Optional[int],
+          learning_rate: Optional[float], epochs: Optional[float], wandb_project: Optional[str],
+          auto_start: bool, seed: int) -> Any:
+    from batchjudge.adapters.launchers import LaunchSpec
+
+    try:
+        return LaunchSpec(train, val, model, suffix, training_steps, learning_rate, epochs, wandb_project,
+                          auto_start, seed)
+    except ConfigError as exc:
+        raise _error(str(exc), 2) from None
+
+
+def _show_job(job: Any, as_json: bool) -> None:
+    if as_json:
+        _print_json({k: v for k, v in asdict(job).items()})
+    else:
+        _out.print(escape(job.line()), highlight=False)
+        if job.fine_tuned_model and job.status == "SUCCESS":
+            flags = "--provider local" if job.launcher == "local" else "--provider mistral"
+            _out.print(f"evaluate it: batchjudge run ... {flags} --model {job.fine_tuned_model}", highlight=False)
+
+
+def _exit_for(job: Any) -> None:
+    if job.status in ("FAILED", "FAILED_VALIDATION", "CANCELLED"):
+        raise typer.Exit(1)
+
+
+async def _follow(launcher: Any, job: Any, interval: float, timeout: Optional[float], quiet: bool) -> Any:
+    from batchjudge.adapters.launchers import wait_for_job
+
+    def progress(update: Any) -> None:
+        if not quiet:
+            _err.print(escape(update.line()), highlight=False)
+
+    return await wait_for_job(launcher, job.id, interval=interval, timeout=timeout, on_update=progress)
+
+
+@ft_app.command("launch")
+def launch_command(
+    train: Annotated[Path, typer.Argument(help="Training JSONL (from `batchjudge ft export`).")],
+    val: Annotated[Optional[Path], typer.Option("--val", help="Validation JSONL.")] = None,
+    launcher: _LauncherOpt = "local",
+    model: Annotated[str, typer.Option(help="Base model to fine-tune (mistral launcher).")] = "open-mistral-7b",
+    suffix: Annotated[Optional[str], typer.Option(help="Name part of the fine-tuned model (ft:BASE:SUFFIX:ID).")] = None,
+    training_steps: Annotated[Optional[int], typer.Option(help="Training steps.")] = None,
+    learning_rate: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
+    epochs: Annotated[Optional[float], typer.Option(help="Epochs over the training file.")] = None,
+    wandb_project: Annotated[Optional[str], typer.Option(help="Report training to this W&B project (needs WANDB_API_KEY).")] = None,
+    auto_start: Annotated[bool, typer.Option("--auto-start/--no-auto-start", help="Start once validated.")] = True,
+    seed: Annotated[int, typer.Option(help="Seed (local launcher).")] = 0,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check the files and estimate the cost; send nothing.")] = False,
+    base_url: _BaseUrlOpt = None,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Follow the job until it ends.")] = True,
+    interval: Annotated[float, typer.Option(help="Seconds between polls.")] = 10.0,
+    timeout: Annotated[Optional[float], typer.Option(help="Stop following after this many seconds.")] = None,
+    as_json: _JsonOpt = False,
+) -> None:
+    """Launch a fine-tuning job on TRAIN and follow it; --dry-run only estimates."""
+    from batchjudge.adapters.launchers import estimate, make_launcher
+
+    spec = _spec(train, val, model, suffix, training_steps, learning_rate, epochs, wandb_project, auto_start, seed)
+    if dry_run:
+        try:
+            found = estimate(spec, model="local-judge" if launcher == "local" else None)
+        except BatchJudgeError as exc:
+            raise _error(str(exc), 2) from None
+        if as_json:
+            _print_json(asdict(found))
+            return
+        cost = found.cost
+        money = "no price known" if cost.usd_total is None else f"${cost.usd_total:.2f} (${cost.usd_per_epoch:.2f}/epoch)"
+        _out.print(f"dry run: {found.train_rows} training rows, {found.val_rows} validation rows, "
+                   f"{cost.tokens_per_epoch} tokens/epoch x {cost.epochs:g} epoch(s) on {cost.model}: {money}; "
+                   "nothing sent", highlight=False)
+        return
+
+    async def action() -> Any:
+        runner = make_launcher(launcher, **({} if launcher == "local" else {"base_url": base_url}))
+        try:
+            job = await runner.launch(spec)
+            if wait and not job.finished and auto_start:
+                job = await _follow(runner, job, interval, timeout, as_json)
+            return job
+        finally:
+            await runner.aclose()
+
+    job = _call(action)
+    _show_job(job, as_json)
+    _exit_for(job)
+    if wait and auto_start and not job.finished:
+        raise typer.Exit(1)
+
+
+def _job_command(verb: str) -> Callable[..., None]:
+    def command(
+        job_id: Annotated[str, typer.Argument(help="The job id `ft launch` printed.")],
+        launcher: _LauncherOpt = "local",
+        base_url: _BaseUrlOpt = None,
+        as_json: _JsonOpt = False,
+    ) -> None:
+        from batchjudge.adapters.launchers import make_launcher
+
+        async def action() -> Any:
+            runner = make_launcher(launcher, **({} if launcher == "local" else {"base_url": base_url}))
+            try:
+                return await getattr(runner, verb)(job_id)
+            finally:
+                await runner.aclose()
+
+        job = _call(action)
+        _show_job(job, as_json)
+        if verb == "status":
+            _exit_for(job)
+
+    command.__doc__ = {"status": "Show a fine-tuning job.", "start": "Start a job created with --no-auto-start.",
+                       "cancel": "Cancel a fine-tuning job (finished jobs stay as they are)."}[verb]
+    return command
+
+
+for _verb in ("status", "start", "cancel"):
+    ft_app.command(_verb)(_job_command(_verb))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``ft`` command group to the CLI."""
+    app.add_typer(ft_app)
