@@ -32,8 +32,10 @@ REPLIES = {
     "unparseable": "The summary seems mostly fine to me.",
 }
 
-WORDS = ("the council said ferry passengers would wait longer because of new safety measures "
-         "introduced after a complaint from a resident in 2019 about vehicles").split()  # fmt: skip
+TEXT = (
+    "the council said ferry passengers would wait longer because of new safety measures "
+    "introduced after a complaint from a resident in 2019 about vehicles"
+)
 
 REPORT_CHILD = r"""
 import json, os, resource, sys, time
@@ -68,7 +70,8 @@ def bench_parsing() -> dict[str, float]:
 def bench_render() -> dict[str, float]:
     from batchjudge.adapters.prompts import PRESETS, PromptAdapter
 
-    document = " ".join(WORDS[i % len(WORDS)] for i in range(330))  # ~2,000 characters
+    words = TEXT.split()
+    document = " ".join(words[i % len(words)] for i in range(330))  # ~2,000 characters
     hypothesis = "Ferry passengers were warned of longer crossings."
     cases = {
         "estimate (count_tokens=False)": PromptAdapter(PRESETS["zero-shot"], "open-mistral-7b", count_tokens=False),
@@ -80,7 +83,7 @@ def bench_render() -> dict[str, float]:
     out = {}
     for name, adapter in cases.items():
         adapter.render(document, hypothesis)  # load the tokenizer outside the timing
-        out[name] = round(_per_call_us(lambda _: adapter.render(document, hypothesis), None), 1)
+        out[name] = round(_per_call_us(lambda _, a=adapter: a.render(document, hypothesis), None), 1)
     return out
 
 

@@ -154,7 +154,7 @@ def test_parts_missing_newer_columns_are_read_as_empty(tmp_path: Path) -> None:
             lambda p: (p.mkdir(), (p / "results").mkdir(),
                        (p / "results" / "part-000000.parquet").write_text("not parquet")),
             "part-000000.parquet: unreadable results part",
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_a_path_that_is_not_a_run_is_an_input_error_naming_it(

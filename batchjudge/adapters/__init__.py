@@ -18,7 +18,11 @@ from batchjudge.adapters.prompts import (
     extract_pair,
     load_prompt,
 )
-from batchjudge.adapters.tokens import count_chat_tokens, count_tokens, truncate_to_tokens
+from batchjudge.adapters.tokens import (
+    count_chat_tokens,
+    count_tokens,
+    truncate_to_tokens,
+)
 
 __all__ = [
     "DEFAULT_PRESET",

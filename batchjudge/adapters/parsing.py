@@ -172,7 +172,7 @@ def parse_verdict(text: str) -> ParsedVerdict:
     """Parse one reply; never raises (a reply that yields no verdict is a ``parse_error``)."""
     try:
         return _parse(text)
-    except Exception as exc:  # a parser bug must not cost a row; report it as a parse error
+    except Exception as exc:  # noqa: BLE001 - a parser bug must not cost a row: report it
         return ParsedVerdict(STATUS_PARSE_ERROR, error=f"parser failure: {exc!r}")
 
 

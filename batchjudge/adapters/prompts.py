@@ -266,7 +266,7 @@ def _template_from_toml(path: Path, text: str) -> PromptTemplate:
         name=name,
         user=user,
         system=system,
-        few_shot=few_shot,  # type: ignore[arg-type]  # checked in __post_init__
+        few_shot=few_shot,  # roles and contents are checked in __post_init__
         response_format=_response_format(data.get("response_format", "json_object")),
     )
 

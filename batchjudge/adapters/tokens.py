@@ -15,13 +15,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from batchjudge.engine.types import Message
 from batchjudge.errors import ConfigError
 
 if TYPE_CHECKING:
     from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
+
+    _Tokenizer: TypeAlias = MistralTokenizer[Any, Any, Any, Any, Any]
 
 __all__ = [
     "base_model",
@@ -57,7 +59,7 @@ _DEFAULT_FAMILY = "tekken"
 
 _TEKKEN_FILE = "tekken_240911.json"
 
-_cache: dict[str, MistralTokenizer] = {}
+_cache: dict[str, _Tokenizer] = {}
 _lock = threading.Lock()
 
 
@@ -79,12 +81,12 @@ def tokenizer_family(model: str) -> str:
     return _DEFAULT_FAMILY
 
 
-def _load(family: str) -> MistralTokenizer:
+def _load(family: str) -> _Tokenizer:
     """Build one tokenizer from the files bundled with mistral-common (no network)."""
     import mistral_common
     from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
 
-    loaders: dict[str, Callable[[], MistralTokenizer]] = {
+    loaders: dict[str, Callable[[], _Tokenizer]] = {
         "v1": MistralTokenizer.v1,
         "v2": MistralTokenizer.v2,
         "v3": MistralTokenizer.v3,
@@ -101,7 +103,7 @@ def _load(family: str) -> MistralTokenizer:
         ) from exc
 
 
-def _tokenizer(model: str) -> MistralTokenizer:
+def _tokenizer(model: str) -> _Tokenizer:
     family = tokenizer_family(model)
     tok = _cache.get(family)
     if tok is None:
@@ -143,7 +145,7 @@ def count_chat_tokens(messages: Sequence[Message], model: str) -> int:
         if cls is None:
             raise ConfigError(f"message {i}: unknown role {role!r} (system, user or assistant)")
         converted.append(cls(content=message.get("content", "")))
-    request = ChatCompletionRequest(messages=converted)  # type: ignore[arg-type]
+    request = ChatCompletionRequest(messages=converted)
     tok = _tokenizer(model)
     try:
         # Normalise and encode without the serving validator, which refuses a trailing

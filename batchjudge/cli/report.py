@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import orjson
 import typer
@@ -11,7 +11,13 @@ from rich.console import Console
 
 from batchjudge.cli.run import fail
 from batchjudge.errors import BatchJudgeError
-from batchjudge.report import compare_runs, load_prices, load_run, render_html, summarize
+from batchjudge.report import (
+    compare_runs,
+    load_prices,
+    load_run,
+    render_html,
+    summarize,
+)
 from batchjudge.report.terminal import compare_renderable, report_renderable
 
 __all__ = ["register"]
@@ -31,9 +37,9 @@ def report_command(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by `batchjudge run`.")],
     as_json: Annotated[bool, _JSON] = False,
     html: Annotated[
-        Optional[Path], typer.Option("--html", help="Also write a self-contained HTML report here.")
+        Path | None, typer.Option("--html", help="Also write a self-contained HTML report here.")
     ] = None,
-    prices: Annotated[Optional[Path], _PRICES] = None,
+    prices: Annotated[Path | None, _PRICES] = None,
     resamples: Annotated[int, _RESAMPLES] = 1000,
 ) -> None:
     """Metrics of one run: counts, quality with 95% intervals, tokens, cost, latency, failures."""
@@ -59,7 +65,7 @@ def report_command(
 def compare_command(
     run_dirs: Annotated[list[Path], typer.Argument(help="Two or more run directories; the first is the baseline.")],
     as_json: Annotated[bool, _JSON] = False,
-    prices: Annotated[Optional[Path], _PRICES] = None,
+    prices: Annotated[Path | None, _PRICES] = None,
     resamples: Annotated[int, _RESAMPLES] = 1000,
 ) -> None:
     """Runs side by side, and a paired McNemar test of each against the first on shared rows."""

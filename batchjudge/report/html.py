@@ -64,8 +64,10 @@ def _axes(x_label: str, y_label: str, x_max: float = 1.0, y_max: float = 1.0) ->
     """The frame, ticks and labels of a plot whose data area is [0, x_max] × [0, y_max]."""
     right, bottom = _W - 12, _H - _PAD
     parts = [
-        f'<rect x="{_PAD}" y="12" width="{right - _PAD}" height="{bottom - 12}" '
-        'fill="#fff" stroke="#9ca3af"/>'
+        (
+            f'<rect x="{_PAD}" y="12" width="{right - _PAD}" height="{bottom - 12}" '
+            'fill="#fff" stroke="#9ca3af"/>'
+        )
     ]
     for i in range(6):
         f = i / 5
@@ -139,8 +141,10 @@ def _confusion_svg(matrix: list[list[int]]) -> str:
     names = ("inconsistent", "consistent")
     body = [
         f'<text x="{left + size}" y="16" font-size="12" text-anchor="middle">judged</text>',
-        f'<text x="14" y="{top + size}" font-size="12" text-anchor="middle" '
-        f'transform="rotate(-90 14 {top + size})">true</text>',
+        (
+            f'<text x="14" y="{top + size}" font-size="12" text-anchor="middle" '
+            f'transform="rotate(-90 14 {top + size})">true</text>'
+        ),
     ]
     for j, name in enumerate(names):
         body.append(f'<text x="{left + size * j + size / 2}" y="{top - 8}" font-size="11" '

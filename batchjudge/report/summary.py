@@ -162,8 +162,9 @@ def _quality(df: pl.DataFrame, *, resamples: int, seed: int) -> dict[str, Any]:
             roc_auc=_round(roc_auc(target, score)),
             brier=_round(brier_score(target, score)),
             ece=_round(ece),
-            calibration=[{k: _round(v) if isinstance(v, float) else v for k, v in b.items()}
-                         for b in bins],  # fmt: skip
+            calibration=[
+                {k: _round(v) if isinstance(v, float) else v for k, v in b.items()} for b in bins
+            ],
             pr_auc={
                 "consistent": _round(average_precision(target, score, positive=1)),
                 "inconsistent": _round(average_precision(target, score, positive=0)),
