@@ -152,7 +152,11 @@ def test_write_synth_overwrites_its_own_shards_but_refuses_foreign_ones(tmp_path
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"rows": 0}, "rows"), ({"rows": 5, "shards": 6}, "shards"), ({"rows": 5, "seed": -1}, "seed")],
+    [
+        ({"rows": 0}, "rows"),
+        ({"rows": 5, "shards": 6}, "shards"),
+        ({"rows": 5, "seed": -1}, "seed"),
+    ],
 )
 def test_write_synth_rejects_impossible_requests(
     tmp_path: Path, kwargs: dict[str, int], message: str

@@ -1,0 +1,313 @@
+"""Specification of the embedded local judge (``batchjudge.localjudge``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from batchjudge.datasets.synth import synth_batches
+from batchjudge.errors import ConfigError, InputError
+from batchjudge.localjudge import (
+    DEFAULT_MODEL,
+    FEATURE_NAMES,
+    Judgement,
+    LocalJudge,
+    list_models,
+    models_dir,
+    register,
+    train,
+)
+from batchjudge.localjudge._features import extract
+from batchjudge.localjudge._train import log_loss
+from batchjudge.report.metrics import roc_auc
+
+DOC = (
+    "Greyfield Foods said on 14 March that it would cut 47 jobs at its factory in Leeds, "
+    "a decision confirmed by Maria Keller, the firm's chief executive. "
+    "The union representing workers at the site said it was seeking urgent talks.\n"
+    "Separately, Atlas Rail opened a new depot in Bristol, creating 120 jobs."
+)
+FAITHFUL = "Greyfield Foods is to cut 47 jobs in Leeds."
+
+
+def _feature(premise: str, hypothesis: str, name: str) -> float:
+    return extract(premise, hypothesis)[0][FEATURE_NAMES.index(name)]
+
+
+def _rows(rows: int, start: int = 0) -> tuple[list[str], list[str], list[int]]:
+    table = pa.Table.from_batches(list(synth_batches(rows, seed=3, start=start)))
+    return (
+        table.column("premise").to_pylist(),
+        table.column("hypothesis").to_pylist(),
+        table.column("target").to_pylist(),
+    )
+
+
+@pytest.fixture(scope="module")
+def judge() -> LocalJudge:
+    return LocalJudge.load()
+
+
+@pytest.fixture(scope="module")
+def trained() -> LocalJudge:
+    premises, hypotheses, targets = _rows(3000)
+    return train(premises, hypotheses, targets, name="synth-3k", seed=1)
+
+
+# ---------------------------------------------------------------- features and reasons
+def test_a_faithful_compression_is_consistent_with_all_facts_found(judge: LocalJudge) -> None:
+    result = judge.predict(DOC, FAITHFUL)
+    assert result == Judgement(1, result.score, "all facts found in the document")
+    assert result.score > 0.5
+
+
+def test_an_unsupported_number_lowers_the_score_and_is_named(judge: LocalJudge) -> None:
+    changed = judge.predict(DOC, "Greyfield Foods is to cut 74 jobs in Leeds.")
+    assert changed.score < judge.predict(DOC, FAITHFUL).score
+    assert changed.verdict == 0
+    assert 'unsupported number "74"' in changed.reason
+
+
+def test_an_unsupported_name_is_named_in_the_reason(judge: LocalJudge) -> None:
+    changed = judge.predict(DOC, "Greyfield Foods is to cut 47 jobs in Paris.")
+    assert changed.verdict == 0
+    assert 'unsupported name "Paris"' in changed.reason
+
+
+def test_an_unsupported_multi_word_name_is_named_whole(judge: LocalJudge) -> None:
+    result = judge.predict(DOC, "Maria Brennan said Greyfield Foods would cut 47 jobs.")
+    assert 'unsupported name "Maria Brennan"' in result.reason
+
+
+def test_a_negation_the_document_does_not_make_lowers_the_score(judge: LocalJudge) -> None:
+    negated = judge.predict(DOC, "Greyfield Foods will not cut jobs in Leeds.")
+    assert negated.score < judge.predict(DOC, FAITHFUL).score
+    assert 'negation "not"' in negated.reason
+    assert _feature(DOC, "Greyfield Foods will not cut jobs in Leeds.", "negation_mismatch") == 1
+
+
+def test_facts_swapped_between_sentences_break_the_alignment() -> None:
+    swapped = "Greyfield Foods is to cut 47 jobs in Bristol."
+    assert _feature(DOC, FAITHFUL, "key_alignment") == 1.0
+    assert _feature(DOC, swapped, "key_alignment") < 1.0
+    assert _feature(DOC, swapped, "unsupported_names") == 0  # every name is in the document
+
+
+def test_ngram_precision_falls_with_words_the_document_lacks() -> None:
+    copied = "it would cut 47 jobs at its factory in Leeds"
+    invented = "it would hire 47 chefs for its bakery in Leeds"
+    for name in ("bigram_precision", "trigram_precision"):
+        assert _feature(DOC, copied, name) == 1.0 > _feature(DOC, invented, name)
+    novelty = "unsupported_content"
+    assert _feature(DOC, invented, novelty) > _feature(DOC, copied, novelty)
+
+
+def test_numbers_with_separators_match_their_plain_form() -> None:
+    doc = "The council spent £1,250,000 on the bridge."
+    assert _feature(doc, "The bridge cost £1250000.", "unsupported_numbers") == 0
+    assert _feature(doc, "The bridge cost £1,350,000.", "unsupported_numbers") == 1
+
+
+def test_predict_many_equals_predicting_one_by_one_with_interleaved_documents(
+    judge: LocalJudge,
+) -> None:
+    premises, hypotheses, _ = _rows(400)
+    pairs = list(zip(premises, hypotheses, strict=True))
+    shuffled = [pairs[i] for i in np.random.default_rng(0).permutation(len(pairs))]
+    one_by_one = [judge.predict(p, h) for p, h in shuffled]
+    assert judge.predict_many(shuffled) == one_by_one
+    assert judge.predict_many(pairs) == [judge.predict(p, h) for p, h in pairs]
+
+
+def test_judgements_are_identical_across_processes_and_hash_seeds() -> None:
+    premises, hypotheses, _ = _rows(64)
+    pairs = json.dumps(list(zip(premises, hypotheses, strict=True)))
+    script = (
+        "import json, sys\n"
+        "from batchjudge.localjudge import LocalJudge\n"
+        "pairs = json.loads(sys.stdin.read())\n"
+        "judgements = LocalJudge.load().predict_many(pairs)\n"
+        "print(json.dumps([(j.verdict, repr(j.score), j.reason) for j in judgements]))\n"
+    )
+    outputs = [
+        subprocess.run(
+            [sys.executable, "-c", script],
+            input=pairs,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2")
+    ]
+    assert outputs[0] == outputs[1]
+
+
+# ---------------------------------------------------------------- training
+def test_training_beats_the_constant_prior_on_unseen_documents(trained: LocalJudge) -> None:
+    premises, hypotheses, targets = _rows(2000, start=100_000)
+    y = np.array(targets, dtype=float)
+    scores = np.array([j.score for j in trained.predict_many(zip(premises, hypotheses, strict=True))])
+    assert log_loss(y, scores) < 0.5 * log_loss(y, np.full(len(y), y.mean()))
+    assert roc_auc(y, scores) > 0.9
+    held = trained.provenance["heldout"]
+    assert held["calibrated"]["log_loss"] < held["baseline_log_loss"]
+
+
+def test_scores_are_calibrated_on_unseen_documents(trained: LocalJudge) -> None:
+    premises, hypotheses, targets = _rows(4000, start=200_000)
+    y = np.array(targets, dtype=float)
+    scores = np.array([j.score for j in trained.predict_many(zip(premises, hypotheses, strict=True))])
+    assert abs(scores.mean() - y.mean()) < 0.05
+    for lo, hi in ((0.0, 0.2), (0.8, 1.0)):  # confident bins hold what they claim
+        in_bin = (scores >= lo) & (scores < hi + 1e-9)
+        assert in_bin.sum() > 100
+        assert abs(y[in_bin].mean() - scores[in_bin].mean()) < 0.1
+
+
+def test_training_is_deterministic(trained: LocalJudge) -> None:
+    premises, hypotheses, targets = _rows(3000)
+    again = train(premises, hypotheses, targets, name="synth-3k", seed=1)
+    assert again.to_dict() == trained.to_dict()
+
+
+def test_training_records_its_provenance(trained: LocalJudge) -> None:
+    provenance = trained.provenance
+    assert provenance["rows"] == 3000 and provenance["seed"] == 1
+    assert provenance["fit_rows"] + provenance["heldout_rows"] == 3000
+    assert 0.1 < provenance["heldout_rows"] / 3000 < 0.3
+
+
+@pytest.mark.parametrize(
+    ("targets", "message"),
+    [([1] * 40, "targets 0 and 1"), ([0, 1] * 5, "at least"), ([0, 2] * 20, "targets")],
+)
+def test_training_rejects_data_it_cannot_learn_from(targets: list[int], message: str) -> None:
+    n = len(targets)
+    with pytest.raises(InputError, match=message):
+        train(["a document"] * n, ["a summary"] * n, targets, name="x")
+
+
+def test_training_rejects_columns_of_different_lengths() -> None:
+    with pytest.raises(InputError, match="same length"):
+        train(["a"] * 30, ["b"] * 29, [0, 1] * 15, name="x")
+
+
+# ---------------------------------------------------------------- persistence and registry
+def test_save_and_load_round_trip_gives_identical_judgements(
+    trained: LocalJudge, tmp_path: Path
+) -> None:
+    loaded = LocalJudge.load_file(trained.save(tmp_path / "judge.json"))
+    assert loaded == trained
+    premises, hypotheses, _ = _rows(50)
+    pairs = list(zip(premises, hypotheses, strict=True))
+    assert loaded.predict_many(pairs) == trained.predict_many(pairs)
+
+
+def test_a_json_path_loads_as_a_model_name(trained: LocalJudge, tmp_path: Path) -> None:
+    path = trained.save(tmp_path / "mine.json")
+    assert LocalJudge.load(str(path)) == trained
+
+
+def test_registered_models_load_by_name_from_batchjudge_home(
+    trained: LocalJudge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BATCHJUDGE_HOME", str(tmp_path))
+    assert models_dir() == tmp_path / "models"
+    named = LocalJudge.from_dict({**trained.to_dict(), "name": "ft:local-judge:fib:abc123"})
+    path = register(named)
+    assert path.parent == tmp_path / "models" and ":" not in path.name
+    assert list_models() == [DEFAULT_MODEL, "ft:local-judge:fib:abc123"]
+    assert LocalJudge.load("ft:local-judge:fib:abc123") == named
+
+
+def test_model_names_cannot_escape_the_models_directory(
+    trained: LocalJudge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BATCHJUDGE_HOME", str(tmp_path))
+    path = register(LocalJudge.from_dict({**trained.to_dict(), "name": "../../evil/x"}))
+    assert path.parent == tmp_path / "models"
+    assert list_models()[-1] == "../../evil/x"
+
+
+def test_the_shipped_name_cannot_be_registered(trained: LocalJudge) -> None:
+    with pytest.raises(ConfigError, match="shipped"):
+        register(LocalJudge.from_dict({**trained.to_dict(), "name": DEFAULT_MODEL}))
+
+
+def test_an_unknown_model_is_a_config_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BATCHJUDGE_HOME", str(tmp_path))
+    with pytest.raises(ConfigError, match="'no-such-judge'.*known: local-judge"):
+        LocalJudge.load("no-such-judge")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("{not json", "not valid JSON"), ('{"format": "other"}', "not a local judge"),
+     ('{"format": "batchjudge-local-judge/1"}', "malformed")],
+)
+def test_a_broken_weights_file_is_a_config_error_naming_it(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=message) as error:
+        LocalJudge.load_file(path)
+    assert "broken.json" in str(error.value)
+
+
+def test_weights_for_other_features_are_refused(trained: LocalJudge) -> None:
+    data = trained.to_dict()
+    data["features"] = [*FEATURE_NAMES[:-1], "something_else"]
+    with pytest.raises(ConfigError, match="retrain"):
+        LocalJudge.from_dict(data)
+
+
+# ---------------------------------------------------------------- shipped weights
+def test_the_shipped_weights_reproduce_from_the_build_script() -> None:
+    from batchjudge.localjudge.build_default import WEIGHTS, build
+
+    assert build().to_dict() == json.loads(WEIGHTS.read_text(encoding="utf-8"))
+
+
+def test_the_shipped_weights_record_how_they_were_made(judge: LocalJudge) -> None:
+    assert judge.name == DEFAULT_MODEL
+    assert "synth" in judge.provenance["data"]
+    assert judge.provenance["heldout"]["calibrated"]["roc_auc"] > 0.9
+
+
+# ---------------------------------------------------------------- real data, when present
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cookbook"
+
+
+def _jsonl(name: str) -> tuple[list[str], list[str], list[int]]:
+    path = DATA / name
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    return (
+        [r["premise"] for r in rows],
+        [r["hypothesis"] for r in rows],
+        [r["target"] for r in rows],
+    )
+
+
+def test_on_fib_validation_both_the_default_and_a_fib_trained_judge_beat_chance(
+    judge: LocalJudge,
+) -> None:
+    premises, hypotheses, targets = _jsonl("fib-val.jsonl")
+    fib = train(*_jsonl("fib-train.jsonl"), name="ft:local-judge:fib")
+    for model in (judge, fib):
+        results = model.predict_many(zip(premises, hypotheses, strict=True))
+        accuracy = np.mean([r.verdict == t for r, t in zip(results, targets, strict=True)])
+        assert roc_auc(targets, [r.score for r in results]) > 0.6
+        assert accuracy > 0.55

@@ -1,0 +1,76 @@
+"""Specification of the ``local`` provider (``batchjudge.engine.providers.local``)."""
+
+from __future__ import annotations
+
+import json
+
+import anyio
+import pytest
+
+from batchjudge.adapters.parsing import parse_verdict
+from batchjudge.engine.providers.local import LocalProvider
+from batchjudge.engine.types import JudgeRequest, Provider, RetryKind
+from batchjudge.errors import ConfigError
+from batchjudge.localjudge import LocalJudge
+
+DOC = "The council approved 47 new homes in Leeds on Monday, the mayor, Jane Smith, said."
+
+
+def _request(hypothesis: str) -> JudgeRequest:
+    return JudgeRequest(
+        row_id="r1",
+        messages=[{"role": "user", "content": "ignored by the local judge"}],
+        premise=DOC,
+        hypothesis=hypothesis,
+        model="local-judge",
+        prompt_tokens=321,
+    )
+
+
+def _judge(provider: LocalProvider, hypothesis: str):  # noqa: ANN202 - test helper
+    return anyio.run(provider.judge, _request(hypothesis))
+
+
+def test_the_provider_meets_the_engine_protocol() -> None:
+    provider = LocalProvider()
+    assert isinstance(provider, Provider) and provider.name == "local"
+    assert provider.should_retry(ValueError("x")).kind is RetryKind.NO
+
+
+def test_the_reply_is_json_with_verdict_score_and_reason_matching_the_judge() -> None:
+    provider = LocalProvider()
+    reply = _judge(provider, "The council approved 52 homes in Leeds.")
+    body = json.loads(reply.text)
+    expected = LocalJudge.load().predict(DOC, "The council approved 52 homes in Leeds.")
+    assert body == {
+        "consistency": expected.verdict,
+        "score": round(expected.score, 6),
+        "reason": expected.reason,
+    }
+    assert 'unsupported number "52"' in body["reason"]
+
+
+def test_the_reply_parses_with_the_project_parser_and_keeps_the_score() -> None:
+    reply = _judge(LocalProvider(), "The council approved 47 new homes in Leeds.")
+    parsed = parse_verdict(reply.text)
+    assert parsed.status == "ok" and parsed.verdict == 1
+    assert parsed.score == json.loads(reply.text)["score"]
+
+
+def test_usage_reports_the_counted_prompt_and_a_reply_estimate() -> None:
+    reply = _judge(LocalProvider(), "The council approved 47 new homes in Leeds.")
+    assert reply.prompt_tokens == 321
+    assert reply.completion_tokens == len(reply.text) // 4
+    assert reply.model == "local-judge"
+
+
+def test_an_unknown_model_fails_at_construction_with_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="no-such-model"):
+        LocalProvider("no-such-model")
+
+
+def test_the_provider_is_available_from_the_registry() -> None:
+    from batchjudge.engine.providers import make_provider
+
+    provider = make_provider("local", model="local-judge")
+    assert isinstance(provider, LocalProvider)
