@@ -9,7 +9,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -61,10 +61,10 @@ def _write_all(tables: dict[str, pa.Table], out: Path) -> None:
 def fib_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for fib-<part>-<split>.parquet.")],
     source: Annotated[str, typer.Option(help="Folder of raw FIB files (xsum/, cnn_dm/), or 'hf' for the Hugging Face hub.")] = "hf",
-    part: Annotated[Optional[list[str]], typer.Option(help="FIB part(s) to build: xsum, cnn_dm (default: all found).")] = None,
+    part: Annotated[list[str] | None, typer.Option(help="FIB part(s) to build: xsum, cnn_dm (default: all found).")] = None,
 ) -> None:
     """Build FIB train/val exactly as the cookbook did (reproduces fib-train/fib-val.jsonl)."""
-    from batchjudge.datasets.fib import FIB_PARTS, build_fib  # noqa: PLC0415 - keep --help fast
+    from batchjudge.datasets.fib import FIB_PARTS, build_fib
 
     try:
         tables = build_fib("hf" if source == "hf" else Path(source), parts=part or FIB_PARTS)
@@ -79,7 +79,7 @@ def usb_command(
     source: Annotated[list[Path], typer.Option(help="The cookbook's data folder, USB's factuality_classification/ folder, or USB files; repeatable.")],
 ) -> None:
     """Build USB, repairing the cookbook copy's all-consistent labels from its row pairs."""
-    from batchjudge.datasets.usb import UsbLabelsRepaired, build_usb  # noqa: PLC0415
+    from batchjudge.datasets.usb import UsbLabelsRepaired, build_usb
 
     try:
         with warnings.catch_warnings():
@@ -101,7 +101,7 @@ def synth_command(
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same rows.")] = 0,
 ) -> None:
     """Generate deterministic synthetic (document, summary, target) rows for scale tests."""
-    from batchjudge.datasets.synth import write_synth  # noqa: PLC0415 - heavy, only when asked
+    from batchjudge.datasets.synth import write_synth
 
     try:
         paths = write_synth(out, rows=rows, shards=shards, seed=seed)
@@ -115,7 +115,7 @@ def sample_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for sample.parquet.")],
 ) -> None:
     """Write the project's own labelled sample (about 100 pairs) as Parquet."""
-    from batchjudge.datasets.sample import load_sample  # noqa: PLC0415
+    from batchjudge.datasets.sample import load_sample
 
     try:
         _write_all({"sample": load_sample()}, out)

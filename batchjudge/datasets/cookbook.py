@@ -87,6 +87,7 @@ def load_cookbook(path: Path, *, source: str | None = None, split: str | None = 
 
 def _target(path: Path, number: int, value: object, allowed: tuple[int, ...] = (0, 1)) -> int:
     """Parse a label cell (int, bool or numeric string) and check it is one of ``allowed``."""
+    parsed: int | None
     try:
         parsed = int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError):

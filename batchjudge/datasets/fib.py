@@ -90,7 +90,7 @@ def load_fib_raw(files: Iterable[Path]) -> Iterator[Mapping[str, Any]]:
 def _load_fib_hf(part: str) -> Iterator[Mapping[str, Any]]:
     """Yield the ``part`` rows of ``r-three/fib`` from the Hugging Face hub (needs network)."""
     try:
-        import datasets  # noqa: PLC0415 - optional dependency, imported only when asked for
+        import datasets
     except ImportError as exc:
         raise ConfigError(
             "loading FIB from the Hugging Face hub needs the `datasets` library "
@@ -148,7 +148,7 @@ def split_fib(
     the only way to reproduce the published split exactly.
     """
     try:
-        from sklearn.model_selection import train_test_split  # noqa: PLC0415 - optional
+        from sklearn.model_selection import train_test_split
     except ImportError as exc:
         raise ConfigError(
             "reproducing the cookbook's FIB split needs scikit-learn: "

@@ -61,9 +61,7 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     csv.field_size_limit(sys.maxsize)
     with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        for index, record in enumerate(reader, start=2):
-            yield index, record
+        yield from enumerate(csv.DictReader(handle), start=2)
 
 
 def require_columns(path: Path, record: dict[str, Any], columns: Iterable[str]) -> None:

@@ -25,9 +25,9 @@ import pyarrow as pa
 from batchjudge.errors import InputError
 
 __all__ = [
+    "CONSISTENT",
     "DATASET_COLUMNS",
     "DATASET_SCHEMA",
-    "CONSISTENT",
     "INCONSISTENT",
     "dataset_table",
     "row_ids",
