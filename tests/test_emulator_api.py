@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -187,11 +188,14 @@ async def test_fine_tuning_answers_410_gone_when_started_with_ft_gone() -> None:
     assert "removed" in response.json()["message"]
 
 
-async def test_a_fine_tuning_job_trains_a_judge_that_then_answers_as_ft_model() -> None:
+async def test_a_fine_tuning_job_trains_a_judge_that_then_answers_as_ft_model(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("BATCHJUDGE_HOME", str(tmp_path))  # where trained judges are registered
     app = _app(queue_s=0.0)
     client = sdk_over_asgi(app)
     examples = []
-    for request in judge_requests(12, preset="ft"):
+    for request in judge_requests(40, preset="ft"):
         label = 1 if int(request.row_id.split("-")[1]) % 2 == 0 else 0
         answer = {"role": "assistant", "content": orjson.dumps({"consistency": label}).decode()}
         examples.append(orjson.dumps({"messages": [*request.messages, answer]}))
