@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import json
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -12,7 +13,7 @@ import pytest
 from batchjudge.datasets.cookbook import load_cookbook
 from batchjudge.datasets.fib import build_fib, explode_fib, fib_raw_files
 from batchjudge.datasets.io import write_dataset
-from batchjudge.errors import InputError
+from batchjudge.errors import ConfigError, InputError
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 RAW_XSUM = DATA / "fib" / "xsum"
@@ -107,3 +108,18 @@ def test_build_reproduces_the_cookbook_fib_files_row_for_row(tmp_path: Path) -> 
         theirs = load_cookbook(COOKBOOK / f"fib-{split}.jsonl").select(["premise", "hypothesis", "target"])
         assert ours.num_rows == rows
         assert ours.equals(theirs)
+
+
+def test_without_scikit_learn_the_split_is_a_config_error_saying_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write_raw(tmp_path / "xsum", n_articles=12)
+    monkeypatch.setitem(sys.modules, "sklearn.model_selection", None)
+    with pytest.raises(ConfigError, match=r"needs scikit-learn: pip install 'batchjudge\[fib\]'"):
+        build_fib(tmp_path)
+
+
+def test_loading_from_the_hub_without_the_datasets_library_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "datasets", None)
+    with pytest.raises(ConfigError, match="needs the `datasets` library"):
+        build_fib("hf")
