@@ -25,6 +25,7 @@ from batchjudge.engine.types import JudgeRequest
 __all__ = [
     "TEST_KEY",
     "batchjudge_cli",
+    "cli_command",
     "emulator",
     "judge_requests",
     "sdk_over_asgi",
@@ -95,14 +96,18 @@ def judge_requests(
     return requests
 
 
+def cli_command() -> list[str]:
+    """How to start the CLI: the installed console script, else ``python -m batchjudge``."""
+    exe = shutil.which("batchjudge", path=str(Path(sys.executable).parent))
+    return [exe] if exe else [sys.executable, "-m", "batchjudge"]
+
+
 def batchjudge_cli(
     *args: str, env: dict[str, str] | None = None, timeout: float = 120.0
 ) -> subprocess.CompletedProcess[str]:
     """Run ``batchjudge ARGS...`` in a subprocess (the installed console script if any)."""
-    exe = shutil.which("batchjudge", path=str(Path(sys.executable).parent))
-    command = [exe] if exe else [sys.executable, "-m", "batchjudge"]
     full_env = {**os.environ, "WEAVE_DISABLED": "true", "WANDB_ERROR_REPORTING": "false"}
     full_env.update(env or {})
     return subprocess.run(
-        [*command, *args], env=full_env, capture_output=True, text=True, timeout=timeout, check=False
+        [*cli_command(), *args], env=full_env, capture_output=True, text=True, timeout=timeout, check=False
     )
