@@ -126,6 +126,11 @@ def test_unsupported_names_are_absent_from_the_document(sample: list[dict]) -> N
     assert sum(missing) / len(rows) > 0.95
 
 
+def test_consistent_summaries_mention_only_names_from_the_document(sample: list[dict]) -> None:
+    rows = [row for row in sample if row["kind"] == "consistent"]
+    assert all(_names(row["hypothesis"]) <= _words(row["premise"]) for row in rows)
+
+
 def test_entity_swaps_use_only_names_from_the_document(sample: list[dict]) -> None:
     rows = [row for row in sample if row["kind"] == "entity_swap"]
     assert rows

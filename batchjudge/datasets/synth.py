@@ -142,11 +142,15 @@ _EVENTS: tuple[tuple[tuple[int, int], tuple[str, ...], tuple[str, ...], str], ..
             "decision confirmed by {person}, the firm's {role}.",
             "On {date}, {person}, {role} of {org}, announced that {num} jobs would go at the "
             "company's {site} in {place}.",
+            "{org} is to cut {num} jobs at its {site} in {place}. The decision was confirmed on "
+            "{date} by {person}, the firm's {role}, who said it had not been taken lightly.",
         ),
         (
             "{org} announced on {date} that it will cut {num} jobs in {place}.",
             "{num} jobs are to go at the {site} run by {org} in {place}.",
             "{person} of {org} has confirmed {num} job cuts in {place}.",
+            "{org} is to axe {num} posts in {place}, its {role} {person} has said.",
+            "Up to {num} workers in {place} are set to lose their jobs at {org}.",
         ),
         "{org} has said it will not cut any jobs at its {site} in {place}.",
     ),
@@ -154,15 +158,20 @@ _EVENTS: tuple[tuple[tuple[int, int], tuple[str, ...], tuple[str, ...], str], ..
         (2, 480),
         (
             "Councillors in {place} approved a £{num}m plan for a new {project} on {date}, "
-            "with construction to be carried out by {org}.",
+            "with construction to be carried out by {org}, {person}, the council's {role}, said.",
             "A £{num}m {project} for {place} was given the go-ahead on {date}, {person}, the "
             "council's {role}, said, adding that {org} would build it.",
+            "Councillors in {place} have approved a new {project}. The £{num}m scheme, backed on "
+            "{date}, will be built by {org}, according to {person}, the council's {role}.",
         ),
         (
             "A £{num}m {project} in {place} was approved on {date}.",
             "Plans for a new £{num}m {project} in {place}, to be built by {org}, have been "
             "approved.",
             "Councillors in {place} have backed a £{num}m {project}.",
+            "A new {project} costing £{num}m has been given the green light in {place}.",
+            "{org} will build a £{num}m {project} for {place} after councillors backed the "
+            "scheme, {person} said.",
         ),
         "Plans for a new {project} in {place} have been rejected by councillors.",
     ),
@@ -173,11 +182,15 @@ _EVENTS: tuple[tuple[tuple[int, int], tuple[str, ...], tuple[str, ...], str], ..
             "{place}-based group.",
             "{org} confirmed on {date} that {person}, who joined the {place} company {num} "
             "years ago, would become its new {role}.",
+            "{org} has a new {role}. {person}, who has spent {num} years with the {place}-based "
+            "group, took up the post on {date}.",
         ),
         (
             "{person} became {role} of {org} on {date}.",
             "{org} has appointed {person} as its new {role} after {num} years at the firm.",
             "{person} is the new {role} of the {place}-based {org}.",
+            "{person} has taken up the role of {role} at {org}.",
+            "After {num} years at the firm, {person} has been promoted to {role} at {org}.",
         ),
         "{org} has denied that {person} will become its new {role}.",
     ),
@@ -188,11 +201,15 @@ _EVENTS: tuple[tuple[tuple[int, int], tuple[str, ...], tuple[str, ...], str], ..
             "offices of {org}.",
             "{num} people were detained in {place} on {date} following clashes near the "
             "offices of {org}, officers said.",
+            "A protest outside the offices of {org} in {place} ended in {num} arrests. Officers "
+            "said on {date} that those held were being questioned.",
         ),
         (
             "{num} people were arrested in {place} on {date} after a protest at {org}.",
             "Police detained {num} people after a protest outside {org} in {place}.",
             "A protest outside the offices of {org} in {place} led to {num} arrests.",
+            "Officers held {num} protesters following a demonstration at {org} in {place}.",
+            "{num} demonstrators were held by police in {place}.",
         ),
         "No arrests were made after a protest outside {org} in {place}.",
     ),
@@ -203,11 +220,15 @@ _EVENTS: tuple[tuple[tuple[int, int], tuple[str, ...], tuple[str, ...], str], ..
             "led by {person}, the team's {role}.",
             "{person}, {role} at {org}, said on {date} that the study of {num} volunteers in "
             "{place} had produced encouraging results.",
+            "A study of {num} volunteers has been carried out in {place}. It was led by "
+            "{person}, {role} at {org}, and published on {date}.",
         ),
         (
             "A study of {num} volunteers by {org} was published on {date}.",
             "Researchers at {org} in {place} have studied {num} volunteers.",
             "{person} led a study of {num} volunteers at {org}.",
+            "Scientists at {org} have tested {num} volunteers in {place}.",
+            "A team led by {person} has published research involving {num} volunteers.",
         ),
         "{org} has abandoned its study of volunteers in {place}.",
     ),
@@ -218,11 +239,15 @@ _EVENTS: tuple[tuple[tuple[int, int], tuple[str, ...], tuple[str, ...], str], ..
             "to {person}, its {role}.",
             "The new {site} that {org} opened in {place} on {date} is expected to employ "
             "{num} people, {person} said.",
+            "{org} has opened a {site} in {place}. The site, opened on {date}, will employ "
+            "{num} people, {person}, its {role}, said.",
         ),
         (
             "{org} opened a {site} in {place} on {date}, creating {num} jobs.",
             "A new {site} run by {org} in {place} will create {num} jobs.",
             "{org} has opened a {site} in {place} with {num} new jobs.",
+            "{num} new jobs are being created by {org} in {place}.",
+            "{org} has expanded into {place}, with a new {site} employing {num} staff.",
         ),
         "{org} has decided not to open a {site} in {place}.",
     ),
@@ -233,11 +258,15 @@ _EVENTS: tuple[tuple[tuple[int, int], tuple[str, ...], tuple[str, ...], str], ..
             "{role}, told reporters in {place}.",
             "Customers of {org} in {place} will pay {num}% more from {date}, the firm's "
             "{role}, {person}, confirmed.",
+            "Customers of {org} face higher bills. Prices will go up by {num}% from {date}, "
+            "{person}, the company's {role}, said in {place}.",
         ),
         (
             "{org} is raising prices by {num}% from {date}.",
             "Prices at {org} will rise by {num}%, {person} said.",
-            "{org} has announced a {num}% price rise for customers in {place}.",
+            "{org} has announced a price rise of {num}% for customers in {place}.",
+            "Bills for {org} customers are going up by {num}%.",
+            "{org} customers will pay {num}% more, the firm's {role} has warned.",
         ),
         "{org} has said it will not raise prices for customers in {place}.",
     ),
@@ -248,11 +277,15 @@ _EVENTS: tuple[tuple[tuple[int, int], tuple[str, ...], tuple[str, ...], str], ..
             "{site}, the judge, {person}, said.",
             "On {date}, {org} was ordered by a court in {place} to pay £{num},000 after "
             "safety failures at its {site}.",
+            "{org} has been fined £{num},000 over safety failures at its {site} in {place}. The "
+            "penalty was imposed on {date} by the judge, {person}.",
         ),
         (
             "{org} was fined £{num},000 on {date} over safety failures in {place}.",
             "A court in {place} has fined {org} £{num},000.",
             "{org} must pay £{num},000 after safety failures at its {site} in {place}.",
+            "{org} has been ordered to pay £{num},000 for breaching safety rules.",
+            "A judge in {place} penalised {org} £{num},000 over failures at its {site}.",
         ),
         "{org} has been cleared of safety failures at its {site} in {place}.",
     ),
@@ -354,7 +387,8 @@ def _draws(
     items = np.arange(first, first + count, dtype=np.uint64)[:, None]
     slots = np.arange(len(moduli), dtype=np.uint64)[None, :]
     counters = _splitmix64(items ^ key) + slots * np.uint64(0x632BE59BD9B4E019)
-    return (_splitmix64(counters) % moduli).tolist()
+    draws: list[list[int]] = (_splitmix64(counters) % moduli).tolist()
+    return draws
 
 
 _DOC_MOD = np.array(_HEADER_MOD + _SENT_MOD * (_MAX_EVENTS + _MAX_FILLERS), dtype=np.uint64)
