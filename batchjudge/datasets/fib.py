@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from batchjudge.datasets.io import read_records, require_columns
-from batchjudge.datasets.schema import dataset_table, row_ids
+from batchjudge.datasets.schema import dataset_table, row_ids, with_split
 from batchjudge.datasets.splits import balance
 from batchjudge.errors import ConfigError, InputError
 
@@ -169,12 +169,7 @@ def split_fib(
         raise InputError(f"cannot split {len(articles)} FIB articles as the cookbook did: {exc}") from exc
     val_articles = pa.array([articles[i] for i in val_index], pa.string())
     in_val = pc.is_in(table.column("premise"), value_set=val_articles)
-    return _named(table.filter(pc.invert(in_val)), "train"), _named(table.filter(in_val), "val")
-
-
-def _named(table: pa.Table, split: str) -> pa.Table:
-    index = table.column_names.index("split")
-    return table.set_column(index, table.schema.field(index), pa.array([split] * table.num_rows))
+    return with_split(table.filter(pc.invert(in_val)), "train"), with_split(table.filter(in_val), "val")
 
 
 def build_fib(

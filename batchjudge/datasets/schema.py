@@ -32,6 +32,7 @@ __all__ = [
     "dataset_table",
     "row_ids",
     "stable_id",
+    "with_split",
 ]
 
 CONSISTENT = 1
@@ -117,3 +118,12 @@ def dataset_table(
     for name, values in (extra or {}).items():
         table = table.append_column(name, values if isinstance(values, pa.Array) else pa.array(values))
     return table
+
+
+def with_split(table: pa.Table, split: str) -> pa.Table:
+    """``table`` with its ``split`` column set to ``split`` on every row (unchanged without one)."""
+    if "split" not in table.column_names:
+        return table
+    index = table.column_names.index("split")
+    field = table.schema.field(index)
+    return table.set_column(index, field, pa.array([split] * table.num_rows, field.type))

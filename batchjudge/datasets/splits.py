@@ -15,6 +15,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from batchjudge.datasets.schema import with_split
 from batchjudge.errors import ConfigError, InputError
 
 __all__ = ["allocate", "balance", "grouped_split", "mix"]
@@ -52,15 +53,7 @@ def grouped_split(
     in_test = pc.is_in(_column(table, group_column), value_set=test_groups)
     first = table.filter(pc.invert(in_test))
     second = table.filter(in_test)
-    return _with_split(first, names[0]), _with_split(second, names[1])
-
-
-def _with_split(table: pa.Table, name: str) -> pa.Table:
-    if "split" not in table.column_names:
-        return table
-    index = table.column_names.index("split")
-    field = table.schema.field(index)
-    return table.set_column(index, field, pa.array([name] * table.num_rows, field.type))
+    return with_split(first, names[0]), with_split(second, names[1])
 
 
 def balance(
