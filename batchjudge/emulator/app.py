@@ -109,7 +109,14 @@ def _state(request: Request) -> EmulatorState:
 async def chat_completions(request: Request) -> Response:
     """``POST /v1/chat/completions``: limits, then an injected fault or the judge's answer."""
     state = _state(request)
-    state.stats.chat_completions += 1
+    state.stats.chat_arrived()
+    try:
+        return await _chat(request, state)
+    finally:
+        state.stats.chat_answered()
+
+
+async def _chat(request: Request, state: EmulatorState) -> Response:
     key = _api_key(request.headers)
     state.limiter.arrive(key)
     body = await responses.read_json(request)

@@ -27,6 +27,10 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+def _offset(moment: float | None, origin: float) -> float | None:
+    return None if moment is None else round(moment - origin, 4)
+
+
 @dataclass(slots=True)
 class Stats:
     """Counters of what the emulator saw; served by ``GET /stats``."""
@@ -41,6 +45,20 @@ class Stats:
     in_flight: int = 0
     max_in_flight: int = 0
     started: float = field(default_factory=time.monotonic)
+    first_chat: float | None = None
+    """When the first chat completion arrived (monotonic)."""
+    last_chat: float | None = None
+    """When the last chat completion was answered (monotonic)."""
+
+    def chat_arrived(self) -> None:
+        """Count a chat completion and note when the first one came."""
+        self.chat_completions += 1
+        if self.first_chat is None:
+            self.first_chat = time.monotonic()
+
+    def chat_answered(self) -> None:
+        """Note when the latest chat completion was answered."""
+        self.last_chat = time.monotonic()
 
     def snapshot(self, retry_after_violations: int, early_arrivals: int) -> dict[str, Any]:
         """A JSON-ready copy of the counters."""
@@ -58,6 +76,8 @@ class Stats:
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
             "uptime_s": round(time.monotonic() - self.started, 3),
+            "first_chat_s": _offset(self.first_chat, self.started),
+            "last_chat_s": _offset(self.last_chat, self.started),
         }
 
 
