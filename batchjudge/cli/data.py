@@ -1,7 +1,9 @@
 """``batchjudge data ...``: build FIB, USB, synthetic and sample datasets; check labels.
 
 Thin wrappers over :mod:`batchjudge.datasets`: parse options, call the library, render a
-summary and any label warnings. Library errors become one red line and exit 2.
+summary and any label warnings. Library errors become one red line and exit 2. Each
+builder is imported inside its command, so ``--help`` stays fast and the generator's and
+FIB's heavier dependencies load only when used.
 """
 
 from __future__ import annotations
