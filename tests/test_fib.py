@@ -123,3 +123,13 @@ def test_loading_from_the_hub_without_the_datasets_library_is_a_config_error(mon
     monkeypatch.setitem(sys.modules, "datasets", None)
     with pytest.raises(ConfigError, match="needs the `datasets` library"):
         build_fib("hf")
+
+
+def test_the_cnn_dm_part_is_built_the_same_way_beside_xsum(tmp_path: Path) -> None:
+    _write_raw(tmp_path / "xsum", n_articles=30)
+    _write_raw(tmp_path / "cnn_dm" / "fib", n_articles=30)  # the FIB repository's own nesting
+    built = build_fib(tmp_path)
+    assert set(built) == {"fib-xsum-train", "fib-xsum-val", "fib-cnn_dm-train", "fib-cnn_dm-val"}
+    assert set(built["fib-cnn_dm-val"]["source"].to_pylist()) == {"fib-cnn_dm"}
+    only_cnn = build_fib(tmp_path, parts=["cnn_dm"])
+    assert set(only_cnn) == {"fib-cnn_dm-train", "fib-cnn_dm-val"}
