@@ -1,0 +1,136 @@
+"""The ``local`` launcher trains the embedded judge on exported JSONL and registers it under a
+name ``--provider local --model`` accepts; jobs read like the API's; polling reports changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+from ft_fixtures import labelled_parquet
+from typer.testing import CliRunner
+
+from batchjudge.adapters.finetune import ExportOptions, export_finetune
+from batchjudge.adapters.launchers import Job, LaunchSpec, LocalLauncher, train_and_register, wait_for_job
+from batchjudge.cli.ft import ft_app
+from batchjudge.emulator import finetune as emulator_finetune
+from batchjudge.engine.config import RunConfig
+from batchjudge.engine.runner import run_async
+from batchjudge.errors import ConfigError, InputError
+from batchjudge.localjudge import LocalJudge
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private ``BATCHJUDGE_HOME`` so registered judges and job records stay in the test."""
+    monkeypatch.setenv("BATCHJUDGE_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def exported(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """(train.jsonl, val.jsonl, the labelled Parquet they came from)."""
+    data = labelled_parquet(tmp_path / "data.parquet", 64, seed=21)
+    export_finetune([data], tmp_path / "train.jsonl", val_out=tmp_path / "val.jsonl",
+                    options=ExportOptions(prompt="ft", val_size=0.25))
+    return tmp_path / "train.jsonl", tmp_path / "val.jsonl", data
+
+
+def test_a_local_job_trains_and_registers_a_judge_the_local_provider_runs(
+    home: Path, exported: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    train, val, data = exported
+    job = anyio.run(LocalLauncher().launch, LaunchSpec(train, val, suffix="synth"))
+    assert job.status == "SUCCESS" and job.finished
+    assert job.fine_tuned_model is not None and job.fine_tuned_model.startswith("ft:local-judge:synth:")
+    assert job.details["train_rows"] > 0 and 0.0 <= job.details["val_accuracy"] <= 1.0
+    assert LocalJudge.load(job.fine_tuned_model).provenance["rows"] == job.details["train_rows"]
+    config = RunConfig(inputs=[str(data)], out=str(tmp_path / "run"), provider="local",
+                       model=job.fine_tuned_model, prompt="ft")
+    result = anyio.run(run_async, config)
+    assert result.complete and result.counts["ok"] == 64
+
+
+def test_job_records_outlive_the_launcher_and_finished_jobs_ignore_cancel(
+    home: Path, exported: tuple[Path, Path, Path]
+) -> None:
+    train, _, _ = exported
+
+    async def scenario() -> tuple[Job, Job, Job, Job, Job]:
+        held = await LocalLauncher().launch(LaunchSpec(train, auto_start=False))
+        started = await LocalLauncher().start(held.id)
+        cancelled_late = await LocalLauncher().cancel(held.id)
+        other = await LocalLauncher().launch(LaunchSpec(train, auto_start=False))
+        return held, started, cancelled_late, other, await LocalLauncher().cancel(other.id)
+
+    held, started, late, other, cancelled = anyio.run(scenario)
+    assert held.status == "VALIDATED" and held.fine_tuned_model is None
+    assert started.status == "SUCCESS" and late.status == "SUCCESS"
+    assert other.status == "VALIDATED" and cancelled.status == "CANCELLED"
+
+
+def test_a_file_that_breaks_the_rules_is_refused_before_any_job_exists(home: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": [{"role": "user", "content": "Document: \\nA\\nSummary: \\nB\\n"}]}\n')
+    with pytest.raises(InputError, match="bad.jsonl:1: the last message must be the assistant's answer"):
+        anyio.run(LocalLauncher().launch, LaunchSpec(bad))
+    assert not (home / "jobs").exists()
+    with pytest.raises(ConfigError, match="no local fine-tuning job"):
+        anyio.run(LocalLauncher().status, "0123abcd")
+
+
+def test_the_emulator_trains_with_the_local_launchers_own_function() -> None:
+    assert emulator_finetune.train_local_judge is train_and_register
+
+
+class _Scripted:
+    """A launcher whose job walks through given states, one per status call."""
+
+    name = "scripted"
+
+    def __init__(self, states: list[tuple[str, int | None]]) -> None:
+        self.states = states
+        self.calls = 0
+
+    async def status(self, job_id: str) -> Job:
+        status, tokens = self.states[min(self.calls, len(self.states) - 1)]
+        self.calls += 1
+        return Job(job_id, status, "m", self.name, trained_tokens=tokens)
+
+
+def test_wait_for_job_reports_each_change_once_and_stops_when_the_job_ends() -> None:
+    launcher = _Scripted([("QUEUED", None), ("QUEUED", None), ("RUNNING", 10), ("RUNNING", 20), ("SUCCESS", 20)])
+    seen: list[str] = []
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    job = anyio.run(lambda: wait_for_job(launcher, "j", interval=2.0, on_update=lambda j: seen.append(j.line()), sleep=sleep))
+    assert job.status == "SUCCESS" and launcher.calls == 5 and slept == [2.0] * 4
+    assert seen == ["job j: QUEUED", "job j: RUNNING (10 tokens trained)", "job j: RUNNING (20 tokens trained)",
+                    "job j: SUCCESS (20 tokens trained)"]
+
+
+def test_wait_for_job_gives_up_after_its_timeout() -> None:
+    launcher = _Scripted([("RUNNING", None)])
+
+    async def sleep(seconds: float) -> None:
+        return None
+
+    job = anyio.run(lambda: wait_for_job(launcher, "j", interval=1.0, timeout=3.0, sleep=sleep))
+    assert job.status == "RUNNING" and launcher.calls == 4
+
+
+def test_cli_launch_dry_run_estimates_and_launch_prints_how_to_evaluate(home: Path, exported: tuple[Path, Path, Path]) -> None:
+    train, val, _ = exported
+    dry = runner.invoke(ft_app, ["launch", str(train), "--dry-run", "--epochs", "2"])
+    assert dry.exit_code == 0, dry.output
+    assert "nothing sent" in dry.output and not (home / "jobs").exists()
+    done = runner.invoke(ft_app, ["launch", str(train), "--val", str(val), "--suffix", "cli"])
+    assert done.exit_code == 0, done.output
+    assert "--provider local --model ft:local-judge:cli:" in done.output.replace("\n", "")
+    bad = runner.invoke(ft_app, ["launch", str(train), "--suffix", "a:b"])
+    assert bad.exit_code == 2 and "--suffix" in bad.output
