@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,7 +96,7 @@ def test_render_without_counting_estimates_a_quarter_token_per_character() -> No
 def test_render_counts_exact_chat_tokens_with_mistral_common() -> None:
     adapter = PromptAdapter(PRESETS["zero-shot"], "open-mistral-7b")
     rendered = adapter.render(PREMISE, HYPOTHESIS)
-    assert rendered.prompt_tokens == count_chat_tokens(rendered.messages, "open-mistral-7b")
+    assert rendered.prompt_tokens == _reference_count(rendered.messages, "v3")
     assert rendered.truncated_tokens == 0
 
 
@@ -250,4 +252,57 @@ def test_rendered_prompt_tokens_equal_a_full_chat_encoding_for_every_tokenizer(m
         adapter = PromptAdapter(template, model)
         for document in documents:
             rendered = adapter.render(document, HYPOTHESIS)
-            assert rendered.prompt_tokens == count_chat_tokens(rendered.messages, model)
+            expected = _reference_count(rendered.messages, tokenizer_family(model))
+            assert rendered.prompt_tokens == expected
+
+
+@functools.cache
+def _reference_tokenizer(family: str) -> Any:
+    """mistral-common's tokenizer for ``family``, built independently of batchjudge."""
+    import mistral_common
+    from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
+
+    data = Path(mistral_common.__file__).parent / "data"
+    return {
+        "v1": MistralTokenizer.v1, "v2": MistralTokenizer.v2, "v3": MistralTokenizer.v3,
+        "v7": MistralTokenizer.v7,
+        "tekken": lambda: MistralTokenizer.from_file(str(data / "tekken_240911.json")),
+    }[family]()  # fmt: skip
+
+
+def _reference_count(messages: list[dict[str, str]], family: str) -> int:
+    """Tokens by mistral-common's public serving encoder."""
+    from mistral_common.protocol.instruct.messages import (
+        AssistantMessage,
+        SystemMessage,
+        UserMessage,
+    )
+    from mistral_common.protocol.instruct.request import ChatCompletionRequest
+
+    tokenizer = _reference_tokenizer(family)
+    classes = {"system": SystemMessage, "user": UserMessage, "assistant": AssistantMessage}
+    request = ChatCompletionRequest(messages=[classes[m["role"]](content=m["content"]) for m in messages])
+    return len(tokenizer.encode_chat_completion(request).tokens)
+
+
+@pytest.mark.parametrize(
+    "model", ["open-mixtral-8x7b", "mistral-large-2402", "open-mistral-7b", "mistral-large-2411",
+              "open-mistral-nemo"],
+)  # fmt: skip
+def test_chat_token_counts_equal_mistral_commons_own_encoder(model: str) -> None:
+    texts = [PREMISE, " leading space", "Zürich 🚢 東京\n\n1,234.5", "a", "trailing\n", "word " * 50]
+    conversations = [
+        [{"role": "user", "content": t}] for t in texts
+    ] + [
+        [{"role": "user", "content": a}, {"role": "assistant", "content": b},
+         {"role": "user", "content": c}]
+        for a, b, c in zip(texts, texts[1:], texts[2:])
+    ] + [
+        [{"role": "system", "content": "Judge strictly."}, {"role": "user", "content": t}]
+        for t in texts
+    ] + [
+        [{"role": "user", "content": "first"}, {"role": "user", "content": "second"}],
+    ]  # fmt: skip
+    family = tokenizer_family(model)
+    for messages in conversations:
+        assert count_chat_tokens(messages, model) == _reference_count(messages, family), messages

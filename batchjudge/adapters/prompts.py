@@ -329,24 +329,6 @@ class PromptAdapter:
         if self.template.system:
             self._head.append({"role": "system", "content": self.template.system})
         self._head.extend(dict(m) for m in self.template.few_shot)
-        self._markup: int | None = None  # chat tokens around the last user message's text
-
-    def _count(self, messages: list[Message]) -> int:
-        """Exact prompt tokens of ``messages`` (only the last user message varies by row).
-
-        Without a system prompt, the last user message is tokenised on its own between fixed
-        markup, so the count is that markup (measured once) plus the message's own tokens —
-        which skips mistral-common's full chat encoding (it decodes every prompt back to text,
-        two thirds of its cost). Mistral's older formats fold a system prompt into the last
-        user message, where the seam can merge tokens; then the whole chat is counted.
-        """
-        if self.template.system:
-            return count_chat_tokens(messages, self.model)
-        if self._markup is None:
-            self._markup = count_chat_tokens(messages, self.model) - count_tokens(
-                messages[-1]["content"], self.model
-            )
-        return self._markup + count_tokens(messages[-1]["content"], self.model)
 
     @property
     def prompt_budget(self) -> int:
@@ -369,7 +351,7 @@ class PromptAdapter:
         if not self.count_tokens:
             chars = sum(len(m["content"]) for m in messages)
             return RenderedPrompt(messages, math.ceil(chars / 4), 0)
-        total = self._count(messages)
+        total = count_chat_tokens(messages, self.model)
         budget = self.prompt_budget
         if total <= budget:
             return RenderedPrompt(messages, total, 0)
@@ -383,7 +365,7 @@ class PromptAdapter:
                 )
             cut, _ = truncate_to_tokens(premise, allowed, self.model)
             messages = self._messages(cut, hypothesis, fields)
-            total = self._count(messages)
+            total = count_chat_tokens(messages, self.model)
             if total <= budget:
                 kept = count_tokens(cut, self.model)
                 return RenderedPrompt(messages, total, premise_tokens - kept)

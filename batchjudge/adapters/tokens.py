@@ -129,7 +129,40 @@ def count_chat_tokens(messages: Sequence[Message], model: str) -> int:
 
     This is what the API reports as ``usage.prompt_tokens`` for the same messages. A trailing
     assistant message (a fine-tuning example's answer) is counted as part of the sequence.
+
+    Alternating user/assistant turns without a system prompt are tokenised message by message
+    between fixed markup, so the count is that markup (measured once per tokenizer and role
+    sequence) plus each message's own tokens. This skips mistral-common's full chat encoding,
+    which decodes every prompt back to text (two thirds of its cost). A system prompt is folded
+    into the last user message by Mistral's older formats, where the seam can merge tokens, and
+    consecutive same-role messages are merged: those chats are encoded whole.
     """
+    roles = tuple(m.get("role", "") for m in messages)
+    if not _per_message(roles):
+        return _encode_chat(messages, model)
+    key = (tokenizer_family(model), roles)
+    markup = _markup.get(key)
+    if markup is None:
+        probe = [{"role": role, "content": "x"} for role in roles]
+        markup = _encode_chat(probe, model) - len(roles) * count_tokens("x", model)
+        _markup[key] = markup
+    return markup + sum(count_tokens(m.get("content", ""), model) for m in messages)
+
+
+_markup: dict[tuple[str, tuple[str, ...]], int] = {}
+
+
+def _per_message(roles: tuple[str, ...]) -> bool:
+    """Whether each message of a chat with these roles is tokenised on its own."""
+    return (
+        bool(roles)
+        and roles[0] == "user"
+        and all(r == ("user" if i % 2 == 0 else "assistant") for i, r in enumerate(roles))
+    )
+
+
+def _encode_chat(messages: Sequence[Message], model: str) -> int:
+    """Tokens of the chat through mistral-common's own chat encoder."""
     from mistral_common.protocol.instruct.messages import (
         AssistantMessage,
         SystemMessage,
