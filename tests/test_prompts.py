@@ -177,6 +177,14 @@ def test_load_prompt_reads_a_toml_template_with_system_examples_and_schema(tmp_p
     assert len(template.few_shot) == 2
 
 
+def test_a_toml_template_sends_free_text_unless_it_asks_for_json(tmp_path: Path) -> None:
+    path = tmp_path / "plain.toml"
+    path.write_text('user = "{premise} / {hypothesis}"\n')
+    assert load_prompt(path).response_format is None
+    path.write_text('user = "{premise} / {hypothesis}"\nresponse_format = "json_object"\n')
+    assert load_prompt(path).response_format == JSON_OBJECT
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

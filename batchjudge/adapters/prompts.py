@@ -113,11 +113,6 @@ class PromptTemplate:
                     "string content"
                 )
 
-    @property
-    def fields(self) -> tuple[str, ...]:
-        """The names of the fields the user template reads, in order."""
-        return _template_fields(self.user, where=f"prompt {self.name!r}: user")
-
 
 def _template_fields(template: str, *, where: str) -> tuple[str, ...]:
     """Field names of a ``str.format`` template; ConfigError on a malformed one."""
@@ -212,10 +207,11 @@ _FILE_KEYS = frozenset({"name", "user", "system", "few_shot", "response_format"}
 def load_prompt(spec: str | Path) -> PromptTemplate:
     """A preset by name, or a template read from a file.
 
-    File formats: ``.txt`` (or any non-TOML file) is the user template itself; ``.toml`` has
-    the keys ``user`` (required), ``system``, ``name``, ``few_shot`` (an array of tables with
-    ``role`` and ``content``) and ``response_format`` (``"json_object"``, ``"json_schema"``,
-    ``"text"`` or a table sent as is). Raises ConfigError naming the file and field.
+    File formats: ``.txt`` (or any non-TOML file) is the user template itself, sent without a
+    response format; ``.toml`` has the keys ``user`` (required), ``system``, ``name``,
+    ``few_shot`` (an array of tables with ``role`` and ``content``) and ``response_format``
+    (``"text"``, the default, ``"json_object"``, ``"json_schema"``, or a table sent as is).
+    Raises ConfigError naming the file and field.
     """
     key = str(spec)
     if key in PRESETS:
@@ -267,7 +263,7 @@ def _template_from_toml(path: Path, text: str) -> PromptTemplate:
         user=user,
         system=system,
         few_shot=few_shot,  # roles and contents are checked in __post_init__
-        response_format=_response_format(data.get("response_format", "json_object")),
+        response_format=_response_format(data.get("response_format", "text")),
     )
 
 
