@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from batchjudge.emulator import batch, files, finetune, responses
 from batchjudge.emulator.chat import ChatError, prepare, warm_up
 from batchjudge.emulator.config import EmulatorConfig
-from batchjudge.emulator.state import BASE_JUDGE, EmulatorState
+from batchjudge.emulator.state import BASE_JUDGE, EmulatorState, KeyStats
 
 __all__ = ["EMULATOR_HEADER", "create_app"]
 
@@ -109,15 +109,16 @@ def _state(request: Request) -> EmulatorState:
 async def chat_completions(request: Request) -> Response:
     """``POST /v1/chat/completions``: limits, then an injected fault or the judge's answer."""
     state = _state(request)
-    state.stats.chat_arrived()
-    try:
-        return await _chat(request, state)
-    finally:
-        state.stats.chat_answered()
-
-
-async def _chat(request: Request, state: EmulatorState) -> Response:
     key = _api_key(request.headers)
+    per_key = state.stats.chat_arrived(key)
+    try:
+        return await _chat(request, state, key, per_key)
+    finally:
+        state.stats.chat_answered(per_key)
+
+
+async def _chat(request: Request, state: EmulatorState, key: str, per_key: KeyStats) -> Response:
+    """The body of :func:`chat_completions` once the call is counted."""
     state.limiter.arrive(key)
     body = await responses.read_json(request)
     try:
@@ -130,6 +131,7 @@ async def _chat(request: Request, state: EmulatorState) -> Response:
         return responses.error(400, "the request alone exceeds the tokens-per-minute limit")
     if not admission.allowed:
         state.stats.rate_limited += 1
+        per_key.rate_limited += 1
         return responses.error(429, "Requests rate limit exceeded", kind="rate_limited", headers=headers)
 
     fault = state.config.faults.draw(state.rng)
@@ -153,6 +155,7 @@ async def _chat(request: Request, state: EmulatorState) -> Response:
         if status == 429:
             headers = {**headers, **state.limiter.cooldown(key, 1.0)}
             state.stats.rate_limited += 1
+            per_key.rate_limited += 1
         return responses.error(status, f"emulated fault {status}", kind="emulated_fault", headers=headers)
 
     payload = prepared.complete()

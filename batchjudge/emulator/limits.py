@@ -47,6 +47,8 @@ class _KeyState:
     tokens_used: int = 0
     cooldown_until: float = 0.0
     refused_at: float = float("-inf")
+    early_arrivals: int = 0
+    violations: int = 0
 
 
 class RateLimiter:
@@ -89,8 +91,10 @@ class RateLimiter:
         early = now < state.cooldown_until - _EARLY_TOLERANCE_S
         if early:
             self.early_arrivals += 1
+            state.early_arrivals += 1
             if now - state.refused_at > IN_FLIGHT_GRACE_S:
                 self.violations += 1
+                state.violations += 1
         return early
 
     def admit(self, key: str, tokens: int) -> Admission:
@@ -124,6 +128,11 @@ class RateLimiter:
             token_log.append((now, tokens))
             state.tokens_used += tokens
         return Admission(True, 0.0, self._headers(state, tokens))
+
+    def counts(self, key: str) -> tuple[int, int]:
+        """``(early arrivals, violations)`` of one key."""
+        state = self._state(key)
+        return state.early_arrivals, state.violations
 
     def cooldown(self, key: str, seconds: float) -> dict[str, str]:
         """Impose a cooldown on ``key`` (an injected 429) and return its Retry-After headers."""

@@ -6,6 +6,7 @@ Everything lives in memory and dies with the process, like a fresh account on ev
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 import time
 import uuid
@@ -16,7 +17,16 @@ from typing import Any
 from batchjudge.emulator.config import BASE_MODELS, EmulatorConfig
 from batchjudge.emulator.limits import RateLimiter
 
-__all__ = ["BASE_JUDGE", "EmulatorState", "ModelEntry", "Stats", "StoredFile", "new_id"]
+__all__ = [
+    "BASE_JUDGE",
+    "EmulatorState",
+    "KeyStats",
+    "ModelEntry",
+    "Stats",
+    "StoredFile",
+    "key_label",
+    "new_id",
+]
 
 BASE_JUDGE = "local-judge"
 """The local judge that answers for every base model."""
@@ -29,6 +39,21 @@ def new_id() -> str:
 
 def _offset(moment: float | None, origin: float) -> float | None:
     return None if moment is None else round(moment - origin, 4)
+
+
+def key_label(key: str) -> str:
+    """How ``/stats`` names an API key without revealing it: a short hash."""
+    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:10]
+
+
+@dataclass(slots=True)
+class KeyStats:
+    """What one API key (one client) did: its chat calls, 429s and active time."""
+
+    chat_completions: int = 0
+    rate_limited: int = 0
+    first_chat: float | None = None
+    last_chat: float | None = None
 
 
 @dataclass(slots=True)
@@ -49,27 +74,45 @@ class Stats:
     """When the first chat completion arrived (monotonic)."""
     last_chat: float | None = None
     """When the last chat completion was answered (monotonic)."""
+    keys: dict[str, KeyStats] = field(default_factory=dict)
 
-    def chat_arrived(self) -> None:
-        """Count a chat completion and note when the first one came."""
+    def chat_arrived(self, key: str) -> KeyStats:
+        """Count a chat completion (overall and for its key); note when the first came."""
+        now = time.monotonic()
         self.chat_completions += 1
         if self.first_chat is None:
-            self.first_chat = time.monotonic()
+            self.first_chat = now
+        per_key = self.keys.get(key)
+        if per_key is None:
+            per_key = self.keys[key] = KeyStats(first_chat=now)
+        per_key.chat_completions += 1
+        return per_key
 
-    def chat_answered(self) -> None:
-        """Note when the latest chat completion was answered."""
-        self.last_chat = time.monotonic()
+    def chat_answered(self, per_key: KeyStats) -> None:
+        """Note when the latest chat completion (overall and for its key) was answered."""
+        self.last_chat = per_key.last_chat = time.monotonic()
 
-    def snapshot(self, retry_after_violations: int, early_arrivals: int) -> dict[str, Any]:
-        """A JSON-ready copy of the counters."""
+    def snapshot(self, limiter: RateLimiter) -> dict[str, Any]:
+        """A JSON-ready copy of the counters; API keys appear only as :func:`key_label`."""
+        keys = {}
+        for key, per_key in self.keys.items():
+            early, violations = limiter.counts(key)
+            keys[key_label(key)] = {
+                "chat_completions": per_key.chat_completions,
+                "rate_limited": per_key.rate_limited,
+                "retry_after_violations": violations,
+                "early_arrivals": early,
+                "first_chat_s": _offset(per_key.first_chat, self.started),
+                "last_chat_s": _offset(per_key.last_chat, self.started),
+            }
         return {
             "emulator": True,
             "requests": self.requests,
             "chat_completions": self.chat_completions,
             "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
             "rate_limited": self.rate_limited,
-            "retry_after_violations": retry_after_violations,
-            "early_arrivals": early_arrivals,
+            "retry_after_violations": limiter.violations,
+            "early_arrivals": limiter.early_arrivals,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "faults": dict(sorted(self.faults.items())),
@@ -78,6 +121,7 @@ class Stats:
             "uptime_s": round(time.monotonic() - self.started, 3),
             "first_chat_s": _offset(self.first_chat, self.started),
             "last_chat_s": _offset(self.last_chat, self.started),
+            "keys": keys,
         }
 
 
@@ -185,4 +229,4 @@ class EmulatorState:
 
     def snapshot(self) -> dict[str, Any]:
         """``GET /stats``."""
-        return self.stats.snapshot(self.limiter.violations, self.limiter.early_arrivals)
+        return self.stats.snapshot(self.limiter)
