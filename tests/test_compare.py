@@ -96,6 +96,13 @@ def test_compare_runs_puts_summaries_side_by_side_and_tests_each_against_the_fir
     assert comparison["runs"][0]["intervals"]["accuracy"] is not None
 
 
+def test_runs_with_the_same_directory_name_are_told_apart_by_path(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "x" / "run", [[result_row("r", 1, 1)]])
+    b = write_run(tmp_path / "y" / "run", [[result_row("r", 1, 0)]])
+    test = compare_runs([load_run(a), load_run(b)], PriceTable(), resamples=200)["tests"][0]
+    assert (test["baseline"], test["candidate"]) == (str(a), str(b))
+
+
 def test_compare_command_prints_json_and_tables(tmp_path: Path) -> None:
     a, b = _pair(tmp_path, only_a=2, only_b=12)
     result = CliRunner().invoke(app, ["compare", str(a), str(b), "--json", "--resamples", "200"])

@@ -66,8 +66,14 @@ def mcnemar(b: int, c: int) -> McNemar:
     return McNemar(b, c, statistic, math.erfc(math.sqrt(statistic / 2)), "chi-square, continuity corrected")
 
 
-def paired_test(first: RunData, second: RunData) -> dict[str, Any]:
-    """The McNemar test of ``second`` against ``first`` on the rows they share, in words too."""
+def paired_test(
+    first: RunData, second: RunData, labels: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    """The McNemar test of ``second`` against ``first`` on the rows they share, in words too.
+
+    ``labels`` name the two runs in the verdict (default: their directory names).
+    """
+    name_a, name_b = labels or (first.label, second.label)
     columns = ["row_id", "target", "verdict"]
     ok = pl.col("status") == STATUS_OK
     left = first.results.filter(ok & pl.col("target").is_not_null()).select(columns)
@@ -84,8 +90,8 @@ def paired_test(first: RunData, second: RunData) -> dict[str, Any]:
     acc_a = float(correct_a.sum()) / n if n else None
     acc_b = float(correct_b.sum()) / n if n else None
     return {
-        "baseline": first.label,
-        "candidate": second.label,
+        "baseline": name_a,
+        "candidate": name_b,
         "shared_rows": n,
         "conflicting_targets": conflicting,
         "accuracy_baseline": acc_a,
@@ -94,7 +100,7 @@ def paired_test(first: RunData, second: RunData) -> dict[str, Any]:
         "only_candidate_right": c,
         **{k: v for k, v in asdict(test).items() if k not in ("b", "c")},
         "significant": test.significant,
-        "verdict": _in_words(first.label, second.label, n, acc_a, acc_b, test),
+        "verdict": _in_words(name_a, name_b, n, acc_a, acc_b, test),
     }
 
 
@@ -124,7 +130,12 @@ def compare_runs(
     """Each run's summary side by side, and each later run tested against the first."""
     if len(runs) < 2:
         raise ValueError("compare needs at least two runs")
+    names = [run.label for run in runs]
+    if len(set(names)) < len(names):  # same directory names: tell them apart by path
+        names = [str(run.path) for run in runs]
     return {
         "runs": [summarize(run, prices, resamples=resamples, seed=seed) for run in runs],
-        "tests": [paired_test(runs[0], run) for run in runs[1:]],
+        "tests": [
+            paired_test(runs[0], run, (names[0], names[i])) for i, run in enumerate(runs[1:], 1)
+        ],
     }
