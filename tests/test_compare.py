@@ -119,3 +119,17 @@ def test_compare_needs_two_runs_and_real_run_directories(tmp_path: Path) -> None
     assert one.exit_code == 2 and "at least two" in one.output
     missing = CliRunner().invoke(app, ["compare", str(a), str(tmp_path / "nope")])
     assert missing.exit_code == 2 and "no such run directory" in missing.output
+
+
+def test_compare_html_shows_verdicts_side_by_side_and_overlaid_roc_curves(tmp_path: Path) -> None:
+    a_rows = [result_row(f"r{i}", i % 2, i % 2, 0.2 + 0.6 * (i % 2)) for i in range(20)]
+    b_rows = [result_row(f"r{i}", i % 2, 1, 0.7 - 0.01 * i) for i in range(20)]
+    a = write_run(tmp_path / "sharp", [a_rows])
+    b = write_run(tmp_path / "vague", [b_rows])
+    out = tmp_path / "compare.html"
+    result = CliRunner().invoke(app, ["compare", str(a), str(b), "--html", str(out), "--resamples", "200"])
+    assert result.exit_code == 0, result.output
+    page = out.read_text(encoding="utf-8")
+    assert "sharp vs vague" in page and "Side by side" in page
+    assert "sharp is significantly more accurate than vague" in page
+    assert page.count("<polyline") == 2 and "<script" not in page

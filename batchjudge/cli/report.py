@@ -15,6 +15,7 @@ from batchjudge.report import (
     compare_runs,
     load_prices,
     load_run,
+    render_compare_html,
     render_html,
     summarize,
 )
@@ -27,18 +28,24 @@ _PRICES = typer.Option(
 )
 _JSON = typer.Option("--json", help="Print one JSON object instead of tables.")
 _RESAMPLES = typer.Option("--resamples", min=100, help="Bootstrap resamples for the 95% intervals.")
+_HTML = typer.Option("--html", help="Also write a self-contained HTML page here.")
 
 
 def _emit_json(data: object) -> None:
     typer.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode())
 
 
+def _write_page(path: Path, page: str) -> None:
+    try:
+        path.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise fail(f"{path}: cannot write the HTML page ({exc.strerror})") from None
+
+
 def report_command(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by `batchjudge run`.")],
     as_json: Annotated[bool, _JSON] = False,
-    html: Annotated[
-        Path | None, typer.Option("--html", help="Also write a self-contained HTML report here.")
-    ] = None,
+    html: Annotated[Path | None, _HTML] = None,
     prices: Annotated[Path | None, _PRICES] = None,
     resamples: Annotated[int, _RESAMPLES] = 1000,
 ) -> None:
@@ -47,10 +54,7 @@ def report_command(
         run = load_run(run_dir)
         summary = summarize(run, load_prices(prices), resamples=resamples)
         if html is not None:
-            try:
-                html.write_text(render_html(run, summary), encoding="utf-8")
-            except OSError as exc:
-                raise fail(f"{html}: cannot write the HTML report ({exc.strerror})") from None
+            _write_page(html, render_html(run, summary))
     except BatchJudgeError as exc:
         raise fail(str(exc)) from None
     if as_json:
@@ -65,6 +69,7 @@ def report_command(
 def compare_command(
     run_dirs: Annotated[list[Path], typer.Argument(help="Two or more run directories; the first is the baseline.")],
     as_json: Annotated[bool, _JSON] = False,
+    html: Annotated[Path | None, _HTML] = None,
     prices: Annotated[Path | None, _PRICES] = None,
     resamples: Annotated[int, _RESAMPLES] = 1000,
 ) -> None:
@@ -74,12 +79,17 @@ def compare_command(
     try:
         runs = [load_run(path) for path in run_dirs]
         comparison = compare_runs(runs, load_prices(prices), resamples=resamples)
+        if html is not None:
+            _write_page(html, render_compare_html(runs, comparison))
     except BatchJudgeError as exc:
         raise fail(str(exc)) from None
     if as_json:
         _emit_json(comparison)
         return
-    Console().print(compare_renderable(comparison))
+    console = Console()
+    console.print(compare_renderable(comparison))
+    if html is not None:
+        console.print(f"HTML comparison: {html}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -11,7 +11,7 @@ Typical use::
 from __future__ import annotations
 
 from batchjudge.report.compare import McNemar, compare_runs, mcnemar, paired_test
-from batchjudge.report.html import render_html
+from batchjudge.report.html import render_compare_html, render_html
 from batchjudge.report.loading import RunData, load_run
 from batchjudge.report.prices import DEFAULT_PRICES, Price, PriceTable, load_prices
 from batchjudge.report.summary import summarize, worst_mistakes
@@ -27,6 +27,7 @@ __all__ = [
     "load_run",
     "mcnemar",
     "paired_test",
+    "render_compare_html",
     "render_html",
     "summarize",
     "worst_mistakes",

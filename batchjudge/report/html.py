@@ -14,11 +14,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from batchjudge.report.formatting import number, quality_rows
 from batchjudge.report.loading import RunData, input_texts
 from batchjudge.report.metrics import pr_curve, roc_curve
 from batchjudge.report.summary import scored_rows, worst_mistakes
 
-__all__ = ["render_html"]
+__all__ = ["render_compare_html", "render_html"]
 
 _W, _H, _PAD = 360, 300, 44
 _COLORS = ("#2563eb", "#dc2626", "#059669")
@@ -44,13 +45,7 @@ def _esc(value: Any) -> str:
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return _esc(value)
+    return _esc(number(value, digits))
 
 
 def _thin(xs: NDArray[np.float64], ys: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -325,8 +320,46 @@ def render_html(run: RunData, summary: dict[str, Any], *, mistakes: int = 25) ->
         )  # fmt: skip
     sections.append(f"<p class='note'>{_esc(summary['positive_class'])}. "
                     f"Intervals: {_esc((summary.get('intervals') or {}).get('method', 'none'))}.</p>")  # fmt: skip
+    return _page(title, sections)
+
+
+def _page(title: str, sections: Sequence[str]) -> str:
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body>"
         + "".join(sections) + "</body></html>\n"
     )  # fmt: skip
+
+
+def render_compare_html(runs: Sequence[RunData], comparison: dict[str, Any]) -> str:
+    """One page comparing ``runs`` (``comparison`` is :func:`compare_runs`' output for them):
+    metrics side by side with intervals, the McNemar verdicts, and their ROC curves overlaid."""
+    summaries: Sequence[dict[str, Any]] = comparison["runs"]
+    names = [run.label for run in runs]
+    sections = [f"<h1>batchjudge comparison — {_esc(' vs '.join(names))}</h1>"]
+    verdicts = "".join(
+        f"<li><b>{_esc(t['verdict'])}</b> <span class='note'>McNemar, {_esc(t['method'])}: only "
+        f"{_esc(t['baseline'])} right on {t['only_baseline_right']:,} rows, only "
+        f"{_esc(t['candidate'])} right on {t['only_candidate_right']:,}.</span></li>"
+        for t in comparison["tests"]
+    )
+    sections.append(f"<h2>Is the difference real?</h2><ul>{verdicts}</ul>")
+    headers = ["", *(f"{name} ({s.get('model') or '?'})" for name, s in zip(names, summaries, strict=True))]
+    per_run = [quality_rows(s) for s in summaries]
+    rows = [["rows ok / all", *(f"{s['n_ok']:,} / {s['n_rows']:,}" for s in summaries)]]
+    for i, (metric, _, _) in enumerate(per_run[0]):
+        rows.append([metric, *(_esc(f"{r[i][1]} {r[i][2]}".strip()) for r in per_run)])
+    rows.append(["cost (USD)", *(_fmt(s["cost_usd"], 4) for s in summaries)])
+    rows.append(["latency p95 (ms)", *(_fmt(s["latency_ms"]["p95"], 1) for s in summaries)])
+    sections.append("<h2>Side by side</h2>" + _table(headers, rows, [False] + [True] * len(runs)))
+    curves = []
+    for name, run in zip(names, runs, strict=True):
+        scored = scored_rows(run.results)
+        mask = scored.has_score
+        if mask.any() and np.unique(scored.target[mask]).size == 2:
+            fpr, tpr = roc_curve(scored.target[mask], scored.score[mask])
+            curves.append((name, fpr, tpr))
+    if curves:
+        sections.append("<h2>ROC, consistent as positive</h2>" + _line_chart(
+            curves, "false positive rate", "true positive rate", diagonal=True))  # fmt: skip
+    return _page("batchjudge comparison", sections)

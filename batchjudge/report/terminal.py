@@ -9,47 +9,9 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from batchjudge.report.formatting import number, quality_rows
+
 __all__ = ["compare_renderable", "report_renderable"]
-
-_CLASSES = ("consistent", "inconsistent")
-
-
-def _num(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
-
-
-def _interval(summary: dict[str, Any], key: str) -> str:
-    intervals = summary.get("intervals") or {}
-    pair = intervals.get(key)
-    return f"[{pair[0]:.3f}, {pair[1]:.3f}]" if pair else ""
-
-
-def _quality_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(name, value, 95% interval) rows of the quality table."""
-    rows = [
-        ("accuracy (ok rows)", _num(summary["accuracy"]), _interval(summary, "accuracy")),
-        ("accuracy (errors count wrong)", _num(summary["accuracy_all"]), ""),
-        ("balanced accuracy", _num(summary["balanced_accuracy"]),
-         _interval(summary, "balanced_accuracy")),
-    ]  # fmt: skip
-    for cls in _CLASSES:
-        for metric in ("precision", "recall", "f1"):
-            values = summary.get(metric) or {}
-            interval = _interval(summary, f"f1_{cls}") if metric == "f1" else ""
-            rows.append((f"{metric} ({cls} positive)", _num(values.get(cls)), interval))
-    rows.append(("ROC-AUC", _num(summary["roc_auc"]), _interval(summary, "roc_auc")))
-    rows.append(("Brier score (lower is better)", _num(summary["brier"]), ""))
-    rows.append(("calibration error (ECE, 10 bins)", _num(summary["ece"]), ""))
-    pr = summary.get("pr_auc") or {}
-    for cls in _CLASSES:
-        rows.append((f"PR-AUC ({cls} positive)", _num(pr.get(cls)), ""))
-    return rows
 
 
 def report_renderable(summary: dict[str, Any]) -> RenderableType:
@@ -64,7 +26,7 @@ def report_renderable(summary: dict[str, Any]) -> RenderableType:
     counts = Table(title="Rows", title_justify="left", show_edge=False)
     for name in ("rows", "ok", "parse error", "failed", "labelled", "scored"):
         counts.add_column(name, justify="right")
-    counts.add_row(*(_num(summary[k]) for k in (
+    counts.add_row(*(number(summary[k]) for k in (
         "n_rows", "n_ok", "n_parse_error", "n_failed", "n_labelled", "n_scored")))  # fmt: skip
     parts.append(counts)
 
@@ -73,7 +35,7 @@ def report_renderable(summary: dict[str, Any]) -> RenderableType:
         quality.add_column("metric")
         quality.add_column("value", justify="right")
         quality.add_column("95% CI", justify="right", style="dim")
-        for row in _quality_rows(summary):
+        for row in quality_rows(summary):
             quality.add_row(*row)
         parts.append(quality)
         matrix = summary["confusion_matrix"]["matrix"]
@@ -81,8 +43,8 @@ def report_renderable(summary: dict[str, Any]) -> RenderableType:
         confusion.add_column("")
         confusion.add_column("judged inconsistent", justify="right")
         confusion.add_column("judged consistent", justify="right")
-        confusion.add_row("inconsistent", _num(matrix[0][0]), _num(matrix[0][1]))
-        confusion.add_row("consistent", _num(matrix[1][0]), _num(matrix[1][1]))
+        confusion.add_row("inconsistent", number(matrix[0][0]), number(matrix[0][1]))
+        confusion.add_row("consistent", number(matrix[1][0]), number(matrix[1][1]))
         parts.append(confusion)
     if summary.get("inconsistent_at_thresholds"):
         flags = Table(
@@ -92,16 +54,16 @@ def report_renderable(summary: dict[str, Any]) -> RenderableType:
         for name in ("t", "flagged", "precision", "recall"):
             flags.add_column(name, justify="right")
         for row in summary["inconsistent_at_thresholds"]:
-            flags.add_row(_num(row["threshold"], 2), _num(row["flagged"]),
-                          _num(row["precision"]), _num(row["recall"]))  # fmt: skip
+            flags.add_row(number(row["threshold"], 2), number(row["flagged"]),
+                          number(row["precision"]), number(row["recall"]))  # fmt: skip
         parts.append(flags)
 
     usage = Table(title="Usage", title_justify="left", show_edge=False)
     usage.add_column("")
     usage.add_column("value", justify="right")
     tokens = summary["tokens"]
-    usage.add_row("prompt tokens", _num(tokens["prompt"]))
-    usage.add_row("completion tokens", _num(tokens["completion"]))
+    usage.add_row("prompt tokens", number(tokens["prompt"]))
+    usage.add_row("completion tokens", number(tokens["completion"]))
     if tokens["truncated_rows"]:
         usage.add_row("documents cut to fit", f"{tokens['truncated_rows']:,} rows, "
                       f"{tokens['truncated_tokens']:,} tokens")  # fmt: skip
@@ -110,8 +72,8 @@ def report_renderable(summary: dict[str, Any]) -> RenderableType:
                   f"unknown price: {', '.join(summary['unpriced_models'])}")  # fmt: skip
     latency = summary["latency_ms"]
     usage.add_row("latency p50 / p95 / p99 (ms)",
-                  " / ".join(_num(latency[k], 1) for k in ("p50", "p95", "p99")))  # fmt: skip
-    usage.add_row("retried rows", _num(summary["attempts"]["retried_rows"]))
+                  " / ".join(number(latency[k], 1) for k in ("p50", "p95", "p99")))  # fmt: skip
+    usage.add_row("retried rows", number(summary["attempts"]["retried_rows"]))
     parts.append(usage)
 
     if summary["failures"]:
@@ -119,7 +81,7 @@ def report_renderable(summary: dict[str, Any]) -> RenderableType:
         failures.add_column("kind")
         failures.add_column("rows", justify="right")
         for kind, n in summary["failures"].items():
-            failures.add_row(kind, _num(n))
+            failures.add_row(kind, number(n))
         parts.append(failures)
     return Group(*parts)
 
@@ -132,12 +94,12 @@ def compare_renderable(comparison: dict[str, Any]) -> RenderableType:
     for run in runs:
         table.add_column(f"{run['run_dir']}\n{run.get('model') or ''}", justify="right")
     table.add_row("rows (ok / all)", *(f"{r['n_ok']:,} / {r['n_rows']:,}" for r in runs))
-    names = [name for name, _, _ in _quality_rows(runs[0])]
-    per_run = [_quality_rows(run) for run in runs]
+    names = [name for name, _, _ in quality_rows(runs[0])]
+    per_run = [quality_rows(run) for run in runs]
     for i, name in enumerate(names):
         table.add_row(name, *(f"{rows[i][1]} {rows[i][2]}".strip() for rows in per_run))
-    table.add_row("cost (USD)", *(_num(r["cost_usd"], 4) for r in runs))
-    table.add_row("latency p95 (ms)", *(_num(r["latency_ms"]["p95"], 1) for r in runs))
+    table.add_row("cost (USD)", *(number(r["cost_usd"], 4) for r in runs))
+    table.add_row("latency p95 (ms)", *(number(r["latency_ms"]["p95"], 1) for r in runs))
     lines: list[RenderableType] = [table]
     for test in comparison["tests"]:
         style = "bold green" if test["significant"] else "yellow"

@@ -1,0 +1,48 @@
+"""How report figures are written as text, shared by the terminal and HTML views."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["CLASSES", "interval", "number", "quality_rows"]
+
+CLASSES = ("consistent", "inconsistent")
+
+
+def number(value: Any, digits: int = 3) -> str:
+    """A float to ``digits`` decimals, an int with thousands separators, ``–`` for missing."""
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def interval(summary: dict[str, Any], key: str) -> str:
+    """``[low, high]`` of the metric's 95% interval, or ``""`` when it has none."""
+    pair = (summary.get("intervals") or {}).get(key)
+    return f"[{pair[0]:.3f}, {pair[1]:.3f}]" if pair else ""
+
+
+def quality_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(name, value, 95% interval) for every quality metric of a summary, in display order."""
+    rows = [
+        ("accuracy (ok rows)", number(summary["accuracy"]), interval(summary, "accuracy")),
+        ("accuracy (errors count wrong)", number(summary["accuracy_all"]), ""),
+        ("balanced accuracy", number(summary["balanced_accuracy"]),
+         interval(summary, "balanced_accuracy")),
+    ]  # fmt: skip
+    for cls in CLASSES:
+        for metric in ("precision", "recall", "f1"):
+            values = summary.get(metric) or {}
+            ci = interval(summary, f"f1_{cls}") if metric == "f1" else ""
+            rows.append((f"{metric} ({cls} positive)", number(values.get(cls)), ci))
+    rows.append(("ROC-AUC", number(summary["roc_auc"]), interval(summary, "roc_auc")))
+    rows.append(("Brier score (lower is better)", number(summary["brier"]), ""))
+    rows.append(("calibration error (ECE, 10 bins)", number(summary["ece"]), ""))
+    pr = summary.get("pr_auc") or {}
+    for cls in CLASSES:
+        rows.append((f"PR-AUC ({cls} positive)", number(pr.get(cls)), ""))
+    return rows
