@@ -109,6 +109,7 @@ def run_command(
     trace: Annotated[Optional[str], typer.Option(help="weave:ENTITY/PROJECT or local:DIR.")] = None,
     trace_sample: Annotated[float, typer.Option(help="Fraction of rows traced.")] = 1.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    mode: Annotated[str, typer.Option(help="online (one request per row) or batch (Mistral batch jobs; resumable).")] = "online",
 ) -> None:
     """Judge every row of INPUT into RUN_DIR; the same command again resumes."""
     config = RunConfig(
@@ -119,6 +120,7 @@ def run_command(
         samples=samples, response_format=response_format,  # type: ignore[arg-type]
         max_context_tokens=max_context_tokens, flush_rows=flush_rows,
         flush_seconds=flush_seconds, trace=trace, trace_sample=trace_sample,
+        mode=mode,  # type: ignore[arg-type]
     )
     console = Console(stderr=True)
     view = None if quiet else _ProgressView(console)

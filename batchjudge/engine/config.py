@@ -58,6 +58,8 @@ class RunConfig:
     trace: str | None = None
     trace_sample: float = 1.0
     check_labels: bool = True
+    mode: Literal["online", "batch"] = "online"
+    """``batch`` sends the rows through Mistral's batch API (:mod:`batchjudge.engine.batch`)."""
 
     @property
     def resolved_model(self) -> str:
@@ -87,6 +89,9 @@ class RunConfig:
              f"--provider must be one of {', '.join(DEFAULT_MODELS)}, got {self.provider!r}"),
             (self.transport in (None, "http", "sdk"),
              f"--transport must be http or sdk, got {self.transport!r}"),
+            (self.mode in ("online", "batch"), f"--mode must be online or batch, got {self.mode!r}"),
+            (self.mode == "online" or (self.provider == "mistral" and self.samples == 1),
+             "--mode batch needs --provider mistral and --samples 1"),
         ]
         for ok, message in checks:
             if not ok:

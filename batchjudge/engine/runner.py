@@ -26,6 +26,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from batchjudge.adapters.parsing import ParsedVerdict, aggregate_votes, parse_verdict
 from batchjudge.adapters.prompts import PromptAdapter, load_prompt
+from batchjudge.engine.batch import execute_batch
 from batchjudge.engine.checkpoint import RunDir, key_hash
 from batchjudge.engine.config import RunConfig, describe_changes
 from batchjudge.engine.providers import make_provider
@@ -334,7 +335,7 @@ def _check_labels(source: Source) -> list[str]:
     from batchjudge.datasets.sanity import LabelChecker
 
     checker = LabelChecker()
-    for file, _, batch in source.arrow_batches(65536):
+    for file, _, batch in source.arrow_batches(8192):
         checker.update(batch, origin=file.rel)
     return [f"{w.code}: {w.message}" for w in checker.finish()]
 
@@ -418,7 +419,7 @@ async def run_async(
             meta["warnings"] = stats.warnings
             run_dir.write_meta({k: v for k, v in meta.items() if k != "counts_before"})
             run = _Run(config, source, adapter, provider, run_dir, meta, done, stats, tracer)
-            await _execute(run, progress, progress_interval)
+            await (execute_batch if config.mode == "batch" else _execute)(run, progress, progress_interval)
             run._write_meta()
             counts = {k: run.meta["counts"][k] for k in ("ok", "parse_error", "failed")}
             summary = {"counts": counts, "stats": stats.snapshot()}
