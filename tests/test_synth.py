@@ -74,6 +74,11 @@ def test_ids_are_unique(sample: list[dict]) -> None:
     assert len({row["id"] for row in sample}) == len(sample)
 
 
+def test_no_document_repeats_a_summary(sample: list[dict]) -> None:
+    pairs = {(row["premise"], row["hypothesis"]) for row in sample}
+    assert len(pairs) == len(sample)
+
+
 def test_every_error_kind_occurs_and_kind_agrees_with_target(sample: list[dict]) -> None:
     kinds = Counter(row["kind"] for row in sample)
     assert set(kinds) == {"consistent", *ERROR_KINDS}

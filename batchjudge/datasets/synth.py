@@ -355,6 +355,8 @@ _R_EVENT, _R_TEMPLATE, _R_KIND, _R_TWO, _R_ADD, _R_ALT = range(6)
 _ROW_MOD = (720720, 720720, len(ERROR_KINDS), 100, len(_ADDITIONS), 1_000_003)
 # Each row also draws one sentence's worth of values (_SENT_MOD) for replacements.
 
+_MAX_REDRAWS = 16
+"""Fresh draws tried when a row repeats a summary of its own document (rare: ~3% of rows)."""
 _DOC_STREAM = np.uint64(0xD0C5)
 _ROW_STREAM = np.uint64(0x5077)
 
@@ -581,24 +583,37 @@ def synth_batches(
 
 
 def _batch(seed: int, lo: int, hi: int) -> pa.RecordBatch:
-    """Rows ``lo .. hi-1`` as one record batch."""
+    """Rows ``lo .. hi-1`` as one record batch.
+
+    Whole documents are generated (all their rows), so that a document's summaries can be
+    kept distinct whatever slice is asked for; the rows outside ``lo .. hi-1`` are dropped.
+    """
     first_doc, last_doc = lo // ROWS_PER_DOC, (hi - 1) // ROWS_PER_DOC
     n_docs = last_doc - first_doc + 1
     docs = [_Doc(d) for d in _draws(seed, _DOC_STREAM, first_doc, _DOC_MOD, n_docs)]
-    row_draws = _draws(seed, _ROW_STREAM, lo, _ROWS_MOD, hi - lo)
+    first_row = first_doc * ROWS_PER_DOC
+    row_draws = _draws(seed, _ROW_STREAM, first_row, _ROWS_MOD, n_docs * ROWS_PER_DOC)
     hypotheses: list[str] = []
     kinds: list[str] = []
     targets: list[int] = []
     doc_index: list[int] = []
-    for i, r in zip(range(lo, hi), row_draws, strict=True):
-        k = i // ROWS_PER_DOC - first_doc
-        doc = docs[k]
-        target = int(i % ROWS_PER_DOC in doc.combo)
-        text, kind = _summary(doc, r, target)
-        hypotheses.append(text)
-        kinds.append(kind)
-        targets.append(target)
-        doc_index.append(k)
+    for k, doc in enumerate(docs):
+        seen: set[str] = set()
+        for j in range(ROWS_PER_DOC):
+            i = first_row + k * ROWS_PER_DOC + j
+            target = int(j in doc.combo)
+            text, kind = _summary(doc, row_draws[i - first_row], target)
+            for attempt in range(1, _MAX_REDRAWS + 1):  # a document never repeats a summary
+                if text not in seen:
+                    break
+                redraw = _draws(seed, _ROW_STREAM, i + (attempt << 40), _ROWS_MOD, 1)[0]
+                text, kind = _summary(doc, redraw, target)
+            seen.add(text)
+            if lo <= i < hi:
+                hypotheses.append(text)
+                kinds.append(kind)
+                targets.append(target)
+                doc_index.append(k)
     take = pa.array(doc_index, type=pa.int32())
     doc_ids = pa.array([f"synth-{seed}-d{first_doc + k:09d}" for k in range(n_docs)])
     splits = pa.array([doc.split for doc in docs])
