@@ -351,7 +351,10 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "benchmark": "throughput",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+            "load_average_at_end": os.getloadavg(),
+        },
         "latency_ms": LATENCY, "faults_10": FAULTS_10, "model": MODEL, "seconds": args.seconds,
         "startup_cpu_s": startup,
         "runs": [asdict(o) for o in outcomes],
