@@ -154,7 +154,8 @@ def test_judgements_are_identical_across_processes_and_hash_seeds() -> None:
 def test_training_beats_the_constant_prior_on_unseen_documents(trained: LocalJudge) -> None:
     premises, hypotheses, targets = _rows(2000, start=100_000)
     y = np.array(targets, dtype=float)
-    scores = np.array([j.score for j in trained.predict_many(zip(premises, hypotheses, strict=True))])
+    judged = trained.predict_many(zip(premises, hypotheses, strict=True))
+    scores = np.array([j.score for j in judged])
     assert log_loss(y, scores) < 0.5 * log_loss(y, np.full(len(y), y.mean()))
     assert roc_auc(y, scores) > 0.9
     held = trained.provenance["heldout"]
@@ -164,7 +165,8 @@ def test_training_beats_the_constant_prior_on_unseen_documents(trained: LocalJud
 def test_scores_are_calibrated_on_unseen_documents(trained: LocalJudge) -> None:
     premises, hypotheses, targets = _rows(4000, start=200_000)
     y = np.array(targets, dtype=float)
-    scores = np.array([j.score for j in trained.predict_many(zip(premises, hypotheses, strict=True))])
+    judged = trained.predict_many(zip(premises, hypotheses, strict=True))
+    scores = np.array([j.score for j in judged])
     assert abs(scores.mean() - y.mean()) < 0.05
     for lo, hi in ((0.0, 0.2), (0.8, 1.0)):  # confident bins hold what they claim
         in_bin = (scores >= lo) & (scores < hi + 1e-9)
