@@ -32,7 +32,6 @@ from batchjudge.adapters.finetune._export import (
     DEFAULT_BASE_MODEL,
     ExportOptions,
     ExportSummary,
-    FileSummary,
     export_finetune,
 )
 from batchjudge.adapters.finetune._inputs import LoadedInput, load_input, load_inputs
@@ -53,7 +52,6 @@ __all__ = [
     "ExportOptions",
     "ExportSummary",
     "FileStats",
-    "FileSummary",
     "LabelledPairs",
     "LoadedInput",
     "TrainingCost",

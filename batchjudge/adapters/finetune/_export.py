@@ -23,14 +23,14 @@ import pyarrow as pa
 from batchjudge.adapters.finetune._costs import TrainingCost, training_cost
 from batchjudge.adapters.finetune._examples import build_example
 from batchjudge.adapters.finetune._inputs import load_inputs
-from batchjudge.adapters.finetune._rules import MAX_SAMPLE_TOKENS, check_example
+from batchjudge.adapters.finetune._rules import MAX_SAMPLE_TOKENS, FileStats, check_example
 from batchjudge.adapters.prompts import DEFAULT_PRESET, PromptAdapter, load_prompt
 from batchjudge.adapters.tokens import context_window
 from batchjudge.datasets.sanity import check_labels
 from batchjudge.datasets.splits import balance, grouped_split, mix
 from batchjudge.errors import ConfigError, InputError
 
-__all__ = ["DEFAULT_BASE_MODEL", "ExportOptions", "ExportSummary", "FileSummary", "export_finetune"]
+__all__ = ["DEFAULT_BASE_MODEL", "ExportOptions", "ExportSummary", "export_finetune"]
 
 DEFAULT_BASE_MODEL = "open-mistral-7b"
 """The cookbook's base model: it sets the tokenizer, the context and the price."""
@@ -56,28 +56,14 @@ class ExportOptions:
 
 
 @dataclass(frozen=True)
-class FileSummary:
-    """One written file: rows, tokens, label balance, rows whose document was cut."""
-
-    path: Path
-    rows: int
-    tokens: int
-    max_example_tokens: int
-    consistent: int
-    inconsistent: int
-    truncated_rows: int
-    documents: int
-
-
-@dataclass(frozen=True)
 class ExportSummary:
     """What an export wrote and what it costs to train on, plus everything worth a warning."""
 
     prompt: str
     prompt_sha256: str
     model: str
-    train: FileSummary
-    val: FileSummary | None
+    train: FileStats
+    val: FileStats | None
     cost_per_epoch: TrainingCost
     warnings: list[str] = field(default_factory=list)
     """Label-sanity findings (``code: message``) over all the rows read."""
@@ -96,7 +82,7 @@ def _mixed(tables: list[pa.Table], weights: Sequence[float], rows: int | None, s
     return mix(list(zip(tables, weights, strict=True)), rows=rows, seed=seed)
 
 
-def _write(path: Path, table: pa.Table, adapter: PromptAdapter, max_tokens: int) -> FileSummary:
+def _write(path: Path, table: pa.Table, adapter: PromptAdapter, max_tokens: int) -> FileStats:
     """Render, check and write ``table`` as fine-tuning JSONL at ``path``, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -123,7 +109,8 @@ def _write(path: Path, table: pa.Table, adapter: PromptAdapter, max_tokens: int)
     finally:
         tmp.unlink(missing_ok=True)
     documents = len(set(table.column("doc_id").to_pylist()))
-    return FileSummary(path, table.num_rows, tokens, longest, consistent, table.num_rows - consistent, truncated, documents)
+    return FileStats(path, table.num_rows, tokens, longest, consistent, table.num_rows - consistent,
+                     path.stat().st_size, truncated_rows=truncated, documents=documents)
 
 
 def export_finetune(

@@ -62,7 +62,7 @@ def check_example(example: Any, *, model: str, where: str, max_tokens: int = MAX
 
 @dataclass(frozen=True)
 class FileStats:
-    """What a checked fine-tuning file holds."""
+    """What a fine-tuning file holds: rows, tokens, label balance, size."""
 
     path: Path
     rows: int
@@ -70,9 +70,13 @@ class FileStats:
     max_example_tokens: int
     consistent: int
     inconsistent: int
-    unlabelled: int
-    """Answers the evaluator's parser reads no 0/1 verdict from (fine for other tasks)."""
     bytes: int
+    unlabelled: int = 0
+    """Answers the evaluator's parser reads no 0/1 verdict from (fine for other tasks)."""
+    truncated_rows: int = 0
+    """Rows whose document was cut to fit the context (known when the file is exported)."""
+    documents: int | None = None
+    """Distinct documents (known when the file is exported)."""
 
 
 def check_file(path: Path, *, model: str, max_tokens: int = MAX_SAMPLE_TOKENS) -> FileStats:
@@ -99,4 +103,4 @@ def check_file(path: Path, *, model: str, max_tokens: int = MAX_SAMPLE_TOKENS) -
             labels[2 if verdict is None else verdict] += 1
     if rows == 0:
         raise InputError(f"{path}: no examples")
-    return FileStats(path, rows, tokens, longest, labels[1], labels[0], labels[2], size)
+    return FileStats(path, rows, tokens, longest, labels[1], labels[0], size, unlabelled=labels[2])
