@@ -224,7 +224,11 @@ class Source:
         roles = [c for c in LOGICAL_COLUMNS if c in self.present]
         physical = [self.columns[c] for c in roles]
         for file in self.files:
-            scanner = _dataset(file).scanner(columns=physical, batch_size=batch_size)
+            # pyarrow reads 16 batches ahead by default: with long documents that alone is
+            # hundreds of MB, so keep one batch in hand and one on the way.
+            scanner = _dataset(file).scanner(
+                columns=physical, batch_size=batch_size, batch_readahead=1, fragment_readahead=1
+            )
             index = 0
             try:
                 for batch in scanner.to_batches():
