@@ -135,7 +135,10 @@ async def cookbook_flow(
         base_url = server.url
     api_key = _EMULATOR_KEY if backend == "emulator" else None
     work.mkdir(parents=True, exist_ok=True)
-    runs, notes, timings, judges = work / "runs", [], {}, []
+    runs = work / "runs"
+    notes: list[str] = []
+    timings: dict[str, float] = {}
+    judges: list[Judge] = []
     try:
         if backend == "api":
             baselines = [("open-mistral-7b", "zero-shot-7b"), ("mistral-large-latest", "zero-shot-large")]
@@ -147,10 +150,10 @@ async def cookbook_flow(
             judges += _judges_for(backend, model, "-", "zero-shot", base_url, label)
         for name, files, trained_on in (("fib", [fib_train], "FIB"), ("fib-usb", [fib_train, usb_train], "FIB + USB (repaired)")):
             started = time.perf_counter()
-            model = await _fine_tune(backend, files, name, work, base_url, api_key, seed, notes)
+            tuned = await _fine_tune(backend, files, name, work, base_url, api_key, seed, notes)
             timings[f"fine-tune {name}"] = round(time.perf_counter() - started, 2)
-            if model is not None:
-                judges += _judges_for(backend, model, trained_on, _FT_PROMPT, base_url, f"ft-{name}")
+            if tuned is not None:
+                judges += _judges_for(backend, tuned, trained_on, _FT_PROMPT, base_url, f"ft-{name}")
         paths = []
         for judge in judges:
             started = time.perf_counter()
@@ -177,8 +180,8 @@ def markdown_table(result: dict[str, Any]) -> str:
         return "(fewer than two judges ran: nothing to compare)"
     tests = {t["candidate"]: t for t in comparison["tests"]}
     lines = [
-        "| judge | provider | model | prompt | trained on | rows | accuracy [95% CI] | balanced acc. "
-        "| F1 consistent | F1 inconsistent | ROC-AUC [95% CI] | McNemar vs first (only first right / only this right, p) |",
+        ("| judge | provider | model | prompt | trained on | rows | accuracy [95% CI] | balanced acc. "
+         "| F1 consistent | F1 inconsistent | ROC-AUC [95% CI] | McNemar vs first (only first right / only this right, p) |"),
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for judge, summary in zip(result["judges"], comparison["runs"], strict=True):
@@ -212,7 +215,9 @@ def main() -> None:
     os.environ.setdefault("BATCHJUDGE_HOME", str(args.out / "home"))  # trained judges stay beside the results
     os.environ.setdefault("WEAVE_DISABLED", "true")
     started = time.perf_counter()
-    result = anyio.run(lambda: cookbook_flow(*files, args.out, backend=args.backend, eval_rows=args.eval_rows, seed=args.seed))
+    fib_train, fib_val, usb_train = files
+    result = anyio.run(lambda: cookbook_flow(fib_train, fib_val, usb_train, args.out, backend=args.backend,
+                                             eval_rows=args.eval_rows, seed=args.seed))
     result["wall_s"] = round(time.perf_counter() - started, 1)
     (args.out / "cookbook.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
     for note in result["notes"]:

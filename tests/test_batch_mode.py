@@ -51,6 +51,7 @@ def test_a_batch_run_writes_the_same_results_as_an_online_run(emulator: StartEmu
     online = _run(RunConfig(inputs=[str(data)], out=str(tmp_path / "online"), provider="mistral",
                             base_url=server.url, api_key=TEST_KEY))
     assert batched.complete and batched.exit_code == 0 and batched.counts["ok"] == 20
+    assert online.complete
     assert _results(tmp_path / "batch").select(_COMPARED).equals(_results(tmp_path / "online").select(_COMPARED))
 
 

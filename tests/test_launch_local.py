@@ -11,7 +11,13 @@ from ft_fixtures import labelled_parquet
 from typer.testing import CliRunner
 
 from batchjudge.adapters.finetune import ExportOptions, export_finetune
-from batchjudge.adapters.launchers import Job, LaunchSpec, LocalLauncher, train_and_register, wait_for_job
+from batchjudge.adapters.launchers import (
+    Job,
+    LaunchSpec,
+    LocalLauncher,
+    train_and_register,
+    wait_for_job,
+)
 from batchjudge.cli.ft import ft_app
 from batchjudge.emulator import finetune as emulator_finetune
 from batchjudge.engine.config import RunConfig

@@ -15,7 +15,13 @@ from ft_fixtures import labelled_parquet
 from typer.testing import CliRunner
 
 from batchjudge.adapters.finetune import ExportOptions, export_finetune
-from batchjudge.adapters.launchers import FineTuningGone, Job, JobRejected, LaunchSpec, wait_for_job
+from batchjudge.adapters.launchers import (
+    FineTuningGone,
+    Job,
+    JobRejected,
+    LaunchSpec,
+    wait_for_job,
+)
 from batchjudge.adapters.launchers._mistral import MistralLauncher
 from batchjudge.cli.ft import EXIT_REFUSED, ft_app
 from batchjudge.emulator import EmulatorServer

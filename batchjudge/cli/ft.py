@@ -11,7 +11,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import anyio
 import typer
@@ -19,7 +19,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from batchjudge.errors import AuthError, BatchJudgeError, ConfigError, InputError, ProviderError
+from batchjudge.errors import (
+    AuthError,
+    BatchJudgeError,
+    ConfigError,
+    InputError,
+    ProviderError,
+)
 
 __all__ = ["EXIT_REFUSED", "register"]
 
@@ -33,7 +39,7 @@ _err = Console(stderr=True)
 T = TypeVar("T")
 
 _LauncherOpt = Annotated[str, typer.Option("--launcher", help="local (train the local judge here) or mistral (hosted API, or the emulator with --base-url).")]
-_BaseUrlOpt = Annotated[Optional[str], typer.Option(help="Mistral-compatible server for --launcher mistral (e.g. the emulator).")]
+_BaseUrlOpt = Annotated[str | None, typer.Option(help="Mistral-compatible server for --launcher mistral (e.g. the emulator).")]
 _JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
 
 
@@ -69,12 +75,12 @@ def _warn(lines: list[str]) -> None:
 def export_command(
     inputs: Annotated[list[Path], typer.Argument(help="Dataset Parquet files/folders or cookbook JSONL/CSV files.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Training JSONL to write.")],
-    val: Annotated[Optional[Path], typer.Option("--val", help="Also write a validation JSONL, split by document.")] = None,
+    val: Annotated[Path | None, typer.Option("--val", help="Also write a validation JSONL, split by document.")] = None,
     val_size: Annotated[float, typer.Option(help="Share of documents held out for --val.")] = 0.1,
     prompt: Annotated[str, typer.Option(help="Prompt preset or template file; evaluate with the same one.")] = "zero-shot",
     model: Annotated[str, typer.Option(help="Base model: tokenizer, context and price.")] = "open-mistral-7b",
-    mix: Annotated[Optional[str], typer.Option(help="Weights per input, e.g. 0.7,0.3: draw --rows rows in these shares.")] = None,
-    rows: Annotated[Optional[int], typer.Option(help="Rows to draw with --mix (default: as many as the weights allow), else the first N.")] = None,
+    mix: Annotated[str | None, typer.Option(help="Weights per input, e.g. 0.7,0.3: draw --rows rows in these shares.")] = None,
+    rows: Annotated[int | None, typer.Option(help="Rows to draw with --mix (default: as many as the weights allow), else the first N.")] = None,
     balance: Annotated[bool, typer.Option("--balance", help="Downsample to as many consistent as inconsistent rows.")] = False,
     seed: Annotated[int, typer.Option(help="Seed for mixing, splitting and balancing.")] = 0,
     as_json: _JsonOpt = False,
@@ -109,8 +115,8 @@ def export_command(
                f"evaluate with --prompt {prompt}", highlight=False)
 
 
-def _spec(train: Path, val: Optional[Path], model: str, suffix: Optional[str], training_steps: Optional[int],
-          learning_rate: Optional[float], epochs: Optional[float], wandb_project: Optional[str],
+def _spec(train: Path, val: Path | None, model: str, suffix: str | None, training_steps: int | None,
+          learning_rate: float | None, epochs: float | None, wandb_project: str | None,
           auto_start: bool, seed: int) -> Any:
     from batchjudge.adapters.launchers import LaunchSpec
 
@@ -136,7 +142,7 @@ def _exit_for(job: Any) -> None:
         raise typer.Exit(1)
 
 
-async def _follow(launcher: Any, job: Any, interval: float, timeout: Optional[float], quiet: bool) -> Any:
+async def _follow(launcher: Any, job: Any, interval: float, timeout: float | None, quiet: bool) -> Any:
     from batchjudge.adapters.launchers import wait_for_job
 
     def progress(update: Any) -> None:
@@ -149,21 +155,21 @@ async def _follow(launcher: Any, job: Any, interval: float, timeout: Optional[fl
 @ft_app.command("launch")
 def launch_command(
     train: Annotated[Path, typer.Argument(help="Training JSONL (from `batchjudge ft export`).")],
-    val: Annotated[Optional[Path], typer.Option("--val", help="Validation JSONL.")] = None,
+    val: Annotated[Path | None, typer.Option("--val", help="Validation JSONL.")] = None,
     launcher: _LauncherOpt = "local",
     model: Annotated[str, typer.Option(help="Base model to fine-tune (mistral launcher).")] = "open-mistral-7b",
-    suffix: Annotated[Optional[str], typer.Option(help="Name part of the fine-tuned model (ft:BASE:SUFFIX:ID).")] = None,
-    training_steps: Annotated[Optional[int], typer.Option(help="Training steps.")] = None,
-    learning_rate: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
-    epochs: Annotated[Optional[float], typer.Option(help="Epochs over the training file.")] = None,
-    wandb_project: Annotated[Optional[str], typer.Option(help="Report training to this W&B project (needs WANDB_API_KEY).")] = None,
+    suffix: Annotated[str | None, typer.Option(help="Name part of the fine-tuned model (ft:BASE:SUFFIX:ID).")] = None,
+    training_steps: Annotated[int | None, typer.Option(help="Training steps.")] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
+    epochs: Annotated[float | None, typer.Option(help="Epochs over the training file.")] = None,
+    wandb_project: Annotated[str | None, typer.Option(help="Report training to this W&B project (needs WANDB_API_KEY).")] = None,
     auto_start: Annotated[bool, typer.Option("--auto-start/--no-auto-start", help="Start once validated.")] = True,
     seed: Annotated[int, typer.Option(help="Seed (local launcher).")] = 0,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check the files and estimate the cost; send nothing.")] = False,
     base_url: _BaseUrlOpt = None,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Follow the job until it ends.")] = True,
     interval: Annotated[float, typer.Option(help="Seconds between polls.")] = 10.0,
-    timeout: Annotated[Optional[float], typer.Option(help="Stop following after this many seconds.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Stop following after this many seconds.")] = None,
     as_json: _JsonOpt = False,
 ) -> None:
     """Launch a fine-tuning job on TRAIN and follow it; --dry-run only estimates."""

@@ -30,7 +30,7 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import numpy as np
@@ -39,7 +39,11 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from batchjudge.adapters.parsing import parse_verdict
 from batchjudge.engine.checkpoint import key_hash, key_hashes
-from batchjudge.engine.providers._mistral_wire import error_for_status, reply_from_payload, request_body
+from batchjudge.engine.providers._mistral_wire import (
+    error_for_status,
+    reply_from_payload,
+    request_body,
+)
 from batchjudge.engine.schema import STATUS_FAILED
 from batchjudge.engine.source import SourceRow
 from batchjudge.engine.stats import RunStats
@@ -52,7 +56,7 @@ __all__ = ["BATCH_DIR", "LIMITS", "BatchLimits", "execute_batch"]
 
 BATCH_DIR = "batch"
 _STATE = "jobs.json"
-_ENDPOINT = "/v1/chat/completions"
+_ENDPOINT: Literal["/v1/chat/completions"] = "/v1/chat/completions"
 _FINISHED = frozenset({"SUCCESS", "FAILED", "TIMEOUT_EXCEEDED", "CANCELLED"})
 
 
@@ -100,8 +104,9 @@ class _Client:
             raise TransientError(f"{what}: connection error: {type(exc).__name__}: {exc}") from None
 
     async def upload(self, path: Path) -> str:
-        content = path.read_bytes()
-        file = {"file_name": path.name, "content": content}
+        from mistralai.client.models import FileTypedDict
+
+        file: FileTypedDict = {"file_name": path.name, "content": await anyio.Path(path).read_bytes()}
         uploaded = await self._call(f"upload {path.name}", lambda: self._sdk.files.upload_async(file=file, purpose="batch"))
         return str(uploaded.id)
 

@@ -22,7 +22,12 @@ from dataclasses import dataclass
 import orjson
 
 from batchjudge.adapters.parsing import parse_verdict
-from batchjudge.adapters.prompts import JSON_SCHEMA, PromptAdapter, PromptTemplate, extract_pair
+from batchjudge.adapters.prompts import (
+    JSON_SCHEMA,
+    PromptAdapter,
+    PromptTemplate,
+    extract_pair,
+)
 from batchjudge.engine.types import Message
 from batchjudge.errors import InputError
 

@@ -23,7 +23,11 @@ import pyarrow as pa
 from batchjudge.adapters.finetune._costs import TrainingCost, training_cost
 from batchjudge.adapters.finetune._examples import build_example
 from batchjudge.adapters.finetune._inputs import load_inputs
-from batchjudge.adapters.finetune._rules import MAX_SAMPLE_TOKENS, FileStats, check_example
+from batchjudge.adapters.finetune._rules import (
+    MAX_SAMPLE_TOKENS,
+    FileStats,
+    check_example,
+)
 from batchjudge.adapters.prompts import DEFAULT_PRESET, PromptAdapter, load_prompt
 from batchjudge.adapters.tokens import context_window
 from batchjudge.datasets.sanity import check_labels

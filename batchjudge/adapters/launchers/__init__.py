@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from batchjudge.adapters.launchers._local import LocalLauncher, train_and_register
 from batchjudge.adapters.launchers._protocol import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
@@ -21,12 +22,12 @@ from batchjudge.adapters.launchers._protocol import (
     FineTuningGone,
     Job,
     JobRejected,
+    JobSource,
     Launcher,
     LaunchSpec,
     estimate,
     wait_for_job,
 )
-from batchjudge.adapters.launchers._local import LocalLauncher, train_and_register
 from batchjudge.errors import ConfigError
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "FineTuningGone",
     "Job",
     "JobRejected",
+    "JobSource",
     "LaunchSpec",
     "Launcher",
     "LocalLauncher",

@@ -116,7 +116,7 @@ class LocalLauncher:
                              "val_file": Path(raw["val_file"]) if raw["val_file"] else None})
         try:
             trained = await anyio.to_thread.run_sync(self._train, spec, job.id)
-        except Exception as exc:  # a training failure is the job's outcome, recorded as such
+        except Exception as exc:  # noqa: BLE001 - a training failure is the job's outcome, recorded as such
             return self._save(Job(job.id, "FAILED", job.model, self.name, message=str(exc), details=job.details))
         return self._save(Job(job.id, "SUCCESS", job.model, self.name, trained["fine_tuned_model"],
                               trained_tokens=job.details["tokens"], details={**job.details, **trained["details"]}))

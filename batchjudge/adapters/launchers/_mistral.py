@@ -21,10 +21,16 @@ import os
 from typing import Any
 
 import aiohttp
+import anyio
 import orjson
 
 from batchjudge.adapters.finetune import check_file
-from batchjudge.adapters.launchers._protocol import FineTuningGone, Job, JobRejected, LaunchSpec
+from batchjudge.adapters.launchers._protocol import (
+    FineTuningGone,
+    Job,
+    JobRejected,
+    LaunchSpec,
+)
 from batchjudge.engine.providers.mistral import _normalise_base_url
 from batchjudge.errors import AuthError, ConfigError, ProviderError, TransientError
 
@@ -131,8 +137,8 @@ class MistralLauncher:
         """Upload a fine-tuning file (purpose ``fine-tune``); return its file id."""
         form = aiohttp.FormData()
         form.add_field("purpose", "fine-tune")
-        with open(path, "rb") as handle:
-            form.add_field("file", handle.read(), filename=os.path.basename(path), content_type="application/jsonl")
+        content = await anyio.Path(path).read_bytes()
+        form.add_field("file", content, filename=os.path.basename(path), content_type="application/jsonl")
         data = await self._request("POST", "/files", f"upload {path}", data=form)
         return str(data["id"])
 

@@ -16,18 +16,24 @@ from typing import Any, Protocol, runtime_checkable
 
 import anyio
 
-from batchjudge.adapters.finetune import DEFAULT_BASE_MODEL, TrainingCost, check_file, training_cost
+from batchjudge.adapters.finetune import (
+    DEFAULT_BASE_MODEL,
+    TrainingCost,
+    check_file,
+    training_cost,
+)
 from batchjudge.errors import BadRequestError, ConfigError, ProviderError
 
 __all__ = [
     "ACTIVE_STATUSES",
+    "TERMINAL_STATUSES",
     "Estimate",
     "FineTuningGone",
     "Job",
     "JobRejected",
+    "JobSource",
     "LaunchSpec",
     "Launcher",
-    "TERMINAL_STATUSES",
     "estimate",
     "wait_for_job",
 ]
@@ -140,6 +146,14 @@ class Launcher(Protocol):
         ...
 
 
+class JobSource(Protocol):
+    """Anything that can say how a job is doing (every :class:`Launcher`)."""
+
+    async def status(self, job_id: str) -> Job:
+        """The job as it is now."""
+        ...
+
+
 @dataclass(frozen=True)
 class Estimate:
     """A dry run: the checked files and what one job on them would cost."""
@@ -163,7 +177,7 @@ def estimate(spec: LaunchSpec, *, model: str | None = None) -> Estimate:
 
 
 async def wait_for_job(
-    launcher: Launcher,
+    launcher: JobSource,
     job_id: str,
     *,
     interval: float = 10.0,
