@@ -115,6 +115,16 @@ def test_numbers_with_separators_match_their_plain_form() -> None:
     assert _feature(doc, "The bridge cost £1,350,000.", "unsupported_numbers") == 1
 
 
+@pytest.mark.parametrize(
+    ("premise", "hypothesis", "side"), [("", "x", "premise"), (DOC, " ", "hypothesis")]
+)
+def test_a_blank_premise_or_hypothesis_is_an_input_error(
+    judge: LocalJudge, premise: str, hypothesis: str, side: str
+) -> None:
+    with pytest.raises(InputError, match=f"non-empty {side}"):
+        judge.predict(premise, hypothesis)
+
+
 def test_predict_many_equals_predicting_one_by_one_with_interleaved_documents(
     judge: LocalJudge,
 ) -> None:

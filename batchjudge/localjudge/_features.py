@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import TypeVar, cast
+from typing import cast
 
 __all__ = ["FEATURE_NAMES", "Evidence", "extract"]
 
@@ -120,6 +121,8 @@ class _Text:
     """Lower-cased surface tokens, aligned with ``stems``."""
     joined: str
     """``lowered`` joined by single spaces and framed by spaces, for phrase search."""
+    stem_text: str
+    """``stems`` joined the same way, for n-gram search."""
 
 
 def _sentences(text: str) -> list[str]:
@@ -197,38 +200,31 @@ def _analyse(text: str) -> _Text:
         sentences=sentences,
         lowered=lowered,
         joined=" " + " ".join(lowered) + " ",
+        stem_text=" " + " ".join(stems) + " ",
     )
 
 
-@dataclass(slots=True)
-class _Premise:
-    """A document's structures plus its n-gram sets (only documents need those)."""
-
-    text: _Text
-    bigrams: set[tuple[str, str]]
-    trigrams: set[tuple[str, str, str]]
-
-
-_CACHE: OrderedDict[str, _Premise] = OrderedDict()
+_CACHE: OrderedDict[str, _Text] = OrderedDict()
 _CACHE_SIZE = 64
+_CACHE_LOCK = threading.Lock()
 
 
-def _premise(text: str) -> _Premise:
-    """The analysed document, from a small LRU cache (documents repeat across rows)."""
-    cached = _CACHE.get(text)
-    if cached is not None:
-        _CACHE.move_to_end(text)
-        return cached
-    analysed = _analyse(text)
-    s = analysed.stems
-    premise = _Premise(analysed, set(pairwise(s)), set(zip(s, s[1:], s[2:], strict=False)))
-    _CACHE[text] = premise
-    if len(_CACHE) > _CACHE_SIZE:
-        _CACHE.popitem(last=False)
+def _premise(text: str) -> _Text:
+    """The analysed document, from a small LRU cache (documents repeat across rows).
+
+    The lock keeps the cache consistent when a caller judges from several threads.
+    """
+    with _CACHE_LOCK:
+        cached = _CACHE.get(text)
+        if cached is not None:
+            _CACHE.move_to_end(text)
+            return cached
+    premise = _analyse(text)
+    with _CACHE_LOCK:
+        _CACHE[text] = premise
+        if len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
     return premise
-
-
-_Gram = TypeVar("_Gram", tuple[str, str], tuple[str, str, str])
 
 
 @dataclass(slots=True)
@@ -244,9 +240,17 @@ class Evidence:
     """Content words absent from the document."""
 
 
-def _precision(grams: set[_Gram], known: set[_Gram]) -> float:
-    """The fraction of distinct n-grams of the summary that occur in the document."""
-    return len(known.intersection(grams)) / len(grams) if grams else 1.0
+def _precision(grams: set[str], stem_text: str) -> float:
+    """The fraction of the summary's distinct n-grams (as ``" a b "``) found in the document.
+
+    A substring search in the document's stem string finds exactly the n-grams a set of
+    document n-gram tuples would, without building that set for every new document.
+    """
+    return sum(g in stem_text for g in grams) / len(grams) if grams else 1.0
+
+
+def _triples(s: list[str]) -> zip[tuple[str, str, str]]:
+    return zip(s, s[1:], s[2:], strict=False)
 
 
 def _unique(items: list[str]) -> list[str]:
@@ -255,8 +259,7 @@ def _unique(items: list[str]) -> list[str]:
 
 def extract(premise: str, hypothesis: str) -> tuple[list[float], Evidence]:
     """The feature vector (ordered as :data:`FEATURE_NAMES`) and the evidence behind it."""
-    doc = _premise(premise)
-    p = doc.text
+    p = _premise(premise)
     h = _analyse(hypothesis)
     numbers = _unique([w for w in h.lowered if w in h.numbers and w not in p.numbers])
     names = _unique([n for n in h.names if n.lower() not in p.words])
@@ -294,8 +297,8 @@ def extract(premise: str, hypothesis: str) -> tuple[list[float], Evidence]:
         float(min(len(negations), 3)),
         negation_mismatch,
         len(novel) / len(content) if content else 0.0,
-        _precision(set(pairwise(s)), doc.bigrams),
-        _precision(set(zip(s, s[1:], s[2:], strict=False)), doc.trigrams),
+        _precision({f" {a} {b} " for a, b in pairwise(s)}, p.stem_text),
+        _precision({f" {a} {b} {c} " for a, b, c in _triples(s)}, p.stem_text),
         key_alignment,
         content_alignment,
         math.log((h.n_tokens + 1) / (p.n_tokens + 1)),

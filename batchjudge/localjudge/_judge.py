@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from batchjudge.errors import ConfigError
+from batchjudge.errors import ConfigError, InputError
 from batchjudge.localjudge._features import FEATURE_NAMES, Evidence, extract
 from batchjudge.localjudge._registry import DEFAULT_MODEL, list_models, model_path
 
@@ -112,7 +112,10 @@ class LocalJudge:
         return _sigmoid(a * logit + c)
 
     def predict(self, premise: str, hypothesis: str) -> Judgement:
-        """Judge whether ``hypothesis`` is supported by ``premise``."""
+        """Judge whether ``hypothesis`` is supported by ``premise`` (both non-blank)."""
+        if not premise.strip() or not hypothesis.strip():
+            side = "premise" if not premise.strip() else "hypothesis"
+            raise InputError(f"the local judge needs a non-empty {side}")
         features, evidence = extract(premise, hypothesis)
         score = self.score(features)
         verdict = int(score >= self.threshold)
