@@ -12,6 +12,7 @@ Fine-tuned model names (``ft:open-mistral-7b:abc:20240101:xyz``) count with thei
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -193,22 +194,23 @@ def _encode_chat(messages: Sequence[Message], model: str) -> int:
 def truncate_to_tokens(text: str, max_tokens: int, model: str) -> tuple[str, int]:
     """Cut ``text`` to at most ``max_tokens`` tokens, keeping its beginning.
 
-    Returns the cut text and how many tokens were removed (0 when it already fits). The cut
-    falls on a token boundary; the text is decoded back from the kept tokens, so a re-count
-    gives at most ``max_tokens``.
+    Returns the cut text — always an exact prefix of ``text`` — and how many tokens were
+    removed (0 when it already fits). The kept tokens are decoded to find the cut; where the
+    decoding differs from the original (a character split across byte tokens decodes as
+    U+FFFD), the cut moves back to the last character both agree on.
     """
     if max_tokens < 0:
         raise ValueError("max_tokens must be >= 0")
     ids = _encode(text, model)
     if len(ids) <= max_tokens:
         return text, 0
-    kept = _tokenizer(model).instruct_tokenizer.tokenizer.decode(ids[:max_tokens])
-    kept_tokens = len(_encode(kept, model))
-    # Decoding may merge pieces differently; trim further until the re-count fits.
-    while kept and kept_tokens > max_tokens:
-        kept = kept[: max(0, len(kept) - 8)]
-        kept_tokens = len(_encode(kept, model)) if kept else 0
-    return kept, len(ids) - kept_tokens
+    decoded = _tokenizer(model).instruct_tokenizer.tokenizer.decode(ids[:max_tokens])
+    end = len(os.path.commonprefix([text, decoded]))
+    kept_tokens = count_tokens(text[:end], model)
+    while kept_tokens > max_tokens:  # re-tokenising a prefix can merge pieces differently
+        end = max(0, end - 8)
+        kept_tokens = count_tokens(text[:end], model)
+    return text[:end], len(ids) - kept_tokens
 
 
 # Ordered (prefix, context window in tokens) from Mistral's model cards; unknown models get the
