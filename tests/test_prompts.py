@@ -244,7 +244,7 @@ def test_truncate_to_tokens_keeps_the_beginning_within_the_limit() -> None:
 def test_a_cut_inside_a_multibyte_character_still_leaves_an_exact_prefix(model: str) -> None:
     text = "Zürich 🚢🛳️ 東京 𝔘𝔫𝔦 " * 10  # characters spread over several byte tokens
     total = count_tokens(text, model)
-    for limit in range(0, 60):
+    for limit in range(60):
         cut, removed = truncate_to_tokens(text, limit, model)
         assert text.startswith(cut) and "\ufffd" not in cut
         assert count_tokens(cut, model) <= limit
