@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/cookbook.py [--data ../shared/data/cookbook] [--backend emulator|local|api]
-                                  [--eval-rows N] [--out benchmarks/results/cookbook]
+                                  [--eval-rows N] [--work DIR]
 
 Steps (each through the public API, exactly as the CLI would run them):
 
@@ -21,7 +21,9 @@ with ``--provider local`` (the same judge, with scores, so ROC-AUC). ``local`` u
 launcher and provider only. ``api`` (the default when ``MISTRAL_API_KEY`` is set) judges with
 ``open-mistral-7b`` and ``mistral-large-latest`` and tries hosted fine-tuning, which answers
 410 Gone since mid-2026: the refusal is recorded and those steps are skipped.
-Writes ``OUT/cookbook.json`` and prints the markdown table.
+Exports, runs and trained judges go to ``--work`` (a temporary folder by default: they hold the
+datasets' text, which the repository never keeps); the figures go to
+``benchmarks/results/cookbook-BACKEND.json`` and the markdown table is printed.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,7 +55,7 @@ from batchjudge.report import compare_runs, load_prices, load_run
 __all__ = ["Judge", "cookbook_flow", "markdown_table"]
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cookbook"
-RESULTS = Path(__file__).resolve().parent / "results" / "cookbook"
+RESULTS = Path(__file__).resolve().parent / "results"
 BACKENDS = ("emulator", "local", "api")
 _EMULATOR_KEY = "emulator-key-not-secret"
 _FT_PROMPT = "ft"
@@ -205,21 +208,23 @@ def main() -> None:
     default_backend = "api" if os.environ.get("MISTRAL_API_KEY") else "emulator"
     parser.add_argument("--backend", choices=BACKENDS, default=default_backend)
     parser.add_argument("--eval-rows", type=int, default=None, help="Judge only the first N FIB validation rows (the cookbook used 100).")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--work", type=Path, default=None, help="Folder for exports, runs and judges (default: temporary).")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     files = [args.data / name for name in ("fib-train.jsonl", "fib-val.jsonl", "usb-train.jsonl")]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         parser.error(f"missing data files: {', '.join(missing)}")
-    os.environ.setdefault("BATCHJUDGE_HOME", str(args.out / "home"))  # trained judges stay beside the results
+    work = args.work or Path(tempfile.mkdtemp(prefix="batchjudge-cookbook-"))
+    os.environ.setdefault("BATCHJUDGE_HOME", str(work / "home"))  # trained judges stay in the work folder
     os.environ.setdefault("WEAVE_DISABLED", "true")
     started = time.perf_counter()
     fib_train, fib_val, usb_train = files
-    result = anyio.run(lambda: cookbook_flow(fib_train, fib_val, usb_train, args.out, backend=args.backend,
+    result = anyio.run(lambda: cookbook_flow(fib_train, fib_val, usb_train, work, backend=args.backend,
                                              eval_rows=args.eval_rows, seed=args.seed))
     result["wall_s"] = round(time.perf_counter() - started, 1)
-    (args.out / "cookbook.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"cookbook-{args.backend}.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
     for note in result["notes"]:
         print(f"- {note}")
     print(markdown_table(result))

@@ -159,9 +159,12 @@ def test_mix_needs_one_weight_per_input(tmp_path: Path) -> None:
 
 def test_cli_export_prints_the_summary_and_exits_2_naming_a_bad_input(tmp_path: Path) -> None:
     data = labelled_parquet(tmp_path / "d.parquet", 20, seed=10)
-    ok = runner.invoke(ft_app, ["export", str(data), "--out", str(tmp_path / "t.jsonl"), "--prompt", "ft", "--json"])
+    ok = runner.invoke(ft_app, ["export", str(data), "--out", str(tmp_path / "t.jsonl"), "--prompt", "ft", "--json",
+                                "--trace", f"local:{tmp_path / 'traces'}"])
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.stdout)["train"]["rows"] == 20
+    (record,) = [json.loads(line) for line in (tmp_path / "traces" / "ops.jsonl").read_text().splitlines()]
+    assert record["op"] == "batchjudge.finetune.export" and record["output"]["train"]["rows"] == 20
     broken = tmp_path / "fib-bad.jsonl"
     broken.write_text('{"premise": "p", "hypothesis": "h"}\n')
     bad = runner.invoke(ft_app, ["export", str(broken), "--out", str(tmp_path / "u.jsonl")])

@@ -3,6 +3,7 @@ name ``--provider local --model`` accepts; jobs read like the API's; polling rep
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import anyio
@@ -135,8 +136,11 @@ def test_cli_launch_dry_run_estimates_and_launch_prints_how_to_evaluate(home: Pa
     dry = runner.invoke(ft_app, ["launch", str(train), "--dry-run", "--epochs", "2"])
     assert dry.exit_code == 0, dry.output
     assert "nothing sent" in dry.output and not (home / "jobs").exists()
-    done = runner.invoke(ft_app, ["launch", str(train), "--val", str(val), "--suffix", "cli"])
+    traces = home.parent / "traces"
+    done = runner.invoke(ft_app, ["launch", str(train), "--val", str(val), "--suffix", "cli", "--trace", f"local:{traces}"])
     assert done.exit_code == 0, done.output
     assert "--provider local --model ft:local-judge:cli:" in done.output.replace("\n", "")
+    (record,) = [json.loads(line) for line in (traces / "ops.jsonl").read_text().splitlines()]
+    assert record["op"] == "batchjudge.finetune.launch" and record["output"]["status"] == "SUCCESS"
     bad = runner.invoke(ft_app, ["launch", str(train), "--suffix", "a:b"])
     assert bad.exit_code == 2 and "--suffix" in bad.output

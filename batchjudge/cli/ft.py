@@ -41,6 +41,7 @@ T = TypeVar("T")
 _LauncherOpt = Annotated[str, typer.Option("--launcher", help="local (train the local judge here) or mistral (hosted API, or the emulator with --base-url).")]
 _BaseUrlOpt = Annotated[str | None, typer.Option(help="Mistral-compatible server for --launcher mistral (e.g. the emulator).")]
 _JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+_TraceOpt = Annotated[str | None, typer.Option(help="Trace the operation to weave:ENTITY/PROJECT or local:DIR.")]
 
 
 def _error(message: str, code: int) -> typer.Exit:
@@ -83,6 +84,7 @@ def export_command(
     rows: Annotated[int | None, typer.Option(help="Rows to draw with --mix (default: as many as the weights allow), else the first N.")] = None,
     balance: Annotated[bool, typer.Option("--balance", help="Downsample to as many consistent as inconsistent rows.")] = False,
     seed: Annotated[int, typer.Option(help="Seed for mixing, splitting and balancing.")] = 0,
+    trace: _TraceOpt = None,
     as_json: _JsonOpt = False,
 ) -> None:
     """Write Mistral fine-tuning JSONL with the evaluation's prompt; check it; summarise it."""
@@ -94,8 +96,13 @@ def export_command(
         raise _error(f"--mix {mix!r}: expected comma-separated numbers, e.g. 0.7,0.3", 2) from None
     options = ExportOptions(prompt=prompt, model=model, val_size=val_size, mix=weights, rows=rows,
                             balance=balance, seed=seed)
+    from batchjudge.adapters.tracing import trace_op
+
     try:
-        summary = export_finetune(inputs, out, val_out=val, options=options)
+        inputs_traced = {"inputs": [str(p) for p in inputs], "out": str(out), "val": str(val), **asdict(options)}
+        with trace_op(trace, "batchjudge.finetune.export", inputs_traced) as op:
+            summary = export_finetune(inputs, out, val_out=val, options=options)
+            op.output = asdict(summary)
     except BatchJudgeError as exc:
         raise _error(str(exc), 2) from None
     _warn(summary.notes)
@@ -129,7 +136,7 @@ def _spec(train: Path, val: Path | None, model: str, suffix: str | None, trainin
 
 def _show_job(job: Any, as_json: bool) -> None:
     if as_json:
-        _print_json({k: v for k, v in asdict(job).items()})
+        _print_json(asdict(job))
     else:
         _out.print(escape(job.line()), highlight=False)
         if job.fine_tuned_model and job.status == "SUCCESS":
@@ -170,6 +177,7 @@ def launch_command(
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Follow the job until it ends.")] = True,
     interval: Annotated[float, typer.Option(help="Seconds between polls.")] = 10.0,
     timeout: Annotated[float | None, typer.Option(help="Stop following after this many seconds.")] = None,
+    trace: _TraceOpt = None,
     as_json: _JsonOpt = False,
 ) -> None:
     """Launch a fine-tuning job on TRAIN and follow it; --dry-run only estimates."""
@@ -201,7 +209,14 @@ def launch_command(
         finally:
             await runner.aclose()
 
-    job = _call(action)
+    from batchjudge.adapters.tracing import trace_op
+
+    try:
+        with trace_op(trace, "batchjudge.finetune.launch", {"launcher": launcher, "base_url": base_url, **asdict(spec)}) as op:
+            job = _call(action)
+            op.output = asdict(job)
+    except ConfigError as exc:  # a bad --trace target
+        raise _error(str(exc), 2) from None
     _show_job(job, as_json)
     _exit_for(job)
     if wait and auto_start and not job.finished:
