@@ -139,7 +139,7 @@ def count_chat_tokens(messages: Sequence[Message], model: str) -> int:
     consecutive same-role messages are merged: those chats are encoded whole.
     """
     roles = tuple(m.get("role", "") for m in messages)
-    if not _per_message(roles):
+    if not _per_message(roles) or not all(isinstance(m.get("content"), str) for m in messages):
         return _encode_chat(messages, model)
     key = (tokenizer_family(model), roles)
     markup = _markup.get(key)
