@@ -204,3 +204,10 @@ def test_report_with_a_bad_price_file_exits_2(run_dir: Path, tmp_path: Path) -> 
     bad.write_text("[]")
     result = CliRunner().invoke(app, ["report", str(run_dir), "--prices", str(bad)])
     assert result.exit_code == 2 and "p.json" in result.output
+
+
+def test_a_run_without_results_yet_reports_zero_rows(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "r", [])
+    s = summarize(load_run(run), PriceTable(), resamples=200)
+    assert (s["n_rows"], s["n_ok"], s["accuracy"], s["cost_usd"]) == (0, 0, None, 0.0)
+    assert s["latency_ms"]["p50"] is None and s["failures"] == {}
