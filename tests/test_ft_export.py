@@ -92,6 +92,15 @@ def test_mix_draws_each_input_in_its_weighted_share(tmp_path: Path) -> None:
     assert sum(p in premises_a for p in pairs.premises) == 30
 
 
+def test_balance_keeps_as_many_consistent_as_inconsistent_examples(tmp_path: Path) -> None:
+    rows = [{"premise": f"Doc {i} says {i}.", "hypothesis": f"It says {i + (i % 3 == 0)}.", "target": int(i % 3 != 0)}
+            for i in range(30)]
+    path = tmp_path / "fib-train.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = export_finetune([path], tmp_path / "train.jsonl", options=ExportOptions(prompt="ft", balance=True))
+    assert (summary.train.consistent, summary.train.inconsistent) == (10, 10)
+
+
 def test_the_cookbooks_all_consistent_usb_copy_is_repaired_and_said_so(tmp_path: Path) -> None:
     rows = [{"premise": f"Evidence {i}: the bridge opened in {1900 + i}.", "hypothesis": f"The bridge opened in {1900 + i + v}.",
              "target": 1} for i in range(12) for v in (0, 50)]
