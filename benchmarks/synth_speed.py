@@ -21,9 +21,10 @@ RESULTS = Path(__file__).resolve().parent / "results" / "synth_speed.json"
 
 def measure(rows: int, shards: int) -> dict[str, float | int]:
     """Rows/s of generating ``rows`` in memory (one core) and of writing them as shards."""
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     generated = sum(batch.num_rows for batch in synth_batches(rows))
     generate_s = time.perf_counter() - start
+    generate_cpu_s = time.process_time() - start_cpu
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         paths = write_synth(out, rows=rows, shards=shards)
@@ -34,6 +35,8 @@ def measure(rows: int, shards: int) -> dict[str, float | int]:
         "shards": shards,
         "generate_s": round(generate_s, 2),
         "generate_rows_per_s": round(generated / generate_s),
+        "generate_cpu_s": round(generate_cpu_s, 2),
+        "generate_rows_per_cpu_s": round(generated / generate_cpu_s),
         "write_s": round(write_s, 2),
         "write_rows_per_s": round(rows / write_s),
         "parquet_mb": round(size / 1e6, 1),
@@ -47,19 +50,19 @@ def main() -> None:
     args = parser.parse_args()
     results = [measure(rows, args.shards) for rows in args.rows]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    load = os.getloadavg()[0]
     RESULTS.write_text(
-        json.dumps(
-            {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-             "results": results},
-            indent=2,
-        )
+        json.dumps({"machine": machine, "load_avg_1m": load, "results": results}, indent=2)
         + "\n"
     )
-    print("| rows | generate (1 core) | write, shards | Parquet |")
-    print("|---|---|---|---|")
+    print(f"load average {load:.1f} on {machine}")
+    print("| rows | generate, wall (1 core) | generate, CPU | write, shards | Parquet |")
+    print("|---|---|---|---|---|")
     for r in results:
         print(
             f"| {r['rows']:,} | {r['generate_s']} s ({r['generate_rows_per_s']:,} rows/s) "
+            f"| {r['generate_cpu_s']} s ({r['generate_rows_per_cpu_s']:,} rows/CPU-s) "
             f"| {r['write_s']} s ({r['write_rows_per_s']:,} rows/s), {r['shards']} "
             f"| {r['parquet_mb']} MB |"
         )

@@ -21,7 +21,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from itertools import combinations
 from pathlib import Path
@@ -398,20 +398,39 @@ _ROWS_MOD = np.array(_ROW_MOD + _SENT_MOD, dtype=np.uint64)
 
 
 # --------------------------------------------------------------------------- documents
+_FIELD_VALUES: dict[str, Callable[[Sequence[int], int], str]] = {
+    "person": lambda d, off: _FIRST[d[off + _FN]] + " " + _LAST[d[off + _LN]],
+    "org": lambda d, off: _ORGS[d[off + _ORG]],
+    "place": lambda d, off: _PLACES[d[off + _PLACE]],
+    "role": lambda d, off: _ROLES[d[off + _ROLE]],
+    "site": lambda d, off: _SITES[d[off + _SITE]],
+    "project": lambda d, off: _PROJECTS[d[off + _PROJ]],
+    "date": lambda d, off: f"{d[off + _DAY] + 1} {_MONTHS[d[off + _MONTH]]}",
+    "year": lambda d, off: str(2012 + d[off + _YEAR]),
+    "num": lambda d, off: str(10 + d[off + _NUM] % 990),
+    "small": lambda d, off: str(2 + d[off + _SMALL]),
+}
+"""How one sentence's draws (starting at ``off``) become each named value."""
+
+
+class _Fields(dict[str, str]):
+    """The named values of one sentence's draws, each computed when a template asks for it."""
+
+    __slots__ = ("_draws", "_off")
+
+    def __init__(self, draws: Sequence[int], off: int) -> None:
+        super().__init__()
+        self._draws = draws
+        self._off = off
+
+    def __missing__(self, key: str) -> str:
+        value = self[key] = _FIELD_VALUES[key](self._draws, self._off)
+        return value
+
+
 def _fields(d: Sequence[int], off: int) -> dict[str, str]:
-    """The named values that one sentence's draws (starting at ``off``) stand for."""
-    return {
-        "person": _FIRST[d[off + _FN]] + " " + _LAST[d[off + _LN]],
-        "org": _ORGS[d[off + _ORG]],
-        "place": _PLACES[d[off + _PLACE]],
-        "role": _ROLES[d[off + _ROLE]],
-        "site": _SITES[d[off + _SITE]],
-        "project": _PROJECTS[d[off + _PROJ]],
-        "date": f"{d[off + _DAY] + 1} {_MONTHS[d[off + _MONTH]]}",
-        "year": str(2012 + d[off + _YEAR]),
-        "num": str(10 + d[off + _NUM] % 990),
-        "small": str(2 + d[off + _SMALL]),
-    }
+    """Every named value of one sentence's draws (for events, whose facts are reused)."""
+    return {name: value(d, off) for name, value in _FIELD_VALUES.items()}
 
 
 class _Doc:
@@ -430,7 +449,7 @@ class _Doc:
         for k in range(n_events + n_fillers):
             is_event = k < n_events
             off = base + (k if is_event else _MAX_EVENTS + k - n_events) * _SENT_SLOTS
-            f = _fields(d, off)
+            f = _fields(d, off) if is_event else _Fields(d, off)
             if is_event:
                 kind = d[off + _T] % len(_EVENTS)
                 (lo, hi), doc_templates, _, _ = _EVENTS[kind]
@@ -545,7 +564,7 @@ def _summary(doc: _Doc, r: Sequence[int], target: int) -> tuple[str, str]:
             f[field] = _fresh_value(doc, field, facts[field], r, off)
     text = (negated if kind == "negation" else template).format_map(f)
     if kind == "unsupported_addition":
-        extra = _fields(r, off)
+        extra = _Fields(r, off)
         extra["org"] = _fresh_value(doc, "org", "", r, off)
         extra["person"] = _fresh_value(doc, "person", "", r, off)
         extra["place"] = _fresh_value(doc, "place", "", r, off)
