@@ -131,7 +131,9 @@ def test_a_local_dir_that_is_a_file_is_a_config_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("rate", [0.0, -0.5, 1.5])
-def test_a_sample_rate_outside_zero_one_is_a_config_error(tmp_path: Path, rate: float) -> None:
+def test_a_sample_rate_outside_zero_one_is_a_config_error(
+    tmp_path: Path, rate: float
+) -> None:
     with pytest.raises(ConfigError, match="--trace-sample"):
         make_tracer(f"local:{tmp_path}", sample_rate=rate, run_name="r", run_config={})
 
@@ -139,19 +141,32 @@ def test_a_sample_rate_outside_zero_one_is_a_config_error(tmp_path: Path, rate: 
 def test_local_writes_one_call_per_row_and_a_closing_evaluation(tmp_path: Path) -> None:
     async def run() -> dict[str, int]:
         tracer = make_tracer(
-            f"local:{tmp_path}", run_name="fib-eval", run_config={"model": "mistral-large-latest"}
+            f"local:{tmp_path}",
+            run_name="fib-eval",
+            run_config={"model": "mistral-large-latest"},
         )
         tracer.submit(row(0))
-        tracer.submit(row(1, status="failed", verdict=None, error="HTTP 500", attempts=4))
+        tracer.submit(
+            row(1, status="failed", verdict=None, error="HTTP 500", attempts=4)
+        )
         return await tracer.aclose({"n_rows": 2, "accuracy": 0.5})
 
     counters = anyio.run(run)
     assert counters == {"sent": 2, "dropped": 0, "errors": 0, "sampled_out": 0}
     ok, failed, evaluation = read_jsonl(tmp_path / "fib-eval.jsonl")
-    assert ok["type"] == "call" and ok["op"] == "batchjudge.judge" and ok["run"] == "fib-eval"
-    assert ok["inputs"]["messages"] == [{"role": "user", "content": "Judge document 0."}]
+    assert (
+        ok["type"] == "call"
+        and ok["op"] == "batchjudge.judge"
+        and ok["run"] == "fib-eval"
+    )
+    assert ok["inputs"]["messages"] == [
+        {"role": "user", "content": "Judge document 0."}
+    ]
     assert ok["inputs"]["premise"].startswith("Document 0")
-    assert ok["output"]["verdict"] == 1 and ok["output"]["raw_response"] == '{"consistency": 1}'
+    assert (
+        ok["output"]["verdict"] == 1
+        and ok["output"]["raw_response"] == '{"consistency": 1}'
+    )
     assert ok["output"]["usage"] == {
         "prompt_tokens": 120,
         "completion_tokens": 8,
@@ -175,7 +190,9 @@ def test_a_call_spans_the_rows_real_latency(tmp_path: Path) -> None:
 
     anyio.run(run)
     call = read_jsonl(tmp_path / "r.jsonl")[0]
-    span = datetime.fromisoformat(call["ended_at"]) - datetime.fromisoformat(call["started_at"])
+    span = datetime.fromisoformat(call["ended_at"]) - datetime.fromisoformat(
+        call["started_at"]
+    )
     assert span.total_seconds() == pytest.approx(1.5, abs=1e-3)
 
 
@@ -231,8 +248,14 @@ def test_a_stalled_sink_cannot_hold_the_run_past_the_close_timeout() -> None:
 @pytest.mark.parametrize(
     ("sink", "expected"),
     [
-        (FailingSink(fail_open=True), {"sent": 0, "errors": 6}),  # 5 rows + the evaluation
-        (FailingSink(fail_write=True), {"sent": 0, "errors": 6}),  # 5 rows + the evaluation
+        (
+            FailingSink(fail_open=True),
+            {"sent": 0, "errors": 6},
+        ),  # 5 rows + the evaluation
+        (
+            FailingSink(fail_write=True),
+            {"sent": 0, "errors": 6},
+        ),  # 5 rows + the evaluation
         (FailingSink(), {"sent": 5, "errors": 1}),  # only the evaluation failed
     ],
 )
@@ -248,7 +271,9 @@ def test_a_failing_sink_is_counted_never_raised(
     counters = anyio.run(run)
     assert {k: counters[k] for k in expected} == expected
     assert counters["dropped"] == 0
-    assert len([r for r in caplog.records if r.name.endswith("_tracer")]) == 1  # warned once
+    assert (
+        len([r for r in caplog.records if r.name.endswith("_tracer")]) == 1
+    )  # warned once
 
 
 def test_sampling_is_a_pure_function_of_row_id_close_to_the_rate() -> None:
@@ -256,7 +281,9 @@ def test_sampling_is_a_pure_function_of_row_id_close_to_the_rate() -> None:
     chosen = [i for i in ids if is_sampled(i, 0.25)]
     assert chosen == [i for i in ids if is_sampled(i, 0.25)]
     assert 0.23 < len(chosen) / len(ids) < 0.27
-    assert set(chosen) <= {i for i in ids if is_sampled(i, 0.5)}  # nested: more rate, superset
+    assert set(chosen) <= {
+        i for i in ids if is_sampled(i, 0.5)
+    }  # nested: more rate, superset
     assert all(is_sampled(i, 1.0) for i in ids[:100])
 
 
@@ -278,7 +305,9 @@ def test_sampling_does_not_depend_on_the_process_hash_seed() -> None:
 
 def test_a_resumed_run_traces_the_same_sampled_rows(tmp_path: Path) -> None:
     async def run(directory: Path) -> dict[str, int]:
-        tracer = make_tracer(f"local:{directory}", sample_rate=0.3, run_name="r", run_config={})
+        tracer = make_tracer(
+            f"local:{directory}", sample_rate=0.3, run_name="r", run_config={}
+        )
         for i in range(500):
             tracer.submit(row(i))
         return await tracer.aclose()
@@ -288,11 +317,17 @@ def test_a_resumed_run_traces_the_same_sampled_rows(tmp_path: Path) -> None:
         [r["row_id"] for r in read_jsonl(d / "r.jsonl") if r["type"] == "call"]
         for d in (tmp_path / "a", tmp_path / "b")
     ]
-    assert traced[0] == traced[1] == [f"row-{i}" for i in range(500) if is_sampled(f"row-{i}", 0.3)]
+    assert (
+        traced[0]
+        == traced[1]
+        == [f"row-{i}" for i in range(500) if is_sampled(f"row-{i}", 0.3)]
+    )
     assert first["sampled_out"] == second["sampled_out"] == 500 - len(traced[0])
 
 
-def test_no_api_key_reaches_a_local_trace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_api_key_reaches_a_local_trace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MISTRAL_API_KEY", SENTINEL)
     monkeypatch.setenv("WANDB_API_KEY", SENTINEL[::-1])
 
@@ -311,15 +346,24 @@ def test_no_api_key_reaches_a_local_trace(tmp_path: Path, monkeypatch: pytest.Mo
         await tracer.aclose({"note": f"key={SENTINEL}"})
 
     anyio.run(run)
-    with trace_op(f"local:{tmp_path}", "batchjudge.finetune.launch", {"key": SENTINEL}) as op:
+    with trace_op(
+        f"local:{tmp_path}", "batchjudge.finetune.launch", {"key": SENTINEL}
+    ) as op:
         op.output = {"Authorization": f"Bearer {SENTINEL}"}
     written = b"".join(p.read_bytes() for p in tmp_path.iterdir())
-    for secret in (SENTINEL, SENTINEL[::-1], "a-key-passed-by-mistake", "a-bearer-passed"):
+    for secret in (
+        SENTINEL,
+        SENTINEL[::-1],
+        "a-key-passed-by-mistake",
+        "a-bearer-passed",
+    ):
         assert secret.encode() not in written
     assert b"[REDACTED]" in written and b"row-1" in written  # scrubbed, not emptied
 
 
-def test_trace_op_records_output_or_error_and_never_changes_the_outcome(tmp_path: Path) -> None:
+def test_trace_op_records_output_or_error_and_never_changes_the_outcome(
+    tmp_path: Path,
+) -> None:
     spec = f"local:{tmp_path}"
     with trace_op(spec, "batchjudge.finetune.export", {"rows": 10}) as op:
         op.output = {"path": "train.jsonl", "lines": 10}

@@ -9,6 +9,7 @@ event loop for the GIL. Anything the sink prints goes to stderr, never into the 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -56,7 +57,9 @@ def _serve(sink_config: dict[str, Any], requests: Any, replies: Any) -> None:
     while True:
         message = read_frame(requests)
         if message is None or message["op"] == "finish":
-            evaluation = message["evaluation"] if message else {"summary": {"aborted": True}}
+            evaluation = (
+                message["evaluation"] if message else {"summary": {"aborted": True}}
+            )
             if sink is None:
                 failed += 1  # the evaluation record is lost too
             else:
@@ -78,8 +81,18 @@ def _serve(sink_config: dict[str, Any], requests: Any, replies: Any) -> None:
             failed += len(records)
 
 
+_NICENESS = 10
+"""Tracing yields the CPU to the run (and to anything else on the machine) when short of it."""
+
+
 def main() -> None:
-    """Serve one sink until ``finish`` or the end of stdin."""
+    """Serve one sink until ``finish`` or the end of stdin, at a lower CPU priority."""
+    if hasattr(os, "nice"):
+        os.nice(_NICENESS)
+    if importlib.util.find_spec("wandb") is None:
+        # Weave probes ``import wandb`` on every call; without wandb installed each probe
+        # searches the whole path again. A None entry makes the probe fail at once.
+        sys.modules["wandb"] = None  # type: ignore[assignment]
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     requests = sys.stdin.buffer

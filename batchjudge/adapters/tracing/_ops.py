@@ -70,7 +70,9 @@ def trace_op(spec: str | None, name: str, inputs: dict[str, Any]) -> Iterator[Op
             try:
                 _emit(target, record)
             except Exception as exc:  # noqa: BLE001 - tracing never breaks the operation
-                logger.warning("tracing: could not trace op %s: %s", name, scrub(str(exc)))
+                logger.warning(
+                    "tracing: could not trace op %s: %s", name, scrub(str(exc))
+                )
 
 
 def _emit(target: TraceTarget, record: dict[str, Any]) -> None:

@@ -29,7 +29,9 @@ class ProcessSink:
     file and its tail logged (scrubbed) when something went wrong.
     """
 
-    def __init__(self, config: dict[str, Any], *, finish_timeout: float, scrub: Scrubber) -> None:
+    def __init__(
+        self, config: dict[str, Any], *, finish_timeout: float, scrub: Scrubber
+    ) -> None:
         self._config = config
         self._finish_timeout = finish_timeout
         self._scrub = scrub
@@ -44,6 +46,7 @@ class ProcessSink:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
+            start_new_session=True,  # a Ctrl-C reaches the run, which then closes us cleanly
         )
         write_frame(self._stdin(), {"op": "open", "config": self._config})
 

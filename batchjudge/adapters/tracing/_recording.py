@@ -56,7 +56,9 @@ class RecordingTraceServer:
     def get_call_processor(self) -> None:
         return None
 
-    def ensure_project_exists(self, entity: str, project: str) -> EnsureProjectExistsRes:
+    def ensure_project_exists(
+        self, entity: str, project: str
+    ) -> EnsureProjectExistsRes:
         from weave.trace_server_bindings.models import EnsureProjectExistsRes
 
         return EnsureProjectExistsRes(project_name=project)
@@ -65,7 +67,9 @@ class RecordingTraceServer:
         from weave.vendor.weave_server_sdk.types import ObjectCreateResponse
 
         self._record("obj_create", req)
-        return ObjectCreateResponse(digest=req["obj"].get("expected_digest") or _digest(req))
+        return ObjectCreateResponse(
+            digest=req["obj"].get("expected_digest") or _digest(req)
+        )
 
     def file_create(self, req: dict[str, Any]) -> FileCreateResponse:
         from weave.vendor.weave_server_sdk.types import FileCreateResponse

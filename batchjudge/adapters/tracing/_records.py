@@ -14,7 +14,12 @@ from batchjudge.engine.types import TraceRecord
 
 from ._scrub import Scrubber
 
-__all__ = ["JUDGE_OP", "build_call_record", "build_evaluation_record", "build_op_record"]
+__all__ = [
+    "JUDGE_OP",
+    "build_call_record",
+    "build_evaluation_record",
+    "build_op_record",
+]
 
 JUDGE_OP = "batchjudge.judge"
 """The op name every judged row is traced as."""

@@ -17,7 +17,15 @@ __all__ = ["REDACTED", "Scrubber"]
 REDACTED = "[REDACTED]"
 
 _SECRET_KEYS = frozenset(
-    {"authorization", "api_key", "apikey", "x_api_key", "access_token", "password", "secret"}
+    {
+        "authorization",
+        "api_key",
+        "apikey",
+        "x_api_key",
+        "access_token",
+        "password",
+        "secret",
+    }
 )
 _SECRET_ENV_SUFFIXES = ("API_KEY", "_TOKEN", "_SECRET")
 _MIN_SECRET_LEN = 8
@@ -39,7 +47,9 @@ class Scrubber:
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Scrubber:
         """A scrubber for the credentials present in ``environ`` (default ``os.environ``)."""
         env = os.environ if environ is None else environ
-        return cls([v for k, v in env.items() if k.upper().endswith(_SECRET_ENV_SUFFIXES)])
+        return cls(
+            [v for k, v in env.items() if k.upper().endswith(_SECRET_ENV_SUFFIXES)]
+        )
 
     def __call__(self, value: Any) -> Any:
         if isinstance(value, str):

@@ -33,7 +33,9 @@ def parse_trace_spec(spec: str) -> TraceTarget:
     """
     kind, sep, location = spec.partition(":")
     if not sep or not location:
-        raise ConfigError(f"--trace {spec!r}: expected 'weave:ENTITY/PROJECT' or 'local:DIR'")
+        raise ConfigError(
+            f"--trace {spec!r}: expected 'weave:ENTITY/PROJECT' or 'local:DIR'"
+        )
     if kind == "local":
         try:
             Path(location).mkdir(parents=True, exist_ok=True)
@@ -45,7 +47,9 @@ def parse_trace_spec(spec: str) -> TraceTarget:
     if kind == "weave":
         entity, slash, project = location.partition("/")
         if not slash or not entity or not project or "/" in project:
-            raise ConfigError(f"--trace {spec!r}: a Weave target is 'weave:ENTITY/PROJECT'")
+            raise ConfigError(
+                f"--trace {spec!r}: a Weave target is 'weave:ENTITY/PROJECT'"
+            )
         if importlib.util.find_spec("weave") is None:
             raise ConfigError(
                 "--trace weave:...: weave is not installed (pip install 'batchjudge[weave]')"

@@ -62,7 +62,9 @@ class BackgroundTracer:
         self._sample_rate = sample_rate
         self._close_timeout = close_timeout
         self._scrub = scrub if scrub is not None else Scrubber.from_environ()
-        self._queue: queue.Queue[tuple[TraceRecord, float] | _Close] = queue.Queue(queue_size)
+        self._queue: queue.Queue[tuple[TraceRecord, float] | _Close] = queue.Queue(
+            queue_size
+        )
         # Each counter has a single writer: the event loop (dropped, sampled_out) or the
         # worker (sent, errors), so no lock is needed.
         self._sent = 0
@@ -97,7 +99,9 @@ class BackgroundTracer:
         """
         if not self._closing:
             self._closing = True
-            await anyio.to_thread.run_sync(self._close_blocking, summary, abandon_on_cancel=True)
+            await anyio.to_thread.run_sync(
+                self._close_blocking, summary, abandon_on_cancel=True
+            )
         return self.counters()
 
     def counters(self) -> dict[str, int]:
@@ -120,7 +124,8 @@ class BackgroundTracer:
         if self._thread.is_alive():
             self._dropped += max(0, self._queue.qsize() - queued_close)
             logger.warning(
-                "tracing: gave up waiting for the trace sink after %g s", self._close_timeout
+                "tracing: gave up waiting for the trace sink after %g s",
+                self._close_timeout,
             )
 
     # -- worker thread -------------------------------------------------------------------
@@ -163,7 +168,9 @@ class BackgroundTracer:
             return
         try:
             records = [
-                build_call_record(r, run_name=self._run_name, ended_at=t, scrub=self._scrub)
+                build_call_record(
+                    r, run_name=self._run_name, ended_at=t, scrub=self._scrub
+                )
                 for r, t in batch
             ]
             failed = self._sink.write(records)
@@ -194,5 +201,6 @@ class BackgroundTracer:
         if not self._warned:
             self._warned = True
             logger.warning(
-                "tracing: %s (further tracing errors are only counted)", self._scrub(str(exc))
+                "tracing: %s (further tracing errors are only counted)",
+                self._scrub(str(exc)),
             )

@@ -32,12 +32,21 @@ def init_weave(project: str) -> WeaveClient:
     import weave
 
     return weave.init(
-        project, settings={"implicitly_patch_integrations": False, "print_call_link": False}
+        project,
+        settings={"implicitly_patch_integrations": False, "print_call_link": False},
     )
 
 
-def _judge(messages: list[dict[str, str]], premise: str, hypothesis: str, model: str) -> Any:
-    """Stands for one judge call in Weave; its inputs and output are logged explicitly."""
+def _judge(messages: list[dict[str, str]], model: str) -> Any:
+    """Stands for one judge call in Weave; its inputs and output are logged explicitly.
+
+    The row's premise and hypothesis are the inputs of the prediction this call nests in.
+    """
+
+
+_PREDICTION_FIELDS = ("verdict", "score", "reason")
+"""What the evaluation's prediction shows; the full reply and usage are on the judge call.
+(Weave's client spends time on every value it logs, so nothing is logged twice.)"""
 
 
 def _model_name(model: str) -> str:
@@ -82,7 +91,9 @@ class WeaveSink:
             name=self._run_name,
             model={
                 "name": _model_name(str(config.get("model") or "judge")),
-                **{k: config[k] for k in ("model", "provider", "prompt") if k in config},
+                **{
+                    k: config[k] for k in ("model", "provider", "prompt") if k in config
+                },
             },
             dataset=str(config.get("dataset") or f"{self._run_name}-rows"),
             eval_attributes={"batchjudge_config": config},
@@ -116,11 +127,14 @@ class WeaveSink:
                 "hypothesis": record["inputs"]["hypothesis"],
                 "target": record["target"],
             },
-            output=record["output"],
+            output={k: record["output"][k] for k in _PREDICTION_FIELDS},
         )
         call = self._client.create_call(
             self._op,
-            inputs=record["inputs"],
+            inputs={
+                "messages": record["inputs"]["messages"],
+                "model": record["inputs"]["model"],
+            },
             parent=prediction.predict_call,
             attributes={
                 "row_id": record["row_id"],
@@ -132,7 +146,9 @@ class WeaveSink:
             started_at=_parse_time(record["started_at"]),
         )
         failure = (
-            JudgeCallFailed(record["error"] or "failed") if record["status"] == "failed" else None
+            JudgeCallFailed(record["error"] or "failed")
+            if record["status"] == "failed"
+            else None
         )
         self._client.finish_call(
             call,
