@@ -180,3 +180,18 @@ def test_cli_export_prints_the_summary_and_exits_2_naming_a_bad_input(tmp_path: 
     assert bad.exit_code == 2 and "missing column 'target'" in bad.output
     mix = runner.invoke(ft_app, ["export", str(data), "--out", str(tmp_path / "v.jsonl"), "--mix", "a,b"])
     assert mix.exit_code == 2 and "--mix" in mix.output
+
+
+SHARED_COOKBOOK = Path(__file__).resolve().parents[2] / "shared" / "data" / "cookbook"
+
+
+def test_the_cookbooks_fib_validation_file_exports_within_mistrals_rules(tmp_path: Path) -> None:
+    source = SHARED_COOKBOOK / "fib-val.jsonl"
+    if not source.is_file():
+        pytest.skip("../shared/data is not on this machine")
+    out = tmp_path / "fib-val-ft.jsonl"
+    summary = export_finetune([source], out, options=ExportOptions(prompt="ft"))
+    stats = check_file(out, model=MODEL)
+    assert (summary.train.rows, summary.train.consistent, summary.train.inconsistent) == (180, 90, 90)
+    assert (stats.rows, stats.tokens, stats.unlabelled) == (180, summary.train.tokens, 0)
+    assert summary.warnings == [] and summary.train.truncated_rows == 0
