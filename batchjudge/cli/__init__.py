@@ -7,6 +7,13 @@ only assembles them. Library code never prints: rendering happens here and in th
 from __future__ import annotations
 
 import importlib
+import os
+
+# pyarrow's default mimalloc pool keeps freed Parquet pages resident: streaming 100k rows of
+# long documents measured 194 MiB peak RSS with it and 126 MiB with the system allocator. The
+# CLI owns its process, so it picks the allocator before pyarrow is first imported; a user's
+# own setting wins.
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
 import typer
 
