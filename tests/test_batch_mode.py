@@ -11,7 +11,7 @@ import anyio
 import orjson
 import polars as pl
 import pytest
-from emulator_fixtures import TEST_KEY, emulator  # noqa: F401  (fixture)
+from emulator_fixtures import TEST_KEY, emulator, sdk_over_http  # noqa: F401  (fixture)
 from ft_fixtures import labelled_parquet
 
 from batchjudge.emulator import EmulatorServer
@@ -38,6 +38,26 @@ def _config(data: Path, out: Path, url: str, **options: Any) -> RunConfig:
 
 def _run(config: RunConfig) -> RunResult:
     return anyio.run(run_async, config)
+
+
+def _submitted(out: Path) -> int:
+    """Jobs the run directory records as created."""
+    state = out / "batch" / "jobs.json"
+    return sum(e["job_id"] is not None for e in orjson.loads(state.read_bytes())["jobs"]) if state.is_file() else 0
+
+
+def _interrupt_once_submitted(config: RunConfig, jobs: int) -> None:
+    """Run ``config`` and stop it (like Ctrl-C) once the run dir records ``jobs`` created jobs."""
+
+    async def scenario() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run_async, config)
+            with anyio.fail_after(30):
+                while _submitted(Path(config.out)) < jobs:
+                    await anyio.sleep(0.01)
+            tg.cancel_scope.cancel()
+
+    anyio.run(scenario)
 
 
 def _results(out: Path) -> pl.DataFrame:
@@ -83,12 +103,7 @@ def test_answers_from_the_error_file_become_failed_rows_with_the_apis_reason(emu
 def test_a_resumed_run_follows_its_running_jobs_instead_of_resubmitting(emulator: StartEmulator, tmp_path: Path) -> None:
     server = emulator(queue_s=1.5)
     data = labelled_parquet(tmp_path / "d.parquet", 10, seed=54)
-
-    async def interrupted() -> None:
-        with anyio.move_on_after(0.8):  # the jobs are submitted and still queued
-            await run_async(_config(data, tmp_path / "run", server.url))
-
-    anyio.run(interrupted)
+    _interrupt_once_submitted(_config(data, tmp_path / "run", server.url), jobs=2)
     state = server.app.state.emulator
     submitted = set(state.batch_jobs)
     assert len(submitted) == 2 and not load_run(tmp_path / "run").results.height
@@ -108,3 +123,19 @@ def test_a_rejected_key_stops_the_run_with_exit_code_2(emulator: StartEmulator, 
 def test_batch_mode_needs_the_mistral_provider() -> None:
     with pytest.raises(ConfigError, match="--mode batch needs --provider mistral"):
         RunConfig(inputs=["x.parquet"], out="r", provider="local", mode="batch").validate()
+
+
+def test_rows_of_a_job_cancelled_meanwhile_fail_and_retry_failed_sends_them_again(
+    emulator: StartEmulator, tmp_path: Path
+) -> None:
+    server = emulator(queue_s=1.0)
+    data = labelled_parquet(tmp_path / "d.parquet", 5, seed=56)
+    _interrupt_once_submitted(_config(data, tmp_path / "run", server.url), jobs=1)
+    (job_id,) = server.app.state.emulator.batch_jobs
+    anyio.run(lambda: sdk_over_http(server.url).batch.jobs.cancel_async(job_id=job_id))
+    resumed = _run(_config(data, tmp_path / "run", server.url))
+    assert resumed.complete and resumed.counts["failed"] == 5
+    assert all("ended CANCELLED without an answer" in e for e in _results(tmp_path / "run")["error"].to_list())
+    retried = _run(_config(data, tmp_path / "run", server.url, retry_failed=True))
+    assert retried.complete and retried.counts == {"ok": 5, "parse_error": 0, "failed": 0}
+    assert len(server.app.state.emulator.batch_jobs) == 2
