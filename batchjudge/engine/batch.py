@@ -311,8 +311,8 @@ class _BatchRun:
         status = response.get("status_code")
         body = response.get("body")
         if status != 200 or answer.get("error"):
-            message = (answer.get("error") or {}).get("message") if isinstance(answer.get("error"), dict) else None
-            error = error_for_status(int(status or 500), {}, orjson.dumps(body) if body else (message or ""))
+            detail = body if body else answer.get("error") or ""
+            error = error_for_status(int(status or 500), {}, detail if isinstance(detail, str) else orjson.dumps(detail))
             return self.run._result(row, STATUS_FAILED, attempts=1, truncated=truncated,
                                     error=f"{type(error).__name__}: {error}")
         try:
