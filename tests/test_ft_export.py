@@ -160,6 +160,13 @@ def test_a_failed_export_leaves_no_file_under_the_final_name(tmp_path: Path) -> 
     assert list((tmp_path / "out").iterdir()) == []
 
 
+def test_a_file_over_the_upload_limit_is_refused_and_not_left_behind(tmp_path: Path) -> None:
+    data = labelled_parquet(tmp_path / "d.parquet", 4, seed=11)
+    with pytest.raises(InputError, match="over the 2000-byte upload limit"):
+        export_finetune([data], tmp_path / "out" / "t.jsonl", options=ExportOptions(prompt="ft", max_file_bytes=2000))
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 def test_mix_needs_one_weight_per_input(tmp_path: Path) -> None:
     data = labelled_parquet(tmp_path / "d.parquet", 10, seed=9)
     with pytest.raises(ConfigError, match="1 input"):

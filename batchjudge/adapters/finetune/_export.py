@@ -24,6 +24,7 @@ from batchjudge.adapters.finetune._costs import TrainingCost, training_cost
 from batchjudge.adapters.finetune._examples import build_example
 from batchjudge.adapters.finetune._inputs import load_inputs
 from batchjudge.adapters.finetune._rules import (
+    MAX_FILE_BYTES,
     MAX_SAMPLE_TOKENS,
     FileStats,
     check_example,
@@ -57,6 +58,7 @@ class ExportOptions:
     balance: bool = False
     seed: int = 0
     max_sample_tokens: int = MAX_SAMPLE_TOKENS
+    max_file_bytes: int = MAX_FILE_BYTES
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ def _mixed(tables: list[pa.Table], weights: Sequence[float], rows: int | None, s
     return mix(list(zip(tables, weights, strict=True)), rows=rows, seed=seed)
 
 
-def _write(path: Path, table: pa.Table, adapter: PromptAdapter, max_tokens: int) -> FileStats:
+def _write(path: Path, table: pa.Table, adapter: PromptAdapter, opts: ExportOptions) -> FileStats:
     """Render, check and write ``table`` as fine-tuning JSONL at ``path``, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -102,13 +104,17 @@ def _write(path: Path, table: pa.Table, adapter: PromptAdapter, max_tokens: int)
                     example, cut = build_example(adapter, premise, hypothesis, int(target))
                 except InputError as exc:
                     raise InputError(f"{where}: {exc}") from None
-                count = check_example(example, model=adapter.model, where=where, max_tokens=max_tokens)
+                count = check_example(example, model=adapter.model, where=where, max_tokens=opts.max_sample_tokens)
                 handle.write(orjson.dumps(example) + b"\n")
                 tokens, longest = tokens + count, max(longest, count)
                 truncated += cut > 0
                 consistent += int(target)
             handle.flush()
             os.fsync(handle.fileno())
+        size = tmp.stat().st_size
+        if size > opts.max_file_bytes:
+            raise InputError(f"{path}: {size} bytes, over the {opts.max_file_bytes}-byte upload limit; "
+                             "export fewer rows (--rows) into several files")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -153,8 +159,8 @@ def export_finetune(
     if opts.balance:
         train = balance(train, seed=opts.seed)
         val = None if val is None else balance(val, seed=opts.seed)
-    train_summary = _write(Path(out), train, adapter, opts.max_sample_tokens)
-    val_summary = None if val is None or val_out is None else _write(Path(val_out), val, adapter, opts.max_sample_tokens)
+    train_summary = _write(Path(out), train, adapter, opts)
+    val_summary = None if val is None or val_out is None else _write(Path(val_out), val, adapter, opts)
     return ExportSummary(
         prompt=template.name,
         prompt_sha256=adapter.fingerprint(),
