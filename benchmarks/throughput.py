@@ -95,8 +95,18 @@ class Outcome:
 def emulator(rps: int, faults: str, seed: int = 0) -> Iterator[str]:
     """``batchjudge emulator`` in a child process; yields its base URL."""
     command = [
-        sys.executable, "-m", "batchjudge", "emulator", "--port", "0", "--rps", str(rps),
-        "--latency-ms", LATENCY, "--seed", str(seed),
+        sys.executable,
+        "-m",
+        "batchjudge",
+        "emulator",
+        "--port",
+        "0",
+        "--rps",
+        str(rps),
+        "--latency-ms",
+        LATENCY,
+        "--seed",
+        str(seed),
     ]
     if faults:
         command += ["--faults", faults]
@@ -143,12 +153,20 @@ def warm(url: str, data: Path, rows: int) -> None:
 
     table = pl.read_parquet(data).head(rows)
     lines = [
-        orjson.dumps({"custom_id": i, "body": {"messages": m, "response_format": {"type": "json_object"}}})
-        for i, m in zip(table["id"], _messages(table["premise"].to_list(), table["hypothesis"].to_list()))
+        orjson.dumps(
+            {"custom_id": i, "body": {"messages": m, "response_format": {"type": "json_object"}}}
+        )
+        for i, m in zip(
+            table["id"], _messages(table["premise"].to_list(), table["hypothesis"].to_list())
+        )
     ]
     client = Mistral(api_key="bench-warm", server_url=url)
-    uploaded = client.files.upload(file={"file_name": "warm.jsonl", "content": b"\n".join(lines)}, purpose="batch")
-    job = client.batch.jobs.create(input_files=[uploaded.id], endpoint="/v1/chat/completions", model=MODEL)
+    uploaded = client.files.upload(
+        file={"file_name": "warm.jsonl", "content": b"\n".join(lines)}, purpose="batch"
+    )
+    job = client.batch.jobs.create(
+        input_files=[uploaded.id], endpoint="/v1/chat/completions", model=MODEL
+    )
     while job.status in ("QUEUED", "RUNNING"):
         time.sleep(0.5)
         job = client.batch.jobs.get(job_id=job.id)
@@ -164,24 +182,60 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _client_command(client: str, url: str, data: Path, out: Path, rows: int, rps: int, concurrency: int) -> list[str]:
+def _client_command(
+    client: str, url: str, data: Path, out: Path, rows: int, rps: int, concurrency: int
+) -> list[str]:
     if client.startswith("engine/"):
         return [
-            sys.executable, "-m", "batchjudge", "run", str(data), "--out", str(out),
-            "--provider", "mistral", "--base-url", url, "--model", MODEL,
-            "--transport", client.split("/")[1], "--rps", str(rps), "--concurrency", str(concurrency),
-            "--timeout", str(TIMEOUT_S), "--max-retries", str(MAX_RETRIES), "--limit", str(rows),
+            sys.executable,
+            "-m",
+            "batchjudge",
+            "run",
+            str(data),
+            "--out",
+            str(out),
+            "--provider",
+            "mistral",
+            "--base-url",
+            url,
+            "--model",
+            MODEL,
+            "--transport",
+            client.split("/")[1],
+            "--rps",
+            str(rps),
+            "--concurrency",
+            str(concurrency),
+            "--timeout",
+            str(TIMEOUT_S),
+            "--max-retries",
+            str(MAX_RETRIES),
+            "--limit",
+            str(rows),
             "--quiet",
         ]
     return [
-        sys.executable, str(Path(__file__).resolve()), "baseline-client", url, str(data),
-        str(rows), str(concurrency), str(out),
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "baseline-client",
+        url,
+        str(data),
+        str(rows),
+        str(concurrency),
+        str(out),
     ]
 
 
-def _run_client(command: list[str], key: str) -> tuple[float, float, subprocess.CompletedProcess[str]]:
+def _run_client(
+    command: list[str], key: str
+) -> tuple[float, float, subprocess.CompletedProcess[str]]:
     """Run one client process; (cpu seconds, wall seconds, the finished process)."""
-    env = {**os.environ, "MISTRAL_API_KEY": key, "WEAVE_DISABLED": "true", "WANDB_ERROR_REPORTING": "false"}
+    env = {
+        **os.environ,
+        "MISTRAL_API_KEY": key,
+        "WEAVE_DISABLED": "true",
+        "WANDB_ERROR_REPORTING": "false",
+    }
     cpu, wall = _children_cpu(), time.monotonic()
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     return _children_cpu() - cpu, time.monotonic() - wall, done
@@ -198,7 +252,14 @@ def _rows_outcome(client: str, out: Path) -> tuple[int, int, int]:
 
 
 def measure(
-    client: str, url: str, data: Path, work: Path, *, rows: int, rps: int, faults: str,
+    client: str,
+    url: str,
+    data: Path,
+    work: Path,
+    *,
+    rows: int,
+    rps: int,
+    faults: str,
     startup_cpu: float,
 ) -> Outcome:
     """One client run under its own API key; the server's counters for that key."""
@@ -217,13 +278,21 @@ def measure(
     requests = seen["chat_completions"]
     active = seen["last_chat_s"] - seen["first_chat_s"]
     return Outcome(
-        client=client, limit_rps=rps, faults=faults or "none", rows=rows, ok_rows=ok,
-        failed_rows=failed, requests=requests, retries=retries,
+        client=client,
+        limit_rps=rps,
+        faults=faults or "none",
+        rows=rows,
+        ok_rows=ok,
+        failed_rows=failed,
+        requests=requests,
+        retries=retries,
         rate_limited=seen["rate_limited"],
         retry_after_violations=seen["retry_after_violations"],
         early_arrivals=seen["early_arrivals"],
-        active_s=round(active, 3), process_s=round(wall, 3),
-        efficiency=round(ok / rps / active, 4), efficiency_process=round(ok / rps / wall, 4),
+        active_s=round(active, 3),
+        process_s=round(wall, 3),
+        efficiency=round(ok / rps / active, 4),
+        efficiency_process=round(ok / rps / wall, 4),
         cpu_s=round(cpu, 3),
         cpu_s_per_1000=round(cpu * 1000 / requests, 3),
         marginal_cpu_s_per_1000=round(max(0.0, cpu - startup_cpu) * 1000 / requests, 3),
@@ -234,7 +303,9 @@ def measure(
 def startup_cpu(client: str, url: str, data: Path, work: Path) -> float:
     """CPU of a one-row run: imports, tokenizer load, setup — what a longer run does once."""
     out = work / f"startup-{client.replace('/', '-')}"
-    cpu, _, done = _run_client(_client_command(client, url, data, out, 1, 100, 1), key=f"bench-{out.name}")
+    cpu, _, done = _run_client(
+        _client_command(client, url, data, out, 1, 100, 1), key=f"bench-{out.name}"
+    )
     if done.returncode != 0:
         raise RuntimeError(f"{client} one-row run failed: {done.stderr[-2000:]}")
     return cpu
@@ -247,22 +318,35 @@ def baseline_client(url: str, data: str, rows: int, concurrency: int, out: str) 
     """asyncio.gather + semaphore + tenacity around the SDK: the loop most users write."""
     from mistralai.client import Mistral
     from mistralai.client.errors import SDKError
-    from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+    from tenacity import (
+        AsyncRetrying,
+        retry_if_exception,
+        stop_after_attempt,
+        wait_random_exponential,
+    )
 
     table = pl.read_parquet(data).head(rows)
     messages = _messages(table["premise"].to_list(), table["hypothesis"].to_list())
-    client = Mistral(api_key=os.environ["MISTRAL_API_KEY"], server_url=url, timeout_ms=TIMEOUT_S * 1000)
+    client = Mistral(
+        api_key=os.environ["MISTRAL_API_KEY"], server_url=url, timeout_ms=TIMEOUT_S * 1000
+    )
     semaphore = asyncio.Semaphore(concurrency)
     retries = 0
 
     def retryable(exc: BaseException) -> bool:
-        return not isinstance(exc, SDKError) or exc.status_code in (200, 408, 429) or exc.status_code >= 500
+        return (
+            not isinstance(exc, SDKError)
+            or exc.status_code in (200, 408, 429)
+            or exc.status_code >= 500
+        )
 
     async def one(chat: list[dict[str, str]]) -> bool:
         nonlocal retries
         attempts = AsyncRetrying(
-            wait=wait_random_exponential(multiplier=0.5, max=10), stop=stop_after_attempt(MAX_RETRIES + 1),
-            retry=retry_if_exception(retryable), reraise=True,
+            wait=wait_random_exponential(multiplier=0.5, max=10),
+            stop=stop_after_attempt(MAX_RETRIES + 1),
+            retry=retry_if_exception(retryable),
+            reraise=True,
         )
         try:
             async for attempt in attempts:
@@ -271,7 +355,9 @@ def baseline_client(url: str, data: str, rows: int, concurrency: int, out: str) 
                         retries += 1
                     async with semaphore:
                         await client.chat.complete_async(
-                            model=MODEL, messages=chat, response_format={"type": "json_object"}  # type: ignore[arg-type]
+                            model=MODEL,
+                            messages=chat,
+                            response_format={"type": "json_object"},  # type: ignore[arg-type]
                         )
         except Exception:  # noqa: BLE001 - a failed row is counted, not raised
             return False
@@ -317,8 +403,12 @@ def write_readme_table(text: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="100 RPS, no faults, engine/http only")
-    parser.add_argument("--seconds", type=float, default=10.0, help="workload size: seconds at the limit")
-    parser.add_argument("--no-readme", action="store_true", help="do not rewrite benchmarks/README.md")
+    parser.add_argument(
+        "--seconds", type=float, default=10.0, help="workload size: seconds at the limit"
+    )
+    parser.add_argument(
+        "--no-readme", action="store_true", help="do not rewrite benchmarks/README.md"
+    )
     args = parser.parse_args()
 
     limits = [100] if args.quick else [100, 400]
@@ -341,8 +431,16 @@ def main() -> None:
                         if client not in startup:
                             startup[client] = startup_cpu(client, url, data, work)
                         n = rows if client == "engine/http" else min(rows, SDK_ROWS_CAP)
-                        outcome = measure(client, url, data, work, rows=n, rps=rps, faults=faults,
-                                          startup_cpu=startup[client])
+                        outcome = measure(
+                            client,
+                            url,
+                            data,
+                            work,
+                            rows=n,
+                            rps=rps,
+                            faults=faults,
+                            startup_cpu=startup[client],
+                        )
                         outcomes.append(outcome)
                         print(orjson.dumps(asdict(outcome)).decode(), flush=True)
     finally:
@@ -352,10 +450,15 @@ def main() -> None:
     report = {
         "benchmark": "throughput",
         "machine": {
-            "cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
             "load_average_at_end": os.getloadavg(),
         },
-        "latency_ms": LATENCY, "faults_10": FAULTS_10, "model": MODEL, "seconds": args.seconds,
+        "latency_ms": LATENCY,
+        "faults_10": FAULTS_10,
+        "model": MODEL,
+        "seconds": args.seconds,
         "startup_cpu_s": startup,
         "runs": [asdict(o) for o in outcomes],
     }

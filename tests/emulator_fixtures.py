@@ -59,7 +59,9 @@ def emulator() -> Iterator[Callable[..., EmulatorServer]]:
 def sdk_over_asgi(app: Any, api_key: str = TEST_KEY) -> Mistral:
     """The official SDK wired to an in-process emulator app (no sockets)."""
     http = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://emulator")
-    return Mistral(api_key=api_key, server_url="http://emulator", async_client=http, retry_config=None)
+    return Mistral(
+        api_key=api_key, server_url="http://emulator", async_client=http, retry_config=None
+    )
 
 
 def sdk_over_http(url: str, api_key: str = TEST_KEY) -> Mistral:
@@ -78,7 +80,8 @@ def judge_requests(
     for i in range(n):
         premise = f"Report {i}: the council approved {i + 3} new homes in Leeds on Monday."
         hypothesis = (
-            f"The council approved {i + 3} new homes." if i % 2 == 0
+            f"The council approved {i + 3} new homes."
+            if i % 2 == 0
             else f"The council approved {i + 700} new homes."
         )
         rendered = adapter.render(premise, hypothesis)
@@ -109,5 +112,10 @@ def batchjudge_cli(
     full_env = {**os.environ, "WEAVE_DISABLED": "true", "WANDB_ERROR_REPORTING": "false"}
     full_env.update(env or {})
     return subprocess.run(
-        [*cli_command(), *args], env=full_env, capture_output=True, text=True, timeout=timeout, check=False
+        [*cli_command(), *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )

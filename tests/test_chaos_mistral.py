@@ -28,9 +28,27 @@ FAULTS = "500:0.05,503:0.02,drop:0.02,slow:0.02,malformed:0.02,nonjson:0.01"
 
 def _command(server: EmulatorServer, data: Path, out: Path) -> list[str]:
     return [
-        "run", str(data), "--out", str(out), "--provider", "mistral", "--base-url", server.url,
-        "--model", "open-mistral-7b", "--quiet", "--concurrency", "8", "--timeout", "1",
-        "--max-retries", "20", "--flush-rows", "10", "--flush-seconds", "0.2",
+        "run",
+        str(data),
+        "--out",
+        str(out),
+        "--provider",
+        "mistral",
+        "--base-url",
+        server.url,
+        "--model",
+        "open-mistral-7b",
+        "--quiet",
+        "--concurrency",
+        "8",
+        "--timeout",
+        "1",
+        "--max-retries",
+        "20",
+        "--flush-rows",
+        "10",
+        "--flush-seconds",
+        "0.2",
     ]
 
 
@@ -38,14 +56,15 @@ def _popen(args: list[str]) -> subprocess.Popen[str]:
     """The CLI as a child we can SIGKILL (the same command line as :func:`batchjudge_cli`)."""
     env = {**os.environ, "MISTRAL_API_KEY": TEST_KEY, "WEAVE_DISABLED": "true"}
     return subprocess.Popen(
-        [*cli_command(), *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [*cli_command(), *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         text=True,
     )
 
 
-def _kill_mid_run(
-    server: EmulatorServer, args: list[str], rng: random.Random, rows: int
-) -> bool:
+def _kill_mid_run(server: EmulatorServer, args: list[str], rng: random.Random, rows: int) -> bool:
     """Start a run and SIGKILL it after a random number of requests; False if it finished."""
     seen = server.stats()["chat_completions"]
     target = seen + rng.randint(3, max(4, rows // 4))
@@ -70,7 +89,9 @@ def _chaos(
 ) -> None:
     data = write_pairs(rows)
     clean = emulator()
-    clean_run = batchjudge_cli(*_command(clean, data, tmp_path / "clean"), env={"MISTRAL_API_KEY": TEST_KEY})
+    clean_run = batchjudge_cli(
+        *_command(clean, data, tmp_path / "clean"), env={"MISTRAL_API_KEY": TEST_KEY}
+    )
     assert clean_run.returncode == 0, clean_run.stderr
     reference = _results(tmp_path / "clean").select("row_id", "verdict")
 

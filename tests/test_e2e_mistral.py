@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pytest
 from emulator_fixtures import TEST_KEY, batchjudge_cli, emulator  # noqa: F401  (fixture)
 
 from batchjudge.emulator import EmulatorServer
@@ -23,9 +22,21 @@ def _run(
 ) -> Any:
     env = {"MISTRAL_API_KEY": key} if key is not None else {"MISTRAL_API_KEY": ""}
     return batchjudge_cli(
-        "run", str(data), "--out", str(out), "--provider", "mistral",
-        "--base-url", server.url, "--model", "open-mistral-7b", "--quiet", "--flush-seconds", "0.5",
-        *extra, env=env,
+        "run",
+        str(data),
+        "--out",
+        str(out),
+        "--provider",
+        "mistral",
+        "--base-url",
+        server.url,
+        "--model",
+        "open-mistral-7b",
+        "--quiet",
+        "--flush-seconds",
+        "0.5",
+        *extra,
+        env=env,
     )
 
 
@@ -62,8 +73,9 @@ def test_a_429_storm_is_ridden_out_without_breaking_retry_after(
 ) -> None:
     server = emulator(rps=10, latency_ms=20)
     data = write_pairs(ROWS)
-    done = _run(server, data, tmp_path / "run", "--rps", "100", "--concurrency", "16",
-                "--max-retries", "20")
+    done = _run(
+        server, data, tmp_path / "run", "--rps", "100", "--concurrency", "16", "--max-retries", "20"
+    )
     assert done.returncode == 0, done.stderr
     assert (_results(tmp_path / "run")["status"] == "ok").all()
     stats = server.stats()
@@ -104,8 +116,9 @@ def test_a_rejected_key_stops_the_run_with_one_clear_error_and_nothing_done(
     emulator: StartEmulator, write_pairs: Callable[..., Path], tmp_path: Path
 ) -> None:
     server = emulator(api_key="the-right-key")
-    done = _run(server, write_pairs(ROWS), tmp_path / "run", "--concurrency", "4",
-                key="sk-wrong-key-abc")
+    done = _run(
+        server, write_pairs(ROWS), tmp_path / "run", "--concurrency", "4", key="sk-wrong-key-abc"
+    )
     assert done.returncode != 0
     assert "MISTRAL_API_KEY" in done.stderr and "401" in done.stderr
     assert "sk-wrong-key-abc" not in done.stderr + done.stdout

@@ -54,7 +54,9 @@ async def test_json_mode_answers_the_local_judges_verdict_with_real_token_usage(
         expected = judge.predict(request.premise, request.hypothesis)
         assert content == {"consistency": expected.verdict, "reason": expected.reason}
         assert reply.usage.prompt_tokens == count_chat_tokens(request.messages, MODEL)
-        assert reply.usage.completion_tokens == count_tokens(reply.choices[0].message.content, MODEL)
+        assert reply.usage.completion_tokens == count_tokens(
+            reply.choices[0].message.content, MODEL
+        )
         assert reply.model == MODEL
 
 
@@ -76,7 +78,10 @@ async def test_without_json_mode_the_answer_is_a_short_sentence_the_parser_reads
         reply = await client.chat.complete_async(model=MODEL, messages=request.messages)
         text = reply.choices[0].message.content
         assert not text.lstrip().startswith("{")
-        assert parse_verdict(text).verdict == judge.predict(request.premise, request.hypothesis).verdict
+        assert (
+            parse_verdict(text).verdict
+            == judge.predict(request.premise, request.hypothesis).verdict
+        )
 
 
 async def test_a_prompt_without_a_recoverable_document_gets_consistent_and_says_why() -> None:
@@ -87,14 +92,17 @@ async def test_a_prompt_without_a_recoverable_document_gets_consistent_and_says_
         response_format={"type": "json_object"},
     )
     assert orjson.loads(reply.choices[0].message.content) == {
-        "consistency": 1, "reason": NO_DOCUMENT_REASON
+        "consistency": 1,
+        "reason": NO_DOCUMENT_REASON,
     }
 
 
 async def test_an_unknown_model_is_a_400_naming_it() -> None:
     client = sdk_over_asgi(_app())
     with pytest.raises(SDKError) as info:
-        await client.chat.complete_async(model="gpt-nope", messages=[{"role": "user", "content": "x"}])
+        await client.chat.complete_async(
+            model="gpt-nope", messages=[{"role": "user", "content": "x"}]
+        )
     assert info.value.status_code == 400
     assert "Invalid model: gpt-nope" in info.value.body
 
@@ -118,7 +126,11 @@ async def test_files_round_trip_through_upload_retrieve_and_download() -> None:
     uploaded = await client.files.upload_async(
         file={"file_name": "in.jsonl", "content": content}, purpose="batch"
     )
-    assert (uploaded.filename, uploaded.purpose, uploaded.size_bytes) == ("in.jsonl", "batch", len(content))
+    assert (uploaded.filename, uploaded.purpose, uploaded.size_bytes) == (
+        "in.jsonl",
+        "batch",
+        len(content),
+    )
     retrieved = await client.files.retrieve_async(file_id=uploaded.id)
     assert retrieved.id == uploaded.id and retrieved.num_lines == 1
     downloaded = await client.files.download_async(file_id=uploaded.id)
@@ -138,7 +150,10 @@ async def test_a_batch_job_answers_every_line_in_the_documented_output_format() 
     client = sdk_over_asgi(_app(queue_s=0.0))
     requests = judge_requests(3)
     lines = [
-        {"custom_id": r.row_id, "body": {"messages": r.messages, "response_format": {"type": "json_object"}}}
+        {
+            "custom_id": r.row_id,
+            "body": {"messages": r.messages, "response_format": {"type": "json_object"}},
+        }
         for r in requests
     ] + [{"custom_id": "broken", "body": {"messages": "not a list"}}]
     uploaded = await client.files.upload_async(
@@ -203,10 +218,17 @@ async def test_a_fine_tuning_job_trains_a_judge_that_then_answers_as_ft_model(
         file={"file_name": "train.jsonl", "content": b"\n".join(examples)}, purpose="fine-tune"
     )
     async with _raw(app) as raw:
-        created = (await raw.post("/v1/fine_tuning/jobs", json={
-            "model": "open-mistral-7b", "training_files": [{"file_id": uploaded.id, "weight": 1}],
-            "suffix": "judge", "auto_start": False,
-        })).json()
+        created = (
+            await raw.post(
+                "/v1/fine_tuning/jobs",
+                json={
+                    "model": "open-mistral-7b",
+                    "training_files": [{"file_id": uploaded.id, "weight": 1}],
+                    "suffix": "judge",
+                    "auto_start": False,
+                },
+            )
+        ).json()
         assert created["status"] == "VALIDATED"
         await raw.post(f"/v1/fine_tuning/jobs/{created['id']}/start")
         for _ in range(1000):
@@ -269,7 +291,11 @@ async def test_it_says_plainly_that_it_is_an_emulator() -> None:
 
 @pytest.mark.parametrize(
     ("fault", "error", "status"),
-    [("503", SDKError, 503), ("nonjson", SDKError, 200), ("malformed", ResponseValidationError, 200)],
+    [
+        ("503", SDKError, 503),
+        ("nonjson", SDKError, 200),
+        ("malformed", ResponseValidationError, 200),
+    ],
 )
 async def test_injected_faults_reach_the_sdk_as_the_real_failure_would(
     fault: str, error: type[Exception], status: int
@@ -286,4 +312,3 @@ async def test_latency_delays_each_answer_by_the_configured_time() -> None:
     start = loop.time()
     await client.chat.complete_async(model=MODEL, messages=judge_requests(1)[0].messages)
     assert loop.time() - start >= 0.15
-

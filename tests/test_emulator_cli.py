@@ -14,7 +14,8 @@ from emulator_fixtures import batchjudge_cli, cli_command
 def test_the_command_serves_the_api_and_says_it_is_an_emulator() -> None:
     child = subprocess.Popen(
         [*cli_command(), "emulator", "--port", "0", "--rps", "7", "--latency-ms", "5:1"],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert child.stdout is not None
@@ -41,7 +42,9 @@ def test_the_command_serves_the_api_and_says_it_is_an_emulator() -> None:
 def test_a_bad_fault_spec_is_one_clear_error_and_exit_2() -> None:
     done = batchjudge_cli("emulator", "--port", "0", "--faults", "500:2")
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == ["error: --faults: probability of 500 must be in [0, 1]"]
+    assert done.stderr.strip().splitlines() == [
+        "error: --faults: probability of 500 must be in [0, 1]"
+    ]
 
 
 def test_a_bad_latency_is_one_clear_error_and_exit_2() -> None:

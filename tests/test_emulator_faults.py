@@ -14,7 +14,12 @@ from batchjudge.errors import ConfigError
 def test_a_spec_lists_statuses_and_named_faults_with_their_probabilities() -> None:
     spec = FaultSpec.parse("500:0.05, drop:0.02,slow:0.02,malformed:0.02,nonjson:0.01,400:0.01")
     assert dict(spec.entries) == {
-        "500": 0.05, "drop": 0.02, "slow": 0.02, "malformed": 0.02, "nonjson": 0.01, "400": 0.01
+        "500": 0.05,
+        "drop": 0.02,
+        "slow": 0.02,
+        "malformed": 0.02,
+        "nonjson": 0.01,
+        "400": 0.01,
     }
 
 

@@ -28,7 +28,9 @@ StartEmulator = Callable[..., EmulatorServer]
 
 def _provider(url: str, transport: str, **options: Any) -> MistralProvider:
     options.setdefault("api_key", TEST_KEY)
-    return MistralProvider(model="mistral-small-latest", base_url=url, transport=transport, **options)
+    return MistralProvider(
+        model="mistral-small-latest", base_url=url, transport=transport, **options
+    )
 
 
 async def _judge_all(provider: MistralProvider, requests: list[Any]) -> list[JudgeReply]:
@@ -160,7 +162,9 @@ def test_a_base_url_ending_in_v1_is_accepted_as_the_same_server(emulator: StartE
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_one_provider_serves_successive_event_loops(emulator: StartEmulator, transport: str) -> None:
+def test_one_provider_serves_successive_event_loops(
+    emulator: StartEmulator, transport: str
+) -> None:
     server = emulator()
     provider = _provider(server.url, transport)
     for _ in range(2):

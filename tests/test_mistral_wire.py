@@ -63,7 +63,9 @@ def test_retry_after_as_an_http_date_is_read_as_seconds_from_now() -> None:
 
 
 def test_429_is_a_rate_limit_carrying_the_wait_the_server_asked_for() -> None:
-    exc = error_for_status(429, {"retry-after": "1", "retry-after-ms": "640"}, b'{"message": "slow down"}')
+    exc = error_for_status(
+        429, {"retry-after": "1", "retry-after-ms": "640"}, b'{"message": "slow down"}'
+    )
     assert isinstance(exc, RateLimitError)
     assert exc.retry_after == 0.64
     assert "slow down" in str(exc)

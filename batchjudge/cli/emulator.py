@@ -36,7 +36,8 @@ def emulator(
         ),
     ] = None,
     ft_gone: Annotated[
-        bool, typer.Option("--ft-gone", help="Answer fine-tuning endpoints 410 Gone, as Mistral does.")
+        bool,
+        typer.Option("--ft-gone", help="Answer fine-tuning endpoints 410 Gone, as Mistral does."),
     ] = False,
 ) -> None:
     """Serve a local emulator of the Mistral API (NOT the real API) for tests and offline runs."""

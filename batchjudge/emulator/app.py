@@ -132,7 +132,9 @@ async def _chat(request: Request, state: EmulatorState, key: str, per_key: KeySt
     if not admission.allowed:
         state.stats.rate_limited += 1
         per_key.rate_limited += 1
-        return responses.error(429, "Requests rate limit exceeded", kind="rate_limited", headers=headers)
+        return responses.error(
+            429, "Requests rate limit exceeded", kind="rate_limited", headers=headers
+        )
 
     fault = state.config.faults.draw(state.rng)
     delay = state.latency_s()
@@ -147,8 +149,12 @@ async def _chat(request: Request, state: EmulatorState, key: str, per_key: KeySt
     if fault == "nonjson":
         return Response(_NON_JSON_BODY, 200, headers, media_type="text/html")
     if fault == "malformed":
-        broken = {"id": "malformed", "object": "chat.completion", "model": prepared.model,
-                  "choices": [{"index": 0, "message": {"role": "assistant", "content": None}}]}
+        broken = {
+            "id": "malformed",
+            "object": "chat.completion",
+            "model": prepared.model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": None}}],
+        }
         return responses.json(broken, 200, headers)
     if fault is not None and fault.isdigit():
         status = int(fault)
@@ -156,7 +162,9 @@ async def _chat(request: Request, state: EmulatorState, key: str, per_key: KeySt
             headers = {**headers, **state.limiter.cooldown(key, 1.0)}
             state.stats.rate_limited += 1
             per_key.rate_limited += 1
-        return responses.error(status, f"emulated fault {status}", kind="emulated_fault", headers=headers)
+        return responses.error(
+            status, f"emulated fault {status}", kind="emulated_fault", headers=headers
+        )
 
     payload = prepared.complete()
     usage = payload["usage"]

@@ -46,7 +46,9 @@ def _input_lines(state: EmulatorState, job: dict[str, Any], inline: list[Any]) -
     return lines
 
 
-def _answer(state: EmulatorState, job: dict[str, Any], index: int, line: Any) -> tuple[bool, dict[str, Any]]:
+def _answer(
+    state: EmulatorState, job: dict[str, Any], index: int, line: Any
+) -> tuple[bool, dict[str, Any]]:
     """One output line for one request line: (succeeded, line)."""
     custom_id = str(line.get("custom_id", index)) if isinstance(line, dict) else str(index)
     out_id = f"batch-{job['id'][:8]}-{index}"
@@ -91,7 +93,11 @@ async def _run(state: EmulatorState, job: dict[str, Any], inline: list[Any]) -> 
         ).id
     if errors:
         job["error_file"] = state.add_file(
-            f"{job['id']}_error.jsonl", "batch", b"\n".join(errors) + b"\n", "batch_error", "mistral"
+            f"{job['id']}_error.jsonl",
+            "batch",
+            b"\n".join(errors) + b"\n",
+            "batch_error",
+            "mistral",
         ).id
     cancelled = job["status"] == "CANCELLATION_REQUESTED"
     job["status"] = "CANCELLED" if cancelled else "SUCCESS"

@@ -163,9 +163,7 @@ def _schema_object(schema: dict[str, Any], verdict: int, reason: str) -> dict[st
     return out
 
 
-def answer_text(
-    judge_name: str, messages: list[dict[str, str]], response_format: Any
-) -> str:
+def answer_text(judge_name: str, messages: list[dict[str, str]], response_format: Any) -> str:
     """The assistant's content: JSON in JSON mode / json_schema, a short sentence otherwise."""
     pair = extract_pair(messages)
     if pair is None:
@@ -238,8 +236,13 @@ def prepare(body: Any, models: Mapping[str, ModelEntry]) -> PreparedChat:
     if entry is None:
         raise ChatError(
             400,
-            {"object": "error", "message": f"Invalid model: {model}", "type": "invalid_model",
-             "param": None, "code": "1500"},
+            {
+                "object": "error",
+                "message": f"Invalid model: {model}",
+                "type": "invalid_model",
+                "param": None,
+                "code": "1500",
+            },
         )
     return PreparedChat(
         model, entry.judge, messages, body.get("response_format"), prompt_tokens(model, messages)

@@ -29,7 +29,9 @@ async def upload(request: Request) -> Response:
     purpose = str(form.get("purpose") or "fine-tune")
     content = await file.read()
     sample_type = _SAMPLE_TYPE_BY_PURPOSE.get(purpose, "instruct")
-    stored = _state(request).add_file(file.filename or "upload.jsonl", purpose, content, sample_type)
+    stored = _state(request).add_file(
+        file.filename or "upload.jsonl", purpose, content, sample_type
+    )
     return responses.json(stored.describe())
 
 

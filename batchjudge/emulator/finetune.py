@@ -65,7 +65,7 @@ async def _train(state: EmulatorState, job: dict[str, Any], trainer: Trainer) ->
         judge = await asyncio.to_thread(
             trainer, pairs.premises, pairs.hypotheses, pairs.targets, name, state.config.seed
         )
-    except Exception as exc:  # a training failure is the job's outcome, not a server crash
+    except Exception as exc:  # noqa: BLE001 - a failed training is the job's outcome
         job["status"], job["message"] = "FAILED", f"training failed: {exc}"
         return
     if job["status"] == "CANCELLATION_REQUESTED":
@@ -73,7 +73,9 @@ async def _train(state: EmulatorState, job: dict[str, Any], trainer: Trainer) ->
         return
     state.models[name] = ModelEntry(name, judge, fine_tuned=True, base=job["model"], job=job["id"])
     job["fine_tuned_model"] = name
-    job["trained_tokens"] = sum(len(p) + len(h) for p, h in zip(pairs.premises, pairs.hypotheses)) // 4
+    job["trained_tokens"] = (
+        sum(len(p) + len(h) for p, h in zip(pairs.premises, pairs.hypotheses)) // 4
+    )
     job["status"], job["modified_at"] = "SUCCESS", int(time.time())
 
 
@@ -87,11 +89,17 @@ def routes(trainer: Trainer) -> list[Route]:
             return responses.error(422, "the request body must be a JSON object")
         model = body.get("model")
         if model not in state.models or state.models[model].fine_tuned:
-            return responses.error(400, f"model {model!r} cannot be fine-tuned", kind="invalid_model")
-        files = [f["file_id"] if isinstance(f, dict) else f for f in body.get("training_files") or []]
+            return responses.error(
+                400, f"model {model!r} cannot be fine-tuned", kind="invalid_model"
+            )
+        files = [
+            f["file_id"] if isinstance(f, dict) else f for f in body.get("training_files") or []
+        ]
         missing = [f for f in files if f not in state.files]
         if not files or missing:
-            return responses.error(422, f"training file not found: {missing[0] if missing else '(none)'}")
+            return responses.error(
+                422, f"training file not found: {missing[0] if missing else '(none)'}"
+            )
         now = int(time.time())
         auto_start = bool(body.get("auto_start", True))
         job: dict[str, Any] = {

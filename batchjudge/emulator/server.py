@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import orjson
 import uvicorn
@@ -90,7 +90,7 @@ class EmulatorServer:
     def _run(self) -> None:
         asyncio.run(self._server.serve(sockets=[self._sock]))
 
-    def start(self) -> EmulatorServer:
+    def start(self) -> Self:
         """Start serving and wait until the server accepts connections."""
         self._thread.start()
         deadline = time.monotonic() + _START_TIMEOUT_S
@@ -111,7 +111,7 @@ class EmulatorServer:
         snapshot: dict[str, Any] = orjson.loads(orjson.dumps(self.app.state.emulator.snapshot()))
         return snapshot
 
-    def __enter__(self) -> EmulatorServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(

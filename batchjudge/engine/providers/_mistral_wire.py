@@ -94,7 +94,8 @@ def _api_message(body: bytes | str) -> str:
         if isinstance(message, list):  # FastAPI-style validation details
             message = "; ".join(
                 f"{'.'.join(map(str, d.get('loc', ())))}: {d.get('msg', '')}"
-                if isinstance(d, dict) else str(d)
+                if isinstance(d, dict)
+                else str(d)
                 for d in message
             )
     text = message if isinstance(message, str) else orjson.dumps(message).decode()

@@ -44,9 +44,7 @@ _USER_AGENT = "batchjudge (mistral provider)"
 
 def _normalise_base_url(base_url: str | None) -> str:
     """``https://host[/prefix]`` without a trailing slash or ``/v1`` (both clients add it)."""
-    url = (base_url or DEFAULT_BASE_URL).rstrip("/")
-    if url.endswith("/v1"):
-        url = url[:-3]
+    url = (base_url or DEFAULT_BASE_URL).rstrip("/").removesuffix("/v1")
     if not url.startswith(("http://", "https://")):
         raise ConfigError(f"--base-url {url!r} must start with http:// or https://")
     return url
