@@ -270,6 +270,21 @@ async def test_requests_over_the_rps_limit_get_429_with_retry_after_and_rate_hea
     assert stats["by_status"] == {"200": 2, "429": 2}
 
 
+async def test_a_tokens_per_minute_limit_refuses_with_the_wait_for_tokens_to_expire() -> None:
+    request = judge_requests(1)[0]
+    tokens = count_chat_tokens(request.messages, MODEL)
+    app = _app(tpm=tokens + 40)  # room for one prompt and its answer, not for two prompts
+    body = {"model": MODEL, "messages": request.messages}
+    async with _raw(app) as raw:
+        first = await raw.post("/v1/chat/completions", json=body)
+        refused = await raw.post("/v1/chat/completions", json=body)
+    assert first.status_code == 200
+    assert first.headers["x-ratelimit-tokens-query-cost"] == str(tokens)
+    assert refused.status_code == 429
+    assert "tokens per minute" in refused.json()["message"]
+    assert 59 <= int(refused.headers["retry-after"]) <= 60
+
+
 async def test_a_wrong_key_gets_401_when_the_emulator_requires_one() -> None:
     app = _app(api_key="the-right-key")
     with pytest.raises(SDKError) as info:

@@ -33,6 +33,7 @@ def test_requests_beyond_rps_within_one_second_get_429_with_the_wait_until_a_slo
     refused = limiter.admit("k", 0)
     assert not refused.allowed
     assert refused.retry_after_s == pytest.approx(0.5)
+    assert refused.exceeded == "requests per second"
     assert refused.headers["retry-after"] == "1"
     assert refused.headers["retry-after-ms"] == "500"
 
@@ -68,6 +69,7 @@ def test_tokens_per_minute_refuse_until_enough_earlier_tokens_expire(clock: Fake
     refused = limiter.admit("k", 40)
     assert not refused.allowed
     assert refused.retry_after_s == pytest.approx(40.0)  # the first 60 expire at t0 + 60
+    assert refused.exceeded == "tokens per minute"
     clock.now += 40
     assert limiter.admit("k", 40).allowed
 

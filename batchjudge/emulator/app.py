@@ -132,9 +132,8 @@ async def _chat(request: Request, state: EmulatorState, key: str, per_key: KeySt
     if not admission.allowed:
         state.stats.rate_limited += 1
         per_key.rate_limited += 1
-        return responses.error(
-            429, "Requests rate limit exceeded", kind="rate_limited", headers=headers
-        )
+        message = f"Rate limit exceeded: {admission.exceeded}"
+        return responses.error(429, message, kind="rate_limited", headers=headers)
 
     fault = state.config.faults.draw(state.rng)
     delay = state.latency_s()

@@ -38,6 +38,8 @@ class Admission:
     """``x-ratelimit-*`` headers (plus ``Retry-After`` and ``retry-after-ms`` on a refusal)."""
     too_large: bool = False
     """The request alone exceeds the tokens-per-minute limit: it can never fit."""
+    exceeded: str = ""
+    """Which limit refused it: ``"requests per second"`` or ``"tokens per minute"``."""
 
 
 @dataclass(slots=True)
@@ -109,19 +111,21 @@ class RateLimiter:
 
         if self.tpm is not None and tokens > self.tpm:
             return Admission(False, headers=self._headers(state), too_large=True)
-        wait = 0.0
+        wait, exceeded = 0.0, ""
         if self.rps_capacity is not None and len(requests) >= self.rps_capacity:
             wait = requests[len(requests) - self.rps_capacity] + _REQUEST_WINDOW_S - now
+            exceeded = "requests per second"
         if self.tpm is not None and state.tokens_used + tokens > self.tpm:
             freed, excess = 0, state.tokens_used + tokens - self.tpm
             for stamp, spent in token_log:
                 freed += spent
                 if freed >= excess:
-                    wait = max(wait, stamp + _TOKEN_WINDOW_S - now)
+                    if stamp + _TOKEN_WINDOW_S - now > wait:
+                        wait, exceeded = stamp + _TOKEN_WINDOW_S - now, "tokens per minute"
                     break
         if wait > 0.0:
             headers = {**self._headers(state), **self.cooldown(key, wait)}
-            return Admission(False, wait, headers)
+            return Admission(False, wait, headers, exceeded=exceeded)
 
         requests.append(now)
         if tokens:
