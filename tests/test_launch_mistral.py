@@ -4,6 +4,7 @@ the model an emulated job trains answers through ``--provider mistral`` and ``--
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -161,3 +162,17 @@ def test_the_launcher_needs_a_key_and_never_shows_it(monkeypatch: pytest.MonkeyP
         MistralLauncher()
     launcher: Any = MistralLauncher(api_key="sk-very-secret")
     assert "sk-very-secret" not in repr(launcher)
+
+
+def test_cli_launches_without_waiting_then_status_wait_follows_the_job_to_its_model(
+    emulator: StartEmulator, home: Path, train_file: Path
+) -> None:
+    server = emulator(queue_s=0.2)
+    common = ["--launcher", "mistral", "--base-url", server.url]
+    launched = runner.invoke(ft_app, ["launch", str(train_file), "--no-wait", "--json", *common])
+    assert launched.exit_code == 0, launched.output
+    job = json.loads(launched.stdout)
+    assert job["status"] == "QUEUED" and job["fine_tuned_model"] is None
+    followed = runner.invoke(ft_app, ["status", job["id"], "--wait", "--interval", "0.05", *common])
+    assert followed.exit_code == 0, followed.output
+    assert "SUCCESS" in followed.output and "--provider mistral --model ft:open-mistral-7b:" in followed.output.replace("\n", "")

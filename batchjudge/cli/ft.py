@@ -181,7 +181,7 @@ def launch_command(
     as_json: _JsonOpt = False,
 ) -> None:
     """Launch a fine-tuning job on TRAIN and follow it; --dry-run only estimates."""
-    from batchjudge.adapters.launchers import estimate, make_launcher
+    from batchjudge.adapters.launchers import estimate
 
     spec = _spec(train, val, model, suffix, training_steps, learning_rate, epochs, wandb_project, auto_start, seed)
     if dry_run:
@@ -200,7 +200,7 @@ def launch_command(
         return
 
     async def action() -> Any:
-        runner = make_launcher(launcher, **({} if launcher == "local" else {"base_url": base_url}))
+        runner = _launcher_for(launcher, base_url)
         try:
             job = await runner.launch(spec)
             if wait and not job.finished and auto_start:
@@ -223,6 +223,37 @@ def launch_command(
         raise typer.Exit(1)
 
 
+def _launcher_for(launcher: str, base_url: str | None) -> Any:
+    from batchjudge.adapters.launchers import make_launcher
+
+    return make_launcher(launcher, **({} if launcher == "local" else {"base_url": base_url}))
+
+
+@ft_app.command("status")
+def status_command(
+    job_id: Annotated[str, typer.Argument(help="The job id `ft launch` printed.")],
+    launcher: _LauncherOpt = "local",
+    base_url: _BaseUrlOpt = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the job until it ends.")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between polls with --wait.")] = 10.0,
+    timeout: Annotated[float | None, typer.Option(help="Stop following after this many seconds.")] = None,
+    as_json: _JsonOpt = False,
+) -> None:
+    """Show a fine-tuning job; exit 1 when it failed or was cancelled."""
+
+    async def action() -> Any:
+        runner = _launcher_for(launcher, base_url)
+        try:
+            job = await runner.status(job_id)
+            return await _follow(runner, job, interval, timeout, as_json) if wait and not job.finished else job
+        finally:
+            await runner.aclose()
+
+    job = _call(action)
+    _show_job(job, as_json)
+    _exit_for(job)
+
+
 def _job_command(verb: str) -> Callable[..., None]:
     def command(
         job_id: Annotated[str, typer.Argument(help="The job id `ft launch` printed.")],
@@ -230,26 +261,21 @@ def _job_command(verb: str) -> Callable[..., None]:
         base_url: _BaseUrlOpt = None,
         as_json: _JsonOpt = False,
     ) -> None:
-        from batchjudge.adapters.launchers import make_launcher
-
         async def action() -> Any:
-            runner = make_launcher(launcher, **({} if launcher == "local" else {"base_url": base_url}))
+            runner = _launcher_for(launcher, base_url)
             try:
                 return await getattr(runner, verb)(job_id)
             finally:
                 await runner.aclose()
 
-        job = _call(action)
-        _show_job(job, as_json)
-        if verb == "status":
-            _exit_for(job)
+        _show_job(_call(action), as_json)
 
-    command.__doc__ = {"status": "Show a fine-tuning job.", "start": "Start a job created with --no-auto-start.",
+    command.__doc__ = {"start": "Start a job created with --no-auto-start.",
                        "cancel": "Cancel a fine-tuning job (finished jobs stay as they are)."}[verb]
     return command
 
 
-for _verb in ("status", "start", "cancel"):
+for _verb in ("start", "cancel"):
     ft_app.command(_verb)(_job_command(_verb))
 
 
