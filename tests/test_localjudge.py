@@ -17,6 +17,7 @@ from batchjudge.errors import ConfigError, InputError
 from batchjudge.localjudge import (
     DEFAULT_MODEL,
     FEATURE_NAMES,
+    FEATURE_SIGNS,
     Judgement,
     LocalJudge,
     list_models,
@@ -182,6 +183,11 @@ def test_scores_are_calibrated_on_unseen_documents(trained: LocalJudge) -> None:
         in_bin = (scores >= lo) & (scores < hi + 1e-9)
         assert in_bin.sum() > 100
         assert abs(y[in_bin].mean() - scores[in_bin].mean()) < 0.1
+
+
+def test_trained_evidence_only_counts_the_way_it_means(trained: LocalJudge) -> None:
+    for name, sign, coef in zip(FEATURE_NAMES, FEATURE_SIGNS, trained.coef, strict=True):
+        assert coef * sign >= 0, name
 
 
 def test_training_is_deterministic(trained: LocalJudge) -> None:

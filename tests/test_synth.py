@@ -83,7 +83,8 @@ def test_every_error_kind_occurs_and_kind_agrees_with_target(sample: list[dict])
     kinds = Counter(row["kind"] for row in sample)
     assert set(kinds) == {"consistent", *ERROR_KINDS}
     assert all((row["kind"] == "consistent") == (row["target"] == 1) for row in sample)
-    assert min(kinds[k] for k in ERROR_KINDS) > len(sample) / 2 / len(ERROR_KINDS) / 2
+    # Each error kind fits only some summary templates; none is rare.
+    assert min(kinds[k] for k in ERROR_KINDS) > 0.04 * len(sample) / 2
 
 
 def test_documents_have_news_article_lengths_and_summaries_are_short(sample: list[dict]) -> None:

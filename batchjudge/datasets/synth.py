@@ -133,7 +133,6 @@ _SENT_SLOTS = len(_SENT_MOD)
 
 # --------------------------------------------------------------------------- events
 # Each event type: (number range, document templates, summary templates, negated summary).
-# Summary template 0 always carries the date, so a wrong date can always be stated.
 _EVENTS: tuple[tuple[tuple[int, int], tuple[str, ...], tuple[str, ...], str], ...] = (
     (
         (12, 900),
@@ -149,7 +148,7 @@ _EVENTS: tuple[tuple[tuple[int, int], tuple[str, ...], tuple[str, ...], str], ..
             "{org} announced on {date} that it will cut {num} jobs in {place}.",
             "{num} jobs are to go at the {site} run by {org} in {place}.",
             "{person} of {org} has confirmed {num} job cuts in {place}.",
-            "{org} is to axe {num} posts in {place}, its {role} {person} has said.",
+            "{org} is to axe {num} posts in {place}, its {role} {person} said on {date}.",
             "Up to {num} workers in {place} are set to lose their jobs at {org}.",
         ),
         "{org} has said it will not cut any jobs at its {site} in {place}.",
@@ -169,7 +168,7 @@ _EVENTS: tuple[tuple[tuple[int, int], tuple[str, ...], tuple[str, ...], str], ..
             "Plans for a new £{num}m {project} in {place}, to be built by {org}, have been "
             "approved.",
             "Councillors in {place} have backed a £{num}m {project}.",
-            "A new {project} costing £{num}m has been given the green light in {place}.",
+            "A new {project} costing £{num}m was given the green light in {place} on {date}.",
             "{org} will build a £{num}m {project} for {place} after councillors backed the "
             "scheme, {person} said.",
         ),
@@ -189,7 +188,7 @@ _EVENTS: tuple[tuple[tuple[int, int], tuple[str, ...], tuple[str, ...], str], ..
             "{person} became {role} of {org} on {date}.",
             "{org} has appointed {person} as its new {role} after {num} years at the firm.",
             "{person} is the new {role} of the {place}-based {org}.",
-            "{person} has taken up the role of {role} at {org}.",
+            "{person} took up the role of {role} at {org} on {date}.",
             "After {num} years at the firm, {person} has been promoted to {role} at {org}.",
         ),
         "{org} has denied that {person} will become its new {role}.",
@@ -208,7 +207,7 @@ _EVENTS: tuple[tuple[tuple[int, int], tuple[str, ...], tuple[str, ...], str], ..
             "{num} people were arrested in {place} on {date} after a protest at {org}.",
             "Police detained {num} people after a protest outside {org} in {place}.",
             "A protest outside the offices of {org} in {place} led to {num} arrests.",
-            "Officers held {num} protesters following a demonstration at {org} in {place}.",
+            "Officers held {num} protesters on {date} after a demonstration at {org} in {place}.",
             "{num} demonstrators were held by police in {place}.",
         ),
         "No arrests were made after a protest outside {org} in {place}.",
@@ -227,7 +226,7 @@ _EVENTS: tuple[tuple[tuple[int, int], tuple[str, ...], tuple[str, ...], str], ..
             "A study of {num} volunteers by {org} was published on {date}.",
             "Researchers at {org} in {place} have studied {num} volunteers.",
             "{person} led a study of {num} volunteers at {org}.",
-            "Scientists at {org} have tested {num} volunteers in {place}.",
+            "Scientists at {org} said on {date} that they had tested {num} volunteers in {place}.",
             "A team led by {person} has published research involving {num} volunteers.",
         ),
         "{org} has abandoned its study of volunteers in {place}.",
@@ -246,7 +245,7 @@ _EVENTS: tuple[tuple[tuple[int, int], tuple[str, ...], tuple[str, ...], str], ..
             "{org} opened a {site} in {place} on {date}, creating {num} jobs.",
             "A new {site} run by {org} in {place} will create {num} jobs.",
             "{org} has opened a {site} in {place} with {num} new jobs.",
-            "{num} new jobs are being created by {org} in {place}.",
+            "{org} created {num} new jobs in {place} when it opened a {site} there on {date}.",
             "{org} has expanded into {place}, with a new {site} employing {num} staff.",
         ),
         "{org} has decided not to open a {site} in {place}.",
@@ -265,7 +264,7 @@ _EVENTS: tuple[tuple[tuple[int, int], tuple[str, ...], tuple[str, ...], str], ..
             "{org} is raising prices by {num}% from {date}.",
             "Prices at {org} will rise by {num}%, {person} said.",
             "{org} has announced a price rise of {num}% for customers in {place}.",
-            "Bills for {org} customers are going up by {num}%.",
+            "Bills for {org} customers will go up by {num}% from {date}.",
             "{org} customers will pay {num}% more, the firm's {role} has warned.",
         ),
         "{org} has said it will not raise prices for customers in {place}.",
@@ -284,7 +283,7 @@ _EVENTS: tuple[tuple[tuple[int, int], tuple[str, ...], tuple[str, ...], str], ..
             "{org} was fined £{num},000 on {date} over safety failures in {place}.",
             "A court in {place} has fined {org} £{num},000.",
             "{org} must pay £{num},000 after safety failures at its {site} in {place}.",
-            "{org} has been ordered to pay £{num},000 for breaching safety rules.",
+            "{org} was ordered on {date} to pay £{num},000 for breaching safety rules.",
             "A judge in {place} penalised {org} £{num},000 over failures at its {site}.",
         ),
         "{org} has been cleared of safety failures at its {site} in {place}.",
@@ -332,19 +331,9 @@ _ADDITIONS = (
     ", affecting about {num} families",
 )
 
-_EVENT_FIELDS = ("org", "person", "role", "place", "site", "project", "num", "date")
 _SWAPPABLE = ("person", "org", "place")
 _COMBOS = tuple(combinations(range(ROWS_PER_DOC), ROWS_PER_DOC // 2))
 """Which rows of a document are consistent: one of C(8, 4) = 70 balanced patterns."""
-
-# Per event type and required field: the summary templates that state that field.
-_TEMPLATES_WITH = tuple(
-    {
-        field: tuple(k for k, t in enumerate(summaries) if "{" + field + "}" in t)
-        for field in _EVENT_FIELDS
-    }
-    for _, _, summaries, _ in _EVENTS
-)
 
 # Doc header slots, then events, then fillers; rows have their own slots.
 _MAX_EVENTS = 4
@@ -352,7 +341,7 @@ _MAX_FILLERS = 32
 _H_NSENT, _H_NEVENTS, _H_SPLIT, _H_COMBO = range(4)
 _HEADER_MOD = (_MAX_FILLERS - 6, _MAX_EVENTS - 1, 1000, len(_COMBOS))
 _R_EVENT, _R_TEMPLATE, _R_KIND, _R_TWO, _R_ADD, _R_ALT = range(6)
-_ROW_MOD = (720720, 720720, len(ERROR_KINDS), 100, len(_ADDITIONS), 1_000_003)
+_ROW_MOD = (720720, 720720, 720720, 100, len(_ADDITIONS), 1_000_003)
 # Each row also draws one sentence's worth of values (_SENT_MOD) for replacements.
 
 _MAX_REDRAWS = 16
@@ -525,43 +514,51 @@ def _fresh_date(doc: _Doc, date: str, start: int) -> str:
     return date
 
 
+def _errors_for(template: str, doc: _Doc, facts: dict[str, str]) -> list[tuple[str, str]]:
+    """The (error kind, field) pairs that can be stated with ``template``, in a fixed order.
+
+    The template is drawn first, the same way for both classes, and the error then fitted
+    to it: so consistent and inconsistent summaries share one template distribution and a
+    judge cannot tell them apart by their wording alone.
+    """
+    errors = [("negation", ""), ("unsupported_addition", "")]
+    if "{num}" in template:
+        errors.append(("number_swap", "num"))
+    if "{date}" in template:
+        errors.append(("date_error", "date"))
+    for field in _SWAPPABLE:
+        if "{" + field + "}" in template:
+            errors.append(("unsupported_name", field))
+            if doc.entities[field] - {facts[field]}:
+                errors.append(("entity_swap", field))
+    return errors
+
+
 def _summary(doc: _Doc, r: Sequence[int], target: int) -> tuple[str, str]:
     """One row's summary of ``doc`` and its kind, from the row's draws ``r``."""
     n = len(doc.events)
     e = r[_R_EVENT] % n
     kind_e, facts = doc.events[e]
     (lo, hi), _, summaries, negated = _EVENTS[kind_e]
-    with_field = _TEMPLATES_WITH[kind_e]
     off = len(_ROW_MOD)
-    kind = "consistent" if target else ERROR_KINDS[r[_R_KIND]]
-    field, others = "", []
-    if kind in ("entity_swap", "unsupported_name"):
-        # Only fields some summary template states; a swap needs another value in the doc.
-        fields = [name for name in _SWAPPABLE if with_field[name]]
-        if kind == "entity_swap":
-            fields = [name for name in fields if doc.entities[name] - {facts[name]}]
-            if not fields:
-                kind, fields = "unsupported_name", [name for name in _SWAPPABLE if with_field[name]]
-        field = fields[r[_R_ALT] % len(fields)]
-        others = sorted(doc.entities[field] - {facts[field]})
+    template = summaries[r[_R_TEMPLATE] % len(summaries)]
+    kind, field = "consistent", ""
+    if not target:  # an error kind that fits the template, then a field for it
+        errors = _errors_for(template, doc, facts)
+        kinds = list(dict.fromkeys(k for k, _ in errors))
+        kind = kinds[r[_R_KIND] % 60 % len(kinds)]  # 60: uniform over 1..6 kinds
+        fields = [name for k, name in errors if k == kind]
+        field = fields[r[_R_KIND] // 60 % len(fields)]
     f = dict(facts)
-    if kind in ("consistent", "unsupported_addition", "negation"):
-        template = summaries[r[_R_TEMPLATE] % len(summaries)]
-    elif kind in ("number_swap", "date_error"):
-        required = "num" if kind == "number_swap" else "date"
-        choices = with_field[required]
-        template = summaries[choices[r[_R_TEMPLATE] % len(choices)]]
-        if kind == "number_swap":
-            f["num"] = _fresh_number(doc, facts["num"], lo, hi, r[_R_ALT])
-        else:
-            f["date"] = _fresh_date(doc, facts["date"], r[_R_ALT])
-    else:  # a person, organisation or place: swapped in from the document or unsupported
-        choices = with_field[field]
-        template = summaries[choices[r[_R_TEMPLATE] % len(choices)]]
-        if kind == "entity_swap":
-            f[field] = others[r[_R_ALT] // len(_SWAPPABLE) % len(others)]
-        else:
-            f[field] = _fresh_value(doc, field, facts[field], r, off)
+    if kind == "number_swap":
+        f["num"] = _fresh_number(doc, facts["num"], lo, hi, r[_R_ALT])
+    elif kind == "date_error":
+        f["date"] = _fresh_date(doc, facts["date"], r[_R_ALT])
+    elif kind == "entity_swap":
+        others = sorted(doc.entities[field] - {facts[field]})
+        f[field] = others[r[_R_ALT] % len(others)]
+    elif kind == "unsupported_name":
+        f[field] = _fresh_value(doc, field, facts[field], r, off)
     text = (negated if kind == "negation" else template).format_map(f)
     if kind == "unsupported_addition":
         extra = _Fields(r, off)

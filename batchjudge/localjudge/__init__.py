@@ -13,7 +13,7 @@ Train your own with :func:`train`, keep it with :func:`register`, and use it by 
 (``LocalJudge.load("ft:local-judge:fib:abc123")``, ``--provider local --model ...``).
 """
 
-from batchjudge.localjudge._features import FEATURE_NAMES
+from batchjudge.localjudge._features import FEATURE_NAMES, FEATURE_SIGNS
 from batchjudge.localjudge._judge import Judgement, LocalJudge
 from batchjudge.localjudge._registry import DEFAULT_MODEL, list_models, models_dir, register
 from batchjudge.localjudge._train import train
@@ -21,6 +21,7 @@ from batchjudge.localjudge._train import train
 __all__ = [
     "DEFAULT_MODEL",
     "FEATURE_NAMES",
+    "FEATURE_SIGNS",
     "Judgement",
     "LocalJudge",
     "list_models",

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import cast
 
-__all__ = ["FEATURE_NAMES", "Evidence", "extract"]
+__all__ = ["FEATURE_NAMES", "FEATURE_SIGNS", "WINDOW", "Evidence", "extract"]
 
 FEATURE_NAMES = (
     "unsupported_numbers",
@@ -34,17 +34,25 @@ FEATURE_NAMES = (
     "bigram_precision",
     "trigram_precision",
     "key_alignment",
+    "window_alignment",
     "content_alignment",
     "log_length_ratio",
     "log_summary_length",
 )
 """The order of the feature vector :func:`extract` returns."""
 
-_WORD = re.compile(r"\d[\d,.]*\d|\w+(?:['’]\w+)*")
-"""A token: a number (with separators) or a word (with inner apostrophes)."""
+FEATURE_SIGNS = (-1, -1, -1, -1, -1, -1, 1, 1, 1, 1, 1, 0, 0)
+"""How each feature may move P(consistent): -1 only down, +1 only up, 0 either way."""
+
+WINDOW = 3
+"""Sentences a summary's facts may be spread over and still count as stated together."""
+
+_WORD = re.compile(r"\d[\d,.]*\d|\w+(?:['’](?![sS]\b)\w+)*")
+"""A token: a number (with separators) or a word (with inner apostrophes, but a possessive
+``'s`` is split off, so "Leeds's" and "Leeds" are the same name)."""
 _SENTENCE_ENDS = ("! ", "? ", '." ', ".” ", ".' ", ".’ ", '!" ', '?" ', "\n")
 _NUMBER = re.compile(r"\d[\d,.]*\d|\d")
-_NAME = re.compile(r"\b[A-Z]\w*(?:['’]\w+)*")
+_NAME = re.compile(r"\b[A-Z]\w*(?:['’](?![sS]\b)\w+)*")
 _CAPITALISED_RUN = re.compile(r"[A-Z]\w*(?:\s+[A-Z]\w*)+")
 """Two or more capitalised words in a row: a multi-word name (or a title)."""
 
@@ -94,11 +102,13 @@ _STOP_STEMS = frozenset(_STOPWORDS | {_stem(w) for w in _STOPWORDS} | _NEGATIONS
 
 @dataclass(slots=True)
 class _Sentence:
-    """One sentence's key facts (numbers, name words), content stems and negation."""
+    """One sentence's key facts (numbers, name words), content stems, negation and words."""
 
     keys: set[str]
     content: set[str]
     negated: bool
+    words: set[str]
+    """Every lower-cased token, to find a name or number however it is written."""
 
 
 @dataclass(slots=True)
@@ -123,6 +133,8 @@ class _Text:
     """``lowered`` joined by single spaces and framed by spaces, for phrase search."""
     stem_text: str
     """``stems`` joined the same way, for n-gram search."""
+    windows: list[tuple[set[str], set[str]]]
+    """The keys and the words of every run of :data:`WINDOW` consecutive sentences."""
 
 
 def _sentences(text: str) -> list[str]:
@@ -165,10 +177,23 @@ def _analyse(text: str) -> _Text:
             if None not in memo
             else [st or _stem(w) for st, w in zip(memo, low, strict=True)]
         )
+        # A sentence's first word is capitalised anyway: it counts as a name only when it
+        # starts a run of capitalised words ("Greyfield Foods said", not "Police said").
+        start = sentence.lstrip("\"'“‘(")
+        runs = _CAPITALISED_RUN.findall(sentence)
+        run_at_start = bool(runs) and start.startswith(runs[0])
         capitalised = _NAME.findall(sentence)
-        if capitalised and sentence.lstrip("\"'“‘(").startswith(capitalised[0]):
-            del capitalised[0]  # a sentence's first word is capitalised anyway
+        if capitalised and start.startswith(capitalised[0]):
+            del capitalised[0]
         sentence_names = [t for t in capitalised if t.lower() not in _STOPWORDS]
+        for k, run in enumerate(runs):
+            words = run.split()
+            while words and words[0].lower() in _STOPWORDS:
+                del words[0]
+            if k == 0 and run_at_start and len(words) > 2:
+                del words[0]  # "Surgeon Adrian Cole" at a sentence start names Adrian Cole
+            if len(words) > 1:
+                phrases.append(" ".join(words))
         negated = not _NEGATIONS.isdisjoint(low) or "n't" in sentence or "n’t" in sentence
         if negated:
             negations += [w for w in low if w in _NEGATIONS or w.endswith(("n't", "n’t"))]
@@ -177,17 +202,11 @@ def _analyse(text: str) -> _Text:
         content -= sentence_numbers
         keys = {t.lower() for t in sentence_names}
         keys |= sentence_numbers
-        sentences.append(_Sentence(keys, content, negated))
+        sentences.append(_Sentence(keys, content, negated, set(low)))
         stems += sentence_stems
         lowered += low
         numbers |= sentence_numbers
         names += sentence_names
-    for run in _CAPITALISED_RUN.findall(text):
-        words = run.split()
-        while words and words[0].lower() in _STOPWORDS:
-            del words[0]
-        if len(words) > 1:
-            phrases.append(" ".join(words))
     return _Text(
         n_tokens=len(stems),
         stems=stems,
@@ -201,6 +220,13 @@ def _analyse(text: str) -> _Text:
         lowered=lowered,
         joined=" " + " ".join(lowered) + " ",
         stem_text=" " + " ".join(stems) + " ",
+        windows=[
+            (
+                set().union(*(x.keys for x in sentences[i : i + WINDOW])),
+                set().union(*(x.words for x in sentences[i : i + WINDOW])),
+            )
+            for i in range(max(1, len(sentences) - WINDOW + 1))
+        ],
     )
 
 
@@ -235,7 +261,7 @@ class Evidence:
     names: list[str]
     negations: list[str]
     misplaced: list[str]
-    """Facts found in the document, but not in the sentence that best matches the claim."""
+    """Names or numbers found in the document, but not near the rest of the claim's."""
     words: list[str]
     """Content words absent from the document."""
 
@@ -268,11 +294,19 @@ def extract(premise: str, hypothesis: str) -> tuple[list[float], Evidence]:
     content = [w for w in h.stems if w not in _STOP_STEMS and w not in h.numbers]
     novel = [w for w in content if w not in p.stem_set]
 
-    # Align each summary sentence with its best document sentence.
-    key_alignment = content_alignment = 1.0
+    # Align each summary sentence with its best document sentence, and its names and
+    # numbers with the best window of WINDOW consecutive document sentences.
+    key_alignment = content_alignment = window_alignment = 1.0
     negation_mismatch = 0.0
     misplaced: list[str] = []
     for sentence in h.sentences:
+        keys = sentence.keys
+        if keys and p.windows:
+            window_keys, window_words = max(p.windows, key=lambda w: len(keys & w[0]))
+            found = keys & window_keys
+            window_alignment = min(window_alignment, len(found) / len(keys))
+            # Name it only if it is written nowhere near (not even at a sentence start).
+            misplaced += sorted(k for k in keys - found if k in p.words - window_words)
         best, best_score, best_keys = None, -1.0, 0.0
         n_keys, n_content = len(sentence.keys), len(sentence.content)
         for candidate in p.sentences:
@@ -287,7 +321,6 @@ def extract(premise: str, hypothesis: str) -> tuple[list[float], Evidence]:
         content_alignment = min(content_alignment, best_score - best_keys)
         if sentence.negated != best.negated:
             negation_mismatch += 1.0
-        misplaced.extend(k for k in sorted(sentence.keys - best.keys) if k in p.words)
 
     s = h.stems
     features = [
@@ -300,15 +333,17 @@ def extract(premise: str, hypothesis: str) -> tuple[list[float], Evidence]:
         _precision({f" {a} {b} " for a, b in pairwise(s)}, p.stem_text),
         _precision({f" {a} {b} {c} " for a, b, c in _triples(s)}, p.stem_text),
         key_alignment,
+        window_alignment,
         content_alignment,
         math.log((h.n_tokens + 1) / (p.n_tokens + 1)),
         math.log1p(h.n_tokens),
     ]
     in_phrases = {word for phrase in phrases for word in phrase.split()}
     surface = {n.lower(): n for n in h.names}
+    surface.update((n.replace(",", ""), n) for n in reversed(_NUMBER.findall(hypothesis)))
     novel_set = set(novel)
     evidence = Evidence(
-        numbers=numbers,
+        numbers=[surface.get(n, n) for n in numbers],
         names=[*phrases, *(n for n in names if n not in in_phrases)],
         negations=negations,
         misplaced=_unique([surface.get(k, k) for k in misplaced]),

@@ -57,9 +57,7 @@ def _reason(evidence: Evidence, verdict: int) -> str:
     items += [f'unsupported name "{n}"' for n in evidence.names]
     items += [f'negation "{n}" not in the document' for n in evidence.negations]
     if evidence.misplaced and len(items) < _MAX_REASON_ITEMS:
-        items.append(
-            f"{_quoted(evidence.misplaced[:2])} not in the sentence that matches the claim"
-        )
+        items.append(f"{_quoted(evidence.misplaced[:2])} found apart from the rest of the claim")
     if not verdict and not items and evidence.words:
         items.append(f"unsupported words {_quoted(evidence.words[:3])}")
     if items:

@@ -1,4 +1,5 @@
-"""Fitting a local judge: L2 logistic regression by Newton's method, then Platt calibration.
+"""Fitting a local judge: L2 logistic regression by Newton's method, with every feature's
+sign fixed by what it means, then Platt calibration.
 
 The rows are split by document (no document on both sides, so the held-out part measures
 generalisation to unseen documents, not to unseen summaries of known ones): the logistic
@@ -18,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from batchjudge.errors import InputError
-from batchjudge.localjudge._features import FEATURE_NAMES, extract
+from batchjudge.localjudge._features import FEATURE_NAMES, FEATURE_SIGNS, extract
 from batchjudge.localjudge._judge import LocalJudge
 from batchjudge.report.metrics import roc_auc
 
@@ -65,6 +66,26 @@ def _newton_logistic(x: Array, y: Array, l2: float, iterations: int = 100) -> Ar
         if float(np.max(np.abs(step))) < 1e-10:
             break
     return w
+
+
+def _monotone_logistic(z: Array, y: Array, l2: float) -> tuple[float, Array]:
+    """(intercept, coef) of an L2 logistic regression whose signs obey :data:`FEATURE_SIGNS`.
+
+    Evidence must only ever count one way (an unsupported number can never make a summary
+    *more* likely consistent), whatever quirk of the training data says otherwise: a
+    feature whose fitted sign is wrong is dropped (its coefficient fixed at 0) and the rest
+    refitted, the worst offender first, until every sign is right.
+    """
+    signs = np.array(FEATURE_SIGNS, dtype=np.float64)
+    active = np.ones(z.shape[1], dtype=bool)
+    while True:
+        w = _newton_logistic(z[:, active], y, l2)
+        coef = np.zeros(z.shape[1])
+        coef[active] = w[1:]
+        wrong = coef * signs < 0
+        if not wrong.any():
+            return float(w[0]), coef
+        active[int(np.argmax(np.where(wrong, np.abs(coef), -1.0)))] = False
 
 
 def _heldout_mask(premises: Sequence[str], seed: int) -> NDArray[np.bool_]:
@@ -125,8 +146,7 @@ def train(
     mean = x[fit].mean(axis=0)
     scale = x[fit].std(axis=0)
     scale[scale < 1e-9] = 1.0
-    w = _newton_logistic((x[fit] - mean) / scale, y[fit], l2)
-    intercept, coef = float(w[0]), w[1:]
+    intercept, coef = _monotone_logistic((x[fit] - mean) / scale, y[fit], l2)
 
     provenance: dict[str, Any] = {
         "data": data,
