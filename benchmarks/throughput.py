@@ -22,6 +22,7 @@ Usage::
 
     python benchmarks/throughput.py                # full matrix (~6 min on 2 cores)
     python benchmarks/throughput.py --quick        # 100 RPS, no faults, engine/http only
+                                                   # (results/throughput-quick.json)
 """
 
 from __future__ import annotations
@@ -446,7 +447,8 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    results = RESULTS.with_name("throughput-quick.json") if args.quick else RESULTS
+    results.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "benchmark": "throughput",
         "machine": {
@@ -462,7 +464,7 @@ def main() -> None:
         "startup_cpu_s": startup,
         "runs": [asdict(o) for o in outcomes],
     }
-    RESULTS.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    results.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     markdown = table(outcomes)
     print(markdown)
     if not args.quick and not args.no_readme:
