@@ -115,8 +115,9 @@ def _judges_for(backend: str, model: str, trained_on: str, prompt: str, base_url
         local_model = model if model.startswith("ft:") else "local-judge"
         return [Judge(f"{label}-emulator", "mistral", model, prompt, trained_on, base_url),
                 Judge(f"{label}-local", "local", local_model, prompt, trained_on)]
-    provider = "mistral" if backend == "api" else "local"
-    return [Judge(label, provider, model, prompt, trained_on)]
+    if backend == "api":
+        return [Judge(label, "mistral", model, prompt, trained_on, base_url)]
+    return [Judge(label, "local", model, prompt, trained_on)]
 
 
 async def cookbook_flow(
@@ -126,7 +127,9 @@ async def cookbook_flow(
     """Run the whole loop into ``work``; return the comparison, the notes and the timings.
 
     With ``backend="emulator"`` and no ``base_url`` an emulator is served in-process for the
-    duration. Every trained local judge is registered under ``$BATCHJUDGE_HOME``.
+    duration; with ``backend="api"``, ``base_url`` replaces the hosted API (``MISTRAL_API_KEY``
+    is read from the environment). Every trained local judge is registered under
+    ``$BATCHJUDGE_HOME``.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import anyio
 import pytest
+from emulator_fixtures import TEST_KEY, emulator  # noqa: F401  (fixture)
 from ft_fixtures import labelled_parquet
 
+from batchjudge.emulator import EmulatorServer
+
+StartEmulator = Callable[..., EmulatorServer]
 _SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "cookbook.py"
 
 
@@ -61,3 +66,18 @@ def test_the_offline_loop_on_the_local_launcher_needs_no_server(small_data: tupl
     assert all(j["provider"] == "local" for j in result["judges"])
     assert all(r["n_scored"] == 20 for r in result["comparison"]["runs"])
     assert any("fib-usb: 80 examples" in note for note in result["notes"])
+
+
+def test_against_an_api_whose_fine_tuning_is_gone_the_loop_records_the_refusal_and_keeps_the_baselines(
+    small_data: tuple[Path, Path, Path], tmp_path: Path, emulator: StartEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MISTRAL_API_KEY", TEST_KEY)
+    server = emulator(ft_gone=True)
+    cookbook = _cookbook()
+    result = anyio.run(lambda: cookbook.cookbook_flow(*small_data, tmp_path / "work", backend="api",
+                                                      base_url=server.url, eval_rows=10))
+    assert [(j["name"], j["model"]) for j in result["judges"]] == [
+        ("zero-shot-7b", "open-mistral-7b"), ("zero-shot-large", "mistral-large-latest")]
+    refusals = [n for n in result["notes"] if "fine-tuning refused" in n]
+    assert len(refusals) == 2 and all("410 Gone" in n for n in refusals)
+    assert len(result["comparison"]["tests"]) == 1
