@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/cookbook.py [--data ../shared/data/cookbook] [--backend emulator|local|api]
-                                  [--eval-rows N] [--work DIR]
+                                  [--eval-rows N] [--work DIR] [--base-url URL]
 
 Steps (each through the public API, exactly as the CLI would run them):
 
@@ -213,6 +213,7 @@ def main() -> None:
     parser.add_argument("--eval-rows", type=int, default=None, help="Judge only the first N FIB validation rows (the cookbook used 100).")
     parser.add_argument("--work", type=Path, default=None, help="Folder for exports, runs and judges (default: temporary).")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--base-url", default=None, help="A Mistral-compatible server instead of the hosted API or the in-process emulator.")
     args = parser.parse_args()
     files = [args.data / name for name in ("fib-train.jsonl", "fib-val.jsonl", "usb-train.jsonl")]
     missing = [str(f) for f in files if not f.is_file()]
@@ -224,7 +225,7 @@ def main() -> None:
     started = time.perf_counter()
     fib_train, fib_val, usb_train = files
     result = anyio.run(lambda: cookbook_flow(fib_train, fib_val, usb_train, work, backend=args.backend,
-                                             eval_rows=args.eval_rows, seed=args.seed))
+                                             eval_rows=args.eval_rows, seed=args.seed, base_url=args.base_url))
     result["wall_s"] = round(time.perf_counter() - started, 1)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"cookbook-{args.backend}.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
