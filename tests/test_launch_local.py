@@ -144,3 +144,12 @@ def test_cli_launch_dry_run_estimates_and_launch_prints_how_to_evaluate(home: Pa
     assert record["op"] == "batchjudge.finetune.launch" and record["output"]["status"] == "SUCCESS"
     bad = runner.invoke(ft_app, ["launch", str(train), "--suffix", "a:b"])
     assert bad.exit_code == 2 and "--suffix" in bad.output
+
+
+def test_a_training_failure_is_the_jobs_outcome_and_the_cli_exits_1(home: Path, tmp_path: Path) -> None:
+    data = labelled_parquet(tmp_path / "few.parquet", 8, seed=22)  # fewer rows than the judge trains on
+    export_finetune([data], tmp_path / "few.jsonl", options=ExportOptions(prompt="ft"))
+    job = anyio.run(LocalLauncher().launch, LaunchSpec(tmp_path / "few.jsonl"))
+    assert job.status == "FAILED" and job.fine_tuned_model is None and "at least 20 rows" in (job.message or "")
+    result = runner.invoke(ft_app, ["status", job.id])
+    assert result.exit_code == 1 and "FAILED" in result.output
