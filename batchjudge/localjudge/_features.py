@@ -18,7 +18,7 @@ import math
 import re
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import cast
 
@@ -107,7 +107,7 @@ class _Sentence:
     keys: set[str]
     content: set[str]
     negated: bool
-    words: set[str]
+    tokens: list[str]
     """Every lower-cased token, to find a name or number however it is written."""
 
 
@@ -133,8 +133,10 @@ class _Text:
     """``lowered`` joined by single spaces and framed by spaces, for phrase search."""
     stem_text: str
     """``stems`` joined the same way, for n-gram search."""
-    windows: list[tuple[set[str], set[str]]]
-    """The keys and the words of every run of :data:`WINDOW` consecutive sentences."""
+    windows: list[set[str]] = field(default_factory=list)
+    """The keys of every run of :data:`WINDOW` consecutive sentences (documents only)."""
+    ngrams: set[str] | None = None
+    """The document's bigrams and trigrams as ``" a b "`` strings, once it is seen twice."""
 
 
 def _sentences(text: str) -> list[str]:
@@ -202,7 +204,7 @@ def _analyse(text: str) -> _Text:
         content -= sentence_numbers
         keys = {t.lower() for t in sentence_names}
         keys |= sentence_numbers
-        sentences.append(_Sentence(keys, content, negated, set(low)))
+        sentences.append(_Sentence(keys, content, negated, low))
         stems += sentence_stems
         lowered += low
         numbers |= sentence_numbers
@@ -220,13 +222,6 @@ def _analyse(text: str) -> _Text:
         lowered=lowered,
         joined=" " + " ".join(lowered) + " ",
         stem_text=" " + " ".join(stems) + " ",
-        windows=[
-            (
-                set().union(*(x.keys for x in sentences[i : i + WINDOW])),
-                set().union(*(x.words for x in sentences[i : i + WINDOW])),
-            )
-            for i in range(max(1, len(sentences) - WINDOW + 1))
-        ],
     )
 
 
@@ -244,8 +239,17 @@ def _premise(text: str) -> _Text:
         cached = _CACHE.get(text)
         if cached is not None:
             _CACHE.move_to_end(text)
-            return cached
+    if cached is not None:
+        if cached.ngrams is None:  # seen twice: worth indexing its n-grams
+            s = cached.stems
+            bigrams = {f" {a} {b} " for a, b in pairwise(s)}
+            cached.ngrams = bigrams | {f" {a} {b} {c} " for a, b, c in _triples(s)}
+        return cached
     premise = _analyse(text)
+    keys = [sentence.keys for sentence in premise.sentences]
+    premise.windows = [
+        set().union(*keys[i : i + WINDOW]) for i in range(max(1, len(keys) - WINDOW + 1))
+    ]
     with _CACHE_LOCK:
         _CACHE[text] = premise
         if len(_CACHE) > _CACHE_SIZE:
@@ -266,13 +270,17 @@ class Evidence:
     """Content words absent from the document."""
 
 
-def _precision(grams: set[str], stem_text: str) -> float:
+def _precision(grams: set[str], document: _Text) -> float:
     """The fraction of the summary's distinct n-grams (as ``" a b "``) found in the document.
 
-    A substring search in the document's stem string finds exactly the n-grams a set of
-    document n-gram tuples would, without building that set for every new document.
+    A document seen once is searched as a string (``" a b " in stem_text`` finds exactly
+    the n-grams a set would); a document seen again has its n-gram set built once.
     """
-    return sum(g in stem_text for g in grams) / len(grams) if grams else 1.0
+    if not grams:
+        return 1.0
+    if document.ngrams is not None:
+        return len(grams & document.ngrams) / len(grams)
+    return sum(g in document.stem_text for g in grams) / len(grams)
 
 
 def _triples(s: list[str]) -> zip[tuple[str, str, str]]:
@@ -302,11 +310,14 @@ def extract(premise: str, hypothesis: str) -> tuple[list[float], Evidence]:
     for sentence in h.sentences:
         keys = sentence.keys
         if keys and p.windows:
-            window_keys, window_words = max(p.windows, key=lambda w: len(keys & w[0]))
-            found = keys & window_keys
+            counts = [len(keys & window) for window in p.windows]
+            best_window = counts.index(max(counts))
+            found = keys & p.windows[best_window]
             window_alignment = min(window_alignment, len(found) / len(keys))
-            # Name it only if it is written nowhere near (not even at a sentence start).
-            misplaced += sorted(k for k in keys - found if k in p.words - window_words)
+            apart = [k for k in keys - found if k in p.words]
+            if apart:  # name it only if written nowhere near (not even at a sentence start)
+                near = p.sentences[best_window : best_window + WINDOW]
+                misplaced += sorted(k for k in apart if not any(k in x.tokens for x in near))
         best, best_score, best_keys = None, -1.0, 0.0
         n_keys, n_content = len(sentence.keys), len(sentence.content)
         for candidate in p.sentences:
@@ -330,8 +341,8 @@ def extract(premise: str, hypothesis: str) -> tuple[list[float], Evidence]:
         float(min(len(negations), 3)),
         negation_mismatch,
         len(novel) / len(content) if content else 0.0,
-        _precision({f" {a} {b} " for a, b in pairwise(s)}, p.stem_text),
-        _precision({f" {a} {b} {c} " for a, b, c in _triples(s)}, p.stem_text),
+        _precision({f" {a} {b} " for a, b in pairwise(s)}, p),
+        _precision({f" {a} {b} {c} " for a, b, c in _triples(s)}, p),
         key_alignment,
         window_alignment,
         content_alignment,
