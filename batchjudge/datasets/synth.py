@@ -102,6 +102,21 @@ _PLACES = (
     "Hereford", "Durham", "Bath", "Chester", "Lancaster", "Salford", "Luton", "Oxford",
     "Reading", "Brighton",
 )
+_NATIONS = dict(
+    zip(
+        _PLACES,
+        (
+            "English", "English", "Welsh", "Scottish", "Northern Irish", "English", "Welsh",
+            "Scottish", "English", "English", "Scottish", "English", "English", "Welsh",
+            "Scottish", "English", "English", "English", "Welsh", "Welsh", "English",
+            "English", "English", "Irish", "Irish", "Scottish", "Scottish", "English",
+            "English", "English", "English", "English", "English", "English", "English",
+            "English", "English", "English", "English", "English",
+        ),
+        strict=True,
+    )
+)
+"""Where each place is: world knowledge a summary may add without being wrong."""
 _ROLES = (
     "chief executive", "finance director", "chairman", "spokesperson", "operations manager",
     "managing director", "head of research", "council leader", "chief medical officer",
@@ -331,7 +346,9 @@ _ADDITIONS = (
     ", affecting about {num} families",
 )
 
-_SWAPPABLE = ("person", "org", "place")
+_NAMES = ("person", "org", "place")
+_SWAPPABLE = (*_NAMES, "role")
+"""Fields an entity swap can exchange: names, and roles (a swap no name check can see)."""
 _COMBOS = tuple(combinations(range(ROWS_PER_DOC), ROWS_PER_DOC // 2))
 """Which rows of a document are consistent: one of C(8, 4) = 70 balanced patterns."""
 
@@ -340,8 +357,10 @@ _MAX_EVENTS = 4
 _MAX_FILLERS = 32
 _H_NSENT, _H_NEVENTS, _H_SPLIT, _H_COMBO = range(4)
 _HEADER_MOD = (_MAX_FILLERS - 6, _MAX_EVENTS - 1, 1000, len(_COMBOS))
-_R_EVENT, _R_TEMPLATE, _R_KIND, _R_TWO, _R_ADD, _R_ALT = range(6)
-_ROW_MOD = (720720, 720720, 720720, 100, len(_ADDITIONS), 1_000_003)
+_R_EVENT, _R_TEMPLATE, _R_KIND, _R_TWO, _R_ADD, _R_ALT, _R_WORLD = range(7)
+_ROW_MOD = (720720, 720720, 720720, 100, len(_ADDITIONS), 1_000_003, 100)
+_WORLD_PERCENT = 20
+"""Summaries (of either class) that place the event with knowledge the document lacks."""
 # Each row also draws one sentence's worth of values (_SENT_MOD) for replacements.
 
 _MAX_REDRAWS = 16
@@ -355,7 +374,7 @@ _ENTITY_FIELDS = {
     template: tuple(name for name in _SWAPPABLE if "{" + name + "}" in template)
     for template in (*_FILLERS, *(t for event in _EVENTS for t in event[1]))
 }
-"""Which of person/org/place each document template mentions."""
+"""Which swappable fields (person, org, place, role) each document template mentions."""
 
 
 # --------------------------------------------------------------------------- randomness
@@ -528,7 +547,8 @@ def _errors_for(template: str, doc: _Doc, facts: dict[str, str]) -> list[tuple[s
         errors.append(("date_error", "date"))
     for field in _SWAPPABLE:
         if "{" + field + "}" in template:
-            errors.append(("unsupported_name", field))
+            if field in _NAMES:
+                errors.append(("unsupported_name", field))
             if doc.entities[field] - {facts[field]}:
                 errors.append(("entity_swap", field))
     return errors
@@ -542,6 +562,9 @@ def _summary(doc: _Doc, r: Sequence[int], target: int) -> tuple[str, str]:
     (lo, hi), _, summaries, negated = _EVENTS[kind_e]
     off = len(_ROW_MOD)
     template = summaries[r[_R_TEMPLATE] % len(summaries)]
+    if r[_R_WORLD] < _WORLD_PERCENT and "in {place}" in template:
+        # As real summaries do: true, but not in the document ("the Welsh city of Cardiff").
+        template = template.replace("in {place}", "in the {nation} city of {place}", 1)
     kind, field = "consistent", ""
     if not target:  # an error kind that fits the template, then a field for it
         errors = _errors_for(template, doc, facts)
@@ -559,6 +582,7 @@ def _summary(doc: _Doc, r: Sequence[int], target: int) -> tuple[str, str]:
         f[field] = others[r[_R_ALT] % len(others)]
     elif kind == "unsupported_name":
         f[field] = _fresh_value(doc, field, facts[field], r, off)
+    f["nation"] = _NATIONS[f["place"]]  # of the place the summary names, right or wrong
     text = (negated if kind == "negation" else template).format_map(f)
     if kind == "unsupported_addition":
         extra = _Fields(r, off)
