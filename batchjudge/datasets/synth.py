@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import re
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from itertools import combinations
@@ -369,12 +368,16 @@ _DOC_STREAM = np.uint64(0xD0C5)
 _ROW_STREAM = np.uint64(0x5077)
 
 
-_DIGITS = re.compile(r"\d+")
 _ENTITY_FIELDS = {
     template: tuple(name for name in _SWAPPABLE if "{" + name + "}" in template)
     for template in (*_FILLERS, *(t for event in _EVENTS for t in event[1]))
 }
 """Which swappable fields (person, org, place, role) each document template mentions."""
+_NUMBER_FIELDS = {
+    template: tuple(n for n in ("num", "small", "year", "date") if "{" + n + "}" in template)
+    for template in _ENTITY_FIELDS
+}
+"""Which numeric fields each document template states (templates hold no other digits)."""
 
 
 # --------------------------------------------------------------------------- randomness
@@ -401,8 +404,28 @@ def _draws(
     return draws
 
 
+_MASK64 = (1 << 64) - 1
+
+
+def _splitmix64_int(z: int) -> int:
+    """:func:`_splitmix64` for one Python int (same arithmetic, modulo 2**64)."""
+    z = (z + 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+def _draws_one(seed: int, stream: np.uint64, item: int, moduli: Sequence[int]) -> list[int]:
+    """``_draws(seed, stream, item, ..., 1)[0]`` in plain Python: cheaper for one item."""
+    key = _splitmix64_int(seed ^ int(stream))
+    base = _splitmix64_int(item ^ key)
+    step = 0x632BE59BD9B4E019
+    return [_splitmix64_int((base + k * step) & _MASK64) % m for k, m in enumerate(moduli)]
+
+
 _DOC_MOD = np.array(_HEADER_MOD + _SENT_MOD * (_MAX_EVENTS + _MAX_FILLERS), dtype=np.uint64)
-_ROWS_MOD = np.array(_ROW_MOD + _SENT_MOD, dtype=np.uint64)
+_ROW_MODULI = _ROW_MOD + _SENT_MOD
+_ROWS_MOD = np.array(_ROW_MODULI, dtype=np.uint64)
 
 
 # --------------------------------------------------------------------------- documents
@@ -444,7 +467,7 @@ def _fields(d: Sequence[int], off: int) -> dict[str, str]:
 class _Doc:
     """One synthetic document: its text, its events and the entities it mentions."""
 
-    __slots__ = ("_numbers", "combo", "entities", "events", "split", "text")
+    __slots__ = ("combo", "entities", "events", "numbers", "split", "text")
 
     def __init__(self, d: Sequence[int]) -> None:
         n_events = 2 + d[_H_NEVENTS]
@@ -452,6 +475,7 @@ class _Doc:
         base = len(_HEADER_MOD)
         entities: dict[str, set[str]] = {name: set() for name in _SWAPPABLE}
         events: list[tuple[int, dict[str, str]]] = []
+        numbers: set[str] = set()
         event_text: list[str] = []
         filler_text: list[str] = []
         for k in range(n_events + n_fillers):
@@ -470,6 +494,8 @@ class _Doc:
                 filler_text.append(template.format_map(f))
             for name in _ENTITY_FIELDS[template]:
                 entities[name].add(f[name])
+            for name in _NUMBER_FIELDS[template]:
+                numbers.add(f[name].partition(" ")[0])  # "4 November" -> "4"
         # News style: the lead event first, the other events spread through the background.
         after = {e * n_fillers // n_events - 1: e for e in range(1, n_events)}
         parts = [event_text[0]]
@@ -483,14 +509,8 @@ class _Doc:
         self.entities = entities
         self.split = "val" if d[_H_SPLIT] < _VALIDATION_PER_MILLE else "train"
         self.combo = _COMBOS[d[_H_COMBO]]
-        self._numbers: frozenset[str] | None = None
-
-    @property
-    def numbers(self) -> frozenset[str]:
-        """Every digit run in the text (computed once, only for rows that need it)."""
-        if self._numbers is None:
-            self._numbers = frozenset(_DIGITS.findall(self.text))
-        return self._numbers
+        self.numbers = numbers
+        """Every number the text states (from the values its templates used)."""
 
 
 # --------------------------------------------------------------------------- summaries
@@ -646,7 +666,7 @@ def _batch(seed: int, lo: int, hi: int) -> pa.RecordBatch:
             for attempt in range(1, _MAX_REDRAWS + 1):  # a document never repeats a summary
                 if text not in seen:
                     break
-                redraw = _draws(seed, _ROW_STREAM, i + (attempt << 40), _ROWS_MOD, 1)[0]
+                redraw = _draws_one(seed, _ROW_STREAM, i + (attempt << 40), _ROW_MODULI)
                 text, kind = _summary(doc, redraw, target)
             seen.add(text)
             if lo <= i < hi:
