@@ -111,6 +111,7 @@ def test_each_fault_maps_to_the_right_error_and_retry_decision(
     assert type(exc) is error
     assert words in str(exc)
     assert provider.should_retry(exc).kind is retry
+    assert server.stats()["chat_completions"] == 1  # the provider (and the SDK) never retried
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
