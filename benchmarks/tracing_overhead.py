@@ -85,25 +85,28 @@ def free_port() -> int:
         return port
 
 
-def start_emulator(port: int, rps: float, latency: str) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "batchjudge",
-            "emulator",
-            "--port",
-            str(port),
-            "--rps",
-            str(rps),
-            "--latency-ms",
-            latency,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+def start_emulator(
+    port: int, rps: float, latency: str, log: Path
+) -> subprocess.Popen[bytes]:
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "batchjudge",
+                "emulator",
+                "--port",
+                str(port),
+                "--rps",
+                str(rps),
+                "--latency-ms",
+                latency,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
             urllib.request.urlopen(
                 f"http://127.0.0.1:{port}/v1/models", timeout=1
@@ -112,7 +115,7 @@ def start_emulator(port: int, rps: float, latency: str) -> subprocess.Popen[byte
         except OSError:
             time.sleep(0.2)
     proc.kill()
-    raise RuntimeError("the emulator did not start")
+    raise RuntimeError(f"the emulator did not start: {log.read_text()[-2000:]}")
 
 
 def run_once(
@@ -163,7 +166,7 @@ def main() -> None:
         data = tmp / "data"
         write_synth(data, rows=args.rows, shards=2, seed=11)
         port = free_port()
-        emulator = start_emulator(port, args.rps, args.latency_ms)
+        emulator = start_emulator(port, args.rps, args.latency_ms, tmp / "emulator.log")
         try:
             for i in range(args.repeats):
                 for mode in modes:

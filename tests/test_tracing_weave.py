@@ -67,7 +67,11 @@ def run_weave(
     sink = WeaveSink(
         "acme/judges",
         run_name="fib-large",
-        run_config={"model": "mistral-large-latest", "prompt": "zero-shot"},
+        run_config={
+            "model": "mistral-large-latest",
+            "prompt": "zero-shot",
+            "inputs": ["data/fib-val.parquet"],
+        },
         client_factory=recording_client(server),
     )
 
@@ -125,6 +129,10 @@ def test_each_row_is_a_judge_call_inside_a_weave_evaluation(
 
     (evaluation,) = by_op["Evaluation.evaluate"]
     assert evaluation["start"]["display_name"] == "fib-large"
+    objects = {
+        req["obj"]["object_id"] for name, req in server.requests if name == "obj_create"
+    }
+    assert "fib-val.parquet" in objects  # runs on the same inputs compare in Weave
     output = evaluation["end"]["output"]
     assert output["output"]["accuracy"] == 0.5  # the engine's metrics
     assert output["output"]["trace_counters"]["sent"] == 3

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -54,6 +55,13 @@ def _model_name(model: str) -> str:
     return name if name[0].isalpha() else f"judge_{name}"
 
 
+def _dataset_name(config: dict[str, Any], run_name: str) -> str:
+    """Runs over the same inputs share a dataset name, so Weave lines them up to compare."""
+    inputs = config.get("inputs") or []
+    names = [PurePath(str(p)).name for p in inputs]
+    return ",".join(n for n in names if n) or f"{run_name}-rows"
+
+
 def _parse_time(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(value)
 
@@ -61,8 +69,8 @@ def _parse_time(value: str) -> dt.datetime:
 class WeaveSink:
     """Logs records to a Weave project through ``client_factory`` (default :func:`init_weave`).
 
-    ``client_factory`` exists so that tests run the real Weave code path against an
-    in-process trace server instead of W&B.
+    ``client_factory`` lets tests and the benchmark run the real Weave client against the
+    in-process trace server of ``_recording`` instead of W&B.
     """
 
     def __init__(
@@ -95,7 +103,7 @@ class WeaveSink:
                     k: config[k] for k in ("model", "provider", "prompt") if k in config
                 },
             },
-            dataset=str(config.get("dataset") or f"{self._run_name}-rows"),
+            dataset=_dataset_name(config, self._run_name),
             eval_attributes={"batchjudge_config": config},
             trace_scores=False,
         )
