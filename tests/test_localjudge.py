@@ -292,9 +292,20 @@ def test_weights_for_other_features_are_refused(trained: LocalJudge) -> None:
 
 # ---------------------------------------------------------------- shipped weights
 def test_the_shipped_weights_reproduce_from_the_build_script() -> None:
-    from batchjudge.localjudge.build_default import WEIGHTS, build
+    from batchjudge.localjudge.build_default import WEIGHTS, build, same_weights
 
-    assert build().to_dict() == json.loads(WEIGHTS.read_text(encoding="utf-8"))
+    assert same_weights(build().to_dict(), json.loads(WEIGHTS.read_text(encoding="utf-8")))
+
+
+def test_weights_comparison_tolerates_only_last_bit_differences() -> None:
+    from batchjudge.localjudge.build_default import same_weights
+
+    weights = LocalJudge.load().to_dict()
+    nudged = {**weights, "coef": [c * (1 + 1e-9) for c in weights["coef"]]}
+    changed = {**weights, "coef": [c * 1.01 for c in weights["coef"]]}
+    assert same_weights(weights, nudged)
+    assert not same_weights(weights, changed)
+    assert not same_weights(weights, {**weights, "name": "other"})
 
 
 def test_the_shipped_weights_record_how_they_were_made(judge: LocalJudge) -> None:
