@@ -7,9 +7,9 @@ but never together in one sentence (a swapped entity). :func:`extract` measures 
 these as one number (see :data:`FEATURE_NAMES`) and keeps the evidence, so the judge can say
 *what* looked unsupported.
 
-Everything is one compiled regex, sets and dict look-ups; a document's token structures are
-computed once and cached, because a document is usually judged against several summaries
-in a row.
+Everything is a few compiled regexes, string methods, sets and dict look-ups; a document's
+token structures are computed once and cached, because a document is usually judged
+against several summaries in a row.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ _STOP_STEMS = frozenset(_STOPWORDS | {_stem(w) for w in _STOPWORDS} | _NEGATIONS
 
 @dataclass(slots=True)
 class _Sentence:
-    """One sentence's key facts (numbers, name words), content stems, negation and words."""
+    """One sentence's key facts (numbers, name words), content stems, negation and tokens."""
 
     keys: set[str]
     content: set[str]
@@ -179,14 +179,14 @@ def _analyse(text: str) -> _Text:
             if None not in memo
             else [st or _stem(w) for st, w in zip(memo, low, strict=True)]
         )
-        # A sentence's first word is capitalised anyway: it counts as a name only when it
-        # starts a run of capitalised words ("Greyfield Foods said", not "Police said").
+        # A sentence's first word is capitalised anyway, so it is never taken for a name
+        # on its own ("Police said"); within a multi-word name it stays ("Greyfield Foods").
         start = sentence.lstrip("\"'“‘(")
-        runs = _CAPITALISED_RUN.findall(sentence)
-        run_at_start = bool(runs) and start.startswith(runs[0])
         capitalised = _NAME.findall(sentence)
         if capitalised and start.startswith(capitalised[0]):
             del capitalised[0]
+        runs = _CAPITALISED_RUN.findall(sentence)
+        run_at_start = bool(runs) and start.startswith(runs[0])
         sentence_names = [t for t in capitalised if t.lower() not in _STOPWORDS]
         for k, run in enumerate(runs):
             words = run.split()
