@@ -6,9 +6,12 @@ organisations, places, numbers and dates, padded with varied background sentence
 150-600 words. Every document serves :data:`ROWS_PER_DOC` consecutive rows, exactly half of
 them consistent: a consistent summary paraphrases or compresses one or two of the
 document's events; an inconsistent one states an event with one realistic error
-(:data:`ERROR_KINDS`): a changed number, a wrong date, a name or organisation the document
-never mentions, an entity swapped in from elsewhere in the document, a negated claim, or an
-unsupported addition.
+(:data:`ERROR_KINDS`): a changed number, a wrong date, a name, organisation or place the
+document never mentions, an entity (name, organisation, place or role) swapped in from
+elsewhere in the document, a negated claim, or an unsupported addition. Both classes share
+one distribution of summary wordings, and one summary in five of either class adds true
+world knowledge the document lacks ("the Welsh city of Cardiff"), as real summaries do, so a
+judge cannot learn the label from the phrasing.
 
 Randomness is counter-based (a SplitMix64 hash of ``(seed, doc or row index, slot)``,
 computed with numpy for a whole batch at once), so row ``i`` depends only on
@@ -358,9 +361,9 @@ _H_NSENT, _H_NEVENTS, _H_SPLIT, _H_COMBO = range(4)
 _HEADER_MOD = (_MAX_FILLERS - 6, _MAX_EVENTS - 1, 1000, len(_COMBOS))
 _R_EVENT, _R_TEMPLATE, _R_KIND, _R_TWO, _R_ADD, _R_ALT, _R_WORLD = range(7)
 _ROW_MOD = (720720, 720720, 720720, 100, len(_ADDITIONS), 1_000_003, 100)
+# Each row also draws one sentence's worth of values (_SENT_MOD) for replacements.
 _WORLD_PERCENT = 20
 """Summaries (of either class) that place the event with knowledge the document lacks."""
-# Each row also draws one sentence's worth of values (_SENT_MOD) for replacements.
 
 _MAX_REDRAWS = 16
 """Fresh draws tried when a row repeats a summary of its own document (rare: ~3% of rows)."""
