@@ -59,10 +59,24 @@ def _score(judge: LocalJudge, data: Rows) -> dict[str, float | int | None]:
     }
 
 
+def _by_kind(judge: LocalJudge, table: pa.Table) -> dict[str, dict[str, float | int]]:
+    """The default judge's share of correct verdicts per synthetic error kind."""
+    premises, hypotheses, targets = _columns(table)
+    judged = judge.predict_many(zip(premises, hypotheses, strict=True))
+    correct: dict[str, list[bool]] = {}
+    for kind, j, t in zip(table.column("kind").to_pylist(), judged, targets, strict=True):
+        correct.setdefault(kind, []).append(j.verdict == t)
+    return {
+        kind: {"rows": len(hits), "correct": round(sum(hits) / len(hits), 3)}
+        for kind, hits in sorted(correct.items())
+    }
+
+
 def main() -> None:
     default = LocalJudge.load()
     # Rows far beyond the 12,000 the default was trained on: documents it never saw.
-    unseen_synth = _columns(pa.Table.from_batches(list(synth_batches(4000, start=10_000_000))))
+    unseen = pa.Table.from_batches(list(synth_batches(4000, start=10_000_000)))
+    unseen_synth = _columns(unseen)
     cases: list[tuple[str, str, Rows]] = [
         ("default", "synthetic, unseen documents", unseen_synth),
         ("default", "shipped sample (100 rows)", _columns(load_sample())),
@@ -79,8 +93,11 @@ def main() -> None:
     results = [
         {"judge": name, "data": data, **_score(judges[name], rows)} for name, data, rows in cases
     ]
+    by_kind = _by_kind(default, unseen)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"results": results}, indent=2) + "\n")
+    RESULTS.write_text(
+        json.dumps({"results": results, "synthetic_by_kind": by_kind}, indent=2) + "\n"
+    )
     print("| judge | data | rows | accuracy | ROC-AUC | log-loss | mean score |")
     print("|---|---|---|---|---|---|---|")
     for r in results:
@@ -88,6 +105,11 @@ def main() -> None:
             f"| {r['judge']} | {r['data']} | {r['rows']} | {r['accuracy']} | {r['roc_auc']} "
             f"| {r['log_loss']} | {r['mean_score']} |"
         )
+    print()
+    print("| synthetic kind | rows | judged correctly |")
+    print("|---|---|---|")
+    for kind, r in by_kind.items():
+        print(f"| {kind} | {r['rows']} | {r['correct']} |")
 
 
 
