@@ -12,8 +12,11 @@ import os
 # pyarrow's default mimalloc pool keeps freed Parquet pages resident: streaming 100k rows of
 # long documents measured 194 MiB peak RSS with it and 126 MiB with the system allocator. The
 # CLI owns its process, so it picks the allocator before pyarrow is first imported; a user's
-# own setting wins.
+# own setting wins. Likewise polars' jemalloc (used by the label-sanity pass before a run) is
+# told to hand freed pages back at once instead of holding them for the rest of the run:
+# together they keep a 100k-row run under 300 MiB (benchmarks/scale_memory.py).
 os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")
 
 import typer
 

@@ -123,7 +123,7 @@ class _Run:
         limit = self.config.limit
         seen = 0
         async with work, results:
-            batches = self.source.batches()
+            batches = self.source.batches(512)
             while True:
                 batch = await anyio.to_thread.run_sync(next, batches, None)
                 if batch is None:
@@ -335,7 +335,7 @@ def _check_labels(source: Source) -> list[str]:
     from batchjudge.datasets.sanity import LabelChecker
 
     checker = LabelChecker()
-    for file, _, batch in source.arrow_batches(8192):
+    for file, _, batch in source.arrow_batches(2048):
         checker.update(batch, origin=file.rel)
     return [f"{w.code}: {w.message}" for w in checker.finish()]
 
