@@ -151,11 +151,13 @@ def _sentences(text: str) -> list[str]:
     return text.split(". ")
 
 
-def _analyse(text: str) -> _Text:
+def _analyse(text: str, *, summary: bool = True) -> _Text:
     """Tokenise ``text`` once into everything :func:`extract` needs.
 
     Work is done per sentence with C-level primitives (``findall``, ``map``, set algebra);
-    per-token Python is kept to the few places that need it.
+    per-token Python is kept to the few places that need it. Multi-word names and negation
+    words are listed only for a ``summary`` (a document is searched through ``joined`` and
+    ``words`` instead).
     """
     stems: list[str] = []
     lowered: list[str] = []
@@ -185,7 +187,7 @@ def _analyse(text: str) -> _Text:
         capitalised = _NAME.findall(sentence)
         if capitalised and start.startswith(capitalised[0]):
             del capitalised[0]
-        runs = _CAPITALISED_RUN.findall(sentence)
+        runs = _CAPITALISED_RUN.findall(sentence) if summary else []
         run_at_start = bool(runs) and start.startswith(runs[0])
         sentence_names = [t for t in capitalised if t.lower() not in _STOPWORDS]
         for k, run in enumerate(runs):
@@ -197,7 +199,7 @@ def _analyse(text: str) -> _Text:
             if len(words) > 1:
                 phrases.append(" ".join(words))
         negated = not _NEGATIONS.isdisjoint(low) or "n't" in sentence or "n’t" in sentence
-        if negated:
+        if negated and summary:
             negations += [w for w in low if w in _NEGATIONS or w.endswith(("n't", "n’t"))]
         # difference() walks the small side; "-=" would walk all of _STOP_STEMS.
         content = set(sentence_stems).difference(_STOP_STEMS)
@@ -245,7 +247,7 @@ def _premise(text: str) -> _Text:
             bigrams = {f" {a} {b} " for a, b in pairwise(s)}
             cached.ngrams = bigrams | {f" {a} {b} {c} " for a, b, c in _triples(s)}
         return cached
-    premise = _analyse(text)
+    premise = _analyse(text, summary=False)
     keys = [sentence.keys for sentence in premise.sentences]
     premise.windows = [
         set().union(*keys[i : i + WINDOW]) for i in range(max(1, len(keys) - WINDOW + 1))
