@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import anyio
 import pytest
@@ -11,7 +12,7 @@ from batchjudge.adapters.parsing import parse_verdict
 from batchjudge.engine.providers.local import LocalProvider
 from batchjudge.engine.types import JudgeRequest, Provider, RetryKind
 from batchjudge.errors import ConfigError
-from batchjudge.localjudge import LocalJudge
+from batchjudge.localjudge import LocalJudge, register
 
 DOC = "The council approved 47 new homes in Leeds on Monday, the mayor, Jane Smith, said."
 
@@ -74,3 +75,18 @@ def test_the_provider_is_available_from_the_registry() -> None:
 
     provider = make_provider("local", model="local-judge")
     assert isinstance(provider, LocalProvider)
+
+
+def test_a_registered_model_is_served_by_name_and_reported_as_the_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BATCHJUDGE_HOME", str(tmp_path))
+    shipped = LocalJudge.load().to_dict()
+    # A deliberately contrary judge: its intercept alone decides, so its verdict differs.
+    zeros = [0.0] * len(shipped["coef"])
+    contrary = {**shipped, "name": "ft:local-judge:test:1", "coef": zeros, "intercept": -5.0}
+    register(LocalJudge.from_dict(contrary))
+    provider = LocalProvider("ft:local-judge:test:1")
+    reply = _judge(provider, "The council approved 47 new homes in Leeds.")
+    assert reply.model == "ft:local-judge:test:1"
+    assert json.loads(reply.text)["consistency"] == 0
