@@ -10,7 +10,7 @@ import pytest
 
 from batchjudge.adapters.parsing import parse_verdict
 from batchjudge.engine.providers.local import LocalProvider
-from batchjudge.engine.types import JudgeRequest, Provider, RetryKind
+from batchjudge.engine.types import JudgeReply, JudgeRequest, Provider, RetryKind
 from batchjudge.errors import ConfigError
 from batchjudge.localjudge import LocalJudge, register
 
@@ -28,7 +28,7 @@ def _request(hypothesis: str) -> JudgeRequest:
     )
 
 
-def _judge(provider: LocalProvider, hypothesis: str):  # noqa: ANN202 - test helper
+def _judge(provider: LocalProvider, hypothesis: str) -> JudgeReply:
     return anyio.run(provider.judge, _request(hypothesis))
 
 
