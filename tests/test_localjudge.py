@@ -190,6 +190,18 @@ def test_trained_evidence_only_counts_the_way_it_means(trained: LocalJudge) -> N
         assert coef * sign >= 0, name
 
 
+def test_a_few_separable_held_out_rows_cannot_make_the_judge_certain() -> None:
+    premises = [f"The firm cut {n} jobs in Leeds on Monday." for n in range(10, 50)]
+    numbers = [n if i % 2 else n + 500 for i, n in enumerate(range(10, 50))]
+    hypotheses = [f"The firm cut {n} jobs in Leeds." for n in numbers]
+    judge = train(premises, hypotheses, [i % 2 for i in range(40)], name="separable")
+    values = [*judge.coef, judge.intercept, *judge.calibration]
+    assert all(np.isfinite(values))
+    scores = [j.score for j in judge.predict_many(zip(premises, hypotheses, strict=True))]
+    assert all(0.001 < score < 0.999 for score in scores)  # 8 held-out rows prove little
+    assert scores[1] > 0.5 > scores[0]
+
+
 def test_training_is_deterministic(trained: LocalJudge) -> None:
     premises, hypotheses, targets = _rows(3000)
     again = train(premises, hypotheses, targets, name="synth-3k", seed=1)
