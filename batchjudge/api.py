@@ -10,7 +10,20 @@ import anyio
 from batchjudge.engine.config import RunConfig
 from batchjudge.engine.runner import RunResult, run_async
 
-__all__ = ["run"]
+__all__ = ["event_loop_options", "run"]
+
+
+def event_loop_options() -> dict[str, Any]:
+    """anyio backend options for a loop this process owns: uvloop where installed.
+
+    uvloop roughly halves the event loop's own CPU per request, which matters at 400 RPS on
+    one core; the engine works the same on the standard loop.
+    """
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return {}
+    return {"use_uvloop": True}
 
 
 def run(config: RunConfig, **options: Any) -> RunResult:
@@ -18,4 +31,4 @@ def run(config: RunConfig, **options: Any) -> RunResult:
 
     From inside an async program, ``await batchjudge.run_async(config)`` instead.
     """
-    return anyio.run(functools.partial(run_async, config, **options))
+    return anyio.run(functools.partial(run_async, config, **options), backend_options=event_loop_options())

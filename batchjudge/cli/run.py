@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from batchjudge.api import event_loop_options
 from batchjudge.engine.config import RunConfig
 from batchjudge.engine.runner import RunResult, run_async
 from batchjudge.engine.stats import RunStats
@@ -125,7 +126,7 @@ def run_command(
     console = Console(stderr=True)
     view = None if quiet else _ProgressView(console)
     try:
-        result = anyio.run(lambda: run_async(config, progress=view))
+        result = anyio.run(lambda: run_async(config, progress=view), backend_options=event_loop_options())
     except BatchJudgeError as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:

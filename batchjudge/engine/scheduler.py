@@ -2,9 +2,8 @@
 
 One :class:`Limits` object is shared by all workers of a run:
 
-- ``rps``: requests are spread in 10 ms slices (``AsyncLimiter(rate * 0.01, 0.01)``) rather
-  than let through in a one-second burst; a burst against a strict one-second window is what
-  draws 429s (DESIGN.md, "Measured").
+- ``rps``: a :class:`~batchjudge.engine.pacing.WindowPacer` keeps at most ``rps`` sends in any
+  1.03 s, the shape of the server's own limit, so delays are made up rather than lost.
 - ``tpm``: a token bucket charged with the request's counted prompt tokens plus the expected
   completion (a running mean of replies), then corrected by the usage the reply reports.
 - A 429's ``Retry-After`` sets one shared cooldown; every worker checks it right before it
@@ -35,14 +34,12 @@ from tenacity import (
     stop_after_attempt,
 )
 
+from batchjudge.engine.pacing import WindowPacer
 from batchjudge.engine.stats import RunStats
 from batchjudge.engine.types import JudgeReply, JudgeRequest, Provider, RetryDecision, RetryKind
 from batchjudge.errors import AuthError, ProviderError, TransientError
 
 __all__ = ["CallOutcome", "Cooldown", "Limits", "RefundableLimiter", "call_with_retries"]
-
-_SLICE_S = 0.01
-
 
 class RefundableLimiter(AsyncLimiter):
     """An :class:`AsyncLimiter` whose charge can be corrected down after the fact.
@@ -102,11 +99,12 @@ class Limits:
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         adapt_after_429s: int = 3,
         calm_successes: int = 50,
+        pace_margin: float = 0.03,
     ) -> None:
         self.max_concurrency = concurrency
         self.capacity = anyio.CapacityLimiter(concurrency)
         self.rps = rps
-        self._rps = AsyncLimiter(max(rps * _SLICE_S, 1.0), max(rps * _SLICE_S, 1.0) / rps) if rps else None
+        self._rps = WindowPacer(rps, margin=pace_margin, clock=clock, sleep=sleep) if rps else None
         self.tpm = tpm
         self._tpm = RefundableLimiter(tpm, 60.0) if tpm else None
         self._expected_completion = float(expected_completion_tokens)
@@ -126,12 +124,17 @@ class Limits:
         return amount
 
     async def before_send(self, tokens: float) -> None:
-        """Wait for the pacer, the token bucket, then the shared cooldown (in that order)."""
-        if self._rps is not None:
-            await self._rps.acquire()
+        """Wait for the token bucket, then the pacer, then the shared cooldown.
+
+        The cooldown is checked last, right before the send, so no request leaves before a
+        ``Retry-After`` expires however long the earlier waits took.
+        """
         if self._tpm is not None:
             await self._tpm.acquire(tokens)
-        await self.cooldown.wait()
+        if self._rps is not None:
+            await self._rps.acquire(gate=self.cooldown.wait)
+        else:
+            await self.cooldown.wait()
 
     def settle(self, charged: float, reply: JudgeReply) -> float:
         """Correct the TPM charge with the reported usage; return tokens still owed (> 0)."""
