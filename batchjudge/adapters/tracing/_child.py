@@ -100,6 +100,9 @@ def main() -> None:
     if hello is None:
         return
     _serve(hello["config"], requests, replies)
+    # The sink has flushed and the parent has its answer. Skip interpreter teardown: Weave's
+    # exit hooks would wait on its idle threads for most of a second, delaying the run's end.
+    os._exit(0)
 
 
 if __name__ == "__main__":
