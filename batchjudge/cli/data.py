@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from batchjudge.cli._console import err_console, fail
 from batchjudge.datasets.cookbook import load_cookbook
 from batchjudge.datasets.io import iter_dataset_batches, write_dataset
 from batchjudge.datasets.sanity import LabelChecker, SanityWarning, check_labels
@@ -33,12 +34,11 @@ data_app = typer.Typer(
     no_args_is_help=True,
 )
 _out = Console()
-_err = Console(stderr=True)
+_err = err_console
 
 
 def _fail(exc: BatchJudgeError) -> typer.Exit:
-    _err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-    return typer.Exit(2)
+    return fail(str(exc))
 
 
 def _render_warnings(found: list[SanityWarning]) -> None:

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from batchjudge.cli._console import err_console, fail
 from batchjudge.errors import (
     AuthError,
     BatchJudgeError,
@@ -35,7 +36,7 @@ EXIT_REFUSED = 3
 ft_app = typer.Typer(name="ft", help="Export fine-tuning data and launch, follow or cancel fine-tuning jobs.",
                      no_args_is_help=True)
 _out = Console()
-_err = Console(stderr=True)
+_err = err_console
 T = TypeVar("T")
 
 _LauncherOpt = Annotated[str, typer.Option("--launcher", help="local (train the local judge here) or mistral (hosted API, or the emulator with --base-url).")]
@@ -45,8 +46,7 @@ _TraceOpt = Annotated[str | None, typer.Option(help="Trace the operation to weav
 
 
 def _error(message: str, code: int) -> typer.Exit:
-    _err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
+    return fail(message, code)
 
 
 def _call(action: Callable[[], Awaitable[T]]) -> T:

@@ -9,7 +9,7 @@ import orjson
 import typer
 from rich.console import Console
 
-from batchjudge.cli.run import fail
+from batchjudge.cli._console import fail
 from batchjudge.errors import BatchJudgeError
 from batchjudge.report import (
     compare_runs,

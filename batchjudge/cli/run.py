@@ -8,9 +8,11 @@ from typing import Annotated, Optional
 import anyio
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from batchjudge.api import event_loop_options
+from batchjudge.cli._console import err_console, fail
 from batchjudge.engine.config import RunConfig
 from batchjudge.engine.runner import RunResult, run_async
 from batchjudge.engine.stats import RunStats
@@ -18,13 +20,6 @@ from batchjudge.errors import BatchJudgeError
 
 __all__ = ["register"]
 
-_err = Console(stderr=True)
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print one clear error line to stderr and return the Exit to raise."""
-    _err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
 
 
 class _ProgressView:
@@ -77,7 +72,7 @@ def _summary(console: Console, result: RunResult, *, show_warnings: bool) -> Non
     if result.trace is not None:
         console.print(f"tracing: {result.trace}", highlight=False)
     if result.error:
-        _err.print(f"[bold red]error:[/] {result.error}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(result.error)}", highlight=False)
     if not result.complete:
         console.print("run again with the same command to resume", highlight=False)
 
