@@ -187,3 +187,22 @@ def test_write_synth_rejects_impossible_requests(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         write_synth(tmp_path, **kwargs)
+
+
+def test_an_output_directory_that_cannot_be_created_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="cannot create the output directory"):
+        write_synth(tmp_path / "file" / "out", rows=10)
+
+
+def test_a_shard_that_cannot_be_written_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "part-00000.parquet").mkdir()  # in the way of the rename, even for root
+    with pytest.raises(ConfigError, match="part-00000.parquet"):
+        write_synth(tmp_path, rows=10)
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_an_output_path_that_is_a_file_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="not a directory"):
+        write_synth(tmp_path / "file", rows=10)

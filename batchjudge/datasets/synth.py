@@ -713,22 +713,29 @@ def write_synth(
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{out}: cannot create the output directory ({exc.strerror})") from exc
     paths = [out / f"part-{k:05d}.parquet" for k in range(shards)]
     stale = sorted(set(out.glob("part-*.parquet")) - set(paths))
     if stale:
         raise ConfigError(f"{out}: already holds other shards ({stale[0].name}); use an empty dir")
     jobs = [(p, seed, k * rows // shards, (k + 1) * rows // shards) for k, p in enumerate(paths)]
     workers = min(shards, os.cpu_count() or 1) if rows >= _PARALLEL_MIN_ROWS else 1
-    if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
-        # fork, not spawn: spawn re-imports the caller's __main__, which breaks scripts
-        # without a main guard; the children only run numpy and pyarrow (fork-safe).
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            list(pool.map(_write_shard, *zip(*jobs, strict=True)))
-    else:
-        for job in jobs:
-            _write_shard(*job)
+    try:
+        if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+            # fork, not spawn: spawn re-imports the caller's __main__, which breaks scripts
+            # without a main guard; the children only run numpy and pyarrow (fork-safe).
+            context = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                list(pool.map(_write_shard, *zip(*jobs, strict=True)))
+        else:
+            for job in jobs:
+                _write_shard(*job)
+    except OSError as exc:  # a full disk, a read-only directory
+        where = exc.filename or out
+        raise ConfigError(f"{where}: cannot write the synthetic shard ({exc.strerror})") from exc
     return paths
 
 
