@@ -241,6 +241,14 @@ def test_save_and_load_round_trip_gives_identical_judgements(
     assert loaded.predict_many(pairs) == trained.predict_many(pairs)
 
 
+def test_saving_where_no_file_can_be_written_is_a_config_error(
+    trained: LocalJudge, tmp_path: Path
+) -> None:
+    (tmp_path / "judge.json").mkdir()  # in the way of the rename, even for root
+    with pytest.raises(ConfigError, match="judge.json: cannot save"):
+        trained.save(tmp_path / "judge.json")
+
+
 def test_a_json_path_loads_as_a_model_name(trained: LocalJudge, tmp_path: Path) -> None:
     path = trained.save(tmp_path / "mine.json")
     assert LocalJudge.load(str(path)) == trained

@@ -162,11 +162,13 @@ class LocalJudge:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the weights as JSON to ``path`` atomically; return the path."""
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         try:
+            target.parent.mkdir(parents=True, exist_ok=True)
             tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
             os.replace(tmp, target)
+        except OSError as exc:
+            raise ConfigError(f"{target}: cannot save local judge weights ({exc.strerror})") from exc
         finally:
             tmp.unlink(missing_ok=True)
         return target
