@@ -168,7 +168,8 @@ class LocalJudge:
             tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
             os.replace(tmp, target)
         except OSError as exc:
-            raise ConfigError(f"{target}: cannot save local judge weights ({exc.strerror})") from exc
+            reason = exc.strerror
+            raise ConfigError(f"{target}: cannot save local judge weights ({reason})") from exc
         finally:
             tmp.unlink(missing_ok=True)
         return target
