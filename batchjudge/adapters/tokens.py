@@ -131,7 +131,9 @@ def count_tokens(text: str, model: str) -> int:
         return 0
     core = getattr(_tokenizer(model).instruct_tokenizer.tokenizer, "_model", None)
     if core is not None and hasattr(core, "encode_ordinary"):
-        return len(core.encode(text))
+        # mistral-common registers no special tokens with tiktoken, so the plain encode's
+        # special-token scan finds nothing and only costs time (2.5x on a 1,800-char text)
+        return len(core.encode_ordinary(text) if not core.special_tokens_set else core.encode(text))
     return len(_encode(text, model))
 
 
