@@ -264,3 +264,28 @@ def test_weave_in_the_child_process_logs_every_row(tmp_path: Path) -> None:
         return await tracer.aclose({"n_rows": 40})
 
     assert anyio.run(run) == {"sent": 40, "dropped": 0, "errors": 0, "sampled_out": 0}
+
+
+@pytest.mark.timeout(
+    20
+)  # a child blocked on the prompt would keep finish() waiting 60 s
+def test_a_login_prompt_in_the_child_cannot_eat_the_protocol_or_hang(
+    tmp_path: Path,
+) -> None:
+    # ``input`` stands for ``weave.init`` asking for credentials on stdin.
+    sink = ProcessSink(
+        {
+            "kind": "weave",
+            "location": "acme/judges",
+            "run_name": "r",
+            "run_config": {},
+            "client_factory": "builtins:input",
+        },
+        finish_timeout=60,
+        scrub=Scrubber([]),
+    )
+    sink.open()
+    sink.write(_records(3))
+    assert (
+        sink.finish({"type": "evaluation"}) == 4
+    )  # failed at once: 3 rows + evaluation

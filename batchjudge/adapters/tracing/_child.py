@@ -12,6 +12,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -45,15 +46,40 @@ def _import(path: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
+_OPEN_TIMEOUT = 60.0
+"""Longest wait for a sink to open (``weave.init`` retrying an unreachable server)."""
+
+
+def _open(sink: Sink, timeout: float) -> str | None:
+    """Open ``sink`` within ``timeout`` seconds; return why it failed, or None.
+
+    A thread, because nothing can interrupt ``weave.init``: when it hangs, the child stops
+    waiting, fails every record at once, and exits without it.
+    """
+    outcome: list[str | None] = []
+
+    def target() -> None:
+        try:
+            sink.open()
+            outcome.append(None)
+        except Exception as exc:  # noqa: BLE001 - reported to the parent, which counts it
+            outcome.append(repr(exc))
+
+    opener = threading.Thread(target=target, name="trace-sink-open", daemon=True)
+    opener.start()
+    opener.join(timeout)
+    return (
+        outcome[0] if outcome else f"the trace sink did not open within {timeout:g} s"
+    )
+
+
 def _serve(sink_config: dict[str, Any], requests: Any, replies: Any) -> None:
     sink: Sink | None = sink_from_config(sink_config)
     failed = 0
-    first_error: str | None = None
-    try:
-        assert sink is not None
-        sink.open()
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which counts it
-        sink, first_error = None, repr(exc)
+    assert sink is not None
+    first_error = _open(sink, float(sink_config.get("open_timeout", _OPEN_TIMEOUT)))
+    if first_error is not None:
+        sink = None
     while True:
         message = read_frame(requests)
         if message is None or message["op"] == "finish":
@@ -86,16 +112,22 @@ _NICENESS = 10
 
 
 def main() -> None:
-    """Serve one sink until ``finish`` or the end of stdin, at a lower CPU priority."""
+    """Serve one sink until ``finish`` or the end of its input, at a lower CPU priority."""
     if hasattr(os, "nice"):
         os.nice(_NICENESS)
     if importlib.util.find_spec("wandb") is None:
         # Weave probes ``import wandb`` on every call; without wandb installed each probe
         # searches the whole path again. A None entry makes the probe fail at once.
         sys.modules["wandb"] = None  # type: ignore[assignment]
+    # The protocol moves to private descriptors. Stdin becomes /dev/null, so a login prompt
+    # (``weave.init`` without credentials) sees end-of-file instead of eating our frames, and
+    # stdout goes to stderr, so nothing printed can corrupt the replies.
+    requests = os.fdopen(os.dup(sys.stdin.fileno()), "rb")
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, sys.stdin.fileno())
+    os.close(devnull)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    requests = sys.stdin.buffer
     hello = read_frame(requests)
     if hello is None:
         return
