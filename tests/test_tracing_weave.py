@@ -25,6 +25,7 @@ from batchjudge.adapters.tracing import make_tracer, trace_op
 from batchjudge.adapters.tracing._jsonl import JsonlSink
 from batchjudge.adapters.tracing._process import ProcessSink
 from batchjudge.adapters.tracing._recording import RecordingTraceServer, client_for
+from batchjudge.adapters.tracing._records import build_op_record
 from batchjudge.adapters.tracing._scrub import Scrubber
 from batchjudge.adapters.tracing._tracer import BackgroundTracer
 from batchjudge.adapters.tracing._weave import WeaveSink
@@ -289,3 +290,38 @@ def test_a_login_prompt_in_the_child_cannot_eat_the_protocol_or_hang(
     assert (
         sink.finish({"type": "evaluation"}) == 4
     )  # failed at once: 3 rows + evaluation
+
+
+def test_ops_in_the_child_process_are_logged_as_calls() -> None:
+    sink = ProcessSink(
+        {
+            "kind": "weave_ops",
+            "location": "acme/judges",
+            "client_factory": "batchjudge.adapters.tracing._recording:counting_client",
+        },
+        finish_timeout=30,
+        scrub=Scrubber([]),
+    )
+    record = build_op_record(
+        name="batchjudge.finetune.launch",
+        inputs={"model": "open-mistral-7b"},
+        output=None,
+        error="410 Gone",
+        started_at=1e9,
+        ended_at=1e9 + 1,
+        scrub=Scrubber([]),
+    )
+    sink.open()
+    sink.write([record])
+    assert sink.finish({}) == 0
+
+
+def test_trace_op_to_weave_runs_offline_without_a_client_of_the_callers(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("WEAVE_DISABLED", "true")
+    monkeypatch.setenv("WANDB_ERROR_REPORTING", "false")
+    with trace_op("weave:acme/judges", "batchjudge.finetune.export", {"rows": 3}) as op:
+        op.output = {"lines": 3}
+    assert op.output == {"lines": 3}
+    assert not [r for r in caplog.records if "could not trace" in r.getMessage()]

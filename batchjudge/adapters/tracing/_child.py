@@ -18,22 +18,29 @@ from typing import Any
 
 from ._jsonl import JsonlSink
 from ._sink import Sink
-from ._weave import WeaveSink, init_weave
+from ._weave import WeaveOpSink, WeaveSink, init_weave
 from ._wire import read_frame, write_frame
 
 __all__ = ["main", "sink_from_config"]
 
 
 def sink_from_config(config: dict[str, Any]) -> Sink:
-    """Build the sink a config names: ``{"kind": "weave"|"local", "location", "run_name",
-    "run_config"}``; a Weave config may name a ``client_factory`` ("module:function") to use
-    in place of ``weave.init`` (the benchmark's offline trace server)."""
+    """Build the sink a config names: ``{"kind": "weave"|"weave_ops"|"local", "location",
+    "run_name", "run_config"}``; a Weave config may name a ``client_factory``
+    ("module:function") to use in place of ``weave.init`` (the offline trace server of tests
+    and the benchmark)."""
     if config["kind"] == "weave":
         factory = config.get("client_factory")
         return WeaveSink(
             config["location"],
             run_name=config["run_name"],
             run_config=config["run_config"],
+            client_factory=_import(factory) if factory else init_weave,
+        )
+    if config["kind"] == "weave_ops":
+        factory = config.get("client_factory")
+        return WeaveOpSink(
+            config["location"],
             client_factory=_import(factory) if factory else init_weave,
         )
     if config["kind"] == "local":

@@ -1,8 +1,8 @@
 """Trace one-off operations (fine-tuning exports, job launches) as ops.
 
 Unlike judged rows these are rare, so they are written synchronously when the operation
-ends. A tracing failure is logged and swallowed: the operation's own result or exception is
-never changed by tracing.
+ends (to Weave through a short-lived child process, as for runs). A tracing failure is logged
+and swallowed: the operation's own result or exception is never changed by tracing.
 """
 
 from __future__ import annotations
@@ -15,14 +15,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._jsonl import JsonlSink
+from ._process import ProcessSink
 from ._records import build_op_record
 from ._scrub import Scrubber
 from ._spec import TraceTarget, parse_trace_spec
-from ._weave import init_weave
+from ._weave import log_op
 
 __all__ = ["OPS_RUN_NAME", "OpTrace", "trace_op"]
 
 logger = logging.getLogger(__name__)
+
+_TIMEOUT = 90.0
+"""Longest wait for the Weave child to log one op (it opens within 60 s or gives up)."""
 
 OPS_RUN_NAME = "ops"
 """``local:DIR`` writes op records to ``DIR/ops.jsonl``."""
@@ -68,42 +72,37 @@ def trace_op(spec: str | None, name: str, inputs: dict[str, Any]) -> Iterator[Op
                 scrub=scrub,
             )
             try:
-                _emit(target, record)
+                _emit(target, record, scrub)
             except Exception as exc:  # noqa: BLE001 - tracing never breaks the operation
                 logger.warning(
                     "tracing: could not trace op %s: %s", name, scrub(str(exc))
                 )
 
 
-def _emit(target: TraceTarget, record: dict[str, Any]) -> None:
+def _emit(target: TraceTarget, record: dict[str, Any], scrub: Scrubber) -> None:
     if target.kind == "local":
         sink = JsonlSink(target.directory, OPS_RUN_NAME)
         sink.open()
         sink.finish(record)
         return
-    _emit_weave(target.location, record)
+    _emit_weave(target.location, record, scrub)
 
 
-def _emit_weave(project: str, record: dict[str, Any]) -> None:
-    """Log ``record`` as a call, reusing an active client for the same project if any."""
-    import datetime as dt
-
+def _emit_weave(project: str, record: dict[str, Any], scrub: Scrubber) -> None:
+    """Log ``record`` to an active Weave client for ``project`` if the caller has one (as in
+    a notebook after ``weave.init``); otherwise through a child process, so that
+    ``weave.init`` can neither prompt for a login nor hang the operation."""
     from weave.trace.context import weave_client_context
 
     entity, _, name = project.partition("/")
     client = weave_client_context.get_weave_client()
-    if client is None or (client.entity, client.project) != (entity, name):
-        client = init_weave(project)
-    call = client.create_call(
-        record["op"],
-        inputs=record["inputs"],
-        use_stack=False,
-        started_at=dt.datetime.fromisoformat(record["started_at"]),
+    if client is not None and (client.entity, client.project) == (entity, name):
+        log_op(client, record)
+        return
+    sink = ProcessSink(
+        {"kind": "weave_ops", "location": project}, finish_timeout=_TIMEOUT, scrub=scrub
     )
-    client.finish_call(
-        call,
-        output=record["output"],
-        exception=RuntimeError(record["error"]) if record["error"] else None,
-        ended_at=dt.datetime.fromisoformat(record["ended_at"]),
-    )
-    client.flush()
+    sink.open()
+    sink.write([record])
+    if sink.finish({}):
+        raise RuntimeError("Weave did not accept the op (see the log for why)")

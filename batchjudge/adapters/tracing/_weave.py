@@ -20,11 +20,22 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from weave.trace.weave_client import WeaveClient
 
-__all__ = ["JudgeCallFailed", "WeaveSink", "init_weave"]
+__all__ = [
+    "JudgeCallFailed",
+    "OperationFailed",
+    "WeaveOpSink",
+    "WeaveSink",
+    "init_weave",
+    "log_op",
+]
 
 
 class JudgeCallFailed(Exception):
     """Marks a row whose judge call failed, so Weave shows the call as an error."""
+
+
+class OperationFailed(Exception):
+    """Marks a traced operation (an export, a launch) that raised."""
 
 
 def init_weave(project: str) -> WeaveClient:
@@ -168,3 +179,44 @@ class WeaveSink:
         for name, value in record["scores"].items():
             prediction.log_score(name, value)
         prediction.finish()
+
+
+def log_op(client: WeaveClient, record: dict[str, Any]) -> None:
+    """Log an ``op`` record (see ``_records.build_op_record``) as one call and flush."""
+    call = client.create_call(
+        record["op"],
+        inputs=record["inputs"],
+        use_stack=False,
+        started_at=_parse_time(record["started_at"]),
+    )
+    client.finish_call(
+        call,
+        output=record["output"],
+        exception=OperationFailed(record["error"]) if record["error"] else None,
+        ended_at=_parse_time(record["ended_at"]),
+    )
+    client.flush()
+
+
+class WeaveOpSink:
+    """Logs ``op`` records, each as a call of its own (no evaluation around them)."""
+
+    def __init__(
+        self, project: str, *, client_factory: Callable[[str], WeaveClient] = init_weave
+    ) -> None:
+        self._project = project
+        self._client_factory = client_factory
+        self._client: WeaveClient | None = None
+
+    def open(self) -> None:
+        self._client = self._client_factory(self._project)
+
+    def write(self, records: list[dict[str, Any]]) -> int:
+        if self._client is None:
+            raise RuntimeError("weave sink is not open")
+        for record in records:
+            log_op(self._client, record)
+        return 0
+
+    def finish(self, evaluation: dict[str, Any]) -> int:
+        return 0
