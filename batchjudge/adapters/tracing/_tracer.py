@@ -99,7 +99,7 @@ class BackgroundTracer:
         """
         if not self._closing:
             self._closing = True
-            await anyio.to_thread.run_sync(
+            self._dropped += await anyio.to_thread.run_sync(
                 self._close_blocking, summary, abandon_on_cancel=True
             )
         return self.counters()
@@ -113,7 +113,8 @@ class BackgroundTracer:
             "sampled_out": self._sampled_out,
         }
 
-    def _close_blocking(self, summary: dict[str, Any] | None) -> None:
+    def _close_blocking(self, summary: dict[str, Any] | None) -> int:
+        """Hand the worker the close marker and wait; return how many rows it left queued."""
         deadline = time.monotonic() + self._close_timeout
         queued_close = 1
         try:
@@ -121,12 +122,13 @@ class BackgroundTracer:
         except queue.Full:
             queued_close = 0
         self._thread.join(max(0.0, deadline - time.monotonic()))
-        if self._thread.is_alive():
-            self._dropped += max(0, self._queue.qsize() - queued_close)
-            logger.warning(
-                "tracing: gave up waiting for the trace sink after %g s",
-                self._close_timeout,
-            )
+        if not self._thread.is_alive():
+            return 0
+        logger.warning(
+            "tracing: gave up waiting for the trace sink after %g s",
+            self._close_timeout,
+        )
+        return max(0, self._queue.qsize() - queued_close)
 
     # -- worker thread -------------------------------------------------------------------
 
