@@ -39,6 +39,10 @@ def make_tracer(
 ) -> Tracer:
     """Start a tracer for ``spec`` (``weave:ENTITY/PROJECT`` or ``local:DIR``).
 
+    ``local:DIR`` appends JSON lines to ``DIR/<run_name>.jsonl``: a ``call`` record per row
+    and an ``evaluation`` record with ``summary`` at the end. ``weave:ENTITY/PROJECT`` logs
+    the same as a Weave evaluation (a ``batchjudge.judge`` call per row).
+
     ``sample_rate`` traces that fraction of rows, chosen by a hash of the row id so a resumed
     run traces the same rows; ``queue_size`` bounds the rows waiting to be traced (more are
     dropped and counted). Raises :class:`~batchjudge.errors.ConfigError` for a bad ``spec``

@@ -46,7 +46,9 @@ class ProcessSink:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
-            start_new_session=True,  # a Ctrl-C reaches the run, which then closes us cleanly
+            # Its own session: no terminal to prompt on, and a Ctrl-C stops the run, which
+            # then closes the child cleanly instead of killing it mid-write.
+            start_new_session=True,
         )
         write_frame(self._stdin(), {"op": "open", "config": self._config})
 
@@ -63,7 +65,7 @@ class ProcessSink:
             write_frame(self._stdin(), {"op": "finish", "evaluation": evaluation})
             ready, _, _ = select.select([process.stdout], [], [], self._finish_timeout)
             reply = read_frame(process.stdout) if ready else None
-        except OSError:
+        except (OSError, EOFError):  # the child died
             reply = None
         finally:
             self._stop(process)
