@@ -16,7 +16,7 @@ PUBLIC = {
 
 
 def test_all_lists_exactly_the_public_names():
-    assert set(batchjudge.__all__) == PUBLIC
+    assert set(batchjudge.__all__) == PUBLIC == set(batchjudge._EXPORTS)
     assert all(hasattr(batchjudge, name) for name in batchjudge.__all__)
 
 

@@ -13,6 +13,7 @@ directory is touched, so a refused run leaves nothing half-written.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import platform
@@ -22,6 +23,7 @@ from typing import Any
 
 import anyio
 import numpy as np
+import orjson
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from batchjudge.adapters.parsing import ParsedVerdict, aggregate_votes, parse_verdict
@@ -35,7 +37,7 @@ from batchjudge.engine.schema import RESULT_COLUMNS, STATUS_FAILED, STATUS_OK
 from batchjudge.engine.source import Source, SourceRow, open_source
 from batchjudge.engine.stats import RunStats
 from batchjudge.engine.types import JudgeReply, JudgeRequest, Provider, TraceRecord, Tracer
-from batchjudge.errors import AuthError, ConfigError, ProviderError
+from batchjudge.errors import ConfigError
 
 __all__ = ["RunResult", "run_async"]
 
@@ -188,7 +190,7 @@ class _Run:
             request = item.request
             if sample:
                 seed = (request.seed or 0) + sample
-                request = JudgeRequest(**{**_fields(request), "seed": seed})
+                request = dataclasses.replace(request, seed=seed)
             outcome = await call_with_retries(
                 self.provider, request, self.limits, self.stats,
                 max_retries=self.config.max_retries, timeout=self.config.timeout,
@@ -302,10 +304,6 @@ class _Run:
         self.run_dir.write_meta({k: v for k, v in self.meta.items() if k != "counts_before"})
 
 
-def _fields(request: JudgeRequest) -> dict[str, Any]:
-    return {name: getattr(request, name) for name in JudgeRequest.__slots__}
-
-
 def _parse(replies: list[JudgeReply]) -> ParsedVerdict:
     parsed = [parse_verdict(r.text) for r in replies]
     return parsed[0] if len(parsed) == 1 else aggregate_votes(parsed)
@@ -314,8 +312,6 @@ def _parse(replies: list[JudgeReply]) -> ParsedVerdict:
 def _raw(replies: list[JudgeReply]) -> str:
     if len(replies) == 1:
         return replies[0].text
-    import orjson
-
     return orjson.dumps([r.text for r in replies]).decode()
 
 
