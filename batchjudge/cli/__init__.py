@@ -50,6 +50,21 @@ for _name in _COMMAND_MODULES:
     importlib.import_module(_name).register(app)
 
 
+def _show_library_warnings() -> None:
+    """Library code logs (never prints); the CLI shows its warnings, e.g. why tracing failed."""
+    import logging
+
+    from rich.logging import RichHandler
+
+    from batchjudge.cli._console import err_console
+
+    handler = RichHandler(console=err_console, show_time=False, show_path=False, markup=False)
+    logger = logging.getLogger("batchjudge")
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+
+
 def main() -> None:
     """Console-script entry point."""
+    _show_library_warnings()
     app()

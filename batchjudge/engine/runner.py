@@ -326,6 +326,16 @@ def _fingerprint(config: RunConfig, source: Source, adapter: PromptAdapter) -> d
     }
 
 
+def _report_metrics(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The run's report figures (as ``batchjudge report --json``) for the tracer's evaluation,
+    so Weave's evaluation view shows accuracy, F1 and ROC-AUC as in the cookbook."""
+    from batchjudge.report.loading import load_run
+    from batchjudge.report.prices import load_prices
+    from batchjudge.report.summary import summarize
+
+    return summarize(load_run(run_dir), load_prices(None))
+
+
 def _check_labels(source: Source) -> list[str]:
     """The datasets' label-sanity check over the whole input, streamed (hashes only)."""
     from batchjudge.datasets.sanity import LabelChecker
@@ -419,6 +429,8 @@ async def run_async(
             run._write_meta()
             counts = {k: run.meta["counts"][k] for k in ("ok", "parse_error", "failed")}
             summary = {"counts": counts, "stats": stats.snapshot()}
+            if tracer is not None:
+                summary["metrics"] = await anyio.to_thread.run_sync(_report_metrics, config.out)
     finally:
         await provider.aclose()
         if tracer is not None:
