@@ -398,6 +398,7 @@ async def run_async(
     adapter = PromptAdapter(
         load_prompt(config.prompt), config.resolved_model,
         count_tokens=config.provider != "local" or config.tpm is not None,
+        exact_counts=config.tpm is not None,
         max_context_tokens=config.max_context_tokens, max_output_tokens=config.max_tokens,
     )
     fingerprint = _fingerprint(config, source, adapter)
