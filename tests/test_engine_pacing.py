@@ -67,3 +67,13 @@ def test_a_gate_is_passed_before_the_send_is_recorded():
         return list(pacer._sent)
 
     assert anyio.run(main) == [5.0]
+
+
+def test_429s_widen_the_window_at_most_ten_percent_and_calm_narrows_it_back():
+    pacer = WindowPacer(100, margin=0.0)
+    for _ in range(50):
+        pacer.slow_down()
+    assert pacer.window == pytest.approx(1.10)
+    for _ in range(1000):
+        pacer.recover()
+    assert pacer.window == pytest.approx(1.0)

@@ -151,3 +151,17 @@ def test_self_consistency_takes_the_majority_and_the_vote_fraction(write_pairs, 
     row = results(tmp_path / "run").row(0, named=True)
     assert row["verdict"] == 1 and row["attempts"] == 3
     assert row["score"] == pytest.approx(2 / 3)
+
+
+def test_429s_from_one_burst_count_as_one_episode_and_concurrency_keeps_a_floor(write_pairs, tmp_path):
+    state = {"n": 0}
+
+    def handler(request: JudgeRequest) -> JudgeReply:
+        state["n"] += 1
+        if state["n"] <= 40:
+            raise RateLimitError("busy", retry_after=0.05)
+        return JudgeReply(OK_REPLY)
+
+    result = run(config(write_pairs(16), tmp_path / "run", concurrency=8, max_retries=20), provider=MockProvider(handler))
+    assert result.complete and result.stats["rate_limited"] == 40
+    assert result.stats["concurrency"] >= 2  # never below a quarter of the ceiling

@@ -40,11 +40,20 @@ class WindowPacer:
         if rate <= 0:
             raise ValueError(f"rate must be > 0, got {rate}")
         self.capacity = max(1, math.floor(rate))
-        self.window = self.capacity / rate * (1.0 + margin)
+        self.base_window = self.capacity / rate * (1.0 + margin)
+        self.window = self.base_window
         self._sent: deque[float] = deque(maxlen=self.capacity)
         self._lock = anyio.Lock()
         self._clock = clock
         self._sleep = sleep
+
+    def slow_down(self) -> None:
+        """A 429 despite the pacing: widen the window by 1%, at most 10% over the base."""
+        self.window = min(self.window * 1.01, self.base_window * 1.10)
+
+    def recover(self) -> None:
+        """A calm stretch: narrow the window back toward the base by 0.25%."""
+        self.window = max(self.base_window, self.window * 0.9975)
 
     async def acquire(self, gate: Callable[[], Awaitable[None]] | None = None) -> None:
         """Wait until one more send fits in the window, then for ``gate``, and record the send.

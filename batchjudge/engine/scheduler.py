@@ -153,25 +153,41 @@ class Limits:
             await self._tpm.acquire(min(owed, self.tpm or owed))
 
     def on_rate_limited(self, retry_after: float | None, stats: RunStats) -> None:
-        """A 429: start the shared cooldown; shrink concurrency if they keep coming."""
+        """A 429: start the shared cooldown; slow down if 429s keep coming.
+
+        429s that arrive while an earlier one's pause is still on are the same episode (those
+        requests were sent before the pause began) and change nothing else. Each new episode
+        widens the pacer's window by 1%; every third shrinks concurrency by a quarter, never
+        below a quarter of the configured ceiling (with a pacer, concurrency is rarely the
+        cause, and starving it would cost more throughput than the 429s did).
+        """
         stats.rate_limited += 1
+        same_episode = self.clock() < self.cooldown.until
         if retry_after:
             self.cooldown.extend(retry_after)
         self._calm = 0
+        if same_episode:
+            return
+        if self._rps is not None:
+            self._rps.slow_down()
         self._recent_429s += 1
-        if self._recent_429s >= self._adapt_after and self.capacity.total_tokens > 1:
-            self.capacity.total_tokens = max(1, math.floor(self.capacity.total_tokens * 0.75))
+        floor = max(1, self.max_concurrency // 4)
+        if self._recent_429s >= self._adapt_after and self.capacity.total_tokens > floor:
+            self.capacity.total_tokens = max(floor, math.floor(self.capacity.total_tokens * 0.75))
             self._recent_429s = 0
         stats.concurrency = int(self.capacity.total_tokens)
 
     def on_success(self, stats: RunStats) -> None:
-        """A calm stretch grows concurrency back by one, up to the configured ceiling."""
+        """A calm stretch narrows the pacer back and grows concurrency toward the ceiling."""
         self._calm += 1
         if self._calm >= self._calm_successes:
             self._calm = 0
             self._recent_429s = 0
+            if self._rps is not None:
+                self._rps.recover()
             if self.capacity.total_tokens < self.max_concurrency:
-                self.capacity.total_tokens = int(self.capacity.total_tokens) + 1
+                step = max(1, self.max_concurrency // 20)
+                self.capacity.total_tokens = min(self.max_concurrency, int(self.capacity.total_tokens) + step)
         stats.concurrency = int(self.capacity.total_tokens)
 
 
