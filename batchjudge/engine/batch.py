@@ -83,12 +83,12 @@ class _Client:
     def __init__(self, api_key: str | None, base_url: str | None, timeout: float) -> None:
         from mistralai.client import Mistral
 
-        from batchjudge.engine.providers.mistral import _normalise_base_url
+        from batchjudge.engine.providers._mistral_wire import normalise_base_url
 
         key = api_key or os.environ.get("MISTRAL_API_KEY")
         if not key:
             raise ConfigError("--mode batch needs an API key: set MISTRAL_API_KEY")
-        self._sdk = Mistral(api_key=key, server_url=_normalise_base_url(base_url), retry_config=None,
+        self._sdk = Mistral(api_key=key, server_url=normalise_base_url(base_url), retry_config=None,
                             timeout_ms=int(max(timeout, 60.0) * 1000))
 
     async def _call(self, what: str, call: Callable[[], Any]) -> Any:

@@ -31,7 +31,7 @@ from batchjudge.adapters.launchers._protocol import (
     JobRejected,
     LaunchSpec,
 )
-from batchjudge.engine.providers.mistral import _normalise_base_url
+from batchjudge.engine.providers._mistral_wire import normalise_base_url
 from batchjudge.errors import AuthError, ConfigError, ProviderError, TransientError
 
 __all__ = ["GONE_HINT", "MistralLauncher"]
@@ -106,7 +106,7 @@ class MistralLauncher:
         key = api_key or os.environ.get("MISTRAL_API_KEY")
         if not key:
             raise ConfigError("the mistral launcher needs an API key: set MISTRAL_API_KEY")
-        self._base = _normalise_base_url(base_url) + "/v1"
+        self._base = normalise_base_url(base_url) + "/v1"
         self._headers = {"Authorization": f"Bearer {key}", "Accept": "application/json", "User-Agent": _USER_AGENT}
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None

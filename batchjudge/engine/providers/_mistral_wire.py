@@ -18,19 +18,36 @@ from batchjudge.engine.types import JudgeReply, JudgeRequest
 from batchjudge.errors import (
     AuthError,
     BadRequestError,
+    ConfigError,
     ProviderError,
     RateLimitError,
     TransientError,
 )
 
 __all__ = [
+    "DEFAULT_BASE_URL",
     "error_for_status",
     "kept_headers",
+    "normalise_base_url",
     "reply_from_parts",
     "reply_from_payload",
     "request_body",
     "retry_after",
 ]
+
+DEFAULT_BASE_URL = "https://api.mistral.ai"
+
+
+def normalise_base_url(base_url: str | None) -> str:
+    """``https://host[/prefix]`` without a trailing slash or ``/v1`` (every client adds it).
+
+    One rule for every Mistral client of the project: the chat provider, batch mode and the
+    fine-tuning launcher.
+    """
+    url = (base_url or DEFAULT_BASE_URL).rstrip("/").removesuffix("/v1")
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"--base-url {url!r} must start with http:// or https://")
+    return url
 
 _MAX_MESSAGE = 300
 _KEPT_PREFIX = "x-ratelimit-"

@@ -25,8 +25,10 @@ from typing import Any, Literal
 import orjson
 
 from batchjudge.engine.providers._mistral_wire import (
+    DEFAULT_BASE_URL,
     error_for_status,
     kept_headers,
+    normalise_base_url,
     reply_from_parts,
     reply_from_payload,
     request_body,
@@ -36,18 +38,9 @@ from batchjudge.errors import AuthError, ConfigError, TransientError
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_TRANSPORT", "TRANSPORTS", "MistralProvider"]
 
-DEFAULT_BASE_URL = "https://api.mistral.ai"
 TRANSPORTS: tuple[str, ...] = ("http", "sdk")
 DEFAULT_TRANSPORT: Literal["http"] = "http"
 _USER_AGENT = "batchjudge (mistral provider)"
-
-
-def _normalise_base_url(base_url: str | None) -> str:
-    """``https://host[/prefix]`` without a trailing slash or ``/v1`` (both clients add it)."""
-    url = (base_url or DEFAULT_BASE_URL).rstrip("/").removesuffix("/v1")
-    if not url.startswith(("http://", "https://")):
-        raise ConfigError(f"--base-url {url!r} must start with http:// or https://")
-    return url
 
 
 class _HttpTransport:
@@ -231,7 +224,7 @@ class MistralProvider(ProviderBase):
         if timeout <= 0:
             raise ConfigError("--timeout must be positive")
         self.model = model
-        self.base_url = _normalise_base_url(base_url)
+        self.base_url = normalise_base_url(base_url)
         self.transport = kind
         cls = _HttpTransport if kind == "http" else _SdkTransport
         self._wire = cls(key.strip(), self.base_url, concurrency, timeout)
