@@ -95,13 +95,15 @@ class _Run:
 
     def __init__(self, config: RunConfig, source: Source, adapter: PromptAdapter, provider: Provider,
                  run_dir: RunDir, meta: dict[str, Any], done: np.ndarray, stats: RunStats,
-                 tracer: Tracer | None) -> None:
+                 tracer: Tracer | None, counts_before: dict[str, int]) -> None:
         self.config = config
         self.source = source
         self.adapter = adapter
         self.provider = provider
         self.run_dir = run_dir
         self.meta = meta
+        self.counts_before = counts_before
+        """Results by status already in the run directory when this session began."""
         self.done = done
         self.stats = stats
         self.tracer = tracer
@@ -292,7 +294,7 @@ class _Run:
         await anyio.to_thread.run_sync(self._write_meta)
 
     def _write_meta(self) -> None:
-        before = self.meta.get("counts_before", {})
+        before = self.counts_before
         counts = {
             "ok": before.get("ok", 0) + self.stats.ok,
             "parse_error": before.get("parse_error", 0) + self.stats.parse_error,
@@ -301,7 +303,7 @@ class _Run:
         counts["done"] = sum(counts.values())
         counts["total"] = self.stats.total
         self.meta.update(counts=counts, updated_at=_now())
-        self.run_dir.write_meta({k: v for k, v in self.meta.items() if k != "counts_before"})
+        self.run_dir.write_meta(self.meta)
 
 
 def _parse(replies: list[JudgeReply]) -> ParsedVerdict:
@@ -347,8 +349,11 @@ def _check_labels(source: Source) -> list[str]:
 
 
 def _prepare_run_dir(config: RunConfig, run_dir: RunDir, fingerprint: dict[str, Any],
-                     stats: RunStats) -> tuple[dict[str, Any], np.ndarray]:
-    """Check a resume is compatible, apply ``--retry-failed``, and load the done-set."""
+                     stats: RunStats) -> tuple[dict[str, Any], np.ndarray, dict[str, int]]:
+    """Check a resume is compatible, apply ``--retry-failed``, and load the done-set.
+
+    Returns the new ``run.json`` content, the done-set and the stored counts by status.
+    """
     stored = run_dir.read_meta()
     if stored is not None and config.overwrite:
         for part in run_dir.parts():
@@ -371,11 +376,9 @@ def _prepare_run_dir(config: RunConfig, run_dir: RunDir, fingerprint: dict[str, 
         "created_at": (stored or {}).get("created_at", _now()),
         "config": config.public_dict(),
         "fingerprint": fingerprint,
-        "labelled": None,
-        "counts_before": counts,
         "sessions": (stored or {}).get("sessions", 0) + 1,
     }
-    return meta, done
+    return meta, done, counts
 
 
 async def run_async(
@@ -421,11 +424,10 @@ async def run_async(
     trace_counts: dict[str, int] | None = None
     try:
         with RunDir(config.out) as run_dir:
-            meta, done = _prepare_run_dir(config, run_dir, fingerprint, stats)
-            meta["labelled"] = source.labelled
-            meta["warnings"] = stats.warnings
-            run_dir.write_meta({k: v for k, v in meta.items() if k != "counts_before"})
-            run = _Run(config, source, adapter, provider, run_dir, meta, done, stats, tracer)
+            meta, done, counts_before = _prepare_run_dir(config, run_dir, fingerprint, stats)
+            meta.update(labelled=source.labelled, warnings=stats.warnings)
+            run = _Run(config, source, adapter, provider, run_dir, meta, done, stats, tracer, counts_before)
+            run._write_meta()
             await (execute_batch if config.mode == "batch" else _execute)(run, progress, progress_interval)
             run._write_meta()
             counts = {k: run.meta["counts"][k] for k in ("ok", "parse_error", "failed")}
