@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from batchjudge.engine.providers.mock import MockProvider
     from batchjudge.engine.runner import RunResult, run_async
     from batchjudge.engine.stats import RunStats
-    from batchjudge.engine.types import (
+    from batchjudge.core.types import (
         JudgeReply,
         JudgeRequest,
         Provider,
@@ -47,7 +47,7 @@ _EXPORTS: dict[str, str] = {
     "run_async": "batchjudge.engine.runner",
     "RunStats": "batchjudge.engine.stats",
     **{
-        name: "batchjudge.engine.types"
+        name: "batchjudge.core.types"
         for name in ("JudgeReply", "JudgeRequest", "Provider", "ProviderBase", "RetryDecision", "RetryKind")
     },
     **{

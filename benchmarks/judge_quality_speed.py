@@ -91,7 +91,7 @@ def _write_run(path: Path, rows: int) -> None:
     import numpy as np
 
     from batchjudge.engine.checkpoint import RunDir
-    from batchjudge.engine.schema import RESULT_COLUMNS
+    from batchjudge.core.results import RESULT_COLUMNS
 
     rng = np.random.default_rng(0)
     with RunDir(path) as run_dir:

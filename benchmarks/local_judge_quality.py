@@ -19,7 +19,7 @@ from batchjudge.datasets.sample import load_sample
 from batchjudge.datasets.synth import synth_batches
 from batchjudge.localjudge import LocalJudge, train
 from batchjudge.localjudge._train import log_loss
-from batchjudge.report.metrics import roc_auc
+from batchjudge.core.metrics import roc_auc
 
 RESULTS = Path(__file__).resolve().parent / "results" / "local_judge_quality.json"
 COOKBOOK = Path(__file__).resolve().parents[2] / "shared" / "data" / "cookbook"

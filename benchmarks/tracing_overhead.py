@@ -48,7 +48,7 @@ if mode == "local":
     tracer = make_tracer(f"local:{trace_dir}", run_name="bench", run_config=config.public_dict())
 elif mode == "weave":
     from batchjudge.adapters.tracing._process import ProcessSink
-    from batchjudge.adapters.tracing._scrub import Scrubber
+    from batchjudge.core.scrub import Scrubber
     from batchjudge.adapters.tracing._tracer import BackgroundTracer
     sink = ProcessSink({"kind": "weave", "location": "bench/tracing", "run_name": "bench",
                         "run_config": config.public_dict(),

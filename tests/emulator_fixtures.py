@@ -20,7 +20,7 @@ from mistralai.client import Mistral
 
 from batchjudge.adapters.prompts import PRESETS, PromptAdapter
 from batchjudge.emulator import EmulatorConfig, EmulatorServer, FaultSpec
-from batchjudge.engine.types import JudgeRequest
+from batchjudge.core.types import JudgeRequest
 
 __all__ = [
     "TEST_KEY",

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from batchjudge.engine.checkpoint import RunDir
-from batchjudge.engine.schema import RESULT_COLUMNS
+from batchjudge.core.results import RESULT_COLUMNS
 
 __all__ = ["result_row", "write_run"]
 

@@ -27,7 +27,7 @@ from batchjudge.localjudge import (
 )
 from batchjudge.localjudge._features import extract
 from batchjudge.localjudge._train import log_loss
-from batchjudge.report.metrics import roc_auc
+from batchjudge.core.metrics import roc_auc
 
 DOC = (
     "Greyfield Foods said on 14 March that it would cut 47 jobs at its factory in Leeds, "

@@ -10,7 +10,7 @@ import pytest
 
 from batchjudge.adapters.parsing import parse_verdict
 from batchjudge.engine.providers.local import LocalProvider
-from batchjudge.engine.types import JudgeReply, JudgeRequest, Provider, RetryKind
+from batchjudge.core.types import JudgeReply, JudgeRequest, Provider, RetryKind
 from batchjudge.errors import ConfigError
 from batchjudge.localjudge import LocalJudge, register
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from batchjudge.report.metrics import (
+from batchjudge.core.metrics import (
     average_precision,
     bootstrap_intervals,
     brier_score,

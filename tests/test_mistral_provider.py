@@ -12,7 +12,7 @@ from emulator_fixtures import TEST_KEY, emulator, judge_requests  # noqa: F401  
 
 from batchjudge.emulator import EmulatorServer
 from batchjudge.engine.providers.mistral import MistralProvider
-from batchjudge.engine.types import JudgeReply, RetryKind
+from batchjudge.core.types import JudgeReply, RetryKind
 from batchjudge.errors import (
     AuthError,
     BadRequestError,

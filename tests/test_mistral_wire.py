@@ -14,7 +14,7 @@ from batchjudge.engine.providers._mistral_wire import (
     request_body,
     retry_after,
 )
-from batchjudge.engine.types import JudgeRequest
+from batchjudge.core.types import JudgeRequest
 from batchjudge.errors import (
     AuthError,
     BadRequestError,

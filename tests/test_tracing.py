@@ -20,7 +20,7 @@ from batchjudge.adapters import tracing
 from batchjudge.adapters.tracing import make_tracer, trace_op
 from batchjudge.adapters.tracing._sampling import is_sampled
 from batchjudge.adapters.tracing._tracer import BackgroundTracer
-from batchjudge.engine.types import TraceRecord
+from batchjudge.core.types import TraceRecord
 from batchjudge.errors import ConfigError
 
 SENTINEL = "sk-SENTINEL-never-in-a-trace-0123456789"

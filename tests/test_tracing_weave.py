@@ -26,7 +26,7 @@ from batchjudge.adapters.tracing._jsonl import JsonlSink
 from batchjudge.adapters.tracing._process import ProcessSink
 from batchjudge.adapters.tracing._recording import RecordingTraceServer, client_for
 from batchjudge.adapters.tracing._records import build_op_record
-from batchjudge.adapters.tracing._scrub import Scrubber
+from batchjudge.core.scrub import Scrubber
 from batchjudge.adapters.tracing._tracer import BackgroundTracer
 from batchjudge.adapters.tracing._weave import WeaveSink
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from batchjudge.engine.schema import STATUS_OK, STATUS_PARSE_ERROR
+from batchjudge.core.results import STATUS_OK, STATUS_PARSE_ERROR
 
 __all__ = ["ParsedVerdict", "aggregate_votes", "parse_verdict"]
 

@@ -40,7 +40,7 @@ from batchjudge.adapters.tokens import (
     tokenizer_family,
     truncate_to_tokens,
 )
-from batchjudge.engine.types import Message
+from batchjudge.core.types import Message
 from batchjudge.errors import ConfigError, InputError
 
 __all__ = [

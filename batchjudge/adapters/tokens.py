@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from batchjudge.engine.types import Message
+from batchjudge.core.types import Message
 from batchjudge.errors import ConfigError
 
 if TYPE_CHECKING:

@@ -44,7 +44,7 @@ from batchjudge.engine.providers._mistral_wire import (
     reply_from_payload,
     request_body,
 )
-from batchjudge.engine.schema import STATUS_FAILED
+from batchjudge.core.results import STATUS_FAILED
 from batchjudge.engine.source import SourceRow
 from batchjudge.engine.stats import RunStats
 from batchjudge.errors import ConfigError, ProviderError, TransientError

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from batchjudge.engine.schema import RESULT_SCHEMA, STATUS_FAILED
+from batchjudge.core.results import RESULT_SCHEMA, STATUS_FAILED
 from batchjudge.errors import CheckpointError
 
 __all__ = ["RunDir", "key_hash", "key_hashes"]

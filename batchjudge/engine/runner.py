@@ -33,10 +33,10 @@ from batchjudge.engine.checkpoint import RunDir, key_hash
 from batchjudge.engine.config import RunConfig, describe_changes
 from batchjudge.engine.providers import make_provider
 from batchjudge.engine.scheduler import CallOutcome, Limits, call_with_retries
-from batchjudge.engine.schema import RESULT_COLUMNS, STATUS_FAILED, STATUS_OK
+from batchjudge.core.results import RESULT_COLUMNS, STATUS_FAILED, STATUS_OK
 from batchjudge.engine.source import Source, SourceRow, open_source
 from batchjudge.engine.stats import RunStats
-from batchjudge.engine.types import JudgeReply, JudgeRequest, Provider, TraceRecord, Tracer
+from batchjudge.core.types import JudgeReply, JudgeRequest, Provider, TraceRecord, Tracer
 from batchjudge.errors import ConfigError
 
 __all__ = ["RunResult", "run_async"]

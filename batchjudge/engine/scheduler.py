@@ -36,7 +36,7 @@ from tenacity import (
 
 from batchjudge.engine.pacing import WindowPacer
 from batchjudge.engine.stats import RunStats
-from batchjudge.engine.types import JudgeReply, JudgeRequest, Provider, RetryDecision, RetryKind
+from batchjudge.core.types import JudgeReply, JudgeRequest, Provider, RetryDecision, RetryKind
 from batchjudge.errors import AuthError, ProviderError, TransientError
 
 __all__ = ["CallOutcome", "Cooldown", "Limits", "RefundableLimiter", "call_with_retries"]

@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from batchjudge.errors import InputError
 from batchjudge.localjudge._features import FEATURE_NAMES, FEATURE_SIGNS, extract
 from batchjudge.localjudge._judge import LocalJudge
-from batchjudge.report.metrics import roc_auc
+from batchjudge.core.metrics import roc_auc
 
 __all__ = ["L2", "feature_matrix", "log_loss", "train"]
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import polars as pl
 
-from batchjudge.engine.schema import STATUS_OK
+from batchjudge.core.results import STATUS_OK
 from batchjudge.report.loading import RunData
 from batchjudge.report.prices import PriceTable
 from batchjudge.report.summary import summarize

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from batchjudge.report.formatting import number, quality_rows
 from batchjudge.report.loading import RunData, input_texts
-from batchjudge.report.metrics import pr_curve, roc_curve
+from batchjudge.core.metrics import pr_curve, roc_curve
 from batchjudge.report.summary import scored_rows, worst_mistakes
 
 __all__ = ["render_compare_html", "render_html"]

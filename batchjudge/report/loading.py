@@ -1,7 +1,7 @@
 """Reading a finished (or interrupted) run directory back for reporting.
 
 A run directory holds ``run.json`` (configuration, fingerprint, counts) and
-``results/*.parquet`` parts (schema: :mod:`batchjudge.engine.schema`). Parts are read in name
+``results/*.parquet`` parts (schema: :mod:`batchjudge.core.results`). Parts are read in name
 order; should a row appear in several parts (a failed row re-sent by ``--retry-failed``), the
 last part's result wins. Missing ``run.json`` keys and columns absent from older parts are
 tolerated (read as empty); a directory with neither file is not a run.
@@ -19,7 +19,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from batchjudge.engine.schema import RESULT_SCHEMA
+from batchjudge.core.results import RESULT_SCHEMA
 from batchjudge.errors import BatchJudgeError, InputError
 
 __all__ = ["RunData", "input_texts", "load_run"]

@@ -20,9 +20,9 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from batchjudge.engine.schema import STATUS_FAILED, STATUS_OK, STATUS_PARSE_ERROR
+from batchjudge.core.results import STATUS_FAILED, STATUS_OK, STATUS_PARSE_ERROR
 from batchjudge.report.loading import RunData
-from batchjudge.report.metrics import (
+from batchjudge.core.metrics import (
     average_precision,
     bootstrap_intervals,
     brier_score,

@@ -28,7 +28,7 @@ from batchjudge.adapters.prompts import (
     PromptTemplate,
     extract_pair,
 )
-from batchjudge.engine.types import Message
+from batchjudge.core.types import Message
 from batchjudge.errors import InputError
 
 __all__ = ["REASONS", "LabelledPairs", "answer_for", "asks_for_reason", "build_example", "read_examples"]

@@ -50,7 +50,7 @@ def jobs_dir() -> Path:
 def _validation_metrics(name: str, val_file: Path) -> dict[str, float | None]:
     """Accuracy and ROC-AUC of the trained judge on the validation file's examples."""
     from batchjudge.localjudge import LocalJudge
-    from batchjudge.report.metrics import confusion, roc_auc
+    from batchjudge.core.metrics import confusion, roc_auc
 
     with val_file.open("rb") as handle:
         pairs = read_examples(handle, where=str(val_file))

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from batchjudge.engine.types import Tracer
+from batchjudge.core.types import Tracer
 from batchjudge.errors import ConfigError
 
 from ._jsonl import JsonlSink
 from ._ops import OpTrace, trace_op
 from ._process import ProcessSink
 from ._sampling import check_sample_rate
-from ._scrub import Scrubber
+from batchjudge.core.scrub import Scrubber
 from ._sink import Sink
 from ._spec import parse_trace_spec
 from ._tracer import BackgroundTracer

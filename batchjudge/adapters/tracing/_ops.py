@@ -17,7 +17,7 @@ from typing import Any
 from ._jsonl import JsonlSink
 from ._process import ProcessSink
 from ._records import build_op_record
-from ._scrub import Scrubber
+from batchjudge.core.scrub import Scrubber
 from ._spec import TraceTarget, parse_trace_spec
 from ._weave import log_op
 

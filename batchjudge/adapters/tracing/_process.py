@@ -9,7 +9,7 @@ import sys
 import tempfile
 from typing import IO, Any
 
-from ._scrub import Scrubber
+from batchjudge.core.scrub import Scrubber
 from ._wire import read_frame, write_frame
 
 __all__ = ["ProcessSink"]

@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from batchjudge.engine.types import TraceRecord
+from batchjudge.core.types import TraceRecord
 
-from ._scrub import Scrubber
+from batchjudge.core.scrub import Scrubber
 
 __all__ = [
     "JUDGE_OP",

@@ -17,11 +17,11 @@ from typing import Any
 
 import anyio.to_thread
 
-from batchjudge.engine.types import TraceRecord
+from batchjudge.core.types import TraceRecord
 
 from ._records import build_call_record, build_evaluation_record
 from ._sampling import is_sampled
-from ._scrub import Scrubber
+from batchjudge.core.scrub import Scrubber
 from ._sink import Sink
 
 __all__ = ["BackgroundTracer"]
@@ -38,7 +38,7 @@ class _Close:
 
 
 class BackgroundTracer:
-    """Implements :class:`batchjudge.engine.types.Tracer` on top of a :class:`Sink`.
+    """Implements :class:`batchjudge.core.types.Tracer` on top of a :class:`Sink`.
 
     Counters: ``sent`` (rows the sink accepted), ``dropped`` (queue full, or left behind
     when closing timed out), ``errors`` (records the sink failed on, the closing evaluation

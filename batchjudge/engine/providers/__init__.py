@@ -1,6 +1,6 @@
 """Provider registry: lazy factories, so a provider's SDK is imported only when used.
 
-Each provider is one module implementing :class:`batchjudge.engine.types.Provider`; the
+Each provider is one module implementing :class:`batchjudge.core.types.Provider`; the
 engine asks for one by name and never imports a concrete provider itself.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from batchjudge.engine.types import Provider
+from batchjudge.core.types import Provider
 from batchjudge.errors import ConfigError
 
 __all__ = ["make_provider", "provider_names"]

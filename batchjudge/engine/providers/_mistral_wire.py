@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from batchjudge.engine.types import JudgeReply, JudgeRequest
+from batchjudge.core.types import JudgeReply, JudgeRequest
 from batchjudge.errors import (
     AuthError,
     BadRequestError,

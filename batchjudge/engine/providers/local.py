@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import orjson
 
-from batchjudge.engine.types import JudgeReply, JudgeRequest, ProviderBase
+from batchjudge.core.types import JudgeReply, JudgeRequest, ProviderBase
 from batchjudge.localjudge import DEFAULT_MODEL, LocalJudge
 
 __all__ = ["LocalProvider"]

@@ -33,7 +33,7 @@ from batchjudge.engine.providers._mistral_wire import (
     reply_from_payload,
     request_body,
 )
-from batchjudge.engine.types import JudgeReply, JudgeRequest, ProviderBase
+from batchjudge.core.types import JudgeReply, JudgeRequest, ProviderBase
 from batchjudge.errors import AuthError, ConfigError, TransientError
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_TRANSPORT", "TRANSPORTS", "MistralProvider"]

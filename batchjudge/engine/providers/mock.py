@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 
-from batchjudge.engine.types import JudgeReply, JudgeRequest, ProviderBase
+from batchjudge.core.types import JudgeReply, JudgeRequest, ProviderBase
 
 __all__ = ["MockProvider"]
 

@@ -139,7 +139,7 @@ class TraceRecord:
     hypothesis: str
     messages: list[Message]
     result: dict[str, Any]
-    """The row's result as written to Parquet (see ``engine.schema.RESULT_SCHEMA``)."""
+    """The row's result as written to Parquet (see ``core.results.RESULT_SCHEMA``)."""
 
 
 class Tracer(Protocol):
