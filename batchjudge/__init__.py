@@ -14,11 +14,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from batchjudge.api import run
-    from batchjudge.engine.config import RunConfig
-    from batchjudge.engine.providers.mock import MockProvider
-    from batchjudge.engine.runner import RunResult, run_async
-    from batchjudge.engine.stats import RunStats
+    from batchjudge.api import run, run_async
     from batchjudge.core.types import (
         JudgeReply,
         JudgeRequest,
@@ -27,6 +23,10 @@ if TYPE_CHECKING:
         RetryDecision,
         RetryKind,
     )
+    from batchjudge.engine.config import RunConfig
+    from batchjudge.engine.pipeline import RunResult
+    from batchjudge.engine.providers.mock import MockProvider
+    from batchjudge.engine.stats import RunStats
     from batchjudge.errors import (
         AuthError,
         BadRequestError,
@@ -43,8 +43,8 @@ _EXPORTS: dict[str, str] = {
     "run": "batchjudge.api",
     "RunConfig": "batchjudge.engine.config",
     "MockProvider": "batchjudge.engine.providers.mock",
-    "RunResult": "batchjudge.engine.runner",
-    "run_async": "batchjudge.engine.runner",
+    "RunResult": "batchjudge.engine.pipeline",
+    "run_async": "batchjudge.api",
     "RunStats": "batchjudge.engine.stats",
     **{
         name: "batchjudge.core.types"

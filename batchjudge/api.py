@@ -1,16 +1,79 @@
-"""The synchronous entry point beside :func:`batchjudge.engine.runner.run_async`."""
+"""The public entry points: :func:`run_async` and :func:`run`.
+
+A run is the engine's pipeline (:mod:`batchjudge.engine.pipeline`) plus what sits above it:
+the tracer the config names, which the engine receives but never imports, and the report's
+metrics, which the tracer logs as the run's evaluation summary (so Weave's evaluation view
+shows accuracy, F1 and ROC-AUC as in the cookbook). Everything that can be wrong with the
+inputs or options raises before a tracer starts or a request is sent.
+"""
 
 from __future__ import annotations
 
 import functools
+import os
+import time
 from typing import Any
 
 import anyio
 
+from batchjudge.core.tracer import Tracer
+from batchjudge.core.types import Provider
 from batchjudge.engine.config import RunConfig
-from batchjudge.engine.runner import RunResult, run_async
+from batchjudge.engine.limits import Clock, Sleep
+from batchjudge.engine.pipeline import ProgressCallback, RunResult, execute, plan_run
 
-__all__ = ["event_loop_options", "run"]
+__all__ = ["event_loop_options", "run", "run_async"]
+
+
+async def run_async(
+    config: RunConfig,
+    *,
+    provider: Provider | None = None,
+    progress: ProgressCallback | None = None,
+    tracer: Tracer | None = None,
+    progress_interval: float = 0.25,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = anyio.sleep,
+) -> RunResult:
+    """Judge every row of ``config.inputs`` into ``config.out``; resume when it exists.
+
+    Raises :class:`~batchjudge.errors.InputError` / :class:`~batchjudge.errors.ConfigError` /
+    :class:`~batchjudge.errors.CheckpointError` before anything is sent or written when the
+    inputs or options cannot work. ``provider`` replaces the one named in the config (tests,
+    custom backends); ``progress`` is called with live counters while the run works;
+    ``tracer`` replaces the one ``config.trace`` names (it is closed at the end either way);
+    ``clock`` and ``sleep`` drive every limit, wait and retry (a fake clock in tests).
+    """
+    plan = plan_run(config)
+    if tracer is None and config.trace:
+        from batchjudge.adapters.tracing import make_tracer
+
+        tracer = make_tracer(config.trace, sample_rate=config.trace_sample,
+                             run_name=os.path.basename(os.path.abspath(config.out)),
+                             run_config=config.public_dict())
+    result: RunResult | None = None
+    try:
+        result = await execute(plan, provider=provider, tracer=tracer, progress=progress,
+                               progress_interval=progress_interval, clock=clock, sleep=sleep)
+    finally:
+        if tracer is not None:
+            summary = None if result is None else await _evaluation_summary(result, config)
+            trace = await tracer.aclose(summary)
+            if result is not None:
+                result.trace = trace
+                result.stats["trace_dropped"] = trace.get("dropped", 0)
+    assert result is not None  # execute returned, or its error went up
+    return result
+
+
+async def _evaluation_summary(result: RunResult, config: RunConfig) -> dict[str, Any]:
+    """What the tracer logs for the run: counts, counters and the report's metrics."""
+    from batchjudge.report.loading import load_run
+    from batchjudge.report.prices import load_prices
+    from batchjudge.report.summary import summarize
+
+    metrics = await anyio.to_thread.run_sync(lambda: summarize(load_run(os.fspath(config.out)), load_prices(None)))
+    return {"counts": dict(result.counts), "stats": dict(result.stats), "metrics": metrics}
 
 
 def event_loop_options() -> dict[str, Any]:

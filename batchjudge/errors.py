@@ -10,8 +10,10 @@ the HTTP library or pyarrow are translated at the boundary (``raise ... from exc
     └── ProviderError          a call to a judge failed
         ├── RateLimitError     429: retryable, may carry ``retry_after`` seconds
         ├── TransientError     5xx, timeouts, dropped connections: retryable
-        ├── AuthError          401/403: stops the whole run, nothing marked done
-        └── BadRequestError    other 4xx: fails the row at once
+        │   └── UnreachableError   no connection at all (refused, DNS, TLS): an outage
+        ├── AuthError          401/403 or no key: stops the whole run, nothing marked done
+        ├── BadRequestError    other 4xx: fails the row at once
+        └── ReplyTooLargeError a reply over the size cap: fails the row, the rest unread
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ __all__ = [
     "InputError",
     "ProviderError",
     "RateLimitError",
+    "ReplyTooLargeError",
     "TransientError",
+    "UnreachableError",
 ]
 
 
@@ -79,3 +83,19 @@ class AuthError(ProviderError):
 
 class BadRequestError(ProviderError):
     """A 4xx other than 401/403/408/429: this row will never succeed as sent."""
+
+
+class UnreachableError(TransientError):
+    """No connection could be made (refused, DNS, TLS): the endpoint, not the row, is at fault.
+
+    ``url`` names the endpoint; the engine treats a run of these as an outage, not as failures
+    of the rows that happened to be in flight.
+    """
+
+    def __init__(self, message: str, *, url: str) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class ReplyTooLargeError(ProviderError):
+    """A reply larger than the client's cap; the rest of it was not read."""

@@ -49,7 +49,7 @@ from batchjudge.adapters.launchers import (
     wait_for_job,
 )
 from batchjudge.engine.config import RunConfig
-from batchjudge.engine.runner import run_async
+from batchjudge.api import run_async
 from batchjudge.report import compare_runs, load_prices, load_run
 
 __all__ = ["Judge", "cookbook_flow", "markdown_table"]

@@ -17,7 +17,8 @@ from ft_fixtures import labelled_parquet
 from batchjudge.emulator import EmulatorServer
 from batchjudge.engine import batch
 from batchjudge.engine.config import RunConfig
-from batchjudge.engine.runner import RunResult, run_async
+from batchjudge.api import run_async
+from batchjudge.engine.pipeline import RunResult
 from batchjudge.errors import ConfigError
 from batchjudge.report import load_run
 
@@ -137,5 +138,5 @@ def test_rows_of_a_job_cancelled_meanwhile_fail_and_retry_failed_sends_them_agai
     assert resumed.complete and resumed.counts["failed"] == 5
     assert all("ended CANCELLED without an answer" in e for e in _results(tmp_path / "run")["error"].to_list())
     retried = _run(_config(data, tmp_path / "run", server.url, retry_failed=True))
-    assert retried.complete and retried.counts == {"ok": 5, "parse_error": 0, "failed": 0}
+    assert retried.complete and retried.counts == {"ok": 5, "parse_error": 0, "failed": 0, "done": 5, "total": 5}
     assert len(server.app.state.emulator.batch_jobs) == 2

@@ -28,7 +28,7 @@ def test_the_same_run_again_sends_no_done_row(write_pairs, tmp_path):
     again = MockProvider(ok)
     result = run(RunConfig(inputs=[path], out=tmp_path / "run", flush_rows=7), provider=again)
     assert len(first.calls) == 30 and again.calls == []
-    assert result.complete and result.counts == {"ok": 30, "parse_error": 0, "failed": 0}
+    assert result.complete and result.counts == {"ok": 30, "parse_error": 0, "failed": 0, "done": 30, "total": 30}
     assert results(tmp_path / "run")["row_id"].n_unique() == 30
 
 
@@ -97,7 +97,7 @@ def test_retry_failed_resends_only_the_failed_rows_and_keeps_one_result_each(wri
     df = results(tmp_path / "run")
     assert len(retry.calls) == 4
     assert df.height == 10 and df["row_id"].n_unique() == 10
-    assert result.counts == {"ok": 10, "parse_error": 0, "failed": 0}
+    assert result.counts == {"ok": 10, "parse_error": 0, "failed": 0, "done": 10, "total": 10}
 
 
 def test_run_json_holds_config_fingerprint_counts_and_never_the_key(write_pairs, tmp_path):

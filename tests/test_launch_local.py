@@ -22,7 +22,7 @@ from batchjudge.adapters.launchers import (
 from batchjudge.cli.ft import ft_app
 from batchjudge.emulator import finetune as emulator_finetune
 from batchjudge.engine.config import RunConfig
-from batchjudge.engine.runner import run_async
+from batchjudge.api import run_async
 from batchjudge.errors import ConfigError, InputError
 from batchjudge.localjudge import LocalJudge
 

@@ -27,7 +27,7 @@ from batchjudge.adapters.launchers._mistral import MistralLauncher
 from batchjudge.cli.ft import EXIT_REFUSED, ft_app
 from batchjudge.emulator import EmulatorServer
 from batchjudge.engine.config import RunConfig
-from batchjudge.engine.runner import run_async
+from batchjudge.api import run_async
 from batchjudge.errors import AuthError, ConfigError
 
 StartEmulator = Callable[..., EmulatorServer]
@@ -158,7 +158,7 @@ def test_a_rejected_key_is_an_auth_error_and_exit_code_2(emulator: StartEmulator
 
 def test_the_launcher_needs_a_key_and_never_shows_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MISTRAL_API_KEY", raising=False)
-    with pytest.raises(ConfigError, match="MISTRAL_API_KEY"):
+    with pytest.raises(AuthError, match="MISTRAL_API_KEY"):
         MistralLauncher()
     launcher: Any = MistralLauncher(api_key="sk-very-secret")
     assert "sk-very-secret" not in repr(launcher)

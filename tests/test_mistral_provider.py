@@ -20,6 +20,7 @@ from batchjudge.errors import (
     ProviderError,
     RateLimitError,
     TransientError,
+    UnreachableError,
 )
 
 TRANSPORTS = ("http", "sdk")
@@ -125,12 +126,13 @@ def test_a_rejected_key_is_fatal_and_never_echoed(emulator: StartEmulator, trans
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_a_refused_connection_is_transient(transport: str) -> None:
+def test_a_refused_connection_is_an_unreachable_endpoint_naming_the_url(transport: str) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     exc = asyncio.run(_failure(_provider(f"http://127.0.0.1:{port}", transport, timeout=2)))
-    assert isinstance(exc, TransientError) and "connection error" in str(exc)
+    assert isinstance(exc, UnreachableError) and isinstance(exc, TransientError)
+    assert f"cannot connect to http://127.0.0.1:{port}" in str(exc) and exc.url == f"http://127.0.0.1:{port}"
 
 
 def test_a_missing_key_is_an_auth_error_at_construction(monkeypatch: pytest.MonkeyPatch) -> None:

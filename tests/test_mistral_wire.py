@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from batchjudge.engine.providers._mistral_wire import (
+from batchjudge.adapters.mistral._wire import (
     error_for_status,
     kept_headers,
     reply_from_payload,

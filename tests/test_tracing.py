@@ -20,37 +20,36 @@ from batchjudge.adapters import tracing
 from batchjudge.adapters.tracing import make_tracer, trace_op
 from batchjudge.adapters.tracing._sampling import is_sampled
 from batchjudge.adapters.tracing._tracer import BackgroundTracer
-from batchjudge.core.types import TraceRecord
+from batchjudge.core.results import FinishedRow, RowResult
 from batchjudge.errors import ConfigError
 
 SENTINEL = "sk-SENTINEL-never-in-a-trace-0123456789"
 
 
-def row(i: int, **result: Any) -> TraceRecord:
+def row(i: int, **result: Any) -> FinishedRow:
     """A finished, labelled row as the engine submits it."""
-    row_id = f"row-{i}"
-    return TraceRecord(
-        row_id=row_id,
+    fields: dict[str, Any] = {
+        "row_id": f"row-{i}",
+        "status": "ok",
+        "verdict": 1,
+        "score": 0.9,
+        "reason": "supported",
+        "raw_response": '{"consistency": 1}',
+        "error": None,
+        "attempts": 1,
+        "latency_ms": 250.0,
+        "prompt_tokens": 120,
+        "completion_tokens": 8,
+        "model": "mistral-large-latest",
+        "target": i % 2,
+        "truncated_tokens": 0,
+        **result,
+    }
+    return FinishedRow(
+        RowResult(**fields),
         premise=f"Document {i}: the ferry left at 9 am.",
         hypothesis=f"Summary {i}: the ferry left at 9.",
-        messages=[{"role": "user", "content": f"Judge document {i}."}],
-        result={
-            "row_id": row_id,
-            "status": "ok",
-            "verdict": 1,
-            "score": 0.9,
-            "reason": "supported",
-            "raw_response": '{"consistency": 1}',
-            "error": None,
-            "attempts": 1,
-            "latency_ms": 250.0,
-            "prompt_tokens": 120,
-            "completion_tokens": 8,
-            "model": "mistral-large-latest",
-            "target": i % 2,
-            "truncated_tokens": 0,
-            **result,
-        },
+        messages=({"role": "user", "content": f"Judge document {i}."},),
     )
 
 

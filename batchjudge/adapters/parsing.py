@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from batchjudge.core.results import STATUS_OK, STATUS_PARSE_ERROR
+from batchjudge.core.results import STATUS_OK, STATUS_PARSE_ERROR, Status
 
 __all__ = ["ParsedVerdict", "aggregate_votes", "parse_verdict"]
 
@@ -29,7 +29,7 @@ __all__ = ["ParsedVerdict", "aggregate_votes", "parse_verdict"]
 class ParsedVerdict:
     """One parsed reply. ``verdict`` and ``score`` are ``None`` unless ``status == "ok"``."""
 
-    status: str
+    status: Status
     verdict: int | None = None
     """1 consistent, 0 inconsistent."""
     score: float | None = None

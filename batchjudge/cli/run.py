@@ -14,7 +14,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from batchjudge.api import event_loop_options
 from batchjudge.cli._console import err_console, fail
 from batchjudge.engine.config import RunConfig
-from batchjudge.engine.runner import RunResult, run_async
+from batchjudge.api import run_async
+from batchjudge.engine.pipeline import RunResult
 from batchjudge.engine.stats import RunStats
 from batchjudge.errors import BatchJudgeError
 

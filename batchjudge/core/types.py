@@ -1,8 +1,8 @@
 """The small data types and protocols every part of the engine speaks.
 
 A provider turns one :class:`JudgeRequest` into one :class:`JudgeReply` (or raises one of
-:mod:`batchjudge.errors`' provider errors); the engine alone retries and limits. A tracer
-receives one :class:`TraceRecord` per finished row and must never block or raise.
+:mod:`batchjudge.errors`' provider errors) and says, for each error, whether the engine should
+retry it (:class:`RetryDecision`); the engine alone retries and limits.
 """
 
 from __future__ import annotations
@@ -26,8 +26,6 @@ __all__ = [
     "ProviderBase",
     "RetryDecision",
     "RetryKind",
-    "TraceRecord",
-    "Tracer",
 ]
 
 Message = dict[str, str]
@@ -128,26 +126,3 @@ class ProviderBase:
 
     async def aclose(self) -> None:
         return None
-
-
-@dataclass(slots=True)
-class TraceRecord:
-    """What a tracer receives for one finished row (never contains an API key)."""
-
-    row_id: str
-    premise: str
-    hypothesis: str
-    messages: list[Message]
-    result: dict[str, Any]
-    """The row's result as written to Parquet (see ``core.results.RESULT_SCHEMA``)."""
-
-
-class Tracer(Protocol):
-    """A sink for traces. ``submit`` must return at once and never raise."""
-
-    def submit(self, record: TraceRecord) -> None: ...
-
-    async def aclose(self, summary: dict[str, Any] | None = None) -> dict[str, int]:
-        """Drain, log the run's ``summary`` metrics, close; return counters
-        (``sent``, ``dropped``, ``errors``)."""
-        ...

@@ -8,9 +8,10 @@ batch inference API instead of one request per row.
       │                                                                                 ▼
       └──── rows that fail alone ──────────────────────────► writer ◄── parse output + error files
 
-The reader, the prompt adapter, the request body, the reply parser and the writer are the
-online run's own (:mod:`batchjudge.engine.runner`), so a batch run writes exactly the result
-parts an online run writes. Rows are written to chunk files (``{"custom_id": row key,
+:class:`BatchJudge` is the judge step of batch mode: it takes the same work from the same
+reader as online mode (:class:`~batchjudge.engine.judge.OnlineJudge`), builds each result
+with the same functions (:mod:`~batchjudge.engine.outcomes`) and hands it to the same sink, so
+a batch run writes exactly the result parts an online run writes. Rows are written to chunk files (``{"custom_id": row key,
 "body": chat request}`` lines) cut under :data:`LIMITS` (rows and bytes per job), each with a
 ``.rows.jsonl`` sidecar (row key, target, cut tokens), both deleted once the job's answers
 are written. ``RUN_DIR/batch/jobs.json`` records
@@ -18,45 +19,41 @@ every chunk before it is uploaded and its job id as soon as the job exists, so a
 submits the chunks that have no job yet, polls the jobs still running, and never sends their
 rows again; answers already in the results are not written twice.
 
-Files and jobs go through the official SDK (``client.files.upload_async``,
-``client.batch.jobs.create_async`` / ``get_async``, ``client.files.download_async``); its
-errors are translated like the online provider's. A rejected key stops the run (exit 2); a
-failed upload or create stops it too, and the same command resumes it.
+Files and jobs go through the package's one API client
+(:class:`~batchjudge.adapters.mistral.ApiClient`: ``POST /v1/files``, ``POST /v1/batch/jobs``,
+``GET /v1/batch/jobs/{id}``, ``GET /v1/files/{id}/content``), its errors translated like every
+other call's. A rejected key stops the run (exit 2); a failed upload or create stops it too
+(:class:`~batchjudge.engine.retry.StopRun`), and the same command resumes it. File work runs
+in worker threads, never on the event loop.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 import anyio
 import numpy as np
 import orjson
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from batchjudge.adapters.parsing import parse_verdict
-from batchjudge.engine.checkpoint import key_hash, key_hashes
-from batchjudge.engine.providers._mistral_wire import (
-    error_for_status,
-    reply_from_payload,
-    request_body,
-)
-from batchjudge.core.results import STATUS_FAILED
-from batchjudge.engine.source import SourceRow
+from batchjudge.adapters.mistral import ApiClient, error_for_status, reply_from_payload, request_body
+from batchjudge.core.results import FinishedRow, RowResult
+from batchjudge.engine.checkpoint import key_hashes_in_order
+from batchjudge.engine.outcomes import answered_result, failed_result
+from batchjudge.engine.reader import Work
+from batchjudge.engine.retry import StopRun
 from batchjudge.engine.stats import RunStats
 from batchjudge.errors import ConfigError, ProviderError, TransientError
 
-if TYPE_CHECKING:
-    from batchjudge.engine.runner import _Run, _Work
-
-__all__ = ["BATCH_DIR", "LIMITS", "BatchLimits", "execute_batch"]
+__all__ = ["BATCH_DIR", "LIMITS", "BatchJudge", "BatchLimits"]
 
 BATCH_DIR = "batch"
 _STATE = "jobs.json"
-_ENDPOINT: Literal["/v1/chat/completions"] = "/v1/chat/completions"
+_ENDPOINT = "/v1/chat/completions"
 _FINISHED = frozenset({"SUCCESS", "FAILED", "TIMEOUT_EXCEEDED", "CANCELLED"})
 
 
@@ -72,56 +69,6 @@ class BatchLimits:
 
 LIMITS = BatchLimits()
 """The limits batch runs use."""
-
-
-# --- the SDK, its errors translated ---------------------------------------------------------
-
-
-class _Client:
-    """The SDK calls batch mode makes, each raising the project's errors."""
-
-    def __init__(self, api_key: str | None, base_url: str | None, timeout: float) -> None:
-        from mistralai.client import Mistral
-
-        from batchjudge.engine.providers._mistral_wire import normalise_base_url
-
-        key = api_key or os.environ.get("MISTRAL_API_KEY")
-        if not key:
-            raise ConfigError("--mode batch needs an API key: set MISTRAL_API_KEY")
-        self._sdk = Mistral(api_key=key, server_url=normalise_base_url(base_url), retry_config=None,
-                            timeout_ms=int(max(timeout, 60.0) * 1000))
-
-    async def _call(self, what: str, call: Callable[[], Any]) -> Any:
-        import httpx2
-        from mistralai.client.errors import MistralError
-
-        try:
-            return await call()
-        except MistralError as exc:
-            error = error_for_status(exc.status_code, exc.headers, exc.body)
-            raise type(error)(f"{what}: {error}", status=exc.status_code) from None
-        except httpx2.HTTPError as exc:
-            raise TransientError(f"{what}: connection error: {type(exc).__name__}: {exc}") from None
-
-    async def upload(self, path: Path) -> str:
-        from mistralai.client.models import FileTypedDict
-
-        file: FileTypedDict = {"file_name": path.name, "content": await anyio.Path(path).read_bytes()}
-        uploaded = await self._call(f"upload {path.name}", lambda: self._sdk.files.upload_async(file=file, purpose="batch"))
-        return str(uploaded.id)
-
-    async def create(self, file_id: str, model: str) -> str:
-        job = await self._call("create batch job", lambda: self._sdk.batch.jobs.create_async(
-            input_files=[file_id], endpoint=_ENDPOINT, model=model, metadata={"client": "batchjudge"}))
-        return str(job.id)
-
-    async def get(self, job_id: str) -> Any:
-        return await self._call(f"batch job {job_id}", lambda: self._sdk.batch.jobs.get_async(job_id=job_id))
-
-    async def download(self, file_id: str) -> bytes:
-        response = await self._call(f"download {file_id}", lambda: self._sdk.files.download_async(file_id=file_id))
-        data: bytes = await response.aread()
-        return data
 
 
 # --- the run directory's record of chunks and jobs -------------------------------------------
@@ -176,7 +123,8 @@ class _Book:
 
 
 class _Chunks:
-    """Writes requests into chunk files, starting a new one at the limits."""
+    """Writes requests into chunk files, starting a new one at the limits (blocking I/O: its
+    callers run it in a worker thread)."""
 
     def __init__(self, book: _Book, limits: BatchLimits) -> None:
         self.book = book
@@ -186,7 +134,11 @@ class _Chunks:
         self._entry: _Entry | None = None
         self._bytes = 0
 
-    def add(self, work: _Work, model: str) -> _Entry | None:
+    def add_all(self, items: list[Work], model: str) -> list[_Entry]:
+        """Append requests; return the chunks that reached a limit (closed and recorded)."""
+        return [closed for work in items if (closed := self.add(work, model)) is not None]
+
+    def add(self, work: Work, model: str) -> _Entry | None:
         """Append one request; return the chunk it closed, if it reached a limit."""
         line = orjson.dumps({"custom_id": work.row.row_id, "body": request_body(work.request, model)}) + b"\n"
         if self._entry is None:
@@ -224,138 +176,134 @@ class _Chunks:
         return entry
 
 
-# --- one batch run ------------------------------------------------------------------------------
+# --- the judge step ---------------------------------------------------------------------------
 
 
-class _BatchRun:
-    """Submits chunks, follows their jobs and turns their answers into result rows."""
+class BatchJudge:
+    """Submits chunks of work as batch jobs, follows them and turns their answers into rows.
 
-    def __init__(self, run: _Run, limits: BatchLimits) -> None:
-        self.run = run
-        self.limits = limits
-        self.book = _Book(Path(run.run_dir.path) / BATCH_DIR)
-        self.client = _Client(run.config.api_key, run.config.base_url, run.config.timeout)
-        self.already = run.done
-        """Row keys with results before this session: answers for them are not written twice."""
+    ``run_dir`` holds the chunk files and ``jobs.json``; ``done`` are the key hashes of rows
+    that had results before this session (answers for them are not written twice).
+    """
 
-    async def submit(self, entry: _Entry) -> None:
-        file_id = await self.client.upload(self.book.folder / f"{entry.chunk}.jsonl")
-        entry.job_id = await self.client.create(file_id, self.run.model)
+    def __init__(
+        self,
+        client: ApiClient,
+        run_dir: Path,
+        stats: RunStats,
+        *,
+        model: str,
+        done: np.ndarray,
+        limits: BatchLimits | None = None,
+    ) -> None:
+        self.client = client
+        self.stats = stats
+        self.model = model
+        self.limits = limits or LIMITS
+        self.book = _Book(run_dir / BATCH_DIR)
+        self.already = done
+
+    def in_flight(self) -> Iterable[str]:
+        """Rows of jobs an earlier session submitted and this one will follow."""
+        return self.book.in_flight()
+
+    async def run(self, inbox: MemoryObjectReceiveStream[Work], outbox: MemoryObjectSendStream[FinishedRow]) -> None:
+        """Chunk and submit everything from ``inbox``, then follow every job to its end."""
+        async with outbox:
+            try:
+                await self._submit_all(inbox)
+                await self._follow(outbox)
+            except ProviderError as exc:  # jobs cannot be created or followed: stop, resumable
+                raise StopRun(exc) from exc
+
+    async def _submit(self, entry: _Entry) -> None:
+        file_id = await self.client.upload_file(self.book.folder / f"{entry.chunk}.jsonl", purpose="batch")
+        job = await self.client.create_batch_job(
+            file_id, model=self.model, endpoint=_ENDPOINT, metadata={"client": "batchjudge"}
+        )
+        entry.job_id = str(job["id"])
         entry.status = "QUEUED"
-        self.book.save()
+        await anyio.to_thread.run_sync(self.book.save)
 
-    async def write_chunks(self, inbox: MemoryObjectReceiveStream[_Work]) -> None:
-        """Submit chunks left unsubmitted by an earlier session, then chunk and submit new rows."""
+    async def _submit_all(self, inbox: MemoryObjectReceiveStream[Work]) -> None:
+        """Submit chunks left unsubmitted by an earlier session, then chunk and submit new work."""
         for entry in [e for e in self.book.pending() if e.job_id is None]:
-            await self.submit(entry)
+            await self._submit(entry)
         chunks = _Chunks(self.book, self.limits)
         async with inbox:
+            batch: list[Work] = []
             async for work in inbox:
-                closed = chunks.add(work, self.run.model)
-                if closed is not None:
-                    await self.submit(closed)
-        last = chunks.close()
+                batch.append(work)
+                if len(batch) >= 512:
+                    for closed in await anyio.to_thread.run_sync(chunks.add_all, batch, self.model):
+                        await self._submit(closed)
+                    batch = []
+        for closed in await anyio.to_thread.run_sync(chunks.add_all, batch, self.model):
+            await self._submit(closed)
+        last = await anyio.to_thread.run_sync(chunks.close)
         if last is not None:
-            await self.submit(last)
+            await self._submit(last)
 
-    async def follow(self, results: MemoryObjectSendStream[dict[str, Any]],
-                     progress: Callable[[RunStats], None] | None) -> None:
+    async def _follow(self, outbox: MemoryObjectSendStream[FinishedRow]) -> None:
         """Poll every uncollected job until each has finished and its rows are written."""
         while True:
             for entry in self.book.pending():
                 assert entry.job_id is not None
                 try:
-                    job = await self.client.get(entry.job_id)
+                    job = await self.client.get_batch_job(entry.job_id)
                 except TransientError:
                     continue  # the next round asks again
-                entry.status = str(job.status)
+                entry.status = str(job.get("status"))
                 if entry.status in _FINISHED:
-                    for result in await self.collect(entry, job):
-                        await results.send(result)
+                    for result in await self._collect(entry, job):
+                        await outbox.send(FinishedRow(result))
                     entry.collected = True
-                    self.book.save()
-                    self.book.discard(entry)
-            if progress is not None:
-                progress(self.run.stats)
+                    await anyio.to_thread.run_sync(self.book.save)
+                    await anyio.to_thread.run_sync(self.book.discard, entry)
             if not self.book.pending():
                 return
             await anyio.sleep(self.limits.poll_seconds)
 
-    async def collect(self, entry: _Entry, job: Any) -> list[dict[str, Any]]:
+    async def _collect(self, entry: _Entry, job: dict[str, Any]) -> list[RowResult]:
         """One result per row of the chunk: its answer, its error, or why none came."""
         answers: dict[str, Any] = {}
-        for file_id in (job.output_file, job.error_file):
+        for file_id in (job.get("output_file"), job.get("error_file")):
             if file_id:
-                for line in (await self.client.download(file_id)).splitlines():
+                for line in (await self.client.download_file(str(file_id))).splitlines():
                     if line.strip():
                         answer = orjson.loads(line)
                         answers[str(answer.get("custom_id"))] = answer
-        rows = self.book.rows_of(entry)
-        seen = np.isin(np.fromiter((key_hash(r["row_id"]) for r in rows), np.uint64, len(rows)), self.already)
+        rows = await anyio.to_thread.run_sync(self.book.rows_of, entry)
+        written = np.isin(key_hashes_in_order(r["row_id"] for r in rows), self.already)
         results = []
-        for row, written in zip(rows, seen, strict=True):
-            if written:
+        for row, seen in zip(rows, written, strict=True):
+            if seen:
                 continue
-            source_row = SourceRow(row["row_id"], None, None, row["target"])
             answer = answers.get(row["row_id"])
             if answer is None:
-                results.append(self.run._result(
-                    source_row, STATUS_FAILED, attempts=1, truncated=row["truncated"],
-                    error=f"BatchError: batch job {entry.job_id} ended {entry.status} without an answer for this row"))
+                results.append(failed_result(
+                    row["row_id"], row["target"],
+                    f"BatchError: batch job {entry.job_id} ended {entry.status} without an answer for this row",
+                    model=self.model, attempts=1, truncated=row["truncated"]))
             else:
-                results.append(self._answered(source_row, answer, row["truncated"]))
+                results.append(self._answered(row, answer))
         return results
 
-    def _answered(self, row: SourceRow, answer: dict[str, Any], truncated: int) -> dict[str, Any]:
+    def _answered(self, row: dict[str, Any], answer: dict[str, Any]) -> RowResult:
         response = answer.get("response") or {}
         status = response.get("status_code")
         body = response.get("body")
+        row_id, target, truncated = row["row_id"], row["target"], row["truncated"]
         if status != 200 or answer.get("error"):
             detail = body if body else answer.get("error") or ""
             error = error_for_status(int(status or 500), {}, detail if isinstance(detail, str) else orjson.dumps(detail))
-            return self.run._result(row, STATUS_FAILED, attempts=1, truncated=truncated,
-                                    error=f"{type(error).__name__}: {error}")
+            return failed_result(row_id, target, f"{type(error).__name__}: {error}", model=self.model,
+                                 attempts=1, truncated=truncated)
         try:
             reply = reply_from_payload(body, {})
         except ProviderError as exc:
-            return self.run._result(row, STATUS_FAILED, attempts=1, truncated=truncated,
-                                    error=f"{type(exc).__name__}: {exc}")
-        self.run.stats.prompt_tokens += reply.prompt_tokens
-        self.run.stats.completion_tokens += reply.completion_tokens
-        parsed = parse_verdict(reply.text)
-        return self.run._result(
-            row, parsed.status, verdict=parsed.verdict, score=parsed.score, reason=parsed.reason,
-            raw=reply.text, error=parsed.error, attempts=1, prompt_tokens=reply.prompt_tokens,
-            completion_tokens=reply.completion_tokens, model=reply.model or self.run.model, truncated=truncated,
-        )
-
-
-async def execute_batch(run: _Run, progress: Callable[[RunStats], None] | None, interval: float) -> None:
-    """Judge the run's pending rows through batch jobs; the batch counterpart of online mode.
-
-    ``interval`` is unused: progress is reported once per polling round.
-    """
-    del interval
-    batch = _BatchRun(run, LIMITS)
-    in_flight = batch.book.in_flight()
-    if in_flight:  # rows of jobs from an earlier session: followed, not sent again
-        run.done = np.union1d(run.done, key_hashes(in_flight))
-    capacity = 256
-    work_send, work_recv = anyio.create_memory_object_stream["_Work"](capacity)
-    res_send, res_recv = anyio.create_memory_object_stream[dict[str, Any]](capacity)
-    try:
-        async with anyio.create_task_group() as outer:
-            outer.start_soon(run.write, res_recv)
-            async with res_send:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(run.read, work_send, res_send.clone())
-                    tg.start_soon(batch.write_chunks, work_recv)
-                await batch.follow(res_send, progress)
-    except* ProviderError as group:  # stop as online mode does: the run reports it, resume goes on
-        run.fatal = _first(group)
-
-
-def _first(group: BaseExceptionGroup[ProviderError]) -> ProviderError:
-    """The first error of a (possibly nested) exception group."""
-    first = group.exceptions[0]
-    return _first(first) if isinstance(first, BaseExceptionGroup) else first
+            return failed_result(row_id, target, f"{type(exc).__name__}: {exc}", model=self.model,
+                                 attempts=1, truncated=truncated)
+        self.stats.prompt_tokens += reply.prompt_tokens
+        self.stats.completion_tokens += reply.completion_tokens
+        return answered_result(row_id, target, [reply], model=self.model, attempts=1, truncated=truncated)

@@ -30,10 +30,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from batchjudge.core.results import RESULT_SCHEMA, STATUS_FAILED
+from batchjudge.core.results import STATUS_FAILED
+from batchjudge.core.schema import RESULT_SCHEMA
 from batchjudge.errors import CheckpointError
 
-__all__ = ["RunDir", "key_hash", "key_hashes"]
+__all__ = ["RunDir", "key_hash", "key_hashes", "key_hashes_in_order"]
 
 _RUN_JSON = "run.json"
 _RESULTS = "results"
@@ -46,9 +47,14 @@ def key_hash(row_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(row_id.encode(), digest_size=8).digest(), "little")
 
 
+def key_hashes_in_order(row_ids: Iterable[str]) -> np.ndarray:
+    """The 64-bit hashes of ``row_ids``, in their order."""
+    return np.fromiter((key_hash(r) for r in row_ids), dtype=np.uint64)
+
+
 def key_hashes(row_ids: Iterable[str]) -> np.ndarray:
     """Sorted unique 64-bit hashes of ``row_ids``."""
-    return np.unique(np.fromiter((key_hash(r) for r in row_ids), dtype=np.uint64))
+    return np.unique(key_hashes_in_order(row_ids))
 
 
 def _fsync_dir(path: Path) -> None:

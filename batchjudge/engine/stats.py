@@ -7,9 +7,33 @@ through the ``progress`` callback) reads a snapshot.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from typing import TypedDict
 
-__all__ = ["RunStats"]
+__all__ = ["RunStats", "StatsSnapshot"]
+
+
+class StatsSnapshot(TypedDict):
+    """:class:`RunStats` at one moment, with the derived figures; what ``RunResult.stats``
+    holds and what a run's summary reports."""
+
+    total: int
+    done_before: int
+    ok: int
+    parse_error: int
+    failed: int
+    retries: int
+    rate_limited: int
+    prompt_tokens: int
+    completion_tokens: int
+    in_flight: int
+    concurrency: int
+    flushed_parts: int
+    trace_dropped: int
+    finished: int
+    completed: int
+    elapsed_s: float
+    rows_per_second: float
 
 
 @dataclass(slots=True)
@@ -54,15 +78,14 @@ class RunStats:
         elapsed = self.elapsed
         return self.finished / elapsed if elapsed > 0 else 0.0
 
-    def snapshot(self) -> dict[str, float | int]:
-        """A plain dict of every counter plus the derived figures."""
-        data = asdict(self)
-        data.pop("started")
-        data.pop("warnings")
-        data.update(
-            finished=self.finished,
-            completed=self.completed,
-            elapsed_s=round(self.elapsed, 3),
-            rows_per_second=round(self.rows_per_second, 2),
+    def snapshot(self) -> StatsSnapshot:
+        """Every counter plus the derived figures, as a typed dict."""
+        return StatsSnapshot(
+            total=self.total, done_before=self.done_before, ok=self.ok,
+            parse_error=self.parse_error, failed=self.failed, retries=self.retries,
+            rate_limited=self.rate_limited, prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens, in_flight=self.in_flight,
+            concurrency=self.concurrency, flushed_parts=self.flushed_parts,
+            trace_dropped=self.trace_dropped, finished=self.finished, completed=self.completed,
+            elapsed_s=round(self.elapsed, 3), rows_per_second=round(self.rows_per_second, 2),
         )
-        return data

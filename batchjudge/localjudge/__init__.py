@@ -14,8 +14,8 @@ Train your own with :func:`train`, keep it with :func:`register`, and use it by 
 """
 
 from batchjudge.localjudge._features import FEATURE_NAMES, FEATURE_SIGNS
-from batchjudge.localjudge._judge import Judgement, LocalJudge
-from batchjudge.localjudge._registry import DEFAULT_MODEL, list_models, models_dir, register
+from batchjudge.localjudge._judge import Judgement, LocalJudge, register
+from batchjudge.localjudge._registry import DEFAULT_MODEL, list_models, models_dir
 from batchjudge.localjudge._train import train
 
 __all__ = [

@@ -25,7 +25,7 @@ from batchjudge.errors import ConfigError, InputError
 from batchjudge.localjudge._features import FEATURE_NAMES, Evidence, extract
 from batchjudge.localjudge._registry import DEFAULT_MODEL, list_models, model_path
 
-__all__ = ["FORMAT", "Judgement", "LocalJudge"]
+__all__ = ["FORMAT", "Judgement", "LocalJudge", "register"]
 
 FORMAT = "batchjudge-local-judge/1"
 _MAX_REASON_ITEMS = 3
@@ -200,3 +200,14 @@ class LocalJudge:
                 f"unknown local judge model {name!r} (known: {', '.join(list_models())})"
             )
         return cls.load_file(path)
+
+
+def register(judge: LocalJudge) -> Path:
+    """Save ``judge`` into :func:`models_dir` under its name; return the file written.
+
+    Registering again under the same name replaces the model; the shipped default's name is
+    refused so that ``local-judge`` always means the same weights.
+    """
+    if judge.name == DEFAULT_MODEL:
+        raise ConfigError(f"{DEFAULT_MODEL!r} is the shipped model; register under another name")
+    return judge.save(model_path(judge.name))

@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
 from batchjudge.errors import ConfigError
 
-if TYPE_CHECKING:
-    from batchjudge.localjudge._judge import LocalJudge
-
-__all__ = ["DEFAULT_MODEL", "list_models", "model_path", "models_dir", "register"]
+__all__ = ["DEFAULT_MODEL", "list_models", "model_path", "models_dir"]
 
 DEFAULT_MODEL = "local-judge"
 """The shipped model's name; it cannot be shadowed by a registered one."""
@@ -49,14 +45,3 @@ def list_models() -> list[str]:
         else []
     )
     return [DEFAULT_MODEL, *(n for n in registered if n != DEFAULT_MODEL)]
-
-
-def register(judge: LocalJudge) -> Path:
-    """Save ``judge`` into :func:`models_dir` under its name; return the file written.
-
-    Registering again under the same name replaces the model; the shipped default's name is
-    refused so that ``local-judge`` always means the same weights.
-    """
-    if judge.name == DEFAULT_MODEL:
-        raise ConfigError(f"{DEFAULT_MODEL!r} is the shipped model; register under another name")
-    return judge.save(model_path(judge.name))

@@ -19,7 +19,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from batchjudge.core.results import RESULT_SCHEMA
+from batchjudge.core.schema import RESULT_SCHEMA
 from batchjudge.errors import BatchJudgeError, InputError
 
 __all__ = ["RunData", "input_texts", "load_run"]

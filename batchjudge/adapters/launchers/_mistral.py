@@ -1,4 +1,5 @@
-"""The ``mistral`` launcher: hosted fine-tuning over the raw REST API (aiohttp).
+"""The ``mistral`` launcher: hosted fine-tuning over the raw REST API, through the package's
+one client (:class:`~batchjudge.adapters.mistral.ApiClient`).
 
 ``mistralai`` 3.x has no fine-tuning client, so this speaks the documented endpoints itself::
 
@@ -10,7 +11,8 @@
 
 The hosted endpoint answers ``410 Gone`` since mid-2026 (and answered 422 for every model in
 March 2026): those become :class:`FineTuningGone` and :class:`JobRejected` with a message that
-says what happened and what to use instead; 401/403 become :class:`AuthError`. Point
+says what happened and what to use instead; every other status is translated as for any
+other call (401/403 :class:`AuthError`, 429 :class:`RateLimitError`, 5xx :class:`TransientError`). Point
 ``base_url`` at the emulator (``batchjudge emulator``) and the same requests train a local
 judge there. The API key and the W&B key are sent as the API requires, never logged.
 """
@@ -18,10 +20,9 @@ judge there. The API key and the W&B key are sent as the API requires, never log
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
-import aiohttp
-import anyio
 import orjson
 
 from batchjudge.adapters.finetune import check_file
@@ -31,8 +32,8 @@ from batchjudge.adapters.launchers._protocol import (
     JobRejected,
     LaunchSpec,
 )
-from batchjudge.engine.providers._mistral_wire import normalise_base_url
-from batchjudge.errors import AuthError, ConfigError, ProviderError, TransientError
+from batchjudge.adapters.mistral import ApiClient
+from batchjudge.errors import ConfigError, ProviderError
 
 __all__ = ["GONE_HINT", "MistralLauncher"]
 
@@ -45,7 +46,6 @@ _REJECTED_HINT = (
     "the fine-tuning API refused the job (422): {detail}. In March 2026 it answered 422 for "
     "every model; check the model name and hyperparameters, or use `--launcher local`."
 )
-_USER_AGENT = "batchjudge (fine-tuning launcher)"
 
 
 def _job(data: dict[str, Any]) -> Job:
@@ -73,18 +73,15 @@ def _detail(body: bytes) -> str:
     return str(data)[:200]
 
 
-def _raise_for(status: int, body: bytes, what: str) -> None:
-    """Translate a non-2xx answer into the project's errors."""
-    detail = _detail(body)
+def _fine_tuning_error(status: int, body: bytes) -> ProviderError | None:
+    """What only the fine-tuning API means by a status; the client's translation does the rest."""
     if status == 410:
-        raise FineTuningGone(GONE_HINT, status=410)
+        return FineTuningGone(GONE_HINT, status=410)
     if status == 422:
-        raise JobRejected(_REJECTED_HINT.format(detail=detail), status=422)
-    if status in (401, 403):
-        raise AuthError(f"{what}: the API key was rejected ({status}); check MISTRAL_API_KEY", status=status)
-    if status == 429 or status >= 500:
-        raise TransientError(f"{what}: {status} {detail}; try again later", status=status)
-    raise JobRejected(f"{what}: {status} {detail}", status=status)
+        return JobRejected(_REJECTED_HINT.format(detail=_detail(body)), status=422)
+    if 400 <= status < 500 and status not in (401, 403, 408, 429):
+        return JobRejected(f"the fine-tuning API refused the request ({status}): {_detail(body)}", status=status)
+    return None
 
 
 def _integrations(spec: LaunchSpec) -> list[dict[str, str]]:
@@ -103,44 +100,20 @@ class MistralLauncher:
     name = "mistral"
 
     def __init__(self, *, api_key: str | None = None, base_url: str | None = None, timeout: float = 120.0) -> None:
-        key = api_key or os.environ.get("MISTRAL_API_KEY")
-        if not key:
-            raise ConfigError("the mistral launcher needs an API key: set MISTRAL_API_KEY")
-        self._base = normalise_base_url(base_url) + "/v1"
-        self._headers = {"Authorization": f"Bearer {key}", "Accept": "application/json", "User-Agent": _USER_AGENT}
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._session: aiohttp.ClientSession | None = None
+        self._api = ApiClient(api_key=api_key, base_url=base_url, timeout=timeout, max_reply_bytes=None)
 
     def __repr__(self) -> str:
-        return f"MistralLauncher(base_url={self._base!r})"
+        return f"MistralLauncher(base_url={self._api.base_url!r})"
 
     async def _request(self, method: str, path: str, what: str, **kwargs: Any) -> dict[str, Any]:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
-        try:
-            async with self._session.request(method, self._base + path, **kwargs) as response:
-                body = await response.read()
-                status = response.status
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise TransientError(f"{what}: cannot reach {self._base} ({type(exc).__name__}: {exc})") from exc
-        if status >= 400:
-            _raise_for(status, body, what)
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise ProviderError(f"{what}: the answer is not JSON", status=status) from exc
+        data = await self._api.call(method, f"/v1{path}", what=what, on_error=_fine_tuning_error, **kwargs)
         if not isinstance(data, dict):
-            raise ProviderError(f"{what}: expected a JSON object", status=status)
+            raise ProviderError(f"{what}: expected a JSON object")
         return data
 
     async def upload(self, path: os.PathLike[str] | str) -> str:
         """Upload a fine-tuning file (purpose ``fine-tune``); return its file id."""
-        form = aiohttp.FormData()
-        form.add_field("purpose", "fine-tune")
-        content = await anyio.Path(path).read_bytes()
-        form.add_field("file", content, filename=os.path.basename(path), content_type="application/jsonl")
-        data = await self._request("POST", "/files", f"upload {path}", data=form)
-        return str(data["id"])
+        return await self._api.upload_file(Path(path), purpose="fine-tune")
 
     def job_body(self, spec: LaunchSpec, train_id: str, val_id: str | None) -> dict[str, Any]:
         """The create-job body for ``spec`` and uploaded file ids."""
@@ -180,5 +153,4 @@ class MistralLauncher:
         return _job(await self._request("POST", f"/fine_tuning/jobs/{job_id}/cancel", f"cancel job {job_id}"))
 
     async def aclose(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
+        await self._api.aclose()

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from batchjudge.core.types import Tracer
+from batchjudge.core.tracer import Tracer
 from batchjudge.errors import ConfigError
 
 from ._jsonl import JsonlSink
 from ._ops import OpTrace, trace_op
 from ._process import ProcessSink
 from ._sampling import check_sample_rate
-from batchjudge.core.scrub import Scrubber
+from batchjudge.core.scrub import default_scrubber
 from ._sink import Sink
 from ._spec import parse_trace_spec
 from ._tracer import BackgroundTracer
@@ -53,7 +53,7 @@ def make_tracer(
     rate = check_sample_rate(sample_rate)
     if queue_size < 1:
         raise ConfigError(f"trace queue size {queue_size}: expected at least 1")
-    scrub = Scrubber.from_environ()
+    scrub = default_scrubber()
     config = scrub(run_config)
     sink: Sink
     if target.kind == "local":

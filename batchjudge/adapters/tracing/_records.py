@@ -10,8 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from batchjudge.core.types import TraceRecord
-
+from batchjudge.core.results import STATUS_OK, FinishedRow, RowResult
 from batchjudge.core.scrub import Scrubber
 
 __all__ = [
@@ -29,17 +28,17 @@ def _iso(timestamp: float) -> str:
     return dt.datetime.fromtimestamp(timestamp, tz=dt.UTC).isoformat()
 
 
-def _scores(result: dict[str, Any]) -> dict[str, bool]:
+def _scores(result: RowResult) -> dict[str, bool]:
     """Per-row scores: ``parsed`` always, ``correct`` when the row is labelled and judged."""
-    scores = {"parsed": result.get("status") == "ok"}
-    target, verdict = result.get("target"), result.get("verdict")
+    scores = {"parsed": result.status == STATUS_OK}
+    target, verdict = result.target, result.verdict
     if target is not None and verdict is not None:
         scores["correct"] = int(verdict) == int(target)
     return scores
 
 
 def build_call_record(
-    record: TraceRecord, *, run_name: str, ended_at: float, scrub: Scrubber
+    record: FinishedRow, *, run_name: str, ended_at: float, scrub: Scrubber
 ) -> dict[str, Any]:
     """The ``call`` record of one finished row.
 
@@ -47,10 +46,10 @@ def build_call_record(
     ``latency_ms`` earlier, so the trace shows the provider's real latency.
     """
     result = record.result
-    latency_ms = float(result.get("latency_ms") or 0.0)
-    prompt_tokens = int(result.get("prompt_tokens") or 0)
-    completion_tokens = int(result.get("completion_tokens") or 0)
-    model = result.get("model") or ""
+    latency_ms = float(result.latency_ms or 0.0)
+    prompt_tokens = int(result.prompt_tokens or 0)
+    completion_tokens = int(result.completion_tokens or 0)
+    model = result.model or ""
     call = {
         "type": "call",
         "op": JUDGE_OP,
@@ -61,14 +60,14 @@ def build_call_record(
         "inputs": {
             "premise": record.premise,
             "hypothesis": record.hypothesis,
-            "messages": record.messages,
+            "messages": list(record.messages),
             "model": model,
         },
         "output": {
-            "verdict": result.get("verdict"),
-            "score": result.get("score"),
-            "reason": result.get("reason"),
-            "raw_response": result.get("raw_response"),
+            "verdict": result.verdict,
+            "score": result.score,
+            "reason": result.reason,
+            "raw_response": result.raw_response,
             "model": model,
             "usage": {
                 "prompt_tokens": prompt_tokens,
@@ -76,12 +75,12 @@ def build_call_record(
                 "total_tokens": prompt_tokens + completion_tokens,
             },
         },
-        "status": result.get("status"),
-        "error": result.get("error"),
-        "attempts": result.get("attempts"),
+        "status": result.status,
+        "error": result.error,
+        "attempts": result.attempts,
         "latency_ms": latency_ms,
-        "target": result.get("target"),
-        "truncated_tokens": result.get("truncated_tokens"),
+        "target": result.target,
+        "truncated_tokens": result.truncated_tokens,
         "scores": _scores(result),
     }
     scrubbed: dict[str, Any] = scrub(call)

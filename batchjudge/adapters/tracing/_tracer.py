@@ -17,11 +17,11 @@ from typing import Any
 
 import anyio.to_thread
 
-from batchjudge.core.types import TraceRecord
+from batchjudge.core.results import FinishedRow
 
 from ._records import build_call_record, build_evaluation_record
 from ._sampling import is_sampled
-from batchjudge.core.scrub import Scrubber
+from batchjudge.core.scrub import Scrubber, default_scrubber
 from ._sink import Sink
 
 __all__ = ["BackgroundTracer"]
@@ -61,8 +61,8 @@ class BackgroundTracer:
         self._run_config = run_config
         self._sample_rate = sample_rate
         self._close_timeout = close_timeout
-        self._scrub = scrub if scrub is not None else Scrubber.from_environ()
-        self._queue: queue.Queue[tuple[TraceRecord, float] | _Close] = queue.Queue(
+        self._scrub = scrub if scrub is not None else default_scrubber()
+        self._queue: queue.Queue[tuple[FinishedRow, float] | _Close] = queue.Queue(
             queue_size
         )
         # Each counter has a single writer: the event loop (dropped, sampled_out) or the
@@ -78,7 +78,7 @@ class BackgroundTracer:
         )
         self._thread.start()
 
-    def submit(self, record: TraceRecord) -> None:
+    def submit(self, record: FinishedRow) -> None:
         """Queue ``record`` for tracing; never blocks, never raises."""
         if not is_sampled(record.row_id, self._sample_rate):
             self._sampled_out += 1
@@ -150,8 +150,8 @@ class BackgroundTracer:
                     self._finish(close.summary)
                 return
 
-    def _take_batch(self) -> tuple[list[tuple[TraceRecord, float]], _Close | None]:
-        batch: list[tuple[TraceRecord, float]] = []
+    def _take_batch(self) -> tuple[list[tuple[FinishedRow, float]], _Close | None]:
+        batch: list[tuple[FinishedRow, float]] = []
         item = self._queue.get()
         while True:
             if isinstance(item, _Close):
@@ -164,7 +164,7 @@ class BackgroundTracer:
             except queue.Empty:
                 return batch, None
 
-    def _write(self, batch: list[tuple[TraceRecord, float]], broken: bool) -> None:
+    def _write(self, batch: list[tuple[FinishedRow, float]], broken: bool) -> None:
         if broken:
             self._errors += len(batch)
             return

@@ -31,6 +31,7 @@ def _mistral(**options: Any) -> Provider:
         transport=options.get("transport"),
         concurrency=options.get("concurrency", 16),
         timeout=options.get("timeout", 60.0),
+        allow_insecure_http=options.get("allow_insecure_http", False),
     )
 
 

@@ -1,8 +1,12 @@
-"""The Mistral chat-completions wire format, shared by both transports of the provider.
+"""The chat-completions wire format: request body, reply check, ``Retry-After``, errors.
 
-Building the request body, checking a reply against the schema, reading ``Retry-After``, and
-translating an HTTP status into batchjudge's error tree all live here, once, so the ``http``
-and ``sdk`` transports cannot drift apart. Nothing here ever sees the API key.
+Mistral's API and the OpenAI-compatible servers that host the same open-weight judges (vLLM,
+llama.cpp, TGI, Ollama) speak the same format with small differences, named by a
+:class:`Dialect`: the seed field (``random_seed`` or ``seed``), the environment variable the
+key comes from, and how errors name the server. Building the body, checking a reply against
+the schema, reading ``Retry-After`` and translating a status into batchjudge's error tree live
+here once, for every client of the package (chat, batch mode, fine-tuning). Nothing here ever
+sees the API key.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -18,42 +23,46 @@ from batchjudge.core.types import JudgeReply, JudgeRequest
 from batchjudge.errors import (
     AuthError,
     BadRequestError,
-    ConfigError,
     ProviderError,
     RateLimitError,
     TransientError,
 )
 
 __all__ = [
-    "DEFAULT_BASE_URL",
+    "MISTRAL",
+    "OPENAI",
+    "Dialect",
     "error_for_status",
     "kept_headers",
-    "normalise_base_url",
     "reply_from_parts",
     "reply_from_payload",
     "request_body",
     "retry_after",
 ]
 
-DEFAULT_BASE_URL = "https://api.mistral.ai"
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """What differs between Mistral's API and an OpenAI-compatible one."""
+
+    name: str
+    label: str
+    """How messages name the server: ``the Mistral API``."""
+    key_env: str
+    """The environment variable the API key is read from by default."""
+    default_base_url: str
+    seed_field: str
+    """The body field carrying the sampling seed."""
 
 
-def normalise_base_url(base_url: str | None) -> str:
-    """``https://host[/prefix]`` without a trailing slash or ``/v1`` (every client adds it).
-
-    One rule for every Mistral client of the project: the chat provider, batch mode and the
-    fine-tuning launcher.
-    """
-    url = (base_url or DEFAULT_BASE_URL).rstrip("/").removesuffix("/v1")
-    if not url.startswith(("http://", "https://")):
-        raise ConfigError(f"--base-url {url!r} must start with http:// or https://")
-    return url
+MISTRAL = Dialect("mistral", "the Mistral API", "MISTRAL_API_KEY", "https://api.mistral.ai", "random_seed")
+OPENAI = Dialect("openai", "the server", "OPENAI_API_KEY", "https://api.openai.com", "seed")
 
 _MAX_MESSAGE = 300
-_KEPT_PREFIX = "x-ratelimit-"
+_KEPT_PREFIXES = ("x-ratelimit", "ratelimit")
 
 
-def request_body(request: JudgeRequest, model: str) -> dict[str, Any]:
+def request_body(request: JudgeRequest, model: str, dialect: Dialect = MISTRAL) -> dict[str, Any]:
     """The JSON body of ``POST /v1/chat/completions`` for one request."""
     body: dict[str, Any] = {
         "model": request.model or model,
@@ -62,15 +71,16 @@ def request_body(request: JudgeRequest, model: str) -> dict[str, Any]:
         "max_tokens": request.max_tokens,
     }
     if request.seed is not None:
-        body["random_seed"] = request.seed
+        body[dialect.seed_field] = request.seed
     if request.response_format is not None:
         body["response_format"] = request.response_format
     return body
 
 
 def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """The ``x-ratelimit-*`` headers of a reply, lower-cased (what the engine may learn from)."""
-    return {k.lower(): v for k, v in headers.items() if k.lower().startswith(_KEPT_PREFIX)}
+    """The rate-limit headers of a reply (``x-ratelimit*``, ``ratelimit*``), lower-cased:
+    what the engine learns limits from."""
+    return {k.lower(): v for k, v in headers.items() if k.lower().startswith(_KEPT_PREFIXES)}
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
@@ -99,7 +109,7 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
 
 
 def _api_message(body: bytes | str) -> str:
-    """The API's own words from an error body (``message`` or ``detail``), shortened."""
+    """The server's own words from an error body (``message`` or ``detail``), shortened."""
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -107,6 +117,9 @@ def _api_message(body: bytes | str) -> str:
         return " ".join(text.split())[:_MAX_MESSAGE] or "(empty body)"
     message: Any = payload
     if isinstance(payload, dict):
+        error = payload.get("error")
+        if isinstance(error, dict):  # OpenAI's {"error": {"message": ...}}
+            payload = error
         message = payload.get("message") or payload.get("detail") or payload
         if isinstance(message, list):  # FastAPI-style validation details
             message = "; ".join(
@@ -116,18 +129,24 @@ def _api_message(body: bytes | str) -> str:
                 for d in message
             )
     text = message if isinstance(message, str) else orjson.dumps(message).decode()
-    return text[:_MAX_MESSAGE]
+    return " ".join(text.split())[:_MAX_MESSAGE]
 
 
-def error_for_status(status: int, headers: Mapping[str, str], body: bytes | str) -> ProviderError:
-    """The batchjudge error for a non-2xx reply (429 → RateLimitError with its wait, …)."""
-    message = f"HTTP {status} from the Mistral API: {_api_message(body)}"
+def error_for_status(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes | str,
+    dialect: Dialect = MISTRAL,
+    *,
+    what: str | None = None,
+) -> ProviderError:
+    """The batchjudge error for a non-2xx reply (429 → RateLimitError with its wait, …);
+    ``what`` (``upload chunk-00001.jsonl``) prefixes the message when given."""
+    message = f"{f'{what}: ' if what else ''}HTTP {status} from {dialect.label}: {_api_message(body)}"
     if status == 429:
         return RateLimitError(message, retry_after=retry_after(headers))
     if status in (401, 403):
-        return AuthError(
-            f"{message} — the API key was rejected; check MISTRAL_API_KEY", status=status
-        )
+        return AuthError(f"{message} — the API key was rejected; check {dialect.key_env}", status=status)
     if status == 408 or status >= 500:
         return TransientError(message, status=status, retry_after=retry_after(headers))
     if 400 <= status < 500:
@@ -147,14 +166,19 @@ def _text(content: Any) -> str | None:
 
 
 def reply_from_parts(
-    content: Any, prompt_tokens: Any, completion_tokens: Any, model: Any, headers: dict[str, str]
+    content: Any,
+    prompt_tokens: Any,
+    completion_tokens: Any,
+    model: Any,
+    headers: dict[str, str],
+    dialect: Dialect = MISTRAL,
 ) -> JudgeReply:
     """A reply from its checked parts, or TransientError("malformed reply ...") naming the flaw."""
     text = _text(content)
     if text is None:
-        raise TransientError("malformed reply from the Mistral API: no text content")
+        raise TransientError(f"malformed reply from {dialect.label}: no text content")
     if not isinstance(prompt_tokens, int) or not isinstance(completion_tokens, int):
-        raise TransientError("malformed reply from the Mistral API: usage is not integers")
+        raise TransientError(f"malformed reply from {dialect.label}: usage is not integers")
     return JudgeReply(
         text=text,
         prompt_tokens=prompt_tokens,
@@ -164,7 +188,7 @@ def reply_from_parts(
     )
 
 
-def reply_from_payload(payload: Any, headers: dict[str, str]) -> JudgeReply:
+def reply_from_payload(payload: Any, headers: dict[str, str], dialect: Dialect = MISTRAL) -> JudgeReply:
     """Check a decoded chat completion against the schema and turn it into a reply."""
     try:
         message = payload["choices"][0]["message"]
@@ -175,8 +199,7 @@ def reply_from_payload(payload: Any, headers: dict[str, str]) -> JudgeReply:
             usage.get("completion_tokens"),
             payload.get("model"),
             headers,
+            dialect,
         )
     except (KeyError, IndexError, TypeError, AttributeError):
-        raise TransientError(
-            "malformed reply from the Mistral API: not a chat completion"
-        ) from None
+        raise TransientError(f"malformed reply from {dialect.label}: not a chat completion") from None

@@ -1,0 +1,117 @@
+"""The judge step: work in, finished rows out. Two interchangeable implementations share one
+contract (:class:`JudgeStep`): :class:`OnlineJudge` here (one request per row, under the
+shared limits) and :class:`~batchjudge.engine.batch.BatchJudge` (Mistral's batch API).
+
+:meth:`OnlineJudge.judge` judges one row and is all a distributed engine's worker needs;
+:meth:`OnlineJudge.run` is the single-process run's pool of workers over bounded streams. A
+failure that must stop the whole run (a rejected key) is raised as
+:class:`~batchjudge.engine.retry.StopRun`; every other failure is the row's own result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Protocol
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from batchjudge.core.results import FinishedRow, RowResult
+from batchjudge.core.types import Provider
+from batchjudge.engine.limits import Limits
+from batchjudge.engine.outcomes import answered_result, failed_result
+from batchjudge.engine.reader import Work
+from batchjudge.engine.retry import CallOutcome, RetryPolicy, call_with_retries
+from batchjudge.engine.stats import RunStats
+
+__all__ = ["JudgeStep", "OnlineJudge"]
+
+
+class JudgeStep(Protocol):
+    """What the run asks of a judge step."""
+
+    def in_flight(self) -> Iterable[str]:
+        """Row keys an earlier session already handed to this judge and that are still being
+        judged (batch jobs): the reader must not send them again."""
+        ...
+
+    async def run(self, inbox: MemoryObjectReceiveStream[Work], outbox: MemoryObjectSendStream[FinishedRow]) -> None:
+        """Judge everything from ``inbox`` into ``outbox``; close ``outbox`` when done."""
+        ...
+
+
+class OnlineJudge:
+    """One request per row (``samples`` per row with self-consistency) through ``provider``,
+    retried by ``policy`` under the shared ``limits``; counts tokens and retries in ``stats``."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        limits: Limits,
+        policy: RetryPolicy,
+        stats: RunStats,
+        *,
+        model: str,
+        samples: int = 1,
+    ) -> None:
+        self.provider = provider
+        self.limits = limits
+        self.policy = policy
+        self.stats = stats
+        self.model = model
+        self.samples = samples
+
+    def in_flight(self) -> Iterable[str]:
+        return ()
+
+    async def judge(self, work: Work) -> FinishedRow:
+        """The row's result after its calls; raises StopRun when the run must stop."""
+        outcomes: list[CallOutcome] = []
+        for sample in range(self.samples):
+            request = work.request
+            if sample:
+                request = dataclasses.replace(request, seed=(request.seed or 0) + sample)
+            outcome = await call_with_retries(self.provider, request, self.limits, self.stats, self.policy)
+            outcomes.append(outcome)
+            if outcome.reply is None:
+                break
+        return FinishedRow(self._result(work, outcomes), work.row.premise, work.row.hypothesis,
+                           tuple(work.request.messages))
+
+    def _result(self, work: Work, outcomes: list[CallOutcome]) -> RowResult:
+        attempts = sum(o.attempts for o in outcomes)
+        replies = [o.reply for o in outcomes if o.reply is not None]
+        prompt_tokens = sum(r.prompt_tokens for r in replies)
+        completion_tokens = sum(r.completion_tokens for r in replies)
+        self.stats.prompt_tokens += prompt_tokens
+        self.stats.completion_tokens += completion_tokens
+        row = work.row
+        last = outcomes[-1]
+        if last.reply is None:
+            return failed_result(
+                row.row_id, row.target, last.error or "no reply", model=self.model, attempts=attempts,
+                truncated=work.truncated, prompt_tokens=prompt_tokens or None,
+                completion_tokens=completion_tokens or None,
+            )
+        latencies = [o.latency_ms for o in outcomes if o.latency_ms is not None]
+        return answered_result(
+            row.row_id, row.target, replies, model=self.model, attempts=attempts,
+            latency_ms=sum(latencies) / len(latencies) if latencies else None, truncated=work.truncated,
+        )
+
+    async def run(self, inbox: MemoryObjectReceiveStream[Work], outbox: MemoryObjectSendStream[FinishedRow]) -> None:
+        """As many workers as the concurrency ceiling, each judging from ``inbox`` in turn."""
+        async with inbox, outbox, anyio.create_task_group() as workers:
+            for _ in range(self.limits.max_concurrency):
+                workers.start_soon(self._worker, inbox.clone(), outbox.clone())
+
+    async def _worker(self, inbox: MemoryObjectReceiveStream[Work], outbox: MemoryObjectSendStream[FinishedRow]) -> None:
+        async with inbox, outbox:
+            async for work in inbox:
+                self.stats.in_flight += 1
+                try:
+                    finished = await self.judge(work)
+                finally:
+                    self.stats.in_flight -= 1
+                await outbox.send(finished)

@@ -1,0 +1,277 @@
+"""One run, composed of three steps joined by bounded streams::
+
+    Reader ──(work, bounded)──► judge step ──(finished rows, bounded)──► ResultSink
+      │      (source, done-set,   (OnlineJudge: limits,                    (parts, run.json,
+      │       prompt rendering)    provider, retries, parser;               tracer fan-out)
+      │                            or BatchJudge: batch jobs)                  ▲
+      └──────────────── rows that fail alone (null premise, bad label) ───────┘
+
+:func:`plan_run` checks everything that can be wrong with the inputs or options before the
+run directory is touched, so a refused run leaves nothing half-written. :func:`execute`
+opens the run directory (lock, resume check, ``--retry-failed``, done-set), builds the three
+steps and runs them: the reader and the judge in one task group, the sink outside it, so that
+a failure that stops the run (:class:`~batchjudge.engine.retry.StopRun`) cancels only the
+first two while the sink drains what already arrived and writes it. Memory is bounded by the
+two streams and the sink's flush size, never by the dataset.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import numpy as np
+
+from batchjudge.adapters.prompts import JSON_OBJECT, PromptAdapter, load_prompt
+from batchjudge.core.results import Counts, FinishedRow
+from batchjudge.core.tracer import Tracer
+from batchjudge.core.types import Provider
+from batchjudge.engine.batch import BatchJudge
+from batchjudge.engine.checkpoint import RunDir, key_hashes
+from batchjudge.engine.config import RunConfig, describe_changes
+from batchjudge.engine.judge import JudgeStep, OnlineJudge
+from batchjudge.engine.limits import Clock, Limits, Sleep
+from batchjudge.engine.providers import make_provider
+from batchjudge.engine.reader import Reader, RequestSettings, Work
+from batchjudge.engine.record import RunRecord
+from batchjudge.engine.retry import RetryPolicy, StopRun
+from batchjudge.engine.sink import ResultSink
+from batchjudge.engine.source import Source, open_source
+from batchjudge.engine.stats import RunStats, StatsSnapshot
+from batchjudge.errors import AuthError, ConfigError
+
+__all__ = ["ProgressCallback", "RunPlan", "RunResult", "execute", "plan_run"]
+
+ProgressCallback = Callable[[RunStats], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RunPlan:
+    """A run whose inputs and options have been checked: nothing sent, nothing written yet."""
+
+    config: RunConfig
+    source: Source
+    adapter: PromptAdapter
+    settings: RequestSettings
+    fingerprint: dict[str, Any]
+
+    @property
+    def total(self) -> int:
+        """Input rows the run covers (up to ``--limit``)."""
+        return min(self.source.total, self.config.limit or self.source.total)
+
+
+@dataclass(slots=True)
+class RunResult:
+    """What a finished (or stopped) run reports."""
+
+    run_dir: str
+    total: int
+    counts: Counts
+    """Final results by status, over this session and earlier ones."""
+    stats: StatsSnapshot
+    complete: bool
+    """Every input row (up to ``limit``) has a final result."""
+    stopped_by: BaseException | None = None
+    """What stopped the run early (a rejected API key, an unreachable endpoint), if anything."""
+    warnings: list[str] = field(default_factory=list)
+    trace: dict[str, int] | None = None
+
+    @property
+    def error(self) -> str | None:
+        """Why the run stopped early, as ``Kind: message``."""
+        stop = self.stopped_by
+        return None if stop is None else f"{type(stop).__name__}: {stop}"
+
+    @property
+    def exit_code(self) -> int:
+        """The CLI's exit status: 0 complete, 2 stopped by configuration (a rejected key),
+        1 otherwise (interrupted or stopped by the environment: run it again)."""
+        if self.complete:
+            return 0
+        return 2 if isinstance(self.stopped_by, AuthError) else 1
+
+
+def plan_run(config: RunConfig) -> RunPlan:
+    """Check ``config`` and its inputs; raise InputError/ConfigError naming what cannot work."""
+    config.validate()
+    source = open_source(config.inputs, config.columns)
+    adapter = PromptAdapter(
+        load_prompt(config.prompt), config.resolved_model,
+        count_tokens=config.provider != "local" or config.tpm is not None,
+        exact_counts=config.tpm is not None,
+        max_context_tokens=config.max_context_tokens, max_output_tokens=config.max_tokens,
+    )
+    response_format: dict[str, Any] | None
+    if config.response_format == "json":
+        response_format = JSON_OBJECT
+    elif config.response_format == "text":
+        response_format = None
+    else:
+        response_format = adapter.template.response_format
+    settings = RequestSettings(
+        model=config.resolved_model, temperature=config.temperature, max_tokens=config.max_tokens,
+        seed=config.seed, response_format=response_format,
+    )
+    fingerprint = {
+        "provider": config.provider,
+        "model": config.resolved_model,
+        "prompt": {"spec": config.prompt, "sha256": adapter.fingerprint()},
+        "dataset": source.identity(),
+        "columns": dict(source.columns),
+        "generation": config.generation(),
+    }
+    return RunPlan(config, source, adapter, settings, fingerprint)
+
+
+def _check_labels(source: Source) -> list[str]:
+    """The datasets' label-sanity check over the whole input, streamed (hashes only)."""
+    from batchjudge.datasets.sanity import LabelChecker
+
+    checker = LabelChecker()
+    for file, _, batch in source.arrow_batches(2048):
+        checker.update(batch, origin=file.rel)
+    return [f"{w.code}: {w.message}" for w in checker.finish()]
+
+
+def _open_record(plan: RunPlan, run_dir: RunDir, stats: RunStats) -> tuple[RunRecord, np.ndarray, dict[str, int]]:
+    """Check a resume is compatible, apply ``--retry-failed``, and load the done-set.
+
+    Returns the session's ``run.json`` record, the done-set and the stored counts by status.
+    """
+    config = plan.config
+    stored = run_dir.read_meta()
+    if stored is not None and config.overwrite:
+        for part in run_dir.parts():
+            part.unlink()
+        stored = None
+    if stored is not None:
+        changes = describe_changes(stored["fingerprint"], plan.fingerprint)
+        if changes:
+            raise ConfigError(
+                f"{run_dir.path} was made with other settings ({'; '.join(changes)}); "
+                "resume with the same ones, or pass --overwrite to start over, or use another --out"
+            )
+    if config.retry_failed:
+        run_dir.drop_failed()
+    done, counts = run_dir.done_keys()
+    stats.done_before = int(done.size)
+    record = RunRecord.resumed(stored, config.public_dict(), plan.fingerprint)
+    record.labelled = plan.source.labelled
+    record.warnings = list(stats.warnings)
+    return record, done, counts
+
+
+def _judge_step(
+    plan: RunPlan, provider: Provider | None, run_dir: RunDir, stats: RunStats, done: np.ndarray,
+    clock: Clock, sleep: Sleep,
+) -> tuple[JudgeStep, Provider | None]:
+    """The judge step the config asks for (and the provider it opened, to close at the end)."""
+    config = plan.config
+    if config.mode == "batch":
+        from batchjudge.adapters.mistral import ApiClient
+
+        client = ApiClient(api_key=config.api_key, base_url=config.base_url, timeout=max(config.timeout, 60.0),
+                           max_reply_bytes=None)
+        return BatchJudge(client, run_dir.path, stats, model=config.resolved_model, done=done), None
+    if provider is None:
+        provider = make_provider(
+            config.provider, model=config.resolved_model, api_key=config.api_key,
+            base_url=config.base_url, transport=config.transport,
+            concurrency=config.concurrency, timeout=config.timeout,
+        )
+    limits = Limits(concurrency=config.concurrency, rps=config.rps, tpm=config.tpm,
+                    expected_completion_tokens=min(64, config.max_tokens), clock=clock, sleep=sleep)
+    stats.concurrency = config.concurrency
+    policy = RetryPolicy(max_retries=config.max_retries, timeout=config.timeout,
+                         backoff_base=config.backoff_base, backoff_cap=config.backoff_cap)
+    judge = OnlineJudge(provider, limits, policy, stats, model=config.resolved_model, samples=config.samples)
+    return judge, provider
+
+
+async def execute(
+    plan: RunPlan,
+    *,
+    provider: Provider | None = None,
+    tracer: Tracer | None = None,
+    progress: ProgressCallback | None = None,
+    progress_interval: float = 0.25,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = anyio.sleep,
+) -> RunResult:
+    """Run ``plan`` into its run directory; resume what is there.
+
+    ``provider`` replaces the one the config names (tests, custom backends) and is closed at
+    the end like one the run made; ``tracer`` receives every finished row (its owner closes
+    it); ``progress`` is called with live counters; ``clock``/``sleep`` drive every limit,
+    wait and retry (tests pass a fake clock).
+    """
+    config = plan.config
+    stats = RunStats(total=plan.total)
+    if config.check_labels:
+        stats.warnings = await anyio.to_thread.run_sync(_check_labels, plan.source)
+    opened: Provider | None = None
+    try:
+        with RunDir(config.out) as run_dir:
+            record, done, counts_before = _open_record(plan, run_dir, stats)
+            judge, opened = _judge_step(plan, provider, run_dir, stats, done, clock, sleep)
+            in_flight = list(judge.in_flight())
+            if in_flight:  # rows of jobs from an earlier session: followed, not sent again
+                done = np.union1d(done, key_hashes(in_flight))
+            reader = Reader(plan.source, plan.adapter, plan.settings, done=done, limit=config.limit)
+            sink = ResultSink(run_dir, record, stats, counts_before=counts_before, tracer=tracer,
+                              flush_rows=config.flush_rows, flush_seconds=config.flush_seconds)
+            await sink.write_record()
+            stopped = await _run_steps(reader, judge, sink, stats, config.concurrency, progress, progress_interval)
+            await sink.write_record()
+            counts = sink.counts
+    finally:
+        if opened is not None:
+            await opened.aclose()
+    complete = stopped is None and counts["done"] >= stats.total
+    return RunResult(os.fspath(config.out), stats.total, counts, stats.snapshot(), complete, stopped,
+                     warnings=list(stats.warnings))
+
+
+async def _run_steps(
+    reader: Reader, judge: JudgeStep, sink: ResultSink, stats: RunStats, concurrency: int,
+    progress: ProgressCallback | None, interval: float,
+) -> BaseException | None:
+    """Reader and judge in one group, the sink (and the progress ticker) outside it; returns
+    what stopped the run, if anything."""
+    capacity = max(2 * concurrency, 64)
+    work_send, work_recv = anyio.create_memory_object_stream[Work](capacity)
+    done_send, done_recv = anyio.create_memory_object_stream[FinishedRow](capacity)
+    stopped: BaseException | None = None
+    finished = anyio.Event()
+    async with anyio.create_task_group() as outer:
+        outer.start_soon(sink.run, done_recv)
+        if progress is not None:
+            outer.start_soon(_tick, stats, progress, interval, finished)
+        try:
+            async with done_send, anyio.create_task_group() as steps:
+                steps.start_soon(reader.run, work_send, done_send.clone())
+                steps.start_soon(judge.run, work_recv, done_send.clone())
+        except* StopRun as group:
+            stopped = _first(group).cause
+        finally:
+            finished.set()
+    return stopped
+
+
+def _first(group: BaseExceptionGroup[StopRun]) -> StopRun:
+    """The first error of a (possibly nested) exception group."""
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+async def _tick(stats: RunStats, progress: ProgressCallback, interval: float, finished: anyio.Event) -> None:
+    while not finished.is_set():
+        progress(stats)
+        with anyio.move_on_after(interval):
+            await finished.wait()
+    progress(stats)

@@ -1,0 +1,68 @@
+"""``run.json``: what a run directory says about itself.
+
+It holds the run's configuration (never the API key), the fingerprint that guards resumes,
+the versions that wrote it, the label-sanity warnings, and the counts by status, rewritten
+atomically after every results part. It goes through the scrubber on every write, like
+everything else that leaves the process.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from batchjudge.core.results import Counts
+from batchjudge.core.scrub import scrub
+
+__all__ = ["RunRecord", "now_iso", "package_version"]
+
+
+def now_iso() -> str:
+    """The current UTC time, to the second, ISO 8601."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def package_version() -> str:
+    """batchjudge's installed version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("batchjudge")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0+unknown"
+
+
+def _no_counts() -> Counts:
+    return Counts(ok=0, parse_error=0, failed=0, done=0, total=0)
+
+
+@dataclass(slots=True)
+class RunRecord:
+    """The content of ``run.json``."""
+
+    config: dict[str, Any]
+    fingerprint: dict[str, Any]
+    created_at: str = field(default_factory=now_iso)
+    sessions: int = 1
+    labelled: bool = False
+    warnings: list[str] = field(default_factory=list)
+    counts: Counts = field(default_factory=_no_counts)
+    updated_at: str = field(default_factory=now_iso)
+    batchjudge_version: str = field(default_factory=package_version)
+    python: str = field(default_factory=platform.python_version)
+
+    @classmethod
+    def resumed(cls, stored: dict[str, Any] | None, config: dict[str, Any], fingerprint: dict[str, Any]) -> RunRecord:
+        """The record of a new session: created_at and the session count carried over."""
+        record = cls(config=config, fingerprint=fingerprint)
+        if stored is not None:
+            record.created_at = str(stored.get("created_at") or record.created_at)
+            record.sessions = int(stored.get("sessions") or 0) + 1
+        return record
+
+    def to_json(self) -> dict[str, Any]:
+        """The scrubbed dict written to ``run.json``."""
+        data: dict[str, Any] = scrub(asdict(self))
+        return data

@@ -1,0 +1,136 @@
+"""The sink step: finished rows in; results parts, ``run.json`` and traces out.
+
+Rows are counted as they arrive, handed to the tracer (which never blocks), and buffered; every
+``flush_rows`` rows or ``flush_seconds`` seconds the buffer becomes one atomically written
+Parquet part and ``run.json`` is rewritten with the new counts. Both writes, and the scrubbing
+of the text columns that came from the server (``raw_response``, ``reason``, ``error``), run in
+a worker thread, never on the event loop. A crash loses at most the buffer, whose rows are
+sent again on resume.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from batchjudge.core.results import (
+    RESULT_COLUMNS,
+    STATUS_FAILED,
+    STATUS_OK,
+    Counts,
+    FinishedRow,
+    RowResult,
+)
+from batchjudge.core.scrub import default_scrubber
+from batchjudge.core.tracer import Tracer
+from batchjudge.engine.checkpoint import RunDir
+from batchjudge.engine.record import RunRecord, now_iso
+from batchjudge.engine.stats import RunStats
+
+__all__ = ["ResultSink"]
+
+_SERVER_TEXT = ("reason", "raw_response", "error")
+"""Columns holding text a server sent: scrubbed before they are written."""
+
+
+class ResultSink:
+    """Writes one run's finished rows into ``run_dir``; see the module docstring.
+
+    ``counts_before`` are the results already in the run directory when this session began;
+    ``record`` is ``run.json``'s content, whose counts the sink keeps current.
+    """
+
+    def __init__(
+        self,
+        run_dir: RunDir,
+        record: RunRecord,
+        stats: RunStats,
+        *,
+        counts_before: dict[str, int],
+        tracer: Tracer | None = None,
+        flush_rows: int = 2000,
+        flush_seconds: float = 5.0,
+    ) -> None:
+        self.run_dir = run_dir
+        self.record = record
+        self.stats = stats
+        self.tracer = tracer
+        self.flush_rows = flush_rows
+        self.flush_seconds = flush_seconds
+        self._before = counts_before
+        self._buffer: list[RowResult] = []
+
+    @property
+    def counts(self) -> Counts:
+        """Results by status, this session and earlier ones."""
+        ok = self._before.get(STATUS_OK, 0) + self.stats.ok
+        parse_error = self._before.get("parse_error", 0) + self.stats.parse_error
+        failed = self._before.get(STATUS_FAILED, 0) + self.stats.failed
+        done = ok + parse_error + failed
+        return Counts(ok=ok, parse_error=parse_error, failed=failed, done=done, total=self.stats.total)
+
+    def add(self, row: FinishedRow) -> None:
+        """Count, trace and buffer one finished row (no I/O)."""
+        result = row.result
+        self._buffer.append(result)
+        if result.status == STATUS_OK:
+            self.stats.ok += 1
+        elif result.status == STATUS_FAILED:
+            self.stats.failed += 1
+        else:
+            self.stats.parse_error += 1
+        if self.tracer is not None:
+            self.tracer.submit(row)
+
+    @property
+    def due(self) -> bool:
+        """Whether the buffer holds enough rows to be written now."""
+        return len(self._buffer) >= self.flush_rows
+
+    async def flush(self) -> None:
+        """Write the buffer as one part, then ``run.json`` (both in a worker thread)."""
+        rows, self._buffer = self._buffer, []
+        if rows:
+            await anyio.to_thread.run_sync(self._write_part, rows)
+            self.stats.flushed_parts += 1
+            await self.write_record()
+
+    async def write_record(self) -> None:
+        """Rewrite ``run.json`` with the current counts."""
+        self.record.counts = self.counts
+        self.record.updated_at = now_iso()
+        await anyio.to_thread.run_sync(self.run_dir.write_meta, self.record.to_json())
+
+    def _write_part(self, rows: Sequence[RowResult]) -> None:
+        scrub = default_scrubber().text
+        columns: dict[str, list[Any]] = {c: [getattr(r, c) for r in rows] for c in RESULT_COLUMNS}
+        for name in _SERVER_TEXT:
+            columns[name] = [v if v is None else scrub(v) for v in columns[name]]
+        self.run_dir.write_part(columns)
+
+    async def run(self, inbox: MemoryObjectReceiveStream[FinishedRow]) -> None:
+        """Consume ``inbox`` until it ends; flush by size or time; flush the rest at the end,
+        even when cancelled."""
+        deadline = anyio.current_time() + self.flush_seconds
+        try:
+            async with inbox:
+                while True:
+                    try:  # drain what is ready without a cancel scope per row
+                        self.add(inbox.receive_nowait())
+                    except anyio.WouldBlock:
+                        with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
+                            try:
+                                self.add(await inbox.receive())
+                            except anyio.EndOfStream:
+                                return
+                    except anyio.EndOfStream:
+                        return
+                    if self.due or anyio.current_time() >= deadline:
+                        await self.flush()
+                        deadline = anyio.current_time() + self.flush_seconds
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.flush()
