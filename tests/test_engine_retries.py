@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from batchjudge import (
     TransientError,
     run,
 )
+from virtual_time import run_engine_virtual
 
 OK_REPLY = '{"consistency": 1, "reason": "fine"}'
 
@@ -85,7 +85,7 @@ def test_a_timeout_is_retried_and_reported_when_it_persists(write_pairs, tmp_pat
         await anyio.sleep(1.0)
         return JudgeReply(OK_REPLY)
 
-    run(config(write_pairs(2), tmp_path / "run", timeout=0.05, max_retries=1), provider=MockProvider(slow))
+    run_engine_virtual(config(write_pairs(2), tmp_path / "run", timeout=0.05, max_retries=1), provider=MockProvider(slow))
     df = results(tmp_path / "run")
     assert df["status"].to_list() == ["failed"] * 2
     assert df["attempts"].to_list() == [2] * 2
@@ -93,25 +93,27 @@ def test_a_timeout_is_retried_and_reported_when_it_persists(write_pairs, tmp_pat
 
 
 def test_retry_after_is_obeyed_and_pauses_every_worker(write_pairs, tmp_path):
-    """One 429 with Retry-After 0.4 s: no request from any worker starts inside the pause."""
+    """One 429 with Retry-After 2 s (virtual time): no request from any worker starts inside
+    the pause, and the pause costs no more than it must."""
     starts: list[float] = []
-    state = {"limited_at": None}
+    state: dict[str, float | None] = {"limited_at": None}
 
     async def handler(request: JudgeRequest) -> JudgeReply:
-        now = time.monotonic()
+        now = anyio.current_time()
         starts.append(now)
         if state["limited_at"] is None and len(starts) == 3:
             state["limited_at"] = now
-            raise RateLimitError("slow down", retry_after=0.4)
-        await anyio.sleep(0.01)
+            raise RateLimitError("slow down", retry_after=2.0)
+        await anyio.sleep(0.3)
         return JudgeReply(OK_REPLY)
 
-    result = run(config(write_pairs(24), tmp_path / "run", concurrency=4), provider=MockProvider(handler))
+    result = run_engine_virtual(config(write_pairs(24), tmp_path / "run", concurrency=4), provider=MockProvider(handler))
     limited_at = state["limited_at"]
     assert limited_at is not None and result.complete
     # requests already in flight may land; none may *start* within the cooldown
-    inside = [t for t in starts if limited_at < t < limited_at + 0.4]
+    inside = [t for t in starts if limited_at < t < limited_at + 2.0]
     assert inside == []
+    assert min(t for t in starts if t > limited_at) == pytest.approx(limited_at + 2.0)
     assert result.stats["rate_limited"] == 1
     assert results(tmp_path / "run")["status"].to_list() == ["ok"] * 24
 
@@ -125,7 +127,7 @@ def test_repeated_429s_shrink_concurrency(write_pairs, tmp_path):
             raise RateLimitError("busy", retry_after=0.01)
         return JudgeReply(OK_REPLY)
 
-    result = run(config(write_pairs(8), tmp_path / "run", concurrency=8, max_retries=10), provider=MockProvider(handler))
+    result = run_engine_virtual(config(write_pairs(8), tmp_path / "run", concurrency=8, max_retries=10), provider=MockProvider(handler))
     assert result.complete
     assert result.stats["rate_limited"] == 8
     assert result.stats["concurrency"] < 8
@@ -162,6 +164,6 @@ def test_429s_from_one_burst_count_as_one_episode_and_concurrency_keeps_a_floor(
             raise RateLimitError("busy", retry_after=0.05)
         return JudgeReply(OK_REPLY)
 
-    result = run(config(write_pairs(16), tmp_path / "run", concurrency=8, max_retries=20), provider=MockProvider(handler))
+    result = run_engine_virtual(config(write_pairs(16), tmp_path / "run", concurrency=8, max_retries=20), provider=MockProvider(handler))
     assert result.complete and result.stats["rate_limited"] == 40
     assert result.stats["concurrency"] >= 2  # never below a quarter of the ceiling
