@@ -73,10 +73,10 @@ def _kill_mid_run(server: EmulatorServer, args: list[str], rng: random.Random, r
     while child.poll() is None and time.monotonic() < deadline:
         if server.stats()["chat_completions"] >= target:
             child.send_signal(signal.SIGKILL)
-            child.wait()
+            child.communicate()
             return True
         time.sleep(0.005)
-    child.wait()
+    child.communicate()
     return False
 
 

@@ -37,6 +37,7 @@ def test_the_command_serves_the_api_and_says_it_is_an_emulator() -> None:
     finally:
         child.terminate()
         child.wait(timeout=10)
+        child.stdout.close()  # type: ignore[union-attr]
 
 
 def test_a_bad_fault_spec_is_one_clear_error_and_exit_2() -> None:

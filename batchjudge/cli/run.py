@@ -58,7 +58,7 @@ class _ProgressView:
 def _summary(console: Console, result: RunResult, *, show_warnings: bool) -> None:
     s = result.stats
     counts = result.counts
-    done = sum(counts.values())
+    done = counts["done"]
     console.print(
         f"[bold]{result.run_dir}[/]: {done}/{result.total} rows have results — "
         f"ok {counts['ok']}, parse_error {counts['parse_error']}, failed {counts['failed']} "

@@ -22,12 +22,12 @@ def _state(request: Request) -> EmulatorState:
 
 async def upload(request: Request) -> Response:
     """``POST /v1/files``: a multipart form with ``file`` and optional ``purpose``."""
-    form = await request.form()
-    file = form.get("file")
-    if not isinstance(file, UploadFile):
-        return responses.error(422, "field required: file (multipart upload)")
-    purpose = str(form.get("purpose") or "fine-tune")
-    content = await file.read()
+    async with request.form() as form:  # closes the upload's spooled temporary file
+        file = form.get("file")
+        if not isinstance(file, UploadFile):
+            return responses.error(422, "field required: file (multipart upload)")
+        purpose = str(form.get("purpose") or "fine-tune")
+        content = await file.read()
     sample_type = _SAMPLE_TYPE_BY_PURPOSE.get(purpose, "instruct")
     stored = _state(request).add_file(
         file.filename or "upload.jsonl", purpose, content, sample_type

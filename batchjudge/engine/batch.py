@@ -207,6 +207,10 @@ class BatchJudge:
         """Rows of jobs an earlier session submitted and this one will follow."""
         return self.book.in_flight()
 
+    async def aclose(self) -> None:
+        """Close the API client's session."""
+        await self.client.aclose()
+
     async def run(self, inbox: MemoryObjectReceiveStream[Work], outbox: MemoryObjectSendStream[FinishedRow]) -> None:
         """Chunk and submit everything from ``inbox``, then follow every job to its end."""
         async with outbox:

@@ -40,6 +40,10 @@ class JudgeStep(Protocol):
         """Judge everything from ``inbox`` into ``outbox``; close ``outbox`` when done."""
         ...
 
+    async def aclose(self) -> None:
+        """Release connections; called once when the run ends, however it ends."""
+        ...
+
 
 class OnlineJudge:
     """One request per row (``samples`` per row with self-consistency) through ``provider``,
@@ -64,6 +68,10 @@ class OnlineJudge:
 
     def in_flight(self) -> Iterable[str]:
         return ()
+
+    async def aclose(self) -> None:
+        """Close the provider (one the caller passed in too: a run owns its provider)."""
+        await self.provider.aclose()
 
     async def judge(self, work: Work) -> FinishedRow:
         """The row's result after its calls; raises StopRun when the run must stop."""

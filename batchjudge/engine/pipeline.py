@@ -169,15 +169,15 @@ def _open_record(plan: RunPlan, run_dir: RunDir, stats: RunStats) -> tuple[RunRe
 def _judge_step(
     plan: RunPlan, provider: Provider | None, run_dir: RunDir, stats: RunStats, done: np.ndarray,
     clock: Clock, sleep: Sleep,
-) -> tuple[JudgeStep, Provider | None]:
-    """The judge step the config asks for (and the provider it opened, to close at the end)."""
+) -> JudgeStep:
+    """The judge step the config asks for."""
     config = plan.config
     if config.mode == "batch":
         from batchjudge.adapters.mistral import ApiClient
 
         client = ApiClient(api_key=config.api_key, base_url=config.base_url, timeout=max(config.timeout, 60.0),
                            max_reply_bytes=None)
-        return BatchJudge(client, run_dir.path, stats, model=config.resolved_model, done=done), None
+        return BatchJudge(client, run_dir.path, stats, model=config.resolved_model, done=done)
     if provider is None:
         provider = make_provider(
             config.provider, model=config.resolved_model, api_key=config.api_key,
@@ -189,8 +189,7 @@ def _judge_step(
     stats.concurrency = config.concurrency
     policy = RetryPolicy(max_retries=config.max_retries, timeout=config.timeout,
                          backoff_base=config.backoff_base, backoff_cap=config.backoff_cap)
-    judge = OnlineJudge(provider, limits, policy, stats, model=config.resolved_model, samples=config.samples)
-    return judge, provider
+    return OnlineJudge(provider, limits, policy, stats, model=config.resolved_model, samples=config.samples)
 
 
 async def execute(
@@ -214,11 +213,11 @@ async def execute(
     stats = RunStats(total=plan.total)
     if config.check_labels:
         stats.warnings = await anyio.to_thread.run_sync(_check_labels, plan.source)
-    opened: Provider | None = None
+    judge: JudgeStep | None = None
     try:
         with RunDir(config.out) as run_dir:
             record, done, counts_before = _open_record(plan, run_dir, stats)
-            judge, opened = _judge_step(plan, provider, run_dir, stats, done, clock, sleep)
+            judge = _judge_step(plan, provider, run_dir, stats, done, clock, sleep)
             in_flight = list(judge.in_flight())
             if in_flight:  # rows of jobs from an earlier session: followed, not sent again
                 done = np.union1d(done, key_hashes(in_flight))
@@ -230,8 +229,10 @@ async def execute(
             await sink.write_record()
             counts = sink.counts
     finally:
-        if opened is not None:
-            await opened.aclose()
+        if judge is not None:
+            await judge.aclose()
+        elif provider is not None:
+            await provider.aclose()
     complete = stopped is None and counts["done"] >= stats.total
     return RunResult(os.fspath(config.out), stats.total, counts, stats.snapshot(), complete, stopped,
                      warnings=list(stats.warnings))

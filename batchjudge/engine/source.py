@@ -16,6 +16,7 @@ import hashlib
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 from pathlib import Path
 
 import pyarrow as pa
@@ -278,7 +279,7 @@ class Source:
                 )
             label: int | None = None
             if target is not None:
-                label = int(target)
+                label = int(cast("int | bool", target))  # the column's type was checked up front
                 if label not in (0, 1):
                     problem = problem or (
                         f"{file.rel} row {index}: {self.columns['target']!r} is {target!r}, expected 0 or 1"

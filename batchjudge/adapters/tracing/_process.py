@@ -97,6 +97,8 @@ class ProcessSink:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
 
     def _log_stderr(self, reason: str) -> None:
         tail = b""

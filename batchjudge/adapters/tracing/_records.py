@@ -8,6 +8,7 @@ scrubbed) by the tracer's worker, never on the engine's event loop.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 from batchjudge.core.results import STATUS_OK, FinishedRow, RowResult
@@ -91,7 +92,7 @@ def build_evaluation_record(
     *,
     run_name: str,
     run_config: dict[str, Any],
-    summary: dict[str, Any] | None,
+    summary: Mapping[str, Any] | None,
     counters: dict[str, int],
     scrub: Scrubber,
 ) -> dict[str, Any]:

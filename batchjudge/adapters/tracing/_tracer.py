@@ -13,6 +13,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import anyio.to_thread
@@ -34,7 +35,7 @@ _BATCH = 256
 
 @dataclass(frozen=True, slots=True)
 class _Close:
-    summary: dict[str, Any] | None
+    summary: Mapping[str, Any] | None
 
 
 class BackgroundTracer:
@@ -91,7 +92,7 @@ class BackgroundTracer:
         except queue.Full:
             self._dropped += 1
 
-    async def aclose(self, summary: dict[str, Any] | None = None) -> dict[str, int]:
+    async def aclose(self, summary: Mapping[str, Any] | None = None) -> dict[str, int]:
         """Drain the queue, log ``summary`` as the run's evaluation, close the sink.
 
         Waits at most ``close_timeout`` seconds (in a thread, so the event loop stays free);
@@ -113,7 +114,7 @@ class BackgroundTracer:
             "sampled_out": self._sampled_out,
         }
 
-    def _close_blocking(self, summary: dict[str, Any] | None) -> int:
+    def _close_blocking(self, summary: Mapping[str, Any] | None) -> int:
         """Hand the worker the close marker and wait; return how many rows it left queued."""
         deadline = time.monotonic() + self._close_timeout
         queued_close = 1
@@ -182,7 +183,7 @@ class BackgroundTracer:
         self._sent += len(batch) - failed
         self._errors += failed
 
-    def _finish(self, summary: dict[str, Any] | None) -> None:
+    def _finish(self, summary: Mapping[str, Any] | None) -> None:
         try:
             evaluation = build_evaluation_record(
                 run_name=self._run_name,
