@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from batchjudge.cli._console import fail
+from batchjudge.cli._options import flag
 from batchjudge.errors import BatchJudgeError
 from batchjudge.report import (
     compare_runs,
@@ -26,7 +27,7 @@ __all__ = ["register"]
 _PRICES = typer.Option(
     "--prices", help="JSON or TOML file of USD per million tokens by model, overriding the defaults."
 )
-_JSON = typer.Option("--json", help="Print one JSON object instead of tables.")
+_JSON = flag("json", "Print one JSON object instead of tables.")
 _RESAMPLES = typer.Option("--resamples", min=100, help="Bootstrap resamples for the 95% intervals.")
 _HTML = typer.Option("--html", help="Also write a self-contained HTML page here.")
 
@@ -36,6 +37,8 @@ def _emit_json(data: object) -> None:
 
 
 def _write_page(path: Path, page: str) -> None:
+    if not path.parent.is_dir():
+        raise fail(f"{path}: cannot write the HTML page: folder {path.parent} does not exist")
     try:
         path.write_text(page, encoding="utf-8")
     except OSError as exc:

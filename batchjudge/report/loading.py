@@ -53,7 +53,7 @@ def load_run(path: str | Path) -> RunData:
     """Load ``path`` as a run directory; InputError with one clear line when it is not one."""
     run_dir = Path(path)
     if not run_dir.exists():
-        raise InputError(f"{run_dir}: no such run directory")
+        raise InputError(f"{run_dir}: does not exist (expected a run directory)")
     if not run_dir.is_dir():
         raise InputError(f"{run_dir}: not a directory (expected a run directory)")
     meta_file = run_dir / "run.json"
