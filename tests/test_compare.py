@@ -118,7 +118,7 @@ def test_compare_needs_two_runs_and_real_run_directories(tmp_path: Path) -> None
     one = CliRunner().invoke(app, ["compare", str(a)])
     assert one.exit_code == 2 and "at least two" in one.output
     missing = CliRunner().invoke(app, ["compare", str(a), str(tmp_path / "nope")])
-    assert missing.exit_code == 2 and "no such run directory" in missing.output
+    assert missing.exit_code == 2 and "does not exist" in missing.output
 
 
 def test_compare_html_shows_verdicts_side_by_side_and_overlaid_roc_curves(tmp_path: Path) -> None:

@@ -58,7 +58,7 @@ def test_check_on_clean_data_says_so(tmp_path: Path) -> None:
 def test_bad_input_is_one_error_line_and_exit_2(tmp_path: Path) -> None:
     result = runner.invoke(data_app, ["check", str(tmp_path / "missing.parquet")])
     assert result.exit_code == 2
-    assert "missing.parquet: no such file" in result.output
+    assert "missing.parquet: does not exist" in result.output
     result = runner.invoke(data_app, ["fib", "--source", str(tmp_path), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
     assert "no binary_choice-using_" in result.output

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from typer.testing import CliRunner
 
+from batchjudge.cli import app
 from batchjudge.datasets.cookbook import load_cookbook
 from batchjudge.datasets.fib import build_fib, explode_fib, fib_raw_files
 from batchjudge.datasets.io import write_dataset
@@ -115,8 +117,25 @@ def test_without_scikit_learn_the_split_is_a_config_error_saying_what_to_install
 ) -> None:
     _write_raw(tmp_path / "xsum", n_articles=12)
     monkeypatch.setitem(sys.modules, "sklearn.model_selection", None)
-    with pytest.raises(ConfigError, match=r"needs scikit-learn: pip install 'batchjudge\[fib\]'"):
+    with pytest.raises(ConfigError, match=r'needs scikit-learn \(for its split\): pip install "batchjudge\[fib\]"'):
         build_fib(tmp_path)
+
+
+def test_data_fib_without_scikit_learn_exits_2_naming_the_fib_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write_raw(tmp_path / "xsum", n_articles=12)
+    monkeypatch.setitem(sys.modules, "sklearn.model_selection", None)
+    result = CliRunner().invoke(app, ["data", "fib", "--source", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert 'pip install "batchjudge[fib]"' in result.output
+    assert not (tmp_path / "out").exists()  # refused before anything was read or written
+
+
+def test_data_fib_with_a_missing_source_folder_says_it_does_not_exist(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["data", "fib", "--source", str(tmp_path / "nowhere"), "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "nowhere: does not exist" in result.output
 
 
 def test_loading_from_the_hub_without_the_datasets_library_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:

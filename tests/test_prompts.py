@@ -207,6 +207,27 @@ def test_a_bad_template_file_is_a_config_error_naming_the_file_and_field(
     assert str(path) in str(info.value)
 
 
+def test_a_json_example_pasted_into_a_template_is_refused_with_the_doubled_brace_spelling(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "judge.txt"
+    path.write_text('Document: {premise}\nSummary: {hypothesis}\nAnswer like {"consistency": 1}\n')
+    with pytest.raises(ConfigError) as info:
+        load_prompt(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert '{{"consistency": 1}}' in message and "double" in message
+    # Written as the error says, the template loads and renders the braces as text.
+    path.write_text('Document: {premise}\nSummary: {hypothesis}\nAnswer like {{"consistency": 1}}\n')
+    rendered = PromptAdapter(load_prompt(path), "open-mistral-7b", count_tokens=False).render("D", "S")
+    assert rendered.messages[-1]["content"].endswith('Answer like {"consistency": 1}\n')
+
+
+def test_a_lone_brace_is_refused_with_the_doubling_rule() -> None:
+    with pytest.raises(ConfigError, match=r"double.*\{\{ or \}\}"):
+        PromptTemplate(name="t", user="{premise} {hypothesis} }")
+
+
 def test_an_unknown_preset_name_lists_the_presets() -> None:
     with pytest.raises(ConfigError, match="zero-shot"):
         load_prompt("zero_shot")

@@ -146,7 +146,7 @@ def test_parts_missing_newer_columns_are_read_as_empty(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda p: None, "no such run directory"),
+        (lambda p: None, "does not exist"),
         (lambda p: p.write_text("x"), "not a directory"),
         (lambda p: p.mkdir(), "not a batchjudge run directory"),
         (lambda p: (p.mkdir(), (p / "run.json").write_text("{oops")), "run.json: unreadable"),
@@ -196,7 +196,7 @@ def test_report_on_a_missing_directory_exits_2_with_one_line(tmp_path: Path) -> 
     result = CliRunner().invoke(app, ["report", str(tmp_path / "nope")])
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and "no such run directory" in lines[0]
+    assert len(lines) == 1 and "does not exist" in lines[0]
 
 
 def test_report_with_a_bad_price_file_exits_2(run_dir: Path, tmp_path: Path) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -10,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from batchjudge.datasets import synth
 from batchjudge.datasets.synth import (
     ERROR_KINDS,
     ROWS_PER_DOC,
@@ -206,3 +210,31 @@ def test_an_output_path_that_is_a_file_is_a_config_error(tmp_path: Path) -> None
     (tmp_path / "file").write_text("x")
     with pytest.raises(ConfigError, match="not a directory"):
         write_synth(tmp_path / "file", rows=10)
+
+
+def test_progress_reports_rows_written_after_each_batch_up_to_the_total(tmp_path: Path) -> None:
+    seen: list[int] = []
+    write_synth(tmp_path, rows=20_000, shards=2, progress=seen.append)
+    assert seen == sorted(seen) and seen[-1] == 20_000
+    assert len(seen) >= 3  # batches of 8,192 rows in two shards of 10,000: 8192, 10000, ...
+
+
+def test_progress_counts_the_rows_of_every_worker_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(synth, "_PARALLEL_MIN_ROWS", 1)  # the worker pool, on a small job
+    seen: list[int] = []
+    paths = write_synth(tmp_path, rows=30_000, shards=3, progress=seen.append)
+    assert seen == sorted(seen) and seen[-1] == 30_000
+    assert pq.read_table(paths[0].parent).equals(_table(30_000))
+
+
+def test_data_synth_shows_a_progress_bar_on_stderr_and_the_summary_on_stdout(tmp_path: Path) -> None:
+    env = {**os.environ, "TTY_COMPATIBLE": "1", "COLUMNS": "120"}  # rich draws as on a terminal
+    result = subprocess.run(
+        [sys.executable, "-m", "batchjudge", "data", "synth", "--rows", "20000", "--out", str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "generating" in result.stderr and "20000/20000" in result.stderr
+    assert "wrote 20000 rows in 1 shard(s)" in result.stdout and "generating" not in result.stdout

@@ -119,15 +119,27 @@ def _template_fields(template: str, *, where: str) -> tuple[str, ...]:
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
-        raise ConfigError(f"{where}: malformed template ({exc}); double literal braces") from exc
+        raise ConfigError(
+            f"{where}: malformed template ({exc}); write a literal brace doubled, {{{{ or }}}}"
+        ) from exc
     names: list[str] = []
-    for _, name, _, _ in parsed:
+    for _, name, spec, conversion in parsed:
         if name is None:
             continue
         if not name.isidentifier():
-            raise ConfigError(f"{where}: field {{{name}}} must be a plain name")
+            raise ConfigError(f"{where}: {_brace_hint(name, spec, conversion)}")
         names.append(name)
     return tuple(names)
+
+
+def _brace_hint(name: str, spec: str | None, conversion: str | None) -> str:
+    """Why ``{name...}`` is refused, and the doubled-brace spelling that would keep it as text
+    (the usual cause: a JSON example such as ``{"consistency": 1}`` pasted into a template)."""
+    text = name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
+    return (
+        f"{{{text}}} is not a field like {{premise}}; to keep braces as text (a JSON example, "
+        f"say) double them: {{{{{text}}}}}"
+    )
 
 
 # --- the cookbook's three prompts -------------------------------------------------------------

@@ -18,9 +18,18 @@ import pyarrow.compute as pc
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from batchjudge.cli._console import err_console, fail
+from batchjudge.cli._options import flag
 from batchjudge.datasets.cookbook import load_cookbook
 from batchjudge.datasets.io import iter_dataset_batches, write_dataset
 from batchjudge.datasets.sanity import LabelChecker, SanityWarning, check_labels
@@ -105,8 +114,17 @@ def synth_command(
     """Generate deterministic synthetic (document, summary, target) rows for scale tests."""
     from batchjudge.datasets.synth import write_synth
 
+    bar = Progress(
+        TextColumn("[bold]generating"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=_err, transient=True,
+    )  # fmt: skip
+    task = bar.add_task("synth", total=rows)
     try:
-        paths = write_synth(out, rows=rows, shards=shards, seed=seed)
+        with bar:
+            paths = write_synth(
+                out, rows=rows, shards=shards, seed=seed,
+                progress=lambda written: bar.update(task, completed=written),
+            )  # fmt: skip
     except BatchJudgeError as exc:
         raise _fail(exc) from None
     _out.print(f"wrote {rows} rows in {len(paths)} shard(s) under {out}", highlight=False)
@@ -151,7 +169,7 @@ def check_command(
     inputs: Annotated[list[Path], typer.Argument(help="Dataset files (Parquet, cookbook JSONL/CSV) or folders of Parquet.")],
     split_column: Annotated[str, typer.Option(help="Column naming each row's split.")] = "split",
     group_column: Annotated[str, typer.Option(help="Column naming each row's document.")] = "doc_id",
-    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any warning is found.")] = False,
+    strict: Annotated[bool, flag("strict", "Exit 1 when any warning is found.")] = False,
 ) -> None:
     """Check labels across INPUTs together: single class, duplicates, conflicts, split leaks."""
     checker = LabelChecker(split_column=split_column, group_column=group_column)

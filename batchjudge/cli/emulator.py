@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from batchjudge.cli._options import flag
+
 __all__ = ["register"]
 
 
@@ -37,7 +39,7 @@ def emulator(
     ] = None,
     ft_gone: Annotated[
         bool,
-        typer.Option("--ft-gone", help="Answer fine-tuning endpoints 410 Gone, as Mistral does."),
+        flag("ft-gone", "Answer fine-tuning endpoints 410 Gone, as Mistral does."),
     ] = False,
 ) -> None:
     """Serve a local emulator of the Mistral API (NOT the real API) for tests and offline runs."""

@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from batchjudge.cli._console import err_console, fail
+from batchjudge.cli._options import flag
 from batchjudge.errors import (
     AuthError,
     BatchJudgeError,
@@ -41,7 +42,7 @@ T = TypeVar("T")
 
 _LauncherOpt = Annotated[str, typer.Option("--launcher", help="local (train the local judge here) or mistral (hosted API, or the emulator with --base-url).")]
 _BaseUrlOpt = Annotated[str | None, typer.Option(help="Mistral-compatible server for --launcher mistral (e.g. the emulator).")]
-_JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+_JsonOpt = Annotated[bool, flag("json", "Print one JSON object instead of text.")]
 _TraceOpt = Annotated[str | None, typer.Option(help="Trace the operation to weave:ENTITY/PROJECT or local:DIR.")]
 
 
@@ -82,7 +83,7 @@ def export_command(
     model: Annotated[str, typer.Option(help="Base model: tokenizer, context and price.")] = "open-mistral-7b",
     mix: Annotated[str | None, typer.Option(help="Weights per input, e.g. 0.7,0.3: draw --rows rows in these shares.")] = None,
     rows: Annotated[int | None, typer.Option(help="Rows to draw with --mix (default: as many as the weights allow), else the first N.")] = None,
-    balance: Annotated[bool, typer.Option("--balance", help="Downsample to as many consistent as inconsistent rows.")] = False,
+    balance: Annotated[bool, flag("balance", "Downsample to as many consistent as inconsistent rows.")] = False,
     seed: Annotated[int, typer.Option(help="Seed for mixing, splitting and balancing.")] = 0,
     trace: _TraceOpt = None,
     as_json: _JsonOpt = False,
@@ -170,11 +171,11 @@ def launch_command(
     learning_rate: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
     epochs: Annotated[float | None, typer.Option(help="Epochs over the training file.")] = None,
     wandb_project: Annotated[str | None, typer.Option(help="Report training to this W&B project (needs WANDB_API_KEY).")] = None,
-    auto_start: Annotated[bool, typer.Option("--auto-start/--no-auto-start", help="Start once validated.")] = True,
+    auto_start: Annotated[bool, flag("auto-start", "Start once validated.")] = True,
     seed: Annotated[int, typer.Option(help="Seed (local launcher).")] = 0,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check the files and estimate the cost; send nothing.")] = False,
+    dry_run: Annotated[bool, flag("dry-run", "Check the files and estimate the cost; send nothing.")] = False,
     base_url: _BaseUrlOpt = None,
-    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Follow the job until it ends.")] = True,
+    wait: Annotated[bool, flag("wait", "Follow the job until it ends.")] = True,
     interval: Annotated[float, typer.Option(help="Seconds between polls.")] = 10.0,
     timeout: Annotated[float | None, typer.Option(help="Stop following after this many seconds.")] = None,
     trace: _TraceOpt = None,
@@ -234,7 +235,7 @@ def status_command(
     job_id: Annotated[str, typer.Argument(help="The job id `ft launch` printed.")],
     launcher: _LauncherOpt = "local",
     base_url: _BaseUrlOpt = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Follow the job until it ends.")] = False,
+    wait: Annotated[bool, flag("wait", "Follow the job until it ends.")] = False,
     interval: Annotated[float, typer.Option(help="Seconds between polls with --wait.")] = 10.0,
     timeout: Annotated[float | None, typer.Option(help="Stop following after this many seconds.")] = None,
     as_json: _JsonOpt = False,

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from batchjudge.api import event_loop_options
 from batchjudge.cli._console import err_console, fail
+from batchjudge.cli._options import flag
 from batchjudge.engine.config import RunConfig
 from batchjudge.api import run_async
 from batchjudge.engine.pipeline import RunResult
@@ -93,8 +94,8 @@ def run_command(
     max_retries: Annotated[int, typer.Option(help="Retries per row for 429/5xx/timeouts.")] = 5,
     timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 60.0,
     limit: Annotated[Optional[int], typer.Option(help="Judge only the first N rows.")] = None,
-    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Re-send the rows that failed.")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Discard RUN_DIR's results and start over.")] = False,
+    retry_failed: Annotated[bool, flag("retry-failed", "Re-send the rows that failed.")] = False,
+    overwrite: Annotated[bool, flag("overwrite", "Discard RUN_DIR's results and start over.")] = False,
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.0,
     max_tokens: Annotated[int, typer.Option(help="Completion tokens at most.")] = 256,
     seed: Annotated[Optional[int], typer.Option(help="Random seed sent with each request.")] = None,
@@ -105,7 +106,7 @@ def run_command(
     flush_seconds: Annotated[float, typer.Option(help="...or every T seconds.")] = 5.0,
     trace: Annotated[Optional[str], typer.Option(help="weave:ENTITY/PROJECT or local:DIR.")] = None,
     trace_sample: Annotated[float, typer.Option(help="Fraction of rows traced.")] = 1.0,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: Annotated[bool, flag("quiet", "No progress bar.", "-q")] = False,
     mode: Annotated[str, typer.Option(help="online (one request per row) or batch (Mistral batch jobs; resumable).")] = "online",
 ) -> None:
     """Judge every row of INPUT into RUN_DIR; the same command again resumes."""

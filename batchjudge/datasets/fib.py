@@ -19,7 +19,7 @@ The same data is on the Hugging Face hub (``r-three/fib``, split ``test``, colum
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -58,8 +58,10 @@ def fib_raw_files(folder: Path) -> dict[str, list[Path]]:
     ``.../xsum/fib``) or a folder holding ``xsum/`` and/or ``cnn_dm/`` (each possibly with
     a ``fib/`` inside). Raises :class:`InputError` when no raw FIB file is found.
     """
+    if not folder.exists():
+        raise InputError(f"{folder}: does not exist (expected a folder of raw FIB files)")
     if not folder.is_dir():
-        raise InputError(f"{folder}: not a folder of raw FIB files")
+        raise InputError(f"{folder}: not a folder (expected a folder of raw FIB files)")
     direct = sorted(folder.glob(_FILE_GLOB))
     if direct:
         name = folder.parent.name if folder.name == "fib" else folder.name
@@ -138,6 +140,19 @@ def explode_fib(records: Iterable[Mapping[str, Any]], *, source: str) -> pa.Tabl
     )
 
 
+def _train_test_split() -> Callable[..., Any]:
+    """scikit-learn's splitter, or a ConfigError saying which extra installs it."""
+    try:
+        from sklearn.model_selection import train_test_split
+    except ImportError as exc:
+        raise ConfigError(
+            "building FIB as the cookbook did needs scikit-learn (for its split): "
+            'pip install "batchjudge[fib]"'
+        ) from exc
+    split: Callable[..., Any] = train_test_split
+    return split
+
+
 def split_fib(
     table: pa.Table, *, test_size: float = FIB_TEST_SIZE, seed: int = FIB_RANDOM_STATE
 ) -> tuple[pa.Table, pa.Table]:
@@ -147,13 +162,7 @@ def split_fib(
     counts to scikit-learn's ``train_test_split(..., stratify=counts, random_state=seed)``,
     the only way to reproduce the published split exactly.
     """
-    try:
-        from sklearn.model_selection import train_test_split
-    except ImportError as exc:
-        raise ConfigError(
-            "reproducing the cookbook's FIB split needs scikit-learn: "
-            "pip install 'batchjudge[fib]' (or scikit-learn)"
-        ) from exc
+    train_test_split = _train_test_split()
     counts = pc.value_counts(table.column("premise"))
     articles = counts.field("values").to_pylist()
     sizes = dict(zip(articles, counts.field("counts").to_pylist(), strict=True))
@@ -186,6 +195,7 @@ def build_fib(
     of ``parts`` that has rows.
     """
     wanted = tuple(parts)
+    _train_test_split()  # fail before reading the sources when scikit-learn is missing
     if source == "hf":
         streams = {part: _load_fib_hf(part) for part in wanted}
     else:

@@ -7,6 +7,7 @@ so a crash never leaves a half-written dataset under the final name.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import sys
@@ -19,11 +20,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from batchjudge.datasets.schema import DATASET_SCHEMA
-from batchjudge.errors import InputError
+from batchjudge.errors import ConfigError, InputError
 
-__all__ = ["iter_dataset_batches", "read_records", "require_columns", "write_dataset"]
+__all__ = ["iter_dataset_batches", "read_records", "require_columns", "require_file", "write_dataset"]
 
 _BATCH_ROWS = 8_192
+
+
+def require_file(path: Path) -> None:
+    """InputError unless ``path`` is a file, saying why: it does not exist, or is not a file."""
+    if not path.exists():
+        raise InputError(f"{path}: does not exist")
+    if not path.is_file():
+        raise InputError(f"{path}: not a file")
 
 
 def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -33,8 +42,7 @@ def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     lifted). Raises :class:`InputError` for a missing file, an unknown extension or a line
     that is not a JSON object.
     """
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    require_file(path)
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json", ".ndjson"):
         yield from _read_jsonl(path)
@@ -79,15 +87,18 @@ def write_dataset(table: pa.Table, path: Path) -> Path:
     leading = pa.schema(list(table.schema)[: len(DATASET_SCHEMA)])
     if not leading.equals(DATASET_SCHEMA):
         raise InputError(f"{path}: table does not follow the dataset schema: {table.schema}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(table, tmp, compression="zstd")
         with tmp.open("rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as exc:  # the folder is a file, read-only, or the disk is full
+        raise ConfigError(f"{exc.filename or path}: cannot write ({exc.strerror})") from exc
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # nothing to clean up when the folder is unusable
+            tmp.unlink(missing_ok=True)
     return path
 
 
@@ -96,8 +107,7 @@ def iter_dataset_batches(path: Path, columns: Iterable[str] | None = None) -> It
 
     Memory stays bounded by one batch; missing requested columns are simply not read.
     """
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    require_file(path)
     try:
         parquet = pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as exc:

@@ -24,9 +24,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from itertools import combinations
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -694,7 +695,12 @@ def _batch(seed: int, lo: int, hi: int) -> pa.RecordBatch:
 
 
 def write_synth(
-    out_dir: str | Path, *, rows: int, shards: int = 1, seed: int = 0
+    out_dir: str | Path,
+    *,
+    rows: int,
+    shards: int = 1,
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
 ) -> list[Path]:
     """Write ``rows`` synthetic rows as ``out_dir/part-00000.parquet`` ... (``shards`` files).
 
@@ -703,6 +709,9 @@ def write_synth(
     renamed, so a reader never sees half a shard. Existing ``part-*.parquet`` files that this
     call would not rewrite are refused, so a directory never mixes two datasets. Large jobs
     with several shards are written by one process per CPU core (shards are independent).
+
+    ``progress`` is called, on the calling thread, with the number of rows written so far:
+    after each batch when writing here, a few times a second while worker processes write.
     """
     if rows < 1:
         raise ConfigError(f"synthetic rows must be >= 1, got {rows}")
@@ -725,14 +734,18 @@ def write_synth(
     workers = min(shards, os.cpu_count() or 1) if rows >= _PARALLEL_MIN_ROWS else 1
     try:
         if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
-            # fork, not spawn: spawn re-imports the caller's __main__, which breaks scripts
-            # without a main guard; the children only run numpy and pyarrow (fork-safe).
-            context = multiprocessing.get_context("fork")
-            with ProcessPoolExecutor(workers, mp_context=context) as pool:
-                list(pool.map(_write_shard, *zip(*jobs, strict=True)))
+            _write_in_workers(jobs, workers, progress)
         else:
+            written = 0
+
+            def count(n: int) -> None:
+                nonlocal written
+                written += n
+                if progress is not None:
+                    progress(written)
+
             for job in jobs:
-                _write_shard(*job)
+                _write_shard(*job, on_rows=count)
     except OSError as exc:  # a full disk, a read-only directory
         where = exc.filename or out
         raise ConfigError(f"{where}: cannot write the synthetic shard ({exc.strerror})") from exc
@@ -742,9 +755,56 @@ def write_synth(
 _PARALLEL_MIN_ROWS = 200_000
 """Below this, starting worker processes costs more than it saves."""
 
+_PROGRESS_EVERY_S = 0.2
+"""How often the parent reads the workers' shared row count while they write."""
 
-def _write_shard(path: Path, seed: int, lo: int, hi: int) -> None:
-    """Write rows ``lo .. hi-1`` to ``path`` atomically (temp file, fsync, rename)."""
+_worker_rows: Any = None
+"""In a pool worker: the count of rows written, shared by all workers (a ``Value``)."""
+
+
+def _write_in_workers(
+    jobs: list[tuple[Path, int, int, int]],
+    workers: int,
+    progress: Callable[[int], None] | None,
+) -> None:
+    """Write ``jobs`` in ``workers`` processes, reporting their shared row count meanwhile.
+
+    fork, not spawn: spawn re-imports the caller's ``__main__``, which breaks scripts
+    without a main guard; the children only run numpy and pyarrow (fork-safe).
+    """
+    context = multiprocessing.get_context("fork")
+    written = context.Value("q", 0)
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_share_rows, initargs=(written,)
+    ) as pool:
+        pending = {pool.submit(_write_shard_in_worker, *job) for job in jobs}
+        while pending:
+            done, pending = wait(pending, _PROGRESS_EVERY_S, return_when=FIRST_EXCEPTION)
+            for future in done:
+                future.result()  # the first worker's error, raised here
+            if progress is not None:
+                progress(int(written.value))
+
+
+def _share_rows(written: Any) -> None:
+    global _worker_rows
+    _worker_rows = written
+
+
+def _add_worker_rows(n: int) -> None:
+    with _worker_rows.get_lock():
+        _worker_rows.value += n
+
+
+def _write_shard_in_worker(path: Path, seed: int, lo: int, hi: int) -> None:
+    _write_shard(path, seed, lo, hi, on_rows=_add_worker_rows)
+
+
+def _write_shard(
+    path: Path, seed: int, lo: int, hi: int, *, on_rows: Callable[[int], None]
+) -> None:
+    """Write rows ``lo .. hi-1`` to ``path`` atomically (temp file, fsync, rename), telling
+    ``on_rows`` how many rows each written batch held."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with pq.ParquetWriter(
@@ -752,6 +812,7 @@ def _write_shard(path: Path, seed: int, lo: int, hi: int) -> None:
         ) as writer:
             for batch in synth_batches(hi - lo, seed=seed, start=lo):
                 writer.write_batch(batch)
+                on_rows(batch.num_rows)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)

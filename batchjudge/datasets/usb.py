@@ -165,7 +165,7 @@ def find_usb_files(paths: Iterable[Path]) -> list[Path]:
             found.append(path)
             continue
         if not path.is_dir():
-            raise InputError(f"{path}: no such file or folder")
+            raise InputError(f"{path}: does not exist")
         candidates = [
             p
             for p in sorted(path.iterdir())

@@ -238,19 +238,48 @@ class Source:
         """What identifies the dataset in a run's fingerprint: files, sizes and the column map."""
         return [{"file": f.rel, "size": f.size} for f in self.files]
 
-    def arrow_batches(self, batch_size: int = 4096) -> Iterator[tuple[InputFile, int, pa.RecordBatch]]:
-        """Stream ``(file, first row index, batch)`` with columns renamed to their roles."""
+    def arrow_batches(
+        self, batch_size: int = 4096, extra: Sequence[str] = ()
+    ) -> Iterator[tuple[InputFile, int, pa.RecordBatch]]:
+        """Stream ``(file, first row index, batch)`` with columns renamed to their roles.
+
+        ``extra`` names further input columns to carry along under their own names (take
+        them from :meth:`shared_columns`: every file must have them).
+        """
         roles = [c for c in LOGICAL_COLUMNS if c in self.present]
         physical = [self.columns[c] for c in roles]
+        carried = [c for c in extra if c not in physical]
         for file in self.files:
             index = 0
             try:
-                for batch in _read_batches(file, physical, batch_size):
+                for batch in _read_batches(file, physical + carried, batch_size):
                     if batch.num_rows:
-                        yield file, index, batch.rename_columns(roles)
+                        yield file, index, batch.rename_columns(roles + carried)
                         index += batch.num_rows
             except (pa.ArrowInvalid, pyarrow.lib.ArrowException) as exc:
                 raise InputError(f"{file.path}: unreadable after row {index}: {_first_line(exc)}") from exc
+
+    def shared_columns(self) -> dict[str, pa.DataType]:
+        """Input columns other than the roles that every file has with one type (a document
+        or pair id, a split...), by name, in the first file's order. A column named like a
+        role (``premise`` when ``premise=doc`` is mapped) is left out: it would clash."""
+        mapped = {self.columns[c] for c in self.present} | set(LOGICAL_COLUMNS)
+        shared: dict[str, pa.DataType] | None = None
+        for file in self.files:
+            schema = _dataset(file).schema
+            types = {f.name: f.type for f in schema if f.name not in mapped}
+            if shared is None:
+                shared = types
+            else:
+                shared = {k: t for k, t in shared.items() if types.get(k) == t}
+        return shared or {}
+
+    def keyed_batches(
+        self, extra: Sequence[str] = (), batch_size: int = 4096
+    ) -> Iterator[tuple[list[SourceRow], pa.RecordBatch]]:
+        """:meth:`batches` with each batch's columns as read: the roles and ``extra``."""
+        for file, index, batch in self.arrow_batches(batch_size, extra):
+            yield self._rows(file, batch, index), batch
 
     def batches(self, batch_size: int = 4096) -> Iterator[list[SourceRow]]:
         """Stream the rows in input order, ``batch_size`` at a time, with their keys."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["CLASSES", "interval", "number", "quality_rows"]
+__all__ = ["CLASSES", "interval", "number", "quality_rows", "rows_of_total"]
 
 CLASSES = ("consistent", "inconsistent")
 
@@ -18,6 +18,12 @@ def number(value: Any, digits: int = 3) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
+
+
+def rows_of_total(summary: dict[str, Any]) -> str:
+    """``1,200 of 5,000`` for a partial run, else just the rows with a result."""
+    rows = number(summary["n_rows"])
+    return f"{rows} of {number(summary['n_total'])}" if summary.get("partial") else rows
 
 
 def interval(summary: dict[str, Any], key: str) -> str:

@@ -1,8 +1,10 @@
-"""The report as one self-contained HTML page: inline CSS and SVG, no script, no network.
+"""The report as one self-contained HTML page: inline CSS, SVG and script, no network.
 
 It shows the headline metrics with their intervals, the confusion matrix, ROC and
-precision–recall curves, the latency histogram, the threshold table, failures by kind and
-the judge's most confident mistakes with its reasons — the rows worth reading first.
+precision–recall curves, the latency histogram, the threshold table, failures by kind, the
+judge's most confident mistakes with its reasons — the rows worth reading first — and a
+table of every row to filter, sort and open (:mod:`batchjudge.report.html_rows`). A partial
+(interrupted) run says so at the top.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from batchjudge.report.formatting import number, quality_rows
+from batchjudge.report.formatting import number, quality_rows, rows_of_total
+from batchjudge.report.html_rows import ROWS_CSS, rows_section
 from batchjudge.report.loading import RunData, input_texts
 from batchjudge.core.metrics import pr_curve, roc_curve
 from batchjudge.report.summary import scored_rows, worst_mistakes
@@ -190,7 +193,7 @@ def _pair_cell(pair: tuple[str, str] | None) -> str:
 
 def _cards(summary: dict[str, Any]) -> str:
     intervals = summary.get("intervals") or {}
-    cards = [("rows", summary["n_rows"], None), ("ok", summary["n_ok"], None),
+    cards = [("rows", rows_of_total(summary), None), ("ok", summary["n_ok"], None),
              ("parse errors", summary["n_parse_error"], None), ("failed", summary["n_failed"], None)]  # fmt: skip
     f1 = summary.get("f1") or {}
     cards += [
@@ -234,8 +237,11 @@ def _quality_table(summary: dict[str, Any]) -> str:
                     f"calibration error (ECE, 10 bins) {_fmt(summary['ece'])}</p>")  # fmt: skip
 
 
-def render_html(run: RunData, summary: dict[str, Any], *, mistakes: int = 25) -> str:
-    """The whole page for ``run`` (``summary`` is :func:`summarize`'s output for it)."""
+def render_html(
+    run: RunData, summary: dict[str, Any], *, mistakes: int = 25, table_rows: int = 100_000
+) -> str:
+    """The whole page for ``run`` (``summary`` is :func:`summarize`'s output for it), with
+    at most ``table_rows`` rows in its table of every row."""
     sections: list[str] = []
     title = f"batchjudge report — {run.label}"
     meta = " · ".join(
@@ -243,6 +249,10 @@ def render_html(run: RunData, summary: dict[str, Any], *, mistakes: int = 25) ->
     )
     sections.append(f"<h1>{_esc(title)}</h1><div class='meta'>{_esc(summary['run_dir'])}"
                     f"{' · ' + meta if meta else ''}</div>")  # fmt: skip
+    if summary.get("partial"):
+        sections.append(f"<p class='partial'>Partial run: {_esc(rows_of_total(summary))} rows have "
+                        "results (interrupted; the same run command resumes it). Every figure "
+                        "below covers these rows only.</p>")  # fmt: skip
     sections.append(_cards(summary))
 
     scored = scored_rows(run.results)
@@ -318,6 +328,7 @@ def render_html(run: RunData, summary: dict[str, Any], *, mistakes: int = 25) ->
             + _table(["row", "true", "judged", "P(consistent)", "summary and document", "reason"],
                      rows, [False, False, False, True, False, False])
         )  # fmt: skip
+    sections.append(rows_section(run, max_rows=table_rows))
     sections.append(f"<p class='note'>{_esc(summary['positive_class'])}. "
                     f"Intervals: {_esc((summary.get('intervals') or {}).get('method', 'none'))}.</p>")  # fmt: skip
     return _page(title, sections)
@@ -326,7 +337,7 @@ def render_html(run: RunData, summary: dict[str, Any], *, mistakes: int = 25) ->
 def _page(title: str, sections: Sequence[str]) -> str:
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body>"
+        f"<title>{_esc(title)}</title><style>{_CSS}{ROWS_CSS}</style></head><body>"
         + "".join(sections) + "</body></html>\n"
     )  # fmt: skip
 

@@ -24,8 +24,8 @@ from batchjudge.errors import BatchJudgeError, InputError
 
 __all__ = ["RunData", "input_texts", "load_run"]
 
-_SKIPPED_COLUMNS = frozenset({"raw_response"})
-"""Not needed for metrics and the largest column: left on disk."""
+_LARGE_COLUMNS = frozenset({"raw_response"})
+"""Not needed for metrics and the largest column: left on disk unless asked for."""
 
 
 @dataclass(frozen=True)
@@ -44,16 +44,32 @@ class RunData:
         return config if isinstance(config, dict) else {}
 
     @property
+    def total(self) -> int | None:
+        """The rows the run set out to judge (``counts.total`` in ``run.json``), if recorded."""
+        counts = self.meta.get("counts")
+        total = counts.get("total") if isinstance(counts, dict) else None
+        return total if isinstance(total, int) and not isinstance(total, bool) else None
+
+    @property
+    def partial(self) -> bool:
+        """Whether fewer rows have a result than the run set out to judge (interrupted)."""
+        return self.total is not None and self.results.height < self.total
+
+    @property
     def label(self) -> str:
         """A short name for tables: the directory name."""
         return self.path.name or str(self.path)
 
 
-def load_run(path: str | Path) -> RunData:
-    """Load ``path`` as a run directory; InputError with one clear line when it is not one."""
+def load_run(path: str | Path, *, raw_response: bool = False) -> RunData:
+    """Load ``path`` as a run directory; InputError with one clear line when it is not one.
+
+    ``raw_response`` also loads the replies as received (the largest column, unused by
+    the metrics).
+    """
     run_dir = Path(path)
     if not run_dir.exists():
-        raise InputError(f"{run_dir}: no such run directory")
+        raise InputError(f"{run_dir}: does not exist (expected a run directory)")
     if not run_dir.is_dir():
         raise InputError(f"{run_dir}: not a directory (expected a run directory)")
     meta_file = run_dir / "run.json"
@@ -62,7 +78,8 @@ def load_run(path: str | Path) -> RunData:
         raise InputError(
             f"{run_dir}: not a batchjudge run directory (no run.json and no results/)"
         )
-    return RunData(path=run_dir, meta=_read_meta(meta_file), results=_read_results(results_dir))
+    results = _read_results(results_dir, _scan_schema(raw_response))
+    return RunData(path=run_dir, meta=_read_meta(meta_file), results=results)
 
 
 def _read_meta(meta_file: Path) -> dict[str, Any]:
@@ -77,12 +94,12 @@ def _read_meta(meta_file: Path) -> dict[str, Any]:
     return meta
 
 
-def _scan_schema() -> dict[str, pl.DataType]:
+def _scan_schema(raw_response: bool) -> dict[str, pl.DataType]:
     """The result columns as polars reads them: integers widened to Int64 and floats to
     Float64, so parts written with narrower (older or foreign) types still load."""
     schema: dict[str, pl.DataType] = {}
     for field in RESULT_SCHEMA:
-        if field.name in _SKIPPED_COLUMNS:
+        if field.name in _LARGE_COLUMNS and not raw_response:
             continue
         if pa.types.is_integer(field.type):
             schema[field.name] = pl.Int64()
@@ -93,8 +110,7 @@ def _scan_schema() -> dict[str, pl.DataType]:
     return schema
 
 
-def _read_results(results_dir: Path) -> pl.DataFrame:
-    schema = _scan_schema()
+def _read_results(results_dir: Path, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     parts = (
         sorted(p for p in results_dir.glob("*.parquet") if not p.name.startswith("."))
         if results_dir.is_dir()

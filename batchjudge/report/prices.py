@@ -78,6 +78,8 @@ def load_prices(path: str | Path | None) -> PriceTable:
     if path is None:
         return PriceTable()
     file = Path(path)
+    if not file.exists():
+        raise ConfigError(f"{file}: price file does not exist")
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

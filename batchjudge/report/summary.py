@@ -93,6 +93,8 @@ def summarize(run: RunData, prices: PriceTable, *, resamples: int = 1000, seed: 
         "created_at": run.meta.get("created_at"),
         "batchjudge_version": run.meta.get("batchjudge_version"),
         "n_rows": df.height,
+        "n_total": run.total,
+        "partial": run.partial,
         "n_ok": by_status.get(STATUS_OK, 0),
         "n_failed": by_status.get(STATUS_FAILED, 0),
         "n_parse_error": by_status.get(STATUS_PARSE_ERROR, 0),

@@ -9,9 +9,9 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from batchjudge.report.formatting import number, quality_rows
+from batchjudge.report.formatting import number, quality_rows, rows_of_total
 
-__all__ = ["compare_renderable", "report_renderable"]
+__all__ = ["compare_renderable", "diff_renderable", "report_renderable"]
 
 
 def report_renderable(summary: dict[str, Any]) -> RenderableType:
@@ -22,12 +22,15 @@ def report_renderable(summary: dict[str, Any]) -> RenderableType:
     if details:
         title.append("  " + " · ".join(details), style="dim")
     parts.append(title)
+    if summary.get("partial"):
+        parts.append(Text(f"partial run: {rows_of_total(summary)} rows have results "
+                          "(interrupted; the same run command resumes it)", style="bold yellow"))  # fmt: skip
 
     counts = Table(title="Rows", title_justify="left", show_edge=False)
     for name in ("rows", "ok", "parse error", "failed", "labelled", "scored"):
         counts.add_column(name, justify="right")
-    counts.add_row(*(number(summary[k]) for k in (
-        "n_rows", "n_ok", "n_parse_error", "n_failed", "n_labelled", "n_scored")))  # fmt: skip
+    counts.add_row(rows_of_total(summary), *(number(summary[k]) for k in (
+        "n_ok", "n_parse_error", "n_failed", "n_labelled", "n_scored")))  # fmt: skip
     parts.append(counts)
 
     if summary.get("accuracy") is not None:
@@ -93,7 +96,7 @@ def compare_renderable(comparison: dict[str, Any]) -> RenderableType:
     table.add_column("")
     for run in runs:
         table.add_column(f"{run['run_dir']}\n{run.get('model') or ''}", justify="right")
-    table.add_row("rows (ok / all)", *(f"{r['n_ok']:,} / {r['n_rows']:,}" for r in runs))
+    table.add_row("rows (ok / all)", *(f"{r['n_ok']:,} / {rows_of_total(r)}" for r in runs))
     names = [name for name, _, _ in quality_rows(runs[0])]
     per_run = [quality_rows(run) for run in runs]
     for i, name in enumerate(names):
@@ -109,3 +112,48 @@ def compare_renderable(comparison: dict[str, Any]) -> RenderableType:
             f"{test['only_baseline_right']:,}; only {test['candidate']} right "
             f"{test['only_candidate_right']:,}", style="dim"))  # fmt: skip
     return Group(*lines)
+
+
+_VERDICTS = {1: "consistent", 0: "inconsistent"}
+_SUMMARY_CHARS = 100
+
+
+def _judged(verdict: int | None, score: float | None, right: bool) -> str:
+    label = _VERDICTS.get(verdict, "–") if verdict is not None else "–"
+    shown = f"{label} {score:.2f}" if score is not None else label
+    return shown + (" ✓" if right else "")
+
+
+def diff_renderable(diff: dict[str, Any]) -> RenderableType:
+    """One pair's disagreements (:meth:`~batchjudge.report.diff.Disagreements.as_dict`): each
+    row's id over its summary, the true label, and each judge's verdict and score (✓ right)."""
+    n, shown = diff["n_disagreements"], diff["rows"]
+    title = (f"{diff['baseline']} vs {diff['candidate']}: {n:,} disagreement{'s' if n != 1 else ''} "
+             f"among {diff['shared_ok']:,} rows both judged ok")  # fmt: skip
+    if not shown:
+        return Text(title, style="bold")
+    table = Table(title=title, title_justify="left", title_style="bold")
+    table.add_column("row and summary", ratio=1, min_width=16, overflow="fold")
+    table.add_column("true", no_wrap=True)
+    table.add_column(diff["baseline"], no_wrap=True)
+    table.add_column(diff["candidate"], no_wrap=True)
+    for row in shown:
+        summary = row["hypothesis"] or ""
+        if len(summary) > _SUMMARY_CHARS:
+            summary = summary[: _SUMMARY_CHARS - 1] + "…"
+        cell = Text(row["row_id"], style="bold")
+        if summary:
+            cell.append("\n" + summary, style="dim")
+        table.add_row(
+            cell, _VERDICTS.get(row["target"], "–") if row["target"] is not None else "–",
+            _judged(row["baseline_verdict"], row["baseline_score"], row["right"] == "baseline"),
+            _judged(row["candidate_verdict"], row["candidate_score"], row["right"] == "candidate"),
+        )  # fmt: skip
+    parts: list[RenderableType] = [table]
+    if len(shown) < n:
+        parts.append(Text(f"… {n - len(shown):,} more: --diff-limit N shows more, "
+                          "--diff-out FILE writes them all", style="dim"))  # fmt: skip
+    if not diff["texts_available"]:
+        parts.append(Text("no summaries: the inputs named in run.json are not readable here",
+                          style="dim"))  # fmt: skip
+    return Group(*parts)

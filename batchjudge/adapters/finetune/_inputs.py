@@ -40,7 +40,7 @@ def _parquet_files(path: Path) -> list[Path]:
             raise InputError(f"{path}: no .parquet files in this folder")
         return found
     if not path.is_file():
-        raise InputError(f"{path}: no such file or folder")
+        raise InputError(f"{path}: does not exist")
     return [path]
 
 

@@ -19,6 +19,7 @@ import orjson
 
 from batchjudge.adapters.parsing import parse_verdict
 from batchjudge.adapters.tokens import count_chat_tokens
+from batchjudge.datasets.io import require_file
 from batchjudge.errors import ConfigError, InputError
 
 __all__ = ["MAX_FILE_BYTES", "MAX_SAMPLE_TOKENS", "FileStats", "check_example", "check_file"]
@@ -81,8 +82,7 @@ class FileStats:
 
 def check_file(path: Path, *, model: str, max_tokens: int = MAX_SAMPLE_TOKENS) -> FileStats:
     """Check every line of a fine-tuning JSONL file; InputError names the first bad line."""
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    require_file(path)
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
         raise InputError(f"{path}: {size} bytes, over the {MAX_FILE_BYTES}-byte upload limit")

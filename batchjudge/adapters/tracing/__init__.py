@@ -9,21 +9,25 @@ a child process (see ``_child``); ``local:DIR`` writes JSON lines from a thread.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from batchjudge.core.tracer import Tracer
 from batchjudge.errors import ConfigError
 
 from ._jsonl import JsonlSink
+from ._login import weave_login_problem
 from ._ops import OpTrace, trace_op
 from ._process import ProcessSink
 from ._sampling import check_sample_rate
 from batchjudge.core.scrub import default_scrubber
-from ._sink import Sink
+from ._sink import Sink, UnavailableSink
 from ._spec import parse_trace_spec
 from ._tracer import BackgroundTracer
 
 __all__ = ["OpTrace", "make_tracer", "trace_op"]
+
+logger = logging.getLogger(__name__)
 
 _CLOSE_TIMEOUT = 300.0
 """Longest wait, at the end of a run, for traces to drain (Weave over a slow network)."""
@@ -56,8 +60,12 @@ def make_tracer(
     scrub = default_scrubber()
     config = scrub(run_config)
     sink: Sink
+    no_login = weave_login_problem(target.location) if target.kind == "weave" else None
     if target.kind == "local":
         sink = JsonlSink(target.directory, run_name)
+    elif no_login is not None:
+        logger.warning("tracing: %s", no_login)
+        sink = UnavailableSink()
     else:
         sink = ProcessSink(
             {

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._jsonl import JsonlSink
+from ._login import weave_login_problem
 from ._process import ProcessSink
 from ._records import build_op_record
 from batchjudge.core.scrub import Scrubber
@@ -99,6 +100,9 @@ def _emit_weave(project: str, record: dict[str, Any], scrub: Scrubber) -> None:
     if client is not None and (client.entity, client.project) == (entity, name):
         log_op(client, record)
         return
+    no_login = weave_login_problem(project)
+    if no_login is not None:
+        raise RuntimeError(no_login)
     sink = ProcessSink(
         {"kind": "weave_ops", "location": project}, finish_timeout=_TIMEOUT, scrub=scrub
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import select
 import subprocess
 import sys
@@ -17,6 +18,8 @@ __all__ = ["ProcessSink"]
 logger = logging.getLogger(__name__)
 
 _STDERR_TAIL = 2000
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+"""Terminal colour and cursor codes (Weave colours its log lines): dropped from the log."""
 
 
 class ProcessSink:
@@ -110,5 +113,5 @@ class ProcessSink:
         logger.warning(
             "tracing: %s; trace process stderr: %s",
             self._scrub(reason),
-            self._scrub(tail.decode("utf-8", "replace")),
+            self._scrub(_ANSI.sub("", tail.decode("utf-8", "replace"))),
         )

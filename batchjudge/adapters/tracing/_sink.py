@@ -6,7 +6,7 @@ from typing import Any, Protocol
 
 import orjson
 
-__all__ = ["Sink", "encode_json"]
+__all__ = ["Sink", "UnavailableSink", "encode_json"]
 
 
 class Sink(Protocol):
@@ -28,6 +28,21 @@ class Sink(Protocol):
         """Write the ``evaluation`` record, flush and close. Return how many records failed
         after ``write`` accepted them, the evaluation included (0 for a synchronous sink)."""
         ...
+
+
+class UnavailableSink:
+    """A destination known to be unreachable before the run starts (no W&B login, say):
+    every record fails at once and is counted, with no process, connection or prompt tried.
+    Whoever chooses it says why, once."""
+
+    def open(self) -> None:
+        """Nothing to open."""
+
+    def write(self, records: list[dict[str, Any]]) -> int:
+        return len(records)
+
+    def finish(self, evaluation: dict[str, Any]) -> int:
+        return 1
 
 
 def encode_json(value: Any) -> bytes:
