@@ -6,7 +6,8 @@ the HTTP library or pyarrow are translated at the boundary (``raise ... from exc
     BatchJudgeError
     ├── ConfigError            bad options or a refused resume           (exit 2)
     ├── InputError             a missing/unreadable file, column, type   (exit 2)
-    ├── CheckpointError        a run directory that cannot be used       (exit 2)
+    ├── CheckpointError        a run directory that cannot be used as is (exit 2)
+    ├── StorageError           the disk refused: full, read-only, denied (exit 1)
     └── ProviderError          a call to a judge failed
         ├── RateLimitError     429: retryable, may carry ``retry_after`` seconds
         ├── TransientError     5xx, timeouts, dropped connections: retryable
@@ -28,6 +29,7 @@ __all__ = [
     "ProviderError",
     "RateLimitError",
     "ReplyTooLargeError",
+    "StorageError",
     "TransientError",
     "UnreachableError",
 ]
@@ -46,7 +48,20 @@ class InputError(BatchJudgeError):
 
 
 class CheckpointError(BatchJudgeError):
-    """A run directory that is locked by another run or is not a batchjudge run."""
+    """A run directory that cannot be used as it is: locked by another run, not a batchjudge
+    run, or holding results that do not check out (a foreign or corrupt file, a row twice)."""
+
+
+class StorageError(BatchJudgeError):
+    """The file system refused a read or write (full disk, read-only, permission denied).
+
+    The message names the path, the cause and what to do; nothing is half-written, and the
+    same command resumes once the cause is fixed. ``path`` is the file or folder concerned.
+    """
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class ProviderError(BatchJudgeError):

@@ -128,10 +128,12 @@ def test_worst_mistakes_come_most_confident_first_with_reasons(run_dir: Path) ->
     assert wrong[0]["reason"] == "reason for c4" and wrong[0]["confidence"] == pytest.approx(0.9)
 
 
-def test_a_row_in_several_parts_counts_once_with_its_latest_result(tmp_path: Path) -> None:
+def test_a_row_with_results_in_two_parts_is_refused_never_counted_twice(tmp_path: Path) -> None:
+    """The engine never writes a row twice (--retry-failed rewrites the parts), so a second
+    result means a copied part: which one is right cannot be known."""
     run = write_run(tmp_path / "r", [[result_row("a", 1, None)], [result_row("a", 1, 1)]])
-    s = summarize(load_run(run), PriceTable(), resamples=200)
-    assert (s["n_rows"], s["n_ok"], s["n_failed"]) == (1, 1, 0)
+    with pytest.raises(InputError, match=r"1 row id\(s\) have more than one result \(e.g. 'a'\)"):
+        load_run(run)
 
 
 def test_parts_missing_newer_columns_are_read_as_empty(tmp_path: Path) -> None:

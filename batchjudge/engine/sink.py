@@ -62,6 +62,7 @@ class ResultSink:
         self.flush_seconds = flush_seconds
         self._before = counts_before
         self._buffer: list[RowResult] = []
+        self._writing = anyio.Lock()
 
     @property
     def counts(self) -> Counts:
@@ -91,12 +92,19 @@ class ResultSink:
         return len(self._buffer) >= self.flush_rows
 
     async def flush(self) -> None:
-        """Write the buffer as one part, then ``run.json`` (both in a worker thread)."""
-        rows, self._buffer = self._buffer, []
-        if rows:
-            await anyio.to_thread.run_sync(self._write_part, rows)
-            self.stats.flushed_parts += 1
-            await self.write_record()
+        """Write the buffer as one part, then ``run.json`` (both in a worker thread).
+
+        Safe to call from another task while :meth:`run` works (a stopping run flushes at
+        once): writes are serialised. When a write fails (a full disk) its rows are dropped
+        from the buffer and the error goes up: they have no result, and the next run sends
+        them again.
+        """
+        async with self._writing:
+            rows, self._buffer = self._buffer, []
+            if rows:
+                await anyio.to_thread.run_sync(self._write_part, rows)
+                self.stats.flushed_parts += 1
+                await self.write_record()
 
     async def write_record(self) -> None:
         """Rewrite ``run.json`` with the current counts."""

@@ -1,10 +1,15 @@
 """Reading a finished (or interrupted) run directory back for reporting.
 
 A run directory holds ``run.json`` (configuration, fingerprint, counts) and
-``results/*.parquet`` parts (schema: :mod:`batchjudge.core.results`). Parts are read in name
-order; should a row appear in several parts (a failed row re-sent by ``--retry-failed``), the
-last part's result wins. Missing ``run.json`` keys and columns absent from older parts are
-tolerated (read as empty); a directory with neither file is not a run.
+``results/part-NNNNNN.parquet`` parts (schema: :mod:`batchjudge.core.results`). Parts are read
+the way a resumed run reads them (:func:`~batchjudge.engine.checkpoint.read_part`): page
+checksums and row digests verified, only the engine's part names accepted, so the report
+refuses exactly what ``batchjudge run`` refuses — a foreign file in ``results/``, a damaged
+part, or a row id with two results (the engine never writes one: ``--retry-failed`` rewrites
+the parts without the failed rows, so a second result means a part was copied, and which one
+is right cannot be known). Each is an :class:`~batchjudge.errors.InputError` naming the file
+and the fix. Missing ``run.json`` keys and columns absent from older parts are tolerated
+(read as empty); a directory with neither file is not a run.
 """
 
 from __future__ import annotations
@@ -17,10 +22,10 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from batchjudge.core.schema import RESULT_SCHEMA
-from batchjudge.errors import BatchJudgeError, InputError
+from batchjudge.engine.checkpoint import list_parts, read_part
+from batchjudge.errors import BatchJudgeError, CheckpointError, InputError
 
 __all__ = ["RunData", "input_texts", "load_run"]
 
@@ -111,38 +116,40 @@ def _scan_schema(raw_response: bool) -> dict[str, pl.DataType]:
 
 
 def _read_results(results_dir: Path, schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    parts = (
-        sorted(p for p in results_dir.glob("*.parquet") if not p.name.startswith("."))
-        if results_dir.is_dir()
-        else []
-    )
-    if not parts:
-        return pl.DataFrame(schema=schema)
-    for part in parts:
-        _check_part(part)
     try:
-        frame = pl.scan_parquet(
-            parts,
-            schema=schema,
-            missing_columns="insert",
-            extra_columns="ignore",
-            cast_options=pl.ScanCastOptions(integer_cast="upcast", float_cast="upcast"),
-        ).collect()
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise InputError(f"{results_dir}: unreadable results ({exc})") from exc
-    if frame["row_id"].is_duplicated().any():
-        frame = frame.unique(subset="row_id", keep="last", maintain_order=True)
+        parts = list_parts(results_dir)
+        tables = [(part, read_part(part, list(schema))) for part in parts]
+    except CheckpointError as exc:
+        raise InputError(str(exc)) from exc
+    if not tables:
+        return pl.DataFrame(schema=schema)
+    frame = pl.concat([_conform(part, table, schema) for part, table in tables], how="vertical")
+    repeated = frame.filter(pl.col("row_id").is_duplicated())["row_id"].unique(maintain_order=True)
+    if repeated.len():
+        raise InputError(
+            f"{results_dir}: {repeated.len()} row id(s) have more than one result (e.g. "
+            f"{repeated[0]!r}): a part was copied or restored twice; remove the extra part(s) "
+            "(batchjudge run on this directory names them)"
+        )
     return frame
 
 
-def _check_part(part: Path) -> None:
-    """Read one part's footer: a clear error naming the file beats a scan error naming none."""
+def _conform(part: Path, table: pa.Table, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """One part as a frame of ``schema``: absent columns null, integers and floats widened, so
+    parts written with narrower (older or foreign) types still load."""
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
     try:
-        names = set(pq.read_schema(part).names)
-    except (OSError, pa.ArrowException) as exc:
-        raise InputError(f"{part}: unreadable results part ({exc})") from exc
-    if "row_id" not in names or "status" not in names:
-        raise InputError(f"{part}: not a results part (no row_id/status column)")
+        return frame.select([
+            (pl.col(name) if name in frame.columns else pl.lit(None)).cast(dtype, strict=True).alias(name)
+            for name, dtype in schema.items()
+        ])
+    except pl.exceptions.PolarsError as exc:
+        raise InputError(f"{part}: unreadable results part ({_first_line(exc)})") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def input_texts(run: RunData, row_ids: Collection[str]) -> dict[str, tuple[str, str]]:

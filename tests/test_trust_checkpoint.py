@@ -1,0 +1,105 @@
+"""A results directory that checks itself: what is in ``results/`` is the engine's, whole, and
+holds each row once; ``run.json`` and ``--overwrite`` mean what they say."""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from batchjudge import CheckpointError, InputError, RunConfig, run
+from batchjudge.engine.checkpoint import RunDir
+from batchjudge.report.loading import load_run
+from emulator_fixtures import batchjudge_cli
+
+
+def _finished_run(write_pairs, tmp_path: Path, rows: int = 600) -> tuple[RunConfig, Path]:
+    config = RunConfig(inputs=[write_pairs(rows)], out=tmp_path / "run", flush_rows=200)
+    assert run(config).complete
+    return config, tmp_path / "run"
+
+
+def _parts(out: Path) -> list[Path]:
+    return sorted((out / "results").glob("part-*.parquet"))
+
+
+def test_a_copied_part_is_refused_naming_it_never_counted_twice(write_pairs, tmp_path: Path) -> None:
+    config, out = _finished_run(write_pairs, tmp_path)
+    shutil.copy(_parts(out)[0], out / "results" / "part-000050.parquet")
+    with pytest.raises(CheckpointError, match=r"200 row id\(s\) have more than one result .*'part-000050.parquet'"):
+        run(config)
+    with pytest.raises(InputError, match=r"200 row id\(s\) have more than one result"):
+        load_run(out)
+    (out / "results" / "part-000050.parquet").unlink()
+    result = run(config)
+    assert result.complete and result.counts["done"] == 600
+
+
+def test_a_file_that_is_not_a_part_is_named_in_one_line(write_pairs, tmp_path: Path) -> None:
+    config, out = _finished_run(write_pairs, tmp_path)
+    shutil.copy(_parts(out)[0], out / "results" / "part-000001 (copy).parquet")
+    (out / "results" / ".DS_Store").write_text("hidden files are the system's, and skipped")
+    proc = batchjudge_cli("run", *map(str, config.inputs), "--out", str(out), "--quiet")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == (
+        f"error: {out / 'results'}: 'part-000001 (copy).parquet' not written by batchjudge (only "
+        "part-NNNNNN.parquet files belong here); move them out of results/, then run the same command again"
+    )
+    with pytest.raises(InputError, match=r"'part-000001 \(copy\).parquet' not written by batchjudge"):
+        load_run(out)
+
+
+def test_flipped_bits_in_a_part_are_caught_never_read_as_other_rows(write_pairs, tmp_path: Path) -> None:
+    """1-3 bits flipped at random places, 300 times: each damaged part either reads back
+    exactly as written (a flip in padding or unused statistics) or is refused naming the part
+    — never read as different row ids or statuses."""
+    _, out = _finished_run(write_pairs, tmp_path)
+    part = _parts(out)[0]
+    pristine = part.read_bytes()
+    with RunDir(out) as run_dir:
+        expected, expected_counts = run_dir.done_keys()
+    rng = random.Random(10)
+    outcomes = {"refused": 0, "identical": 0}
+    for _ in range(300):
+        damaged = bytearray(pristine)
+        for _ in range(rng.randint(1, 3)):
+            damaged[rng.randrange(len(damaged))] ^= 1 << rng.randrange(8)
+        part.write_bytes(bytes(damaged))
+        with RunDir(out) as run_dir:
+            try:
+                done, counts = run_dir.done_keys()
+            except CheckpointError as exc:
+                assert str(exc).startswith(f"{part}: unreadable results part, damaged")
+                outcomes["refused"] += 1
+                continue
+        assert np.array_equal(done, expected) and counts == expected_counts
+        outcomes["identical"] += 1
+    part.write_bytes(pristine)
+    assert outcomes["refused"] > 150
+
+
+def test_parts_without_run_json_are_refused_unless_overwrite(write_pairs, tmp_path: Path) -> None:
+    config, out = _finished_run(write_pairs, tmp_path)
+    (out / "run.json").unlink()
+    other = RunConfig(inputs=config.inputs, out=out, provider="mistral", api_key="sk-unused-test-key",
+                      base_url="http://127.0.0.1:9")
+    with pytest.raises(CheckpointError, match="results/ holds results but run.json is missing"):
+        run(other)
+    result = run(RunConfig(inputs=config.inputs, out=out, overwrite=True, flush_rows=200))
+    assert result.complete and result.stats["done_before"] == 0 and result.stats["finished"] == 600
+
+
+def test_overwrite_clears_a_garbled_run_json_and_every_old_part(write_pairs, tmp_path: Path) -> None:
+    config, out = _finished_run(write_pairs, tmp_path)
+    assert len(_parts(out)) == 3
+    (out / "run.json").write_text('{"fingerprint": ')
+    with pytest.raises(CheckpointError, match="run.json: damaged .*pass --overwrite to start over"):
+        run(config)
+    fresh = RunConfig(inputs=[write_pairs(100, name="other.parquet")], out=out, overwrite=True)
+    result = run(fresh)
+    assert result.complete and result.counts["done"] == 100 and result.stats["done_before"] == 0
+    assert [p.name for p in _parts(out)] == ["part-000000.parquet"]
+    assert load_run(out).results.height == 100
