@@ -16,6 +16,7 @@ from batchjudge.errors import (
     BadRequestError,
     RateLimitError,
     TransientError,
+    UnreachableError,
 )
 
 __all__ = [
@@ -73,6 +74,9 @@ class RetryKind(enum.Enum):
     RATE_LIMIT = "rate_limit"
     FATAL = "fatal"
     """Stop the whole run (a rejected API key): nothing more can succeed."""
+    OUTAGE = "outage"
+    """The endpoint, not the row, is at fault (no connection could be made): the engine
+    pauses sending and probes until it is back, without burning the row's retries."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +115,10 @@ class ProviderBase:
         raise NotImplementedError
 
     def should_retry(self, exc: BaseException) -> RetryDecision:
-        """429 waits, 5xx/timeouts retry, a bad key stops the run, other errors fail the row."""
+        """429 waits, 5xx/timeouts retry, an unreachable endpoint is an outage, a bad key stops
+        the run, other errors fail the row."""
+        if isinstance(exc, UnreachableError):
+            return RetryDecision(RetryKind.OUTAGE)
         if isinstance(exc, RateLimitError):
             return RetryDecision(RetryKind.RATE_LIMIT, exc.retry_after)
         if isinstance(exc, TransientError):

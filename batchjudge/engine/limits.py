@@ -9,6 +9,10 @@ and the cooldown a 429 imposes on everyone.
   sends (after the pacer), so no request leaves before the server said it may.
 - Concurrency is a resizable :class:`anyio.CapacityLimiter`: repeated 429s shrink it, a calm
   stretch of successes grows it back to the configured ceiling.
+- An unreachable endpoint opens the shared :class:`~batchjudge.engine.breaker.Breaker`: every
+  sender waits at the same gate as the cooldown while one probe finds out when it is back.
+- :meth:`Limits.stop_sending` (a stopping run: SIGTERM, Ctrl-C) makes every later send raise
+  :class:`SendingStopped`, while :attr:`Limits.sending` counts the requests still on the wire.
 
 Clock and sleep are injectable, so the tests of all of this run on a fake clock.
 """
@@ -22,16 +26,21 @@ from collections.abc import Awaitable, Callable
 import anyio
 
 from batchjudge.core.types import JudgeReply, JudgeRequest
+from batchjudge.engine.breaker import Breaker, ProbeTicket
 from batchjudge.engine.buckets import TokenBucket
 from batchjudge.engine.pacing import WindowPacer
 from batchjudge.engine.stats import RunStats
 
-__all__ = ["Clock", "Cooldown", "Limits", "Sleep"]
+__all__ = ["Clock", "Cooldown", "Limits", "SendingStopped", "Sleep"]
 
 Clock = Callable[[], float]
 """Monotonic seconds."""
 Sleep = Callable[[float], Awaitable[None]]
 """Wait that many seconds."""
+
+
+class SendingStopped(Exception):
+    """Raised instead of sending once the run is stopping: the row is left for the next run."""
 
 
 class Cooldown:
@@ -72,6 +81,7 @@ class Limits:
         adapt_after_429s: int = 3,
         calm_successes: int = 50,
         pace_margin: float = 0.03,
+        outage_abort_after: float = 30.0,
     ) -> None:
         self.max_concurrency = concurrency
         self.capacity = anyio.CapacityLimiter(concurrency)
@@ -81,6 +91,11 @@ class Limits:
         self._tpm = TokenBucket(tpm, 60.0, clock=clock, sleep=sleep) if tpm else None
         self._expected_completion = float(expected_completion_tokens)
         self.cooldown = Cooldown(clock, sleep)
+        self.breaker = Breaker(clock=clock, sleep=sleep, abort_after=outage_abort_after)
+        self.stopping = False
+        """Set by :meth:`stop_sending`: no request leaves any more."""
+        self.sending = 0
+        """Requests on the wire now (sent, reply not yet in)."""
         self.clock = clock
         self.sleep = sleep
         self._recent_429s = 0
@@ -95,18 +110,41 @@ class Limits:
             amount = min(amount, self.tpm)  # a request larger than the bucket still goes, alone
         return amount
 
-    async def before_send(self, tokens: float) -> None:
-        """Wait for the token bucket, then the pacer, then the shared cooldown.
+    def stop_sending(self) -> None:
+        """From now on every :meth:`before_send` raises :class:`SendingStopped`."""
+        self.stopping = True
 
-        The cooldown is checked last, right before the send, so no request leaves before a
-        ``Retry-After`` expires however long the earlier waits took.
+    async def before_send(self, tokens: float) -> ProbeTicket | None:
+        """Wait for the token bucket, then the pacer, then the breaker and the shared cooldown.
+
+        The breaker and the cooldown are checked last, right before the send, so no request
+        leaves before a ``Retry-After`` expires or while the endpoint is down, however long
+        the earlier waits took. Returns the probe ticket when this send probes an open
+        breaker (hand it back to the breaker with the outcome).
         """
+        if self.stopping:
+            raise SendingStopped
         if self._tpm is not None:
             await self._tpm.acquire(tokens)
         if self._rps is not None:
-            await self._rps.acquire(gate=self.cooldown.wait)
+            ticket = await self._rps.acquire(gate=self._gate)
         else:
+            ticket = await self._gate()
+        if self.stopping:
+            self.breaker.release(ticket)
+            raise SendingStopped
+        return ticket
+
+    async def _gate(self) -> ProbeTicket | None:
+        """The last wait before a send: the breaker (a ticket if this send is its probe), then
+        the cooldown."""
+        ticket = await self.breaker.admit() if self.breaker.is_open else None
+        try:
             await self.cooldown.wait()
+        except BaseException:
+            self.breaker.release(ticket)
+            raise
+        return ticket
 
     def settle(self, charged: float, reply: JudgeReply) -> None:
         """Correct the TPM charge with the reported usage, and learn the typical completion."""

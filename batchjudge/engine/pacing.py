@@ -16,10 +16,13 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import anyio
 
 __all__ = ["WindowPacer"]
+
+T = TypeVar("T")
 
 
 class WindowPacer:
@@ -55,8 +58,9 @@ class WindowPacer:
         """A calm stretch: narrow the window back toward the base by 0.25%."""
         self.window = max(self.base_window, self.window * 0.9975)
 
-    async def acquire(self, gate: Callable[[], Awaitable[None]] | None = None) -> None:
-        """Wait until one more send fits in the window, then for ``gate``, and record the send.
+    async def acquire(self, gate: Callable[[], Awaitable[T]] | None = None) -> T | None:
+        """Wait until one more send fits in the window, then for ``gate``, and record the send;
+        return what ``gate`` returned.
 
         ``gate`` (the shared 429 cooldown) is awaited while holding the line, so that the time
         recorded is the real send time and no burst of queued workers leaves when it lifts.
@@ -66,6 +70,6 @@ class WindowPacer:
                 wait = self._sent[0] + self.window - self._clock()
                 if wait > 0:
                     await self._sleep(wait)
-            if gate is not None:
-                await gate()
+            passed = await gate() if gate is not None else None
             self._sent.append(self._clock())
+        return passed

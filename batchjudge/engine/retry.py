@@ -8,6 +8,14 @@ jitter; other errors fail the row at once; a fatal one (a rejected key) stops th
 wait comes from the decision alone, never from the exception's attributes, so a provider
 controls it completely. Each attempt goes through the shared :class:`~.limits.Limits`; a 429
 also starts the shared cooldown there.
+
+An outage is not the row's failure. When the decision is
+:attr:`~batchjudge.core.types.RetryKind.OUTAGE` (no connection could be made), or the server
+asks for a wait longer than ``max_retry_after``, the attempt opens the shared
+:class:`~.breaker.Breaker` and waits at its gate to send again: the row keeps its retries and
+is never marked failed for it. Before any request of the run has succeeded, an outage that
+lasts the breaker's ``abort_after`` stops the run (:class:`StopRun` with an
+:class:`~batchjudge.errors.UnreachableError` naming the cause).
 """
 
 from __future__ import annotations
@@ -19,9 +27,10 @@ import anyio
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from batchjudge.core.types import JudgeReply, JudgeRequest, Provider, RetryDecision, RetryKind
-from batchjudge.engine.limits import Limits
+from batchjudge.engine.breaker import ProbeTicket
+from batchjudge.engine.limits import Limits, SendingStopped
 from batchjudge.engine.stats import RunStats
-from batchjudge.errors import ProviderError, TransientError
+from batchjudge.errors import ProviderError, TransientError, UnreachableError
 
 __all__ = ["CallOutcome", "RetryPolicy", "StopRun", "call_with_retries", "describe_error"]
 
@@ -44,7 +53,9 @@ class RetryPolicy:
     backoff_base: float = 0.5
     """The first retry waits up to this many seconds (full jitter), doubling each attempt..."""
     backoff_cap: float = 30.0
-    """...up to this cap. A ``Retry-After`` in the decision overrides both."""
+    """...up to this cap. A ``Retry-After`` in the decision overrides both..."""
+    max_retry_after: float = 120.0
+    """...up to this many seconds: a longer wait is treated as an outage (the breaker)."""
 
     def delay(self, decision: RetryDecision, attempt: int) -> float:
         """Seconds to wait before attempt ``attempt + 1`` after ``decision``."""
@@ -67,12 +78,13 @@ class _Call:
     """One row's calls: each :meth:`attempt` is one send under the shared limits."""
 
     def __init__(self, provider: Provider, request: JudgeRequest, limits: Limits, stats: RunStats,
-                 timeout: float) -> None:
+                 policy: RetryPolicy) -> None:
         self.provider = provider
         self.request = request
         self.limits = limits
         self.stats = stats
-        self.timeout = timeout
+        self.timeout = policy.timeout
+        self.max_retry_after = policy.max_retry_after
         self.attempts = 0
         self._decisions: dict[int, RetryDecision] = {}
 
@@ -84,31 +96,85 @@ class _Call:
         return known
 
     def retryable(self, exc: BaseException) -> bool:
+        if isinstance(exc, (StopRun, SendingStopped)):
+            return False
         return self.decision(exc).kind in (RetryKind.TRANSIENT, RetryKind.RATE_LIMIT)
 
+    def _outage(self, exc: BaseException, decision: RetryDecision) -> str | None:
+        """Why ``exc`` is an outage rather than the row's failure, or None when it is not."""
+        if decision.kind is RetryKind.OUTAGE:
+            return str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+        wait = decision.retry_after
+        if wait is not None and wait > self.max_retry_after:
+            return (f"the server asked to wait {wait:,.0f} s (Retry-After), more than "
+                    f"--max-retry-after {self.max_retry_after:g} s")
+        return None
+
     async def attempt(self) -> CallOutcome:
+        """One attempt of the row: sent once the limits allow, and again (without counting as
+        a retry) each time it meets an outage."""
         limits = self.limits
         self.attempts += 1
         if self.attempts > 1:
             self.stats.retries += 1
         charged = limits.charge(self.request)
-        async with limits.capacity:
-            await limits.before_send(charged)
-            start = limits.clock()
-            try:
-                with anyio.fail_after(self.timeout):
-                    reply = await self.provider.judge(self.request)
-            except TimeoutError as exc:
-                raise TransientError(f"timed out after {self.timeout:g}s") from exc
-            except ProviderError as exc:
-                decision = self.decision(exc)
-                if decision.kind is RetryKind.RATE_LIMIT:
-                    limits.on_rate_limited(decision.retry_after, self.stats)
-                raise
-            latency_ms = (limits.clock() - start) * 1000.0
-        limits.on_success(self.stats)
-        limits.settle(charged, reply)
-        return CallOutcome(reply, None, self.attempts, latency_ms)
+        while True:
+            async with limits.capacity:
+                ticket = await limits.before_send(charged)
+                start = limits.clock()
+                limits.sending += 1
+                try:
+                    with anyio.fail_after(self.timeout):
+                        reply = await self.provider.judge(self.request)
+                except TimeoutError as exc:
+                    limits.breaker.record_neutral(ticket)
+                    raise TransientError(f"timed out after {self.timeout:g}s") from exc
+                except Exception as exc:
+                    if self._settle_failure(exc, ticket):
+                        continue  # an outage: wait at the breaker's gate, then send again
+                    raise
+                except BaseException:
+                    limits.breaker.release(ticket)
+                    raise
+                finally:
+                    limits.sending -= 1
+                latency_ms = (limits.clock() - start) * 1000.0
+            limits.breaker.record_success(ticket)
+            if self.stats.outage is not None:
+                self._show_outage()
+            limits.on_success(self.stats)
+            limits.settle(charged, reply)
+            return CallOutcome(reply, None, self.attempts, latency_ms)
+
+    def _settle_failure(self, exc: Exception, ticket: ProbeTicket | None) -> bool:
+        """Tell the breaker and the limits how an attempt failed; True when it was an outage
+        (the caller sends again); raises StopRun when the outage must stop the run."""
+        breaker = self.limits.breaker
+        decision = self.decision(exc)
+        reason = self._outage(exc, decision)
+        if reason is not None:
+            stop = breaker.record_outage(ticket, reason)
+            self._show_outage()
+            if stop:
+                raise StopRun(UnreachableError(
+                    f"{reason}; no request of this run has succeeded in {breaker.abort_after:g} s: "
+                    "check --base-url and the network, then run the same command again",
+                    url=getattr(exc, "url", ""),
+                )) from exc
+            return True
+        if isinstance(exc, ProviderError) and exc.status is not None:
+            breaker.record_answer(ticket)
+            self._show_outage()
+        else:
+            breaker.record_neutral(ticket)
+        if decision.kind is RetryKind.RATE_LIMIT:
+            self.limits.on_rate_limited(decision.retry_after, self.stats)
+        return False
+
+    def _show_outage(self) -> None:
+        breaker = self.limits.breaker
+        self.stats.outage = breaker.reason if breaker.is_open else None
+        self.stats.outages = breaker.episodes
 
 
 async def call_with_retries(
@@ -117,15 +183,18 @@ async def call_with_retries(
     """Judge one request under the shared limits, retrying as the provider's decisions say.
 
     Returns the reply, or the last error (the row fails); raises :class:`StopRun` when a
-    decision is fatal. The first attempt runs bare (most rows need one, and building a
-    tenacity loop per row costs more CPU than the HTTP call at 400 RPS); only a retryable
-    failure hands the rest of the attempts to tenacity, whose waits continue the same
-    sequence.
+    decision is fatal or an outage must stop the run, and :class:`~.limits.SendingStopped`
+    when the run is stopping (the row then has no result). The first attempt runs bare (most
+    rows need one, and building a tenacity loop per row costs more CPU than the HTTP call at
+    400 RPS); only a retryable failure hands the rest of the attempts to tenacity, whose
+    waits continue the same sequence.
     """
-    call = _Call(provider, request, limits, stats, policy.timeout)
+    call = _Call(provider, request, limits, stats, policy)
     try:
         try:
             return await call.attempt()
+        except (StopRun, SendingStopped):
+            raise
         except Exception as exc:
             if policy.max_retries == 0 or not call.retryable(exc):
                 raise
@@ -146,6 +215,8 @@ async def call_with_retries(
         async for attempt in retrying:
             with attempt:
                 return await call.attempt()
+    except (StopRun, SendingStopped):
+        raise
     except Exception as exc:  # noqa: BLE001 - a row's failure must never end the run...
         if call.decision(exc).kind is RetryKind.FATAL:
             raise StopRun(exc) from exc  # ...unless nothing more can succeed

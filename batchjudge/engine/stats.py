@@ -30,6 +30,7 @@ class StatsSnapshot(TypedDict):
     concurrency: int
     flushed_parts: int
     trace_dropped: int
+    outages: int
     finished: int
     completed: int
     elapsed_s: float
@@ -53,6 +54,12 @@ class RunStats:
     concurrency: int = 0
     flushed_parts: int = 0
     trace_dropped: int = 0
+    outage: str | None = None
+    """While the endpoint is unreachable (the breaker is open): why, in a few words."""
+    outages: int = 0
+    """Outages met so far (each paused sending until the endpoint answered again)."""
+    stopping: bool = False
+    """The run was asked to stop (SIGTERM, Ctrl-C): nothing new is sent."""
     warnings: list[str] = field(default_factory=list)
     """Label-sanity warnings found before the run started."""
     started: float = field(default_factory=time.monotonic)
@@ -86,6 +93,7 @@ class RunStats:
             rate_limited=self.rate_limited, prompt_tokens=self.prompt_tokens,
             completion_tokens=self.completion_tokens, in_flight=self.in_flight,
             concurrency=self.concurrency, flushed_parts=self.flushed_parts,
-            trace_dropped=self.trace_dropped, finished=self.finished, completed=self.completed,
+            trace_dropped=self.trace_dropped, outages=self.outages, finished=self.finished,
+            completed=self.completed,
             elapsed_s=round(self.elapsed, 3), rows_per_second=round(self.rows_per_second, 2),
         )

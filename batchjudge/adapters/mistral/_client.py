@@ -13,6 +13,7 @@ in the ``Authorization`` header and appears in no message, ``repr`` or log.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,8 @@ __all__ = ["DEFAULT_MAX_REPLY_BYTES", "ApiClient", "HttpReply"]
 DEFAULT_MAX_REPLY_BYTES = 1024 * 1024
 """A judge's reply is a few hundred bytes; a megabyte is a broken or hostile server."""
 _CHUNK = 64 * 1024
+_CONNECT_SECONDS = 10.0
+"""A connection not made in this long is an unreachable endpoint (a dropped SYN), not a slow reply."""
 _USER_AGENT = "batchjudge"
 
 ErrorHook = Callable[[int, bytes], ProviderError | None]
@@ -109,7 +112,7 @@ class ApiClient:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.concurrency, ttl_dns_cache=300),
                 headers=self._headers,
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                timeout=aiohttp.ClientTimeout(total=self.timeout, sock_connect=min(self.timeout, _CONNECT_SECONDS)),
                 skip_auto_headers=("User-Agent",),
             )
             self._loop = loop
@@ -130,6 +133,11 @@ class ApiClient:
             async with self._client().request(method, url, **kwargs) as response:
                 body = await _read(response, limit, what)
                 return HttpReply(response.status, response.headers, body)
+        except aiohttp.ConnectionTimeoutError:
+            raise UnreachableError(
+                f"{what}: cannot connect to {self.base_url} (no answer within "
+                f"{min(self.timeout, _CONNECT_SECONDS):g} s)", url=self.base_url,
+            ) from None
         except TimeoutError:
             raise TransientError(f"{what}: no reply within {self.timeout:g} s (timeout)") from None
         except aiohttp.ClientConnectorError as exc:
@@ -234,5 +242,9 @@ async def _read(response: aiohttp.ClientResponse, cap: int | None, what: str) ->
 def _cause(exc: BaseException) -> str:
     """The root cause of a connection failure in a few words (refused, DNS, TLS)."""
     inner = getattr(exc, "os_error", None) or exc.__cause__ or exc
-    text = getattr(inner, "strerror", None) or str(inner) or type(inner).__name__
+    number = getattr(inner, "errno", None)
+    if isinstance(number, int) and number > 0:
+        text = os.strerror(number)  # "Connection refused", not asyncio's "Connect call failed"
+    else:
+        text = getattr(inner, "strerror", None) or str(inner) or type(inner).__name__
     return " ".join(str(text).split())[:200]

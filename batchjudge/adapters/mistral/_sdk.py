@@ -5,21 +5,23 @@ It costs 12–26 ms of client CPU per request (the SDK rebuilds pydantic models 
 against ~1 ms for :meth:`ApiClient.chat`, so it is never the default. It takes its key, base
 URL, pool size and timeout from an :class:`~._client.ApiClient` (the package's one key and
 base-URL rule), turns the SDK's retries off (the engine alone retries), keeps the same
-rate-limit headers through an ``httpx`` response hook, and translates failures with the same
-:func:`~._wire.error_for_status`. One SDK client per event loop, made on first use.
+rate-limit headers through an ``httpx`` response hook, caps replies like the lean client
+(:class:`_CappedTransport`: a reply over the cap fails with
+:class:`~batchjudge.errors.ReplyTooLargeError`, the rest unread), and translates failures with
+the same :func:`~._wire.error_for_status`. One SDK client per event loop, made on first use.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from batchjudge.adapters.mistral._client import ApiClient
 from batchjudge.adapters.mistral._wire import error_for_status, kept_headers, reply_from_parts
 from batchjudge.core.types import JudgeReply
-from batchjudge.errors import TransientError, UnreachableError
+from batchjudge.errors import ReplyTooLargeError, TransientError, UnreachableError
 
 __all__ = ["SdkChat"]
 
@@ -33,6 +35,49 @@ async def _keep_response_headers(response: Any) -> None:
     sink = _RESPONSE_HEADERS.get()
     if sink is not None:
         sink.update(kept_headers(response.headers))
+
+
+def _capped_transport(limits: Any, cap: int | None) -> Any:
+    """An ``httpx2`` transport whose replies fail with ReplyTooLargeError past ``cap`` bytes
+    (declared length or bytes read), without reading the rest; ``None``: no cap."""
+    import httpx2
+
+    inner = httpx2.AsyncHTTPTransport(limits=limits)
+    if cap is None:
+        return inner
+    limit: int = cap
+
+    class _CappedStream(httpx2.AsyncByteStream):
+        def __init__(self, stream: Any) -> None:
+            self._stream = stream
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            read = 0
+            async for chunk in self._stream:
+                read += len(chunk)
+                if read > limit:
+                    raise ReplyTooLargeError(f"chat completion: reply over the {limit:,}-byte cap; the rest was not read")
+                yield chunk
+
+        async def aclose(self) -> None:
+            await self._stream.aclose()
+
+    class _CappedTransport(httpx2.AsyncBaseTransport):
+        async def handle_async_request(self, request: Any) -> Any:
+            response = await inner.handle_async_request(request)
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit:
+                await response.aclose()
+                raise ReplyTooLargeError(
+                    f"chat completion: reply of {int(declared):,} bytes is over the {limit:,}-byte cap; not read"
+                )
+            response.stream = _CappedStream(response.stream)
+            return response
+
+        async def aclose(self) -> None:
+            await inner.aclose()
+
+    return _CappedTransport()
 
 
 class SdkChat:
@@ -51,8 +96,9 @@ class SdkChat:
             from mistralai.client import Mistral
 
             size = self._api.concurrency
+            limits = httpx2.Limits(max_connections=size, max_keepalive_connections=size)
             self._http = httpx2.AsyncClient(
-                limits=httpx2.Limits(max_connections=size, max_keepalive_connections=size),
+                transport=_capped_transport(limits, self._api.max_reply_bytes),
                 timeout=self._api.timeout,
                 event_hooks={"response": [_keep_response_headers]},
             )
@@ -82,6 +128,11 @@ class SdkChat:
                 raise error_for_status(exc.status_code, exc.headers, exc.body, self._api.dialect) from None
             raise TransientError(
                 f"malformed reply from {label}: HTTP {exc.status_code}: {exc.message}"
+            ) from None
+        except httpx2.ConnectTimeout:
+            raise UnreachableError(
+                f"chat completion: cannot connect to {self._api.base_url} (no answer within "
+                f"{self._api.timeout:g} s)", url=self._api.base_url,
             ) from None
         except httpx2.TimeoutException:
             raise TransientError(f"no reply within {self._api.timeout:g} s (timeout)") from None
