@@ -34,15 +34,25 @@ async def run_async(
     progress_interval: float = 0.25,
     clock: Clock = time.monotonic,
     sleep: Sleep = anyio.sleep,
+    stop: anyio.Event | None = None,
+    stop_grace: float = 10.0,
 ) -> RunResult:
     """Judge every row of ``config.inputs`` into ``config.out``; resume when it exists.
 
     Raises :class:`~batchjudge.errors.InputError` / :class:`~batchjudge.errors.ConfigError` /
     :class:`~batchjudge.errors.CheckpointError` before anything is sent or written when the
-    inputs or options cannot work. ``provider`` replaces the one named in the config (tests,
-    custom backends); ``progress`` is called with live counters while the run works;
-    ``tracer`` replaces the one ``config.trace`` names (it is closed at the end either way);
-    ``clock`` and ``sleep`` drive every limit, wait and retry (a fake clock in tests).
+    inputs or options cannot work, and :class:`~batchjudge.errors.StorageError` when the file
+    system refuses a write (what was written stays valid; the same call resumes). ``provider``
+    replaces the one named in the config (tests, custom backends); ``progress`` is called
+    with live counters while the run works; ``tracer`` replaces the one ``config.trace`` names
+    (it is closed at the end either way); ``clock`` and ``sleep`` drive every limit, wait and
+    retry (a fake clock in tests).
+
+    Stopping: set ``stop`` to stop gracefully: what has arrived is written, nothing more is
+    sent, the replies on the wire get up to ``stop_grace`` seconds, and the call returns a
+    result with ``complete`` False. Cancelling the call stops at once: every row that reached
+    the writer is still written (and the provider and tracer closed) before the cancellation
+    goes on; replies still on the wire are lost, and sent again by the next run.
     """
     plan = plan_run(config)
     if tracer is None and config.trace:
@@ -54,11 +64,13 @@ async def run_async(
     result: RunResult | None = None
     try:
         result = await execute(plan, provider=provider, tracer=tracer, progress=progress,
-                               progress_interval=progress_interval, clock=clock, sleep=sleep)
+                               progress_interval=progress_interval, clock=clock, sleep=sleep,
+                               stop=stop, stop_grace=stop_grace)
     finally:
         if tracer is not None:
-            summary = None if result is None else await _evaluation_summary(result, config)
-            trace = await tracer.aclose(summary)
+            with anyio.CancelScope(shield=result is None):  # a cancelled run still closes it
+                summary = None if result is None else await _evaluation_summary(result, config)
+                trace = await tracer.aclose(summary)
             if result is not None:
                 result.trace = trace
                 result.stats["trace_dropped"] = trace.get("dropped", 0)

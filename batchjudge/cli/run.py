@@ -1,7 +1,14 @@
-"""``batchjudge run``: parse the options, call :func:`batchjudge.run_async`, render progress."""
+"""``batchjudge run``: parse the options, call :func:`batchjudge.run_async`, render progress.
+
+SIGTERM and Ctrl-C stop the run gracefully (the engine's ``stop`` event): what has arrived is
+written, nothing more is sent, the replies on the wire are waited for and written, and the
+command exits 143 (SIGTERM) or 130 (Ctrl-C) saying to run it again to resume. A second
+signal acts at once.
+"""
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -11,16 +18,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from batchjudge.api import event_loop_options
-from batchjudge.cli._console import err_console, fail
+from batchjudge.api import event_loop_options, run_async
+from batchjudge.cli._console import err_console, fail, fail_with
 from batchjudge.cli._options import flag
 from batchjudge.engine.config import RunConfig
-from batchjudge.api import run_async
 from batchjudge.engine.pipeline import RunResult
 from batchjudge.engine.stats import RunStats
-from batchjudge.errors import BatchJudgeError
 
 __all__ = ["register"]
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 
@@ -38,11 +45,12 @@ class _ProgressView:
             TextColumn("429s {task.fields[r429]}"),
             TextColumn("[red]failed {task.fields[failed]}"),
             TimeRemainingColumn(),
+            TextColumn("[yellow]{task.fields[note]}"),
             console=console,
             transient=False,
         )
         self.task = self.progress.add_task("run", total=None, rate=0.0, tokens=0, retries=0,
-                                           r429=0, failed=0)
+                                           r429=0, failed=0, note="")
 
     def __call__(self, stats: RunStats) -> None:
         if not self.progress.live.is_started:  # shown once the run has passed validation
@@ -52,8 +60,17 @@ class _ProgressView:
         self.progress.update(
             self.task, total=stats.total, completed=stats.completed, rate=stats.rows_per_second,
             tokens=stats.prompt_tokens + stats.completion_tokens, retries=stats.retries,
-            r429=stats.rate_limited, failed=stats.failed,
+            r429=stats.rate_limited, failed=stats.failed, note=escape(_note(stats)),
         )
+
+
+def _note(stats: RunStats) -> str:
+    """What the run is waiting for, when it is not judging: an outage, or stopping."""
+    if stats.stopping:
+        return f"stopping: waiting for {stats.in_flight} replies" if stats.in_flight else "stopping"
+    if stats.outage:
+        return f"endpoint unreachable ({stats.outage}): sending paused, probing"
+    return ""
 
 
 def _summary(console: Console, result: RunResult, *, show_warnings: bool) -> None:
@@ -74,9 +91,36 @@ def _summary(console: Console, result: RunResult, *, show_warnings: bool) -> Non
     if result.trace is not None:
         console.print(f"tracing: {result.trace}", highlight=False)
     if result.error:
-        err_console.print(f"[bold red]error:[/] {escape(result.error)}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(result.error)}", highlight=False, soft_wrap=True)
     if not result.complete:
         console.print("run again with the same command to resume", highlight=False)
+
+
+async def _run_until_signalled(config: RunConfig, view: _ProgressView | None, signals: list[int]) -> RunResult:
+    """Run ``config``; the first SIGTERM or SIGINT (recorded in ``signals``) stops it
+    gracefully. The handlers are removed once one arrived, so a second signal acts at once."""
+    stop = anyio.Event()
+
+    async def watch() -> None:
+        with anyio.open_signal_receiver(*_STOP_SIGNALS) as received:
+            async for signum in received:
+                signals.append(int(signum))
+                stop.set()
+                return
+
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(watch)
+            result = await run_async(config, progress=view, stop=stop)
+            group.cancel_scope.cancel()
+    except BaseExceptionGroup as errors:  # the run's own error, not the group around it
+        first = errors.exceptions[0]
+        while isinstance(first, BaseExceptionGroup) and len(first.exceptions) == 1:
+            first = first.exceptions[0]
+        if len(errors.exceptions) == 1 and not isinstance(first, BaseExceptionGroup):
+            raise first from first.__cause__
+        raise
+    return result
 
 
 def run_command(
@@ -108,11 +152,15 @@ def run_command(
     trace_sample: Annotated[float, typer.Option(help="Fraction of rows traced.")] = 1.0,
     quiet: Annotated[bool, flag("quiet", "No progress bar.", "-q")] = False,
     mode: Annotated[str, typer.Option(help="online (one request per row) or batch (Mistral batch jobs; resumable).")] = "online",
+    allow_insecure_http: Annotated[bool, flag("allow-insecure-http", "Allow sending the key over plain http:// to another machine.")] = False,
+    max_retry_after: Annotated[float, typer.Option(help="Obey a server's Retry-After up to this many seconds; longer is an outage.")] = 120.0,
+    debug: Annotated[bool, flag("debug", "Show the traceback of an error.")] = False,
 ) -> None:
     """Judge every row of INPUT into RUN_DIR; the same command again resumes."""
     config = RunConfig(
         inputs=inputs, out=out, provider=provider, model=model, prompt=prompt, columns=columns,
-        base_url=base_url, transport=transport, concurrency=concurrency, rps=rps, tpm=tpm,
+        base_url=base_url, allow_insecure_http=allow_insecure_http, transport=transport,
+        concurrency=concurrency, rps=rps, tpm=tpm, max_retry_after=max_retry_after,
         max_retries=max_retries, timeout=timeout, limit=limit, retry_failed=retry_failed,
         overwrite=overwrite, temperature=temperature, max_tokens=max_tokens, seed=seed,
         samples=samples, response_format=response_format,  # type: ignore[arg-type]
@@ -120,18 +168,23 @@ def run_command(
         flush_seconds=flush_seconds, trace=trace, trace_sample=trace_sample,
         mode=mode,  # type: ignore[arg-type]
     )
-    console = Console(stderr=True)
+    console = err_console
     view = None if quiet else _ProgressView(console)
+    signals: list[int] = []
     try:
-        result = anyio.run(lambda: run_async(config, progress=view), backend_options=event_loop_options())
-    except BatchJudgeError as exc:
-        raise fail(str(exc)) from None
-    except KeyboardInterrupt:
+        result = anyio.run(_run_until_signalled, config, view, signals, backend_options=event_loop_options())
+    except KeyboardInterrupt:  # a second Ctrl-C, while the first one's stop was under way
         raise fail("interrupted; run the same command again to resume", 130) from None
+    except Exception as exc:  # noqa: BLE001 - one line (and exit code) for every error
+        raise fail_with(exc, debug=debug) from None
     finally:
         if view is not None:
             view.progress.stop()
     _summary(console, result, show_warnings=view is None)
+    if signals and not result.complete:
+        name = signal.Signals(signals[0]).name
+        raise fail(f"stopped by {name}: every reply received is written; run the same command again to resume",
+                   128 + signals[0])
     raise typer.Exit(result.exit_code)
 
 

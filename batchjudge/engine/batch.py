@@ -207,6 +207,10 @@ class BatchJudge:
         """Rows of jobs an earlier session submitted and this one will follow."""
         return self.book.in_flight()
 
+    async def stop(self, grace: float) -> None:
+        """Nothing to wait for: submitted jobs keep running server-side, and ``jobs.json``
+        lets the next session follow them."""
+
     async def aclose(self) -> None:
         """Close the API client's session."""
         await self.client.aclose()

@@ -33,6 +33,8 @@ class RunConfig:
     prompt: str = "zero-shot"
     columns: Mapping[str, str] | str | None = None
     base_url: str | None = None
+    allow_insecure_http: bool = False
+    """Send the key over plain ``http://`` to another machine (refused by default)."""
     transport: str | None = None
     api_key: str | None = field(default=None, repr=False)
     concurrency: int = 16
@@ -43,7 +45,9 @@ class RunConfig:
     backoff_base: float = 0.5
     """First retry waits up to this many seconds (full jitter), doubling each attempt..."""
     backoff_cap: float = 30.0
-    """...up to this cap. A server's ``Retry-After`` overrides both."""
+    """...up to this cap. A server's ``Retry-After`` overrides both..."""
+    max_retry_after: float = 120.0
+    """...up to this many seconds; a longer one is treated as an outage of the endpoint."""
     limit: int | None = None
     retry_failed: bool = False
     overwrite: bool = False
@@ -74,6 +78,7 @@ class RunConfig:
             (self.tpm is None or self.tpm > 0, f"--tpm must be > 0, got {self.tpm}"),
             (self.max_retries >= 0, f"--max-retries must be >= 0, got {self.max_retries}"),
             (self.timeout > 0, f"--timeout must be > 0, got {self.timeout}"),
+            (self.max_retry_after >= 0, f"--max-retry-after must be >= 0, got {self.max_retry_after}"),
             (0 <= self.backoff_base <= self.backoff_cap,
              f"backoff must satisfy 0 <= base <= cap, got {self.backoff_base} and {self.backoff_cap}"),
             (self.limit is None or self.limit >= 1, f"--limit must be >= 1, got {self.limit}"),

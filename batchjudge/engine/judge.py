@@ -4,8 +4,10 @@ shared limits) and :class:`~batchjudge.engine.batch.BatchJudge` (Mistral's batch
 
 :meth:`OnlineJudge.judge` judges one row and is all a distributed engine's worker needs;
 :meth:`OnlineJudge.run` is the single-process run's pool of workers over bounded streams. A
-failure that must stop the whole run (a rejected key) is raised as
-:class:`~batchjudge.engine.retry.StopRun`; every other failure is the row's own result.
+failure that must stop the whole run (a rejected key, an endpoint that never answered) is
+raised as :class:`~batchjudge.engine.retry.StopRun`; every other failure is the row's own
+result. :meth:`JudgeStep.stop` is how a run stops gracefully (SIGTERM): nothing new is sent,
+the replies already on their way are waited for (up to a grace period) and written.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from batchjudge.core.results import FinishedRow, RowResult
 from batchjudge.core.types import Provider
-from batchjudge.engine.limits import Limits
+from batchjudge.engine.limits import Limits, SendingStopped
 from batchjudge.engine.outcomes import answered_result, failed_result
 from batchjudge.engine.reader import Work
 from batchjudge.engine.retry import CallOutcome, RetryPolicy, call_with_retries
@@ -38,6 +40,11 @@ class JudgeStep(Protocol):
 
     async def run(self, inbox: MemoryObjectReceiveStream[Work], outbox: MemoryObjectSendStream[FinishedRow]) -> None:
         """Judge everything from ``inbox`` into ``outbox``; close ``outbox`` when done."""
+        ...
+
+    async def stop(self, grace: float) -> None:
+        """Send nothing more; return once no request is on the wire, or after ``grace``
+        seconds (the run then cancels what is left)."""
         ...
 
     async def aclose(self) -> None:
@@ -73,8 +80,16 @@ class OnlineJudge:
         """Close the provider (one the caller passed in too: a run owns its provider)."""
         await self.provider.aclose()
 
+    async def stop(self, grace: float) -> None:
+        """Workers take no more rows and nothing is sent; wait for the replies on the wire."""
+        self.limits.stop_sending()
+        with anyio.move_on_after(grace):
+            while self.limits.sending:
+                await anyio.sleep(0.02)
+
     async def judge(self, work: Work) -> FinishedRow:
-        """The row's result after its calls; raises StopRun when the run must stop."""
+        """The row's result after its calls; raises StopRun when the run must stop, and
+        :class:`~batchjudge.engine.limits.SendingStopped` when it is stopping."""
         outcomes: list[CallOutcome] = []
         for sample in range(self.samples):
             request = work.request
@@ -117,9 +132,20 @@ class OnlineJudge:
     async def _worker(self, inbox: MemoryObjectReceiveStream[Work], outbox: MemoryObjectSendStream[FinishedRow]) -> None:
         async with inbox, outbox:
             async for work in inbox:
+                if self.limits.stopping:
+                    return  # the row stays without a result: the next run sends it
                 self.stats.in_flight += 1
                 try:
                     finished = await self.judge(work)
+                except SendingStopped:
+                    continue
                 finally:
                     self.stats.in_flight -= 1
-                await outbox.send(finished)
+                try:
+                    try:
+                        outbox.send_nowait(finished)  # no checkpoint: cannot be cancelled half-way
+                    except anyio.WouldBlock:
+                        with anyio.CancelScope(shield=True):  # a reply that arrived is never dropped...
+                            await outbox.send(finished)
+                except anyio.BrokenResourceError:
+                    return  # ...unless the sink itself has failed, which stops the run

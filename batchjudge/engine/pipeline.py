@@ -8,11 +8,19 @@
 
 :func:`plan_run` checks everything that can be wrong with the inputs or options before the
 run directory is touched, so a refused run leaves nothing half-written. :func:`execute`
-opens the run directory (lock, resume check, ``--retry-failed``, done-set), builds the three
-steps and runs them: the reader and the judge in one task group, the sink outside it, so that
-a failure that stops the run (:class:`~batchjudge.engine.retry.StopRun`) cancels only the
-first two while the sink drains what already arrived and writes it. Memory is bounded by the
-two streams and the sink's flush size, never by the dataset.
+builds the provider (which checks the key and the base URL), streams the input once to check
+it (label sanity, row keys given twice), opens the run directory (lock, resume check,
+``--retry-failed``, done-set), builds the three steps and runs them: the reader and the judge
+in one task group, the sink outside it, so that a failure that stops the run
+(:class:`~batchjudge.engine.retry.StopRun`) cancels only the first two while the sink drains
+what already arrived and writes it. Memory is bounded by the two streams and the sink's flush
+size, never by the dataset.
+
+Stopping: setting ``stop`` (the CLI does on SIGTERM and Ctrl-C) writes what has arrived,
+sends nothing more, waits up to ``stop_grace`` seconds for the replies on the wire, writes
+them and returns an incomplete result. Cancelling :func:`execute` instead stops at once: the
+sink still writes every row that had reached it (a shielded flush), the provider is closed,
+and the cancellation goes on; replies still on the wire are lost and sent again next time.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import numpy as np
@@ -30,9 +38,10 @@ from batchjudge.adapters.prompts import JSON_OBJECT, PromptAdapter, load_prompt
 from batchjudge.core.results import Counts, FinishedRow
 from batchjudge.core.tracer import Tracer
 from batchjudge.core.types import Provider
-from batchjudge.engine.batch import BatchJudge
+from batchjudge.engine.batch import BATCH_DIR, BatchJudge
 from batchjudge.engine.checkpoint import RunDir, key_hashes
 from batchjudge.engine.config import RunConfig, describe_changes
+from batchjudge.engine.duplicates import DuplicateKeys
 from batchjudge.engine.judge import JudgeStep, OnlineJudge
 from batchjudge.engine.limits import Clock, Limits, Sleep
 from batchjudge.engine.providers import make_provider
@@ -42,7 +51,10 @@ from batchjudge.engine.retry import RetryPolicy, StopRun
 from batchjudge.engine.sink import ResultSink
 from batchjudge.engine.source import Source, open_source
 from batchjudge.engine.stats import RunStats, StatsSnapshot
-from batchjudge.errors import AuthError, ConfigError
+from batchjudge.errors import AuthError, BatchJudgeError, CheckpointError, ConfigError
+
+if TYPE_CHECKING:
+    from batchjudge.adapters.mistral import ApiClient
 
 __all__ = ["ProgressCallback", "RunPlan", "RunResult", "execute", "plan_run"]
 
@@ -99,6 +111,10 @@ class RunResult:
 def plan_run(config: RunConfig) -> RunPlan:
     """Check ``config`` and its inputs; raise InputError/ConfigError naming what cannot work."""
     config.validate()
+    if config.provider == "mistral" or config.mode == "batch":
+        from batchjudge.adapters.mistral import MISTRAL, normalise_base_url
+
+        normalise_base_url(config.base_url, MISTRAL, allow_insecure_http=config.allow_insecure_http)
     source = open_source(config.inputs, config.columns)
     adapter = PromptAdapter(
         load_prompt(config.prompt), config.resolved_model,
@@ -128,14 +144,21 @@ def plan_run(config: RunConfig) -> RunPlan:
     return RunPlan(config, source, adapter, settings, fingerprint)
 
 
-def _check_labels(source: Source) -> list[str]:
-    """The datasets' label-sanity check over the whole input, streamed (hashes only)."""
+def _preflight(source: Source, check_labels: bool) -> list[str]:
+    """One streamed pass over the input (hashes only): the label-sanity check's warnings, and
+    InputError when a row key is given to more than one row."""
     from batchjudge.datasets.sanity import LabelChecker
 
-    checker = LabelChecker()
-    for file, _, batch in source.arrow_batches(2048):
-        checker.update(batch, origin=file.rel)
-    return [f"{w.code}: {w.message}" for w in checker.finish()]
+    checker = LabelChecker() if check_labels else None
+    duplicates = DuplicateKeys(source)
+    if checker is None and not duplicates.needed:
+        return []
+    for file, start, batch in source.arrow_batches(2048):
+        if checker is not None:
+            checker.update(batch, origin=file.rel)
+        duplicates.update(file, start, batch)
+    duplicates.check(lambda: source.arrow_batches(2048))
+    return [] if checker is None else [f"{w.code}: {w.message}" for w in checker.finish()]
 
 
 def _open_record(plan: RunPlan, run_dir: RunDir, stats: RunStats) -> tuple[RunRecord, np.ndarray, dict[str, int]]:
@@ -144,11 +167,15 @@ def _open_record(plan: RunPlan, run_dir: RunDir, stats: RunStats) -> tuple[RunRe
     Returns the session's ``run.json`` record, the done-set and the stored counts by status.
     """
     config = plan.config
+    if config.overwrite:
+        run_dir.reset(also=(BATCH_DIR,))
     stored = run_dir.read_meta()
-    if stored is not None and config.overwrite:
-        for part in run_dir.parts():
-            part.unlink()
-        stored = None
+    if stored is None and run_dir.parts():
+        raise CheckpointError(
+            f"{run_dir.path}: results/ holds results but run.json is missing, so they cannot be "
+            "matched to this run's settings; pass --overwrite to discard them and start over, "
+            "or use another --out"
+        )
     if stored is not None:
         changes = describe_changes(stored["fingerprint"], plan.fingerprint)
         if changes:
@@ -166,30 +193,39 @@ def _open_record(plan: RunPlan, run_dir: RunDir, stats: RunStats) -> tuple[RunRe
     return record, done, counts
 
 
+def _backend(config: RunConfig, provider: Provider | None) -> Provider | ApiClient:
+    """What the judge step talks to: ``provider``, the one the config names, or (batch mode)
+    an API client. Built before anything is read or written: it checks the key and URL."""
+    if config.mode == "batch":
+        from batchjudge.adapters.mistral import ApiClient
+
+        return ApiClient(api_key=config.api_key, base_url=config.base_url, timeout=max(config.timeout, 60.0),
+                         allow_insecure_http=config.allow_insecure_http, max_reply_bytes=None)
+    if provider is not None:
+        return provider
+    return make_provider(
+        config.provider, model=config.resolved_model, api_key=config.api_key,
+        base_url=config.base_url, transport=config.transport,
+        concurrency=config.concurrency, timeout=config.timeout,
+        allow_insecure_http=config.allow_insecure_http,
+    )
+
+
 def _judge_step(
-    plan: RunPlan, provider: Provider | None, run_dir: RunDir, stats: RunStats, done: np.ndarray,
+    plan: RunPlan, backend: Provider | ApiClient, run_dir: RunDir, stats: RunStats, done: np.ndarray,
     clock: Clock, sleep: Sleep,
 ) -> JudgeStep:
     """The judge step the config asks for."""
     config = plan.config
-    if config.mode == "batch":
-        from batchjudge.adapters.mistral import ApiClient
-
-        client = ApiClient(api_key=config.api_key, base_url=config.base_url, timeout=max(config.timeout, 60.0),
-                           max_reply_bytes=None)
-        return BatchJudge(client, run_dir.path, stats, model=config.resolved_model, done=done)
-    if provider is None:
-        provider = make_provider(
-            config.provider, model=config.resolved_model, api_key=config.api_key,
-            base_url=config.base_url, transport=config.transport,
-            concurrency=config.concurrency, timeout=config.timeout,
-        )
+    if not isinstance(backend, Provider):  # batch mode's API client
+        return BatchJudge(backend, run_dir.path, stats, model=config.resolved_model, done=done)
     limits = Limits(concurrency=config.concurrency, rps=config.rps, tpm=config.tpm,
                     expected_completion_tokens=min(64, config.max_tokens), clock=clock, sleep=sleep)
     stats.concurrency = config.concurrency
     policy = RetryPolicy(max_retries=config.max_retries, timeout=config.timeout,
-                         backoff_base=config.backoff_base, backoff_cap=config.backoff_cap)
-    return OnlineJudge(provider, limits, policy, stats, model=config.resolved_model, samples=config.samples)
+                         backoff_base=config.backoff_base, backoff_cap=config.backoff_cap,
+                         max_retry_after=config.max_retry_after)
+    return OnlineJudge(backend, limits, policy, stats, model=config.resolved_model, samples=config.samples)
 
 
 async def execute(
@@ -201,23 +237,26 @@ async def execute(
     progress_interval: float = 0.25,
     clock: Clock = time.monotonic,
     sleep: Sleep = anyio.sleep,
+    stop: anyio.Event | None = None,
+    stop_grace: float = 10.0,
 ) -> RunResult:
     """Run ``plan`` into its run directory; resume what is there.
 
     ``provider`` replaces the one the config names (tests, custom backends) and is closed at
     the end like one the run made; ``tracer`` receives every finished row (its owner closes
     it); ``progress`` is called with live counters; ``clock``/``sleep`` drive every limit,
-    wait and retry (tests pass a fake clock).
+    wait and retry (tests pass a fake clock); ``stop``, once set, stops the run gracefully
+    (see the module docstring), waiting at most ``stop_grace`` seconds for replies on the wire.
     """
     config = plan.config
     stats = RunStats(total=plan.total)
-    if config.check_labels:
-        stats.warnings = await anyio.to_thread.run_sync(_check_labels, plan.source)
+    backend = _backend(config, provider)
     judge: JudgeStep | None = None
     try:
+        stats.warnings = await anyio.to_thread.run_sync(_preflight, plan.source, config.check_labels)
         with RunDir(config.out) as run_dir:
-            record, done, counts_before = _open_record(plan, run_dir, stats)
-            judge = _judge_step(plan, provider, run_dir, stats, done, clock, sleep)
+            record, done, counts_before = await anyio.to_thread.run_sync(_open_record, plan, run_dir, stats)
+            judge = _judge_step(plan, backend, run_dir, stats, done, clock, sleep)
             in_flight = list(judge.in_flight())
             if in_flight:  # rows of jobs from an earlier session: followed, not sent again
                 done = np.union1d(done, key_hashes(in_flight))
@@ -225,46 +264,90 @@ async def execute(
             sink = ResultSink(run_dir, record, stats, counts_before=counts_before, tracer=tracer,
                               flush_rows=config.flush_rows, flush_seconds=config.flush_seconds)
             await sink.write_record()
-            stopped = await _run_steps(reader, judge, sink, stats, config.concurrency, progress, progress_interval)
+            stopped = await _run_steps(reader, judge, sink, stats, config.concurrency, progress, progress_interval,
+                                       _Stop(stop, stop_grace))
             await sink.write_record()
             counts = sink.counts
     finally:
-        if judge is not None:
-            await judge.aclose()
-        elif provider is not None:
-            await provider.aclose()
+        with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_SECONDS):
+            await (judge.aclose() if judge is not None else backend.aclose())
+            if provider is not None and provider is not backend:  # unused in batch mode
+                await provider.aclose()
     complete = stopped is None and counts["done"] >= stats.total
     return RunResult(os.fspath(config.out), stats.total, counts, stats.snapshot(), complete, stopped,
                      warnings=list(stats.warnings))
 
 
+_CLOSE_SECONDS = 5.0
+"""How long closing the provider's connections may take when the run ends, however it ends."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Stop:
+    """The graceful stop a caller may ask for: an event, and how long replies may take."""
+
+    event: anyio.Event | None
+    grace: float
+
+
 async def _run_steps(
     reader: Reader, judge: JudgeStep, sink: ResultSink, stats: RunStats, concurrency: int,
-    progress: ProgressCallback | None, interval: float,
+    progress: ProgressCallback | None, interval: float, stop: _Stop,
 ) -> BaseException | None:
     """Reader and judge in one group, the sink (and the progress ticker) outside it; returns
-    what stopped the run, if anything."""
+    what stopped the run, if anything. An error of the sink (a full disk) is raised as it is,
+    not as an exception group."""
     capacity = max(2 * concurrency, 64)
     work_send, work_recv = anyio.create_memory_object_stream[Work](capacity)
     done_send, done_recv = anyio.create_memory_object_stream[FinishedRow](capacity)
     stopped: BaseException | None = None
     finished = anyio.Event()
-    async with anyio.create_task_group() as outer:
-        outer.start_soon(sink.run, done_recv)
-        if progress is not None:
-            outer.start_soon(_tick, stats, progress, interval, finished)
-        try:
-            async with done_send, anyio.create_task_group() as steps:
-                steps.start_soon(reader.run, work_send, done_send.clone())
-                steps.start_soon(judge.run, work_recv, done_send.clone())
-        except* StopRun as group:
-            stopped = _first(group).cause
-        finally:
-            finished.set()
+    try:
+        async with anyio.create_task_group() as outer:
+            outer.start_soon(sink.run, done_recv)
+            if progress is not None:
+                outer.start_soon(_tick, stats, progress, interval, finished)
+            try:
+                async with done_send, anyio.create_task_group() as steps:
+                    if stop.event is not None:
+                        outer.start_soon(_stop_when_asked, stop, finished, judge, sink, steps.cancel_scope)
+                    steps.start_soon(reader.run, work_send, done_send.clone())
+                    steps.start_soon(judge.run, work_recv, done_send.clone())
+            except* StopRun as group:
+                stopped = _first(group).cause
+            finally:
+                finished.set()
+    except* BatchJudgeError as group:
+        raise _first(group) from None
     return stopped
 
 
-def _first(group: BaseExceptionGroup[StopRun]) -> StopRun:
+async def _stop_when_asked(
+    stop: _Stop, finished: anyio.Event, judge: JudgeStep, sink: ResultSink, steps: anyio.CancelScope
+) -> None:
+    """Once ``stop`` is set (unless the run finishes first): write what arrived, let the
+    judge stop sending and wait for its replies, then cancel the reader and the judge."""
+    assert stop.event is not None
+    event = stop.event
+    async with anyio.create_task_group() as watch:
+
+        async def end_with_run() -> None:
+            await finished.wait()
+            watch.cancel_scope.cancel()
+
+        watch.start_soon(end_with_run)
+        await event.wait()
+        sink.stats.stopping = True
+        await sink.flush()  # what arrived is safe before the wait, should a SIGKILL follow
+        await judge.stop(stop.grace)
+        steps.cancel()
+        watch.cancel_scope.cancel()
+
+
+_E = TypeVar("_E", bound=BaseException)
+
+
+def _first(group: BaseExceptionGroup[_E]) -> _E:
     """The first error of a (possibly nested) exception group."""
     first = group.exceptions[0]
     return _first(first) if isinstance(first, BaseExceptionGroup) else first
