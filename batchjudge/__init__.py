@@ -36,7 +36,10 @@ if TYPE_CHECKING:
         InputError,
         ProviderError,
         RateLimitError,
+        ReplyTooLargeError,
+        StorageError,
         TransientError,
+        UnreachableError,
     )
 
 _EXPORTS: dict[str, str] = {
@@ -54,7 +57,8 @@ _EXPORTS: dict[str, str] = {
         name: "batchjudge.errors"
         for name in (
             "AuthError", "BadRequestError", "BatchJudgeError", "CheckpointError", "ConfigError",
-            "InputError", "ProviderError", "RateLimitError", "TransientError",
+            "InputError", "ProviderError", "RateLimitError", "ReplyTooLargeError", "StorageError",
+            "TransientError", "UnreachableError",
         )
     },
 }
@@ -73,12 +77,15 @@ __all__ = [
     "ProviderBase",
     "ProviderError",
     "RateLimitError",
+    "ReplyTooLargeError",
     "RetryDecision",
     "RetryKind",
     "RunConfig",
     "RunResult",
     "RunStats",
+    "StorageError",
     "TransientError",
+    "UnreachableError",
     "run",
     "run_async",
 ]

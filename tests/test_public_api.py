@@ -10,8 +10,8 @@ import batchjudge
 PUBLIC = {
     "AuthError", "BadRequestError", "BatchJudgeError", "CheckpointError", "ConfigError",
     "InputError", "JudgeReply", "JudgeRequest", "MockProvider", "Provider", "ProviderBase",
-    "ProviderError", "RateLimitError", "RetryDecision", "RetryKind", "RunConfig", "RunResult",
-    "RunStats", "TransientError", "run", "run_async",
+    "ProviderError", "RateLimitError", "ReplyTooLargeError", "RetryDecision", "RetryKind", "RunConfig",
+    "RunResult", "RunStats", "StorageError", "TransientError", "UnreachableError", "run", "run_async",
 }
 
 
@@ -31,5 +31,6 @@ def test_importing_batchjudge_prints_nothing_and_loads_no_sdk_or_tracer():
 
 def test_every_error_is_a_batchjudge_error():
     for name in ("AuthError", "BadRequestError", "CheckpointError", "ConfigError", "InputError",
-                 "ProviderError", "RateLimitError", "TransientError"):
+                 "ProviderError", "RateLimitError", "ReplyTooLargeError", "StorageError", "TransientError",
+                 "UnreachableError"):
         assert issubclass(getattr(batchjudge, name), batchjudge.BatchJudgeError)

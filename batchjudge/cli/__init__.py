@@ -71,14 +71,16 @@ for _name in _COMMAND_MODULES:
 
 
 def _show_library_warnings() -> None:
-    """Library code logs (never prints); the CLI shows its warnings, e.g. why tracing failed."""
+    """Library code logs (never prints); the CLI shows its warnings, e.g. why tracing failed
+    or that the endpoint is unreachable, scrubbed like everything else it shows."""
     import logging
 
     from rich.logging import RichHandler
 
-    from batchjudge.cli._console import err_console
+    from batchjudge.cli._console import SCRUB_FILTER, err_console
 
     handler = RichHandler(console=err_console, show_time=False, show_path=False, markup=False)
+    handler.addFilter(SCRUB_FILTER)
     logger = logging.getLogger("batchjudge")
     logger.addHandler(handler)
     logger.setLevel(logging.WARNING)

@@ -16,7 +16,6 @@ from typing import Annotated
 import pyarrow as pa
 import pyarrow.compute as pc
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -28,7 +27,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from batchjudge.cli._console import err_console, fail
+from batchjudge.cli._console import err_console, fail, out_console
 from batchjudge.cli._options import flag
 from batchjudge.datasets.cookbook import load_cookbook
 from batchjudge.datasets.io import iter_dataset_batches, write_dataset
@@ -42,7 +41,7 @@ data_app = typer.Typer(
     help="Build datasets (FIB, USB, synthetic, the shipped sample) and check their labels.",
     no_args_is_help=True,
 )
-_out = Console()
+_out = out_console
 _err = err_console
 
 

@@ -15,11 +15,10 @@ from typing import Annotated, Any, TypeVar
 
 import anyio
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from batchjudge.cli._console import err_console, fail
+from batchjudge.cli._console import err_console, fail, out_console
 from batchjudge.cli._options import flag
 from batchjudge.errors import (
     AuthError,
@@ -36,7 +35,7 @@ EXIT_REFUSED = 3
 
 ft_app = typer.Typer(name="ft", help="Export fine-tuning data and launch, follow or cancel fine-tuning jobs.",
                      no_args_is_help=True)
-_out = Console()
+_out = out_console
 _err = err_console
 T = TypeVar("T")
 

@@ -7,9 +7,8 @@ from typing import Annotated
 
 import orjson
 import typer
-from rich.console import Console
 
-from batchjudge.cli._console import err_console, fail
+from batchjudge.cli._console import err_console, fail, out_console
 from batchjudge.cli._options import flag
 from batchjudge.errors import BatchJudgeError
 from batchjudge.report import (
@@ -76,7 +75,7 @@ def report_command(
             written = write_rows(run, rows)
     except BatchJudgeError as exc:
         raise fail(str(exc)) from None
-    notes = err_console if as_json else Console()  # stdout stays one JSON object
+    notes = err_console if as_json else out_console  # stdout stays one JSON object
     if as_json:
         _emit_json(summary)
     else:
@@ -119,7 +118,7 @@ def compare_command(
         raise fail(str(exc)) from None
     if diff:
         comparison["diffs"] = [pair.as_dict(diff_limit) for pair in pairs]
-    notes = err_console if as_json else Console()  # stdout stays one JSON object
+    notes = err_console if as_json else out_console  # stdout stays one JSON object
     if as_json:
         _emit_json(comparison)
     else:

@@ -16,12 +16,17 @@ defences apply to every string:
 
 Mapping keys that name a credential (``authorization``, ``api_key``, ``password``…) have their
 whole value replaced. Values are copied, never mutated.
+
+Library logging goes through it too: :func:`scrubbed_logger` gives a module its logger with a
+:class:`ScrubFilter`, which rewrites each record (message, arguments and traceback text)
+before any handler, the user's own included, sees it.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import re
 import threading
@@ -31,11 +36,13 @@ from urllib.parse import quote
 
 __all__ = [
     "REDACTED",
+    "ScrubFilter",
     "Scrubber",
     "default_scrubber",
     "remember_secret",
     "scrub",
     "scrub_text",
+    "scrubbed_logger",
 ]
 
 REDACTED = "[REDACTED]"
@@ -173,3 +180,32 @@ def scrub_text(text: str) -> str:
 def scrub(value: Any) -> Any:
     """A scrubbed copy of ``value`` with the process's scrubber."""
     return default_scrubber()(value)
+
+
+class ScrubFilter(logging.Filter):
+    """Scrubs a log record in place (message with its arguments, traceback text); never drops
+    one. Attach it to a logger (records logged on it) or a handler (records it emits)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        scrubber = default_scrubber()
+        record.msg = scrubber.text(record.getMessage())
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = scrubber.text(record.exc_text)
+            record.exc_info = None  # the scrubbed text stands for it
+        if record.stack_info:
+            record.stack_info = scrubber.text(record.stack_info)
+        return True
+
+
+_FILTER = ScrubFilter()
+
+
+def scrubbed_logger(name: str) -> logging.Logger:
+    """The logger called ``name`` with the process's :class:`ScrubFilter` attached (once)."""
+    logger = logging.getLogger(name)
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
+    return logger

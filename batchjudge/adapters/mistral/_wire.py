@@ -6,7 +6,8 @@ llama.cpp, TGI, Ollama) speak the same format with small differences, named by a
 key comes from, and how errors name the server. Building the body, checking a reply against
 the schema, reading ``Retry-After`` and translating a status into batchjudge's error tree live
 here once, for every client of the package (chat, batch mode, fine-tuning). Nothing here ever
-sees the API key.
+sees the API key, but a server may echo it (with the request's headers) into an error body:
+the server's words are scrubbed before they become part of any error message.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from batchjudge.core.scrub import scrub_text
 from batchjudge.core.types import JudgeReply, JudgeRequest
 from batchjudge.errors import (
     AuthError,
@@ -109,12 +111,13 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
 
 
 def _api_message(body: bytes | str) -> str:
-    """The server's own words from an error body (``message`` or ``detail``), shortened."""
+    """The server's own words from an error body (``message`` or ``detail``), scrubbed, then
+    shortened (in that order, so a cut can never leave part of a key behind)."""
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
         text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-        return " ".join(text.split())[:_MAX_MESSAGE] or "(empty body)"
+        return " ".join(scrub_text(text).split())[:_MAX_MESSAGE] or "(empty body)"
     message: Any = payload
     if isinstance(payload, dict):
         error = payload.get("error")
@@ -129,7 +132,7 @@ def _api_message(body: bytes | str) -> str:
                 for d in message
             )
     text = message if isinstance(message, str) else orjson.dumps(message).decode()
-    return " ".join(text.split())[:_MAX_MESSAGE]
+    return " ".join(scrub_text(text).split())[:_MAX_MESSAGE]
 
 
 def error_for_status(

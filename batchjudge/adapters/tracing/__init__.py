@@ -9,7 +9,6 @@ a child process (see ``_child``); ``local:DIR`` writes JSON lines from a thread.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from batchjudge.core.tracer import Tracer
@@ -20,14 +19,14 @@ from ._login import weave_login_problem
 from ._ops import OpTrace, trace_op
 from ._process import ProcessSink
 from ._sampling import check_sample_rate
-from batchjudge.core.scrub import default_scrubber
+from batchjudge.core.scrub import default_scrubber, scrubbed_logger
 from ._sink import Sink, UnavailableSink
 from ._spec import parse_trace_spec
 from ._tracer import BackgroundTracer
 
 __all__ = ["OpTrace", "make_tracer", "trace_op"]
 
-logger = logging.getLogger(__name__)
+logger = scrubbed_logger(__name__)
 
 _CLOSE_TIMEOUT = 300.0
 """Longest wait, at the end of a run, for traces to drain (Weave over a slow network)."""

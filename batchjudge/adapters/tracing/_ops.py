@@ -7,7 +7,6 @@ and swallowed: the operation's own result or exception is never changed by traci
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,13 +17,13 @@ from ._jsonl import JsonlSink
 from ._login import weave_login_problem
 from ._process import ProcessSink
 from ._records import build_op_record
-from batchjudge.core.scrub import Scrubber
+from batchjudge.core.scrub import Scrubber, scrubbed_logger
 from ._spec import TraceTarget, parse_trace_spec
 from ._weave import log_op
 
 __all__ = ["OPS_RUN_NAME", "OpTrace", "trace_op"]
 
-logger = logging.getLogger(__name__)
+logger = scrubbed_logger(__name__)
 
 _TIMEOUT = 90.0
 """Longest wait for the Weave child to log one op (it opens within 60 s or gives up)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 import select
 import subprocess
@@ -10,12 +9,12 @@ import sys
 import tempfile
 from typing import IO, Any
 
-from batchjudge.core.scrub import Scrubber
+from batchjudge.core.scrub import Scrubber, scrubbed_logger
 from ._wire import read_frame, write_frame
 
 __all__ = ["ProcessSink"]
 
-logger = logging.getLogger(__name__)
+logger = scrubbed_logger(__name__)
 
 _STDERR_TAIL = 2000
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

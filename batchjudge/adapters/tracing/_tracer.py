@@ -8,7 +8,6 @@ worker thread, and any failure there is counted, logged once, and never raised.
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 import time
@@ -22,12 +21,12 @@ from batchjudge.core.results import FinishedRow
 
 from ._records import build_call_record, build_evaluation_record
 from ._sampling import is_sampled
-from batchjudge.core.scrub import Scrubber, default_scrubber
+from batchjudge.core.scrub import Scrubber, default_scrubber, scrubbed_logger
 from ._sink import Sink
 
 __all__ = ["BackgroundTracer"]
 
-logger = logging.getLogger(__name__)
+logger = scrubbed_logger(__name__)
 
 _BATCH = 256
 """Most records handed to the sink in one ``write``."""
