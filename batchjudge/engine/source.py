@@ -174,9 +174,13 @@ def _dataset(file: InputFile) -> ds.Dataset:
     if file.fmt == "json":
         fmt = ds.JsonFileFormat()
     try:
-        return ds.dataset(str(file.path), format=fmt)
+        dataset = ds.dataset(str(file.path), format=fmt)
+        dataset.schema.names  # noqa: B018 - names must decode (a CSV header in another encoding)
     except (pa.ArrowInvalid, pyarrow.lib.ArrowException, OSError) as exc:
         raise InputError(f"{file.path}: cannot read as {file.fmt.upper()}: {_first_line(exc)}") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{file.path}: column names are not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
+    return dataset
 
 
 def _read_batches(file: InputFile, columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
