@@ -91,7 +91,7 @@ def test_a_read_only_out_is_one_line_naming_it(write_pairs, small_disk: Path) ->
     refused = _cli_run(data, out)
     assert refused.returncode == 1
     assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
-    assert f"{out}: cannot create the run directory: Read-only file system (EROFS)" in refused.stderr
+    assert f"{out}: cannot open the run directory for writing: Read-only file system (EROFS)" in refused.stderr
     assert "use a writable --out" in refused.stderr
     _remount(small_disk, "rw")
     _api_run(data, out)

@@ -254,7 +254,7 @@ class RunDir:
             self.path.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise storage_error(self.path, exc, "create the run directory") from exc
+            raise storage_error(self.path, exc, "open the run directory for writing") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
