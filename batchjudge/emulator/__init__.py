@@ -12,6 +12,7 @@ from __future__ import annotations
 from batchjudge.emulator.app import create_app
 from batchjudge.emulator.config import BASE_MODELS, EmulatorConfig, parse_latency
 from batchjudge.emulator.faults import FaultSpec
+from batchjudge.emulator.outage import parse_outage
 from batchjudge.emulator.server import EmulatorServer, bind, serve
 
 __all__ = [
@@ -22,5 +23,6 @@ __all__ = [
     "bind",
     "create_app",
     "parse_latency",
+    "parse_outage",
     "serve",
 ]
