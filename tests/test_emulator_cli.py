@@ -8,6 +8,7 @@ import time
 import urllib.request
 
 import orjson
+import pytest
 from emulator_fixtures import batchjudge_cli, cli_command
 
 
@@ -51,3 +52,64 @@ def test_a_bad_latency_is_one_clear_error_and_exit_2() -> None:
     done = batchjudge_cli("emulator", "--port", "0", "--latency-ms", "soon")
     assert done.returncode == 2
     assert "--latency-ms" in done.stderr
+
+
+def test_the_limit_header_and_outage_flags_reach_the_served_config() -> None:
+    child = subprocess.Popen(
+        [
+            *cli_command(),
+            "emulator",
+            "--port",
+            "0",
+            "--api",
+            "openai",
+            "--rpm",
+            "600",
+            "--tpm",
+            "50000",
+            "--tokens-per-month",
+            "1000000",
+            "--headers",
+            "bysize",
+            "--outage",
+            "30:2",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        banner = child.stdout.readline()
+        assert "NOT an OpenAI-compatible API" in banner
+        url = re.search(r"(http://\S+)", banner).group(1)  # type: ignore[union-attr]
+        for _ in range(200):
+            try:
+                with urllib.request.urlopen(url + "/", timeout=5) as response:
+                    config = orjson.loads(response.read())["config"]
+                break
+            except OSError:
+                time.sleep(0.05)
+        for part in ("api=openai", "rpm=600", "tpm=50000", "tokens-per-month=1000000"):
+            assert part in config
+        assert "headers=bysize" in config and "outage=30s+2s" in config
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "complaint"),
+    [
+        ("--outage", "soon", "error: --outage: 'soon' is not AT:FOR"),
+        ("--headers", "fancy", "error: --headers: 'fancy' is not one of mistral, second"),
+        ("--api", "anthropic", "error: --api: 'anthropic' is not one of mistral, openai"),
+        ("--rpm", "0", "error: --rpm must be positive"),
+    ],
+)
+def test_a_bad_limit_or_outage_flag_is_one_clear_error_and_exit_2(
+    flag: str, value: str, complaint: str
+) -> None:
+    done = batchjudge_cli("emulator", "--port", "0", flag, value)
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(complaint)

@@ -5,20 +5,11 @@ from __future__ import annotations
 import math
 
 import pytest
+from emulator_fixtures import FakeClock
 from hypothesis import given
 from hypothesis import strategies as st
 
 from batchjudge.emulator.limits import IN_FLIGHT_GRACE_S, Limits, RateLimiter, SlidingWindow
-
-
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
