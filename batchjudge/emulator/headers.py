@@ -57,14 +57,25 @@ HEADER_SHAPES: tuple[str, ...] = ("mistral", "second", "bysize", "openai", "none
 DEFAULT_SHAPES: dict[str, str] = {"mistral": "mistral", "openai": "openai"}
 """The shape each ``--api`` uses unless ``--headers`` says otherwise."""
 
-_MISTRAL_NAMES: dict[str, str] = {
+
+def _names(prefix: str, suffixes: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """Per window: its (limit, remaining) header names, ``PREFIX-limit-SUFFIX`` and so on."""
+    return {
+        window: (f"{prefix}-limit-{suffix}", f"{prefix}-remaining-{suffix}")
+        for window, suffix in suffixes.items()
+    }
+
+
+_MISTRAL_SUFFIXES = {
     REQUESTS_MINUTE: "req-minute",
     TOKENS_MINUTE: "tokens-minute",
     TOKENS_MONTH: "tokens-month",
 }
-_SECOND_NAMES: dict[str, str] = {REQUESTS_SECOND: "req-second", **_MISTRAL_NAMES}
-_BYSIZE_NAMES: dict[str, str] = {TOKENS_MINUTE: "minute", TOKENS_MONTH: "month"}
-_OPENAI_NAMES: dict[str, str] = {REQUESTS_MINUTE: "requests", TOKENS_MINUTE: "tokens"}
+_MISTRAL_NAMES = _names("x-ratelimit", _MISTRAL_SUFFIXES)
+_SECOND_NAMES = _names("x-ratelimit", {REQUESTS_SECOND: "req-second", **_MISTRAL_SUFFIXES})
+_BYSIZE_NAMES = _names("x-ratelimitbysize", {TOKENS_MINUTE: "minute", TOKENS_MONTH: "month"})
+_OPENAI_SUFFIXES = {REQUESTS_MINUTE: "requests", TOKENS_MINUTE: "tokens"}
+_OPENAI_NAMES = _names("x-ratelimit", _OPENAI_SUFFIXES)
 
 
 def _duration(seconds: float) -> str:
@@ -77,15 +88,13 @@ def _duration(seconds: float) -> str:
     return f"{minutes}m{rest}s"
 
 
-def _named(
-    readings: Iterable[Reading], names: dict[str, str], template: str
-) -> dict[str, str]:
+def _named(readings: Iterable[Reading], names: dict[str, tuple[str, str]]) -> dict[str, str]:
     headers: dict[str, str] = {}
     for reading in readings:
-        name = names.get(reading.window)
-        if name is not None:
-            headers[template.format(field="limit", name=name)] = str(reading.limit)
-            headers[template.format(field="remaining", name=name)] = str(reading.remaining)
+        pair = names.get(reading.window)
+        if pair is not None:
+            headers[pair[0]] = str(reading.limit)
+            headers[pair[1]] = str(reading.remaining)
     return headers
 
 
@@ -93,12 +102,12 @@ def rate_headers(shape: str, readings: list[Reading], cost: int | None) -> dict[
     """The rate-limit headers of one reply; ``cost`` is the tokens it was charged, if any."""
     if shape in ("mistral", "second"):
         names = _SECOND_NAMES if shape == "second" else _MISTRAL_NAMES
-        headers = _named(readings, names, "x-ratelimit-{field}-{name}")
+        headers = _named(readings, names)
         if cost is not None:
             headers["x-ratelimit-tokens-query-cost"] = str(cost)
         return headers
     if shape == "bysize":
-        headers = _named(readings, _BYSIZE_NAMES, "x-ratelimitbysize-{field}-{name}")
+        headers = _named(readings, _BYSIZE_NAMES)
         for reading in readings:
             if reading.window == TOKENS_MINUTE:
                 headers["ratelimitbysize-limit"] = str(reading.limit)
@@ -108,11 +117,11 @@ def rate_headers(shape: str, readings: list[Reading], cost: int | None) -> dict[
             headers["ratelimitbysize-query-cost"] = str(cost)
         return headers
     if shape == "openai":
-        headers = _named(readings, _OPENAI_NAMES, "x-ratelimit-{field}-{name}")
+        headers = _named(readings, _OPENAI_NAMES)
         for reading in readings:
-            name = _OPENAI_NAMES.get(reading.window)
-            if name is not None:
-                headers[f"x-ratelimit-reset-{name}"] = _duration(reading.empty_in_s)
+            suffix = _OPENAI_SUFFIXES.get(reading.window)
+            if suffix is not None:
+                headers[f"x-ratelimit-reset-{suffix}"] = _duration(reading.empty_in_s)
         return headers
     return {}
 

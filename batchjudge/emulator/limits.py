@@ -34,7 +34,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "IN_FLIGHT_GRACE_S",
@@ -92,7 +92,17 @@ class SlidingWindow:
     for the entry whose expiry frees enough.
     """
 
-    __slots__ = ("_base", "_cumulative", "_head", "_stamps", "_total", "limit", "peak", "span")
+    __slots__ = (
+        "_base",
+        "_cumulative",
+        "_expired_at",
+        "_head",
+        "_stamps",
+        "_total",
+        "limit",
+        "peak",
+        "span",
+    )
 
     def __init__(self, span: float, limit: int) -> None:
         self.span = span
@@ -104,14 +114,18 @@ class SlidingWindow:
         self._head = 0
         self._base = 0
         self._total = 0
+        self._expired_at = -math.inf
 
     def _expire(self, now: float) -> None:
+        if now == self._expired_at:  # a request reads its windows several times at one instant
+            return
+        self._expired_at = now
         stamps, head = self._stamps, self._head
         edge = now - self.span
+        if head == len(stamps) or stamps[head] > edge:
+            return
         while head < len(stamps) and stamps[head] <= edge:
             head += 1
-        if head == self._head:
-            return
         self._base = self._cumulative[head - 1]
         if head >= _COMPACT_AT and head * 2 >= len(stamps):
             del stamps[:head]
@@ -141,13 +155,21 @@ class SlidingWindow:
         self._total += amount
         self._stamps.append(now)
         self._cumulative.append(self._total)
-        self.peak = max(self.peak, self.used(now))
+        used = self.used(now)
+        if used > self.peak:
+            self.peak = used
 
     def empty_in(self, now: float) -> float:
         """Seconds until everything in the window has expired (0 when it is empty)."""
         if self.used(now) == 0:
             return 0.0
         return max(0.0, self._stamps[-1] + self.span - now)
+
+    def reading(self, name: str, now: float) -> Reading:
+        """The window as a reply reports it."""
+        used = self.used(now)
+        empty_in = max(0.0, self._stamps[-1] + self.span - now) if used else 0.0
+        return Reading(name, self.limit, max(0, self.limit - used), empty_in)
 
 
 class _Budget:
@@ -173,9 +195,11 @@ class _Budget:
     def empty_in(self, now: float) -> float:
         return math.inf if self.spent else 0.0
 
+    def reading(self, name: str, now: float) -> Reading:
+        return Reading(name, self.limit, max(0, self.limit - self.spent), self.empty_in(now))
 
-@dataclass(frozen=True, slots=True)
-class Reading:
+
+class Reading(NamedTuple):
     """One window of one key as a reply reports it."""
 
     window: str
@@ -185,8 +209,7 @@ class Reading:
     """Seconds until the window is back to its full limit (``inf`` for the month budget)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Admission:
+class Admission(NamedTuple):
     """The limiter's answer for one request."""
 
     allowed: bool
@@ -200,9 +223,14 @@ class Admission:
     """Tokens charged (``None`` until the token limits have looked at the request)."""
 
 
+_ADMITTED = Admission(True)
+
+
 @dataclass(slots=True)
 class _KeyState:
     windows: dict[str, SlidingWindow | _Budget]
+    request_windows: list[tuple[str, SlidingWindow | _Budget]]
+    token_windows: list[tuple[str, SlidingWindow | _Budget]]
     cooldown_until: float = 0.0
     refused_at: float = float("-inf")
     early_arrivals: int = 0
@@ -213,7 +241,6 @@ class _KeyState:
 
 
 _REQUEST_WINDOWS = (REQUESTS_SECOND, REQUESTS_MINUTE)
-_TOKEN_WINDOWS = (TOKENS_MINUTE, TOKENS_MONTH)
 
 
 class RateLimiter:
@@ -239,7 +266,9 @@ class RateLimiter:
             windows[TOKENS_MINUTE] = SlidingWindow(60.0, lim.tpm)
         if lim.tokens_per_month is not None:
             windows[TOKENS_MONTH] = _Budget(lim.tokens_per_month)
-        return _KeyState(windows)
+        requests = [(n, w) for n, w in windows.items() if n in _REQUEST_WINDOWS]
+        tokens = [(n, w) for n, w in windows.items() if n not in _REQUEST_WINDOWS]
+        return _KeyState(windows, requests, tokens)
 
     def _state(self, key: str) -> _KeyState:
         state = self._keys.get(key)
@@ -269,29 +298,31 @@ class RateLimiter:
                 state.violations += 1
         return now
 
-    def _check(self, state: _KeyState, names: tuple[str, ...], amount: int, now: float) -> Admission:
+    @staticmethod
+    def _check(
+        state: _KeyState,
+        windows: list[tuple[str, SlidingWindow | _Budget]],
+        amount: int,
+        now: float,
+    ) -> Admission:
+        """Admit ``amount`` into every window at ``now``, or refuse with the longest wait."""
         wait, refused_by = 0.0, ""
-        for name in names:
-            window = state.windows.get(name)
-            if window is None:
-                continue
+        for name, window in windows:
             needed = window.wait(amount, now)
             if needed > wait:
                 wait, refused_by = needed, name
-        if not refused_by:
-            return Admission(True)
-        state.refused[refused_by] += 1
-        return Admission(False, refused_by, wait)
+        if refused_by:
+            state.refused[refused_by] += 1
+            return Admission(False, refused_by, wait)
+        for _, window in windows:
+            window.add(amount, now)
+        return _ADMITTED
 
     def admit_request(self, key: str, now: float) -> Admission:
         """Admit one request arriving at ``now`` into the request windows, or refuse it."""
         state = self._state(key)
-        admission = self._check(state, _REQUEST_WINDOWS, 1, now)
+        admission = self._check(state, state.request_windows, 1, now)
         if admission.allowed:
-            for name in _REQUEST_WINDOWS:
-                window = state.windows.get(name)
-                if window is not None:
-                    window.add(1, now)
             state.admitted_requests += 1
         return admission
 
@@ -303,25 +334,16 @@ class RateLimiter:
         if minute is not None and cost > minute.limit:
             state.refused[TOKENS_MINUTE] += 1
             return Admission(False, TOKENS_MINUTE, math.inf, too_large=True, cost=cost)
-        admission = self._check(state, _TOKEN_WINDOWS, cost, now)
+        admission = self._check(state, state.token_windows, cost, now)
         if not admission.allowed:
             return Admission(False, admission.refused_by, admission.wait_s, cost=cost)
-        for name in _TOKEN_WINDOWS:
-            window = state.windows.get(name)
-            if window is not None:
-                window.add(cost, now)
         state.admitted_tokens += cost
         return Admission(True, cost=cost)
 
     def readings(self, key: str) -> list[Reading]:
         """Every limited window of ``key``, as it stands now."""
-        state = self._state(key)
         now = self.clock()
-        out = []
-        for name, window in state.windows.items():
-            remaining = max(0, window.limit - window.used(now))
-            out.append(Reading(name, window.limit, remaining, window.empty_in(now)))
-        return out
+        return [w.reading(name, now) for name, w in self._state(key).windows.items()]
 
     def cooldown(self, key: str, seconds: float) -> None:
         """Note that ``key`` was just told to wait ``seconds`` (a Retry-After it was sent)."""
