@@ -133,7 +133,8 @@ def main() -> None:
         if not samples:
             continue
         cpu = statistics.median(s["cpu_ms_per_request"] for s in samples)
-        rows.append({"scenario": name, "flags": " ".join(flags), "cpu_ms_per_request": round(cpu, 3),
+        rows.append({"scenario": name, "flags": " ".join(flags),
+                     "cpu_ms_per_request": round(cpu, 3),
                      "samples": [round(s["cpu_ms_per_request"], 3) for s in samples],
                      "statuses": samples[-1]["statuses"]})
         print(f"{name:12s} {cpu:6.3f} ms CPU/request  {samples[-1]['statuses']}", flush=True)

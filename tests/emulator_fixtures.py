@@ -19,8 +19,8 @@ import pytest
 from mistralai.client import Mistral
 
 from batchjudge.adapters.prompts import PRESETS, PromptAdapter
-from batchjudge.emulator import EmulatorConfig, EmulatorServer, FaultSpec
 from batchjudge.core.types import JudgeRequest
+from batchjudge.emulator import EmulatorConfig, EmulatorServer, FaultSpec
 
 __all__ = [
     "TEST_KEY",

@@ -6,22 +6,23 @@ import re
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import orjson
 import pytest
 from emulator_fixtures import batchjudge_cli, cli_command
 
 
-def test_the_command_serves_the_api_and_says_it_is_an_emulator() -> None:
-    child = subprocess.Popen(
-        [*cli_command(), "emulator", "--port", "0", "--rps", "7", "--latency-ms", "5:1"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+@contextmanager
+def _served(*flags: str) -> Iterator[tuple[str, str, dict[str, Any], str]]:
+    """``batchjudge emulator FLAGS`` in a child: (banner, url, ``GET /``, its emulator header)."""
+    command = [*cli_command(), "emulator", "--port", "0", *flags]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout is not None
         banner = child.stdout.readline()
-        assert "NOT the Mistral API" in banner
         url = re.search(r"(http://\S+)", banner).group(1)  # type: ignore[union-attr]
         for _ in range(200):
             try:
@@ -31,13 +32,19 @@ def test_the_command_serves_the_api_and_says_it_is_an_emulator() -> None:
                 break
             except OSError:
                 time.sleep(0.05)
+        yield banner, url, root, marked
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
+
+
+def test_the_command_serves_the_api_and_says_it_is_an_emulator() -> None:
+    with _served("--rps", "7", "--latency-ms", "5:1") as (banner, url, root, marked):
+        assert "NOT the Mistral API" in banner
         assert root["emulator"] is True and marked == "1"
         assert "rps=7" in root["config"] and "latency=5±1ms" in root["config"]
         with urllib.request.urlopen(url + "/v1/models", timeout=5) as response:
             assert orjson.loads(response.read())["data"]
-    finally:
-        child.terminate()
-        child.wait(timeout=10)
 
 
 def test_a_bad_fault_spec_is_one_clear_error_and_exit_2() -> None:
@@ -55,46 +62,13 @@ def test_a_bad_latency_is_one_clear_error_and_exit_2() -> None:
 
 
 def test_the_limit_header_and_outage_flags_reach_the_served_config() -> None:
-    child = subprocess.Popen(
-        [
-            *cli_command(),
-            "emulator",
-            "--port",
-            "0",
-            "--api",
-            "openai",
-            "--rpm",
-            "600",
-            "--tpm",
-            "50000",
-            "--tokens-per-month",
-            "1000000",
-            "--headers",
-            "bysize",
-            "--outage",
-            "30:2",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert child.stdout is not None
-        banner = child.stdout.readline()
+    flags = ["--api", "openai", "--rpm", "600", "--tpm", "50000", "--tokens-per-month", "1000000"]
+    with _served(*flags, "--headers", "bysize", "--outage", "30:2") as (banner, _, root, _):
         assert "NOT an OpenAI-compatible API" in banner
-        url = re.search(r"(http://\S+)", banner).group(1)  # type: ignore[union-attr]
-        for _ in range(200):
-            try:
-                with urllib.request.urlopen(url + "/", timeout=5) as response:
-                    config = orjson.loads(response.read())["config"]
-                break
-            except OSError:
-                time.sleep(0.05)
+        config = root["config"]
         for part in ("api=openai", "rpm=600", "tpm=50000", "tokens-per-month=1000000"):
             assert part in config
         assert "headers=bysize" in config and "outage=30s+2s" in config
-    finally:
-        child.terminate()
-        child.wait(timeout=10)
 
 
 @pytest.mark.parametrize(

@@ -277,7 +277,7 @@ def test_the_older_bysize_shape_reports_the_token_minute_its_reset_and_the_cost(
         "x-ratelimitbysize-limit-minute": "50000",
         "x-ratelimitbysize-remaining-minute": str(50_000 - cost),
     }
-    assert later.headers["ratelimitbysize-reset"] == "60"  # the window holds until the newest leaves
+    assert later.headers["ratelimitbysize-reset"] == "60"  # full again when the newest leaves
 
 
 def test_the_openai_shape_gives_per_minute_limits_and_resets_as_durations(

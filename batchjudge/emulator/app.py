@@ -24,9 +24,15 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from batchjudge.emulator import batch, fault_replies, files, finetune, responses
-from batchjudge.emulator.chat import ChatError, PreparedChat, prepare, text_tokens, warm_up
-from batchjudge.emulator.dialects import Dialect, dialect_for
+from batchjudge.emulator.chat import (
+    ChatError,
+    PreparedChat,
+    prepare,
+    text_tokens,
+    warm_up,
+)
 from batchjudge.emulator.config import EmulatorConfig
+from batchjudge.emulator.dialects import Dialect, dialect_for
 from batchjudge.emulator.faults import long_wait
 from batchjudge.emulator.headers import rate_headers, retry_headers
 from batchjudge.emulator.limits import Admission
@@ -105,22 +111,36 @@ async def chat_completions(request: Request) -> Response:
         state.stats.chat_answered(per_key)
 
 
-def _refuse(
-    state: EmulatorState, dialect: Dialect, key: str, per_key: KeyStats, refusal: Admission
+def _rate_limited(
+    state: EmulatorState,
+    dialect: Dialect,
+    key: str,
+    per_key: KeyStats,
+    why: str,
+    wait_s: float,
+    headers: dict[str, str],
 ) -> Response:
-    """A 429 for a request a window refused, with the wait it announces (if any)."""
-    shape = state.config.header_shape
-    retry, announced = retry_headers(shape, refusal.wait_s)
+    """A 429 (``why``: the refusing window or ``fault``) telling the client to wait ``wait_s``.
+
+    The wait the headers announce starts the key's cooldown, against which early arrivals and
+    Retry-After violations are counted.
+    """
+    retry, announced = retry_headers(state.config.header_shape, wait_s)
     if announced:
         state.limiter.cooldown(key, announced)
     state.stats.rate_limited += 1
     per_key.rate_limited += 1
-    headers = {
-        **rate_headers(shape, state.limiter.readings(key), None),
-        **retry,
-        LIMIT_HEADER: refusal.refused_by,
-    }
-    return dialect.rate_limited(refusal.refused_by, headers)
+    return dialect.rate_limited(why, {**headers, **retry, LIMIT_HEADER: why})
+
+
+def _refuse(
+    state: EmulatorState, dialect: Dialect, key: str, per_key: KeyStats, refusal: Admission
+) -> Response:
+    """A 429 for a request a window refused, with the window's readings."""
+    headers = rate_headers(state.config.header_shape, state.limiter.readings(key), None)
+    return _rate_limited(
+        state, dialect, key, per_key, refusal.refused_by, refusal.wait_s, headers
+    )
 
 
 async def _chat(request: Request, state: EmulatorState, key: str, per_key: KeyStats) -> Response:
@@ -190,12 +210,7 @@ def _fault_reply(
         return fault_replies.echo(request, state.echoes - 1, dialect, headers)
     wait = long_wait(fault) or (1.0 if fault == "429" else None)
     if wait is not None:
-        retry, announced = retry_headers(state.config.header_shape, wait)
-        if announced:
-            state.limiter.cooldown(key, announced)
-        state.stats.rate_limited += 1
-        per_key.rate_limited += 1
-        return dialect.rate_limited("fault", {**headers, **retry, LIMIT_HEADER: "fault"})
+        return _rate_limited(state, dialect, key, per_key, "fault", wait, headers)
     status = int(fault)
     return dialect.error(status, f"emulated fault {status}", "emulated_fault", headers)
 

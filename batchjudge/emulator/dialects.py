@@ -138,7 +138,8 @@ class OpenAIDialect:
                 404, message, "invalid_request_error", code="model_not_found", headers=headers
             )
         param = None if exc.reason == "unrecognized_argument" else exc.param
-        return _openai_error(400, exc.message, "invalid_request_error", param=param, headers=headers)
+        kind = "invalid_request_error"
+        return _openai_error(400, exc.message, kind, param=param, headers=headers)
 
     def rate_limited(self, window: str, headers: Mapping[str, str]) -> Response:
         unit = "tokens" if window in (TOKENS_MINUTE, TOKENS_MONTH) else "requests"

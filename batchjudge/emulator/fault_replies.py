@@ -75,7 +75,7 @@ def malformed(model: str, headers: Mapping[str, str]) -> Response:
     return responses.json(broken, 200, headers)
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=2)  # 10 MB each
 def _huge_body(model: str, prompt_tokens: int, unit_tokens: int) -> bytes:
     repeats = HUGE_BODY_BYTES // len(_HUGE_UNIT)
     payload = {

@@ -36,6 +36,13 @@ precise ``retry-after-ms`` beside ``Retry-After``.
 Remaining counts are taken after this request was charged. Month headers and ``-req-minute``
 appear only when that limit is set; with no limits set, no shape sends anything but
 ``Retry-After``.
+
+Sources: the minute names and the query cost are quoted from a real reply in client-ts#169
+(a short request without ``max_tokens`` cost 52 tokens, so the cost is the request's real
+total, not prompt + ``max_tokens``); ``x-ratelimit-*-tokens-month`` is named by analogy
+(promptfoo#10577 reports ``x-ratelimit-*-month`` headers without quoting them); the
+``ratelimitbysize`` family is as client code parsing it reads it (``ratelimitbysize-reset``
+in seconds).
 """
 
 from __future__ import annotations
