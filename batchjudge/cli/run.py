@@ -1,82 +1,23 @@
-"""``batchjudge run``: parse the options, call :func:`batchjudge.run_async`, render progress."""
+"""``batchjudge run``: parse the options, call :func:`batchjudge.run_async`, render progress.
+
+The engine (pyarrow, polars, the HTTP client) and the progress view are imported inside the
+command, so ``batchjudge --help`` and argument errors do not pay for them.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Optional
 
-import anyio
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from batchjudge.api import event_loop_options
-from batchjudge.cli._console import err_console, fail
+from batchjudge.cli._console import fail
 from batchjudge.cli._options import flag
 from batchjudge.engine.config import RunConfig
-from batchjudge.api import run_async
-from batchjudge.engine.pipeline import RunResult
-from batchjudge.engine.stats import RunStats
 from batchjudge.errors import BatchJudgeError
 
 __all__ = ["register"]
 
-
-
-class _ProgressView:
-    """Renders :class:`RunStats` as a live bar: rows, rows/s, tokens, retries, failures, ETA."""
-
-    def __init__(self, console: Console) -> None:
-        self.progress = Progress(
-            TextColumn("[bold]judging"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:>8.1f} rows/s"),
-            TextColumn("tok {task.fields[tokens]}"),
-            TextColumn("retries {task.fields[retries]}"),
-            TextColumn("429s {task.fields[r429]}"),
-            TextColumn("[red]failed {task.fields[failed]}"),
-            TimeRemainingColumn(),
-            console=console,
-            transient=False,
-        )
-        self.task = self.progress.add_task("run", total=None, rate=0.0, tokens=0, retries=0,
-                                           r429=0, failed=0)
-
-    def __call__(self, stats: RunStats) -> None:
-        if not self.progress.live.is_started:  # shown once the run has passed validation
-            for warning in stats.warnings:
-                self.progress.console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-            self.progress.start()
-        self.progress.update(
-            self.task, total=stats.total, completed=stats.completed, rate=stats.rows_per_second,
-            tokens=stats.prompt_tokens + stats.completion_tokens, retries=stats.retries,
-            r429=stats.rate_limited, failed=stats.failed,
-        )
-
-
-def _summary(console: Console, result: RunResult, *, show_warnings: bool) -> None:
-    s = result.stats
-    counts = result.counts
-    done = counts["done"]
-    console.print(
-        f"[bold]{result.run_dir}[/]: {done}/{result.total} rows have results — "
-        f"ok {counts['ok']}, parse_error {counts['parse_error']}, failed {counts['failed']} "
-        f"(this session: {s['finished']} rows in {s['elapsed_s']:.1f}s, {s['rows_per_second']:.1f} rows/s, "
-        f"{s['prompt_tokens'] + s['completion_tokens']} tokens, {s['retries']} retries, "
-        f"{s['rate_limited']} rate-limited)",
-        highlight=False,
-    )
-    if show_warnings:  # otherwise the progress view showed them before the run began
-        for warning in result.warnings:
-            console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    if result.trace is not None:
-        console.print(f"tracing: {result.trace}", highlight=False)
-    if result.error:
-        err_console.print(f"[bold red]error:[/] {escape(result.error)}", highlight=False)
-    if not result.complete:
-        console.print("run again with the same command to resume", highlight=False)
 
 
 def run_command(
@@ -120,8 +61,14 @@ def run_command(
         flush_seconds=flush_seconds, trace=trace, trace_sample=trace_sample,
         mode=mode,  # type: ignore[arg-type]
     )
+    import anyio
+    from rich.console import Console
+
+    from batchjudge.api import event_loop_options, run_async
+    from batchjudge.cli._progress import ProgressView, print_summary
+
     console = Console(stderr=True)
-    view = None if quiet else _ProgressView(console)
+    view = None if quiet else ProgressView(console)
     try:
         result = anyio.run(lambda: run_async(config, progress=view), backend_options=event_loop_options())
     except BatchJudgeError as exc:
@@ -131,7 +78,7 @@ def run_command(
     finally:
         if view is not None:
             view.progress.stop()
-    _summary(console, result, show_warnings=view is None)
+    print_summary(console, result, show_warnings=view is None)
     raise typer.Exit(result.exit_code)
 
 
