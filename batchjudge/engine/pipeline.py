@@ -31,6 +31,7 @@ from batchjudge.core.results import Counts, FinishedRow
 from batchjudge.core.tracer import Tracer
 from batchjudge.core.types import Provider
 from batchjudge.engine.batch import BatchJudge
+from batchjudge.engine.budget import Budget, TokenPrices
 from batchjudge.engine.checkpoint import RunDir, key_hashes
 from batchjudge.engine.config import RunConfig, describe_changes
 from batchjudge.engine.judge import JudgeStep, OnlineJudge
@@ -168,7 +169,7 @@ def _open_record(plan: RunPlan, run_dir: RunDir, stats: RunStats) -> tuple[RunRe
 
 def _judge_step(
     plan: RunPlan, provider: Provider | None, run_dir: RunDir, stats: RunStats, done: np.ndarray,
-    clock: Clock, sleep: Sleep,
+    budget: Budget, clock: Clock, sleep: Sleep,
 ) -> JudgeStep:
     """The judge step the config asks for."""
     config = plan.config
@@ -184,12 +185,13 @@ def _judge_step(
             base_url=config.base_url, transport=config.transport,
             concurrency=config.concurrency, timeout=config.timeout,
         )
-    limits = Limits(concurrency=config.concurrency, rps=config.rps, tpm=config.tpm,
-                    expected_completion_tokens=min(64, config.max_tokens), clock=clock, sleep=sleep)
-    stats.concurrency = config.concurrency
+    limits = Limits(concurrency=config.concurrency, rps=config.rps, rpm=config.rpm, tpm=config.tpm,
+                    expected_completion_tokens=min(64, config.max_tokens), clock=clock, sleep=sleep,
+                    stats=stats)
     policy = RetryPolicy(max_retries=config.max_retries, timeout=config.timeout,
                          backoff_base=config.backoff_base, backoff_cap=config.backoff_cap)
-    return OnlineJudge(provider, limits, policy, stats, model=config.resolved_model, samples=config.samples)
+    return OnlineJudge(provider, limits, policy, stats, model=config.resolved_model, samples=config.samples,
+                       budget=budget)
 
 
 async def execute(
@@ -201,13 +203,15 @@ async def execute(
     progress_interval: float = 0.25,
     clock: Clock = time.monotonic,
     sleep: Sleep = anyio.sleep,
+    prices: TokenPrices | None = None,
 ) -> RunResult:
     """Run ``plan`` into its run directory; resume what is there.
 
     ``provider`` replaces the one the config names (tests, custom backends) and is closed at
     the end like one the run made; ``tracer`` receives every finished row (its owner closes
     it); ``progress`` is called with live counters; ``clock``/``sleep`` drive every limit,
-    wait and retry (tests pass a fake clock).
+    wait and retry (tests pass a fake clock); ``prices`` (US dollars per token) are needed
+    when the config sets a cost allowance.
     """
     config = plan.config
     stats = RunStats(total=plan.total)
@@ -217,7 +221,9 @@ async def execute(
     try:
         with RunDir(config.out) as run_dir:
             record, done, counts_before = _open_record(plan, run_dir, stats)
-            judge = _judge_step(plan, provider, run_dir, stats, done, clock, sleep)
+            budget = Budget(max_tokens=config.max_total_tokens, max_cost=config.max_cost, prices=prices,
+                            used_prompt=record.tokens["prompt"], used_completion=record.tokens["completion"])
+            judge = _judge_step(plan, provider, run_dir, stats, done, budget, clock, sleep)
             in_flight = list(judge.in_flight())
             if in_flight:  # rows of jobs from an earlier session: followed, not sent again
                 done = np.union1d(done, key_hashes(in_flight))

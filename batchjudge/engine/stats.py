@@ -30,6 +30,7 @@ class StatsSnapshot(TypedDict):
     concurrency: int
     flushed_parts: int
     trace_dropped: int
+    limits: str
     finished: int
     completed: int
     elapsed_s: float
@@ -53,6 +54,8 @@ class RunStats:
     concurrency: int = 0
     flushed_parts: int = 0
     trace_dropped: int = 0
+    limits: str = ""
+    """The pace in force and where it came from (``100/s flag, 300,000 tok/min server``)."""
     warnings: list[str] = field(default_factory=list)
     """Label-sanity warnings found before the run started."""
     started: float = field(default_factory=time.monotonic)
@@ -86,6 +89,6 @@ class RunStats:
             rate_limited=self.rate_limited, prompt_tokens=self.prompt_tokens,
             completion_tokens=self.completion_tokens, in_flight=self.in_flight,
             concurrency=self.concurrency, flushed_parts=self.flushed_parts,
-            trace_dropped=self.trace_dropped, finished=self.finished, completed=self.completed,
+            trace_dropped=self.trace_dropped, limits=self.limits, finished=self.finished, completed=self.completed,
             elapsed_s=round(self.elapsed, 3), rows_per_second=round(self.rows_per_second, 2),
         )
