@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 import pytest
 from emulator_fixtures import TEST_KEY, emulator  # noqa: F401  (fixture)
 from virtual_time import clock, run_virtual, sleep
@@ -198,3 +199,41 @@ def test_a_server_announcing_nothing_is_estimated_after_one_episode(
     seen = _run(server, write_pairs(120), tmp_path / "run")
     assert "/s estimate" in str(seen["stats"]["limits"])  # type: ignore[index]
     assert seen["key"]["retry_after_violations"] == 0  # type: ignore[index]
+
+
+# -- budgets ----------------------------------------------------------------------------------
+
+
+def test_a_token_allowance_stops_sending_cleanly_and_a_larger_one_resumes(
+    write_pairs: Callable[..., Path], tmp_path: Path
+) -> None:
+    from batchjudge import MockProvider
+    from virtual_time import run_engine_virtual
+
+    def handler(req: JudgeRequest) -> JudgeReply:
+        return JudgeReply('{"consistency": 1}', prompt_tokens=100, completion_tokens=10)
+
+    data, out = write_pairs(40), tmp_path / "run"
+    config = RunConfig(inputs=[data], out=out, concurrency=4, max_total_tokens=1000, check_labels=False)
+    stopped = run_engine_virtual(config, provider=MockProvider(handler))
+    assert not stopped.complete and stopped.exit_code == 1
+    assert stopped.error is not None and "--max-total-tokens 1,000" in stopped.error
+    used = stopped.stats["prompt_tokens"] + stopped.stats["completion_tokens"]
+    assert 0 < used <= 1000 and stopped.counts["done"] == used // 110  # every answered row kept
+    for _ in range(3):  # the allowance covers every session of the run, not each one
+        again = run_engine_virtual(config, provider=MockProvider(handler))
+        assert not again.complete
+    recorded = orjson.loads((out / "run.json").read_bytes())["tokens"]
+    assert recorded["prompt"] + recorded["completion"] <= 1000
+    assert again.stats["finished"] == 0  # no room left for another row
+    config.max_total_tokens = 10_000
+    resumed = run_engine_virtual(config, provider=MockProvider(handler))
+    assert resumed.complete and resumed.counts["done"] == 40
+
+
+def test_a_cost_allowance_needs_a_known_price(tmp_path: Path, write_pairs: Callable[..., Path]) -> None:
+    from batchjudge import ConfigError
+
+    config = RunConfig(inputs=[write_pairs(2)], out=tmp_path / "run", model="no-such-model", max_cost=1.0)
+    with pytest.raises(ConfigError, match="no price is known for model 'no-such-model'"):
+        run(config)
