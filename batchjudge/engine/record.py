@@ -61,6 +61,8 @@ class RunRecord:
     warnings: list[str] = field(default_factory=list)
     counts: Counts = field(default_factory=_no_counts)
     tokens: Usage = field(default_factory=_no_usage)
+    limits: str = ""
+    """The pace the run last worked at and where each limit came from (flag, server, estimate)."""
     updated_at: str = field(default_factory=now_iso)
     batchjudge_version: str = field(default_factory=package_version)
     python: str = field(default_factory=platform.python_version)

@@ -104,6 +104,7 @@ class ResultSink:
         self.record.counts = self.counts
         self.record.tokens = Usage(prompt=self._tokens_before["prompt"] + self.stats.prompt_tokens,
                                    completion=self._tokens_before["completion"] + self.stats.completion_tokens)
+        self.record.limits = self.stats.limits
         self.record.updated_at = now_iso()
         await anyio.to_thread.run_sync(self.run_dir.write_meta, self.record.to_json())
 
