@@ -220,7 +220,7 @@ async def execute(
     judge: JudgeStep | None = None
     try:
         with RunDir(config.out) as run_dir:
-            record, done, counts_before = _open_record(plan, run_dir, stats)
+            record, done, counts_before = await anyio.to_thread.run_sync(_open_record, plan, run_dir, stats)
             budget = Budget(max_tokens=config.max_total_tokens, max_cost=config.max_cost, prices=prices,
                             used_prompt=record.tokens["prompt"], used_completion=record.tokens["completion"])
             judge = _judge_step(plan, provider, run_dir, stats, done, budget, clock, sleep)
