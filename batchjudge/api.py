@@ -18,9 +18,11 @@ import anyio
 
 from batchjudge.core.tracer import Tracer
 from batchjudge.core.types import Provider
+from batchjudge.engine.budget import TokenPrices
 from batchjudge.engine.config import RunConfig
 from batchjudge.engine.limits import Clock, Sleep
 from batchjudge.engine.pipeline import ProgressCallback, RunResult, execute, plan_run
+from batchjudge.errors import ConfigError
 
 __all__ = ["event_loop_options", "run", "run_async"]
 
@@ -55,6 +57,7 @@ async def run_async(
     goes on; replies still on the wire are lost, and sent again by the next run.
     """
     plan = plan_run(config)
+    prices = _token_prices(config) if config.max_cost is not None else None
     if tracer is None and config.trace:
         from batchjudge.adapters.tracing import make_tracer
 
@@ -64,7 +67,7 @@ async def run_async(
     result: RunResult | None = None
     try:
         result = await execute(plan, provider=provider, tracer=tracer, progress=progress,
-                               progress_interval=progress_interval, clock=clock, sleep=sleep,
+                               progress_interval=progress_interval, clock=clock, sleep=sleep, prices=prices,
                                stop=stop, stop_grace=stop_grace)
     finally:
         if tracer is not None:
@@ -76,6 +79,19 @@ async def run_async(
                 result.stats["trace_dropped"] = trace.get("dropped", 0)
     assert result is not None  # execute returned, or its error went up
     return result
+
+
+def _token_prices(config: RunConfig) -> TokenPrices:
+    """The per-token prices a cost allowance is counted in; ConfigError when unknown."""
+    from batchjudge.report.prices import load_prices
+
+    price = load_prices(None).price(config.resolved_model)
+    if price is None:
+        raise ConfigError(
+            f"--max-cost: no price is known for model {config.resolved_model!r}; "
+            "use --max-total-tokens instead"
+        )
+    return TokenPrices(prompt=price.input / 1_000_000, completion=price.output / 1_000_000)
 
 
 async def _evaluation_summary(result: RunResult, config: RunConfig) -> dict[str, Any]:

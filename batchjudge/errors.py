@@ -11,13 +11,18 @@ the HTTP library or pyarrow are translated at the boundary (``raise ... from exc
     └── ProviderError          a call to a judge failed
         ├── RateLimitError     429: retryable, may carry ``retry_after`` seconds
         ├── TransientError     5xx, timeouts, dropped connections: retryable
-        │   └── UnreachableError   no connection at all (refused, DNS, TLS): an outage
+        │   ├── UnreachableError   no connection at all (refused, DNS, TLS): an outage
+        │   └── DisconnectedError  reset or closed before any reply: a run of them is an outage
         ├── AuthError          401/403 or no key: stops the whole run, nothing marked done
         ├── BadRequestError    other 4xx: fails the row at once
-        └── ReplyTooLargeError a reply over the size cap: fails the row, the rest unread
+        ├── ReplyTooLargeError a reply over the size cap: fails the row, the rest unread
+        └── QuotaExhaustedError the organization's monthly tokens are spent: stops the run
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
 
 __all__ = [
     "AuthError",
@@ -25,8 +30,10 @@ __all__ = [
     "BatchJudgeError",
     "CheckpointError",
     "ConfigError",
+    "DisconnectedError",
     "InputError",
     "ProviderError",
+    "QuotaExhaustedError",
     "RateLimitError",
     "ReplyTooLargeError",
     "StorageError",
@@ -65,7 +72,10 @@ class StorageError(BatchJudgeError):
 
 
 class ProviderError(BatchJudgeError):
-    """A judge call failed. ``status`` is the HTTP status when there was one."""
+    """A judge call failed. ``status`` is the HTTP status when there was one; ``headers`` are
+    the reply's rate-limit headers (lower-case names), which the engine learns limits from."""
+
+    headers: Mapping[str, str] = MappingProxyType({})
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
@@ -112,5 +122,17 @@ class UnreachableError(TransientError):
         self.url = url
 
 
+class DisconnectedError(TransientError):
+    """The connection was reset or closed before any reply came (a server restarting, a load
+    balancer with no backend). One is retried like any transient failure; several in a row
+    with no answer in between are an outage, which the engine waits out like an unreachable
+    endpoint."""
+
+
 class ReplyTooLargeError(ProviderError):
     """A reply larger than the client's cap; the rest of it was not read."""
+
+
+class QuotaExhaustedError(ProviderError):
+    """The organization's monthly token budget is spent: no request can succeed until it is
+    renewed, so the run stops (resumable) instead of retrying."""

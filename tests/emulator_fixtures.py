@@ -19,11 +19,12 @@ import pytest
 from mistralai.client import Mistral
 
 from batchjudge.adapters.prompts import PRESETS, PromptAdapter
-from batchjudge.emulator import EmulatorConfig, EmulatorServer, FaultSpec
 from batchjudge.core.types import JudgeRequest
+from batchjudge.emulator import EmulatorConfig, EmulatorServer, FaultSpec
 
 __all__ = [
     "TEST_KEY",
+    "FakeClock",
     "batchjudge_cli",
     "cli_command",
     "emulator",
@@ -36,6 +37,16 @@ TEST_KEY = "test-key-not-secret"
 MODEL = "mistral-small-latest"
 
 
+class FakeClock:
+    """A monotonic clock the test moves by hand (``clock.now += 1.0``)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def _config(**options: Any) -> EmulatorConfig:
     faults = options.pop("faults", "")
     return EmulatorConfig(faults=FaultSpec.parse(faults), **options)
@@ -43,11 +54,16 @@ def _config(**options: Any) -> EmulatorConfig:
 
 @pytest.fixture
 def emulator() -> Iterator[Callable[..., EmulatorServer]]:
-    """Start emulators over real HTTP on free ports: ``emulator(rps=5, faults="500:0.1")``."""
+    """Start emulators over real HTTP on free ports: ``emulator(rps=5, faults="500:0.1")``.
+
+    ``clock=FakeClock()`` makes the limits and outages read that clock instead of the real one.
+    """
     servers: list[EmulatorServer] = []
 
     def start(**options: Any) -> EmulatorServer:
-        server = EmulatorServer(_config(**options)).start()
+        clock = options.pop("clock", None)
+        app_options = {} if clock is None else {"clock": clock}
+        server = EmulatorServer(_config(**options), **app_options).start()
         servers.append(server)
         return server
 

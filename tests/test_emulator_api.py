@@ -249,7 +249,7 @@ async def test_a_fine_tuning_job_trains_a_judge_that_then_answers_as_ft_model(
 
 
 async def test_requests_over_the_rps_limit_get_429_with_retry_after_and_rate_headers() -> None:
-    app = _app(rps=2)
+    app = _app(rps=2, headers="second")  # the shape that names the per-second window
     request = judge_requests(1)[0]
     body = {"model": MODEL, "messages": request.messages}
     async with _raw(app) as raw:
@@ -272,16 +272,19 @@ async def test_requests_over_the_rps_limit_get_429_with_retry_after_and_rate_hea
 
 async def test_a_tokens_per_minute_limit_refuses_with_the_wait_for_tokens_to_expire() -> None:
     request = judge_requests(1)[0]
-    tokens = count_chat_tokens(request.messages, MODEL)
-    app = _app(tpm=tokens + 40)  # room for one prompt and its answer, not for two prompts
     body = {"model": MODEL, "messages": request.messages}
+    async with _raw(_app()) as raw:
+        usage = (await raw.post("/v1/chat/completions", json=body)).json()["usage"]
+    cost = usage["prompt_tokens"] + usage["completion_tokens"]
+    app = _app(tpm=2 * cost - 1)  # room for one request and its answer, not for two
     async with _raw(app) as raw:
         first = await raw.post("/v1/chat/completions", json=body)
         refused = await raw.post("/v1/chat/completions", json=body)
     assert first.status_code == 200
-    assert first.headers["x-ratelimit-tokens-query-cost"] == str(tokens)
+    assert first.headers["x-ratelimit-tokens-query-cost"] == str(cost)
+    assert first.headers["x-ratelimit-remaining-tokens-minute"] == str(cost - 1)
     assert refused.status_code == 429
-    assert "tokens per minute" in refused.json()["message"]
+    assert refused.headers["x-batchjudge-limit"] == "tokens-minute"
     assert 59 <= int(refused.headers["retry-after"]) <= 60
 
 

@@ -22,8 +22,8 @@ import pytest
 from aiohttp import web
 
 from batchjudge import JudgeReply, JudgeRequest, MockProvider, RateLimitError, RunConfig, run
-from batchjudge.errors import UnreachableError
-from emulator_fixtures import batchjudge_cli
+from batchjudge.errors import DisconnectedError, UnreachableError
+from emulator_fixtures import batchjudge_cli, emulator  # noqa: F401 - a fixture
 from hostile_server import HostileServer, chat_reply, dead_url, wait_for
 from virtual_time import run_engine_virtual
 
@@ -88,6 +88,27 @@ def test_an_outage_after_successes_pauses_probes_one_at_a_time_and_fails_no_row(
     assert state["outage_calls"] <= 16 + 6 and state["most_in_outage"] <= 16
 
 
+def test_a_lone_lost_connection_is_retried_but_a_run_of_them_is_an_outage(write_pairs, tmp_path: Path) -> None:
+    """One connection reset is the row's transient failure (one retry, no pause); resets on
+    every connection from t=2 s to t=10 s (virtual) are an outage: with max_retries=1 no row
+    fails, though each reset before the third in a row cost its row a retry."""
+    state = {"start": None, "n": 0}
+
+    async def resetting(request: JudgeRequest) -> JudgeReply:
+        now = anyio.current_time()
+        start = state["start"] = state["start"] if state["start"] is not None else now
+        state["n"] += 1
+        if state["n"] == 5 or 2.0 <= now - start < 10.0:
+            raise DisconnectedError("chat completion: connection lost before any reply: Connection reset by peer")
+        await anyio.sleep(0.05)
+        return OK
+
+    result = run_engine_virtual(_config(write_pairs(1500), tmp_path / "run", max_retries=1),
+                                provider=MockProvider(resetting))
+    assert result.complete and result.counts["failed"] == 0 and result.counts["ok"] == 1500
+    assert result.stats["outages"] == 1 and result.stats["retries"] <= 1 + 2 + 16
+
+
 def test_a_retry_after_beyond_the_ceiling_is_an_outage_not_a_day_long_wait(write_pairs, tmp_path: Path) -> None:
     calls: list[float] = []
 
@@ -130,6 +151,21 @@ def test_an_endpoint_that_refuses_connections_mid_run_costs_no_row(write_pairs, 
     assert re.search(r"the endpoint answers again after \d+ s; sending resumed", err)
     results = pl.read_parquet(tmp_path / "run" / "results" / "*.parquet")
     assert results.height == 300 and results["status"].to_list() == ["ok"] * 300
+
+
+@pytest.mark.parametrize("transport", ["http", pytest.param("sdk", marks=pytest.mark.slow)])
+def test_the_emulators_outage_mode_costs_no_row(write_pairs, tmp_path: Path, emulator, transport: str) -> None:  # noqa: F811
+    """The emulator resets every connection for 2 s, 0.3 s after the first request (a reset
+    after the handshake, as a load balancer with no backend does): the resets are an outage
+    once three come in a row, so with max_retries=1 no row fails."""
+    server = emulator(outage=(0.3, 2.0), latency_ms=20)
+    result = run(RunConfig(inputs=[write_pairs(300)], out=tmp_path / "run", provider="mistral",
+                           api_key="sk-test-outage-key", base_url=server.url, transport=transport,
+                           concurrency=8, max_retries=1, check_labels=False))
+    stats = server.stats()
+    assert stats["outage"]["resets"] > 0  # the outage really happened mid-run
+    assert result.complete and result.counts["ok"] == 300 and result.counts["failed"] == 0
+    assert result.stats["outages"] >= 1
 
 
 def _start_cli(data: Path, out: Path, url: str, *extra: str):  # type: ignore[no-untyped-def]

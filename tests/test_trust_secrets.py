@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 
 from batchjudge.core.scrub import REDACTED, scrubbed_logger
-from emulator_fixtures import batchjudge_cli
+from emulator_fixtures import batchjudge_cli, emulator  # noqa: F401 - a fixture
 from hostile_server import BODY, HostileServer, chat_reply, echo_headers
 
 SENTINEL = "sk-sentinel-7f3a9c2e81d4b6055e1a"
@@ -103,6 +103,23 @@ def test_a_401_echoing_the_key_stops_the_run_with_a_clean_error_line(
     assert code == 2, output
     assert "error: AuthError: HTTP 401" in output and "Traceback" not in output
     assert SENTINEL not in output + _written_text(tmp_path / "run") + _written_text(tmp_path / "trace")
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_the_emulators_echo_fault_leaks_the_key_nowhere(write_pairs, tmp_path: Path, emulator, transport: str) -> None:  # noqa: F811
+    """The emulator's own hostile mode: errors (400, 401, 422, 500, plain-text 400 in turn)
+    whose bodies repeat the request's headers. The run ends at the first 401 (exit 2) or
+    completes; either way the key is nowhere."""
+    server = emulator(faults="echo:0.7", seed=5)
+    proc = batchjudge_cli(
+        "run", str(write_pairs(10)), "--out", str(tmp_path / "run"), "--provider", "mistral",
+        "--base-url", server.url, "--transport", transport, "--max-retries", "1", "--concurrency", "1",
+        "--trace", f"local:{tmp_path / 'trace'}", "--quiet", env={"MISTRAL_API_KEY": SENTINEL},
+    )
+    assert proc.returncode in (0, 2), proc.stderr
+    assert server.stats()["faults"].get("echo", 0) >= 2
+    written = _written_text(tmp_path / "run") + _written_text(tmp_path / "trace")
+    assert SENTINEL not in proc.stdout + proc.stderr + written
 
 
 def test_a_base_url_with_a_password_is_refused_without_showing_it(write_pairs, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from functools import cache
 from typing import IO, Literal
 
 import typer
@@ -59,8 +60,12 @@ class _ScrubbedStream:
 
 err_console = Console(file=_ScrubbedStream("stderr"))  # type: ignore[arg-type]
 """Progress, warnings and errors go to stderr so stdout stays clean for ``--json``."""
-out_console = Console(file=_ScrubbedStream("stdout"))  # type: ignore[arg-type]
-"""Tables and summaries meant for stdout."""
+
+
+@cache
+def out_console() -> Console:
+    """Results and summaries for people: stdout (made on first use)."""
+    return Console(file=_ScrubbedStream("stdout"))  # type: ignore[arg-type]
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

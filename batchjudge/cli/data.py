@@ -11,28 +11,19 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pyarrow as pa
-import pyarrow.compute as pc
 import typer
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
 
 from batchjudge.cli._console import err_console, fail, out_console
 from batchjudge.cli._options import flag
-from batchjudge.datasets.cookbook import load_cookbook
-from batchjudge.datasets.io import iter_dataset_batches, write_dataset
-from batchjudge.datasets.sanity import LabelChecker, SanityWarning, check_labels
 from batchjudge.errors import BatchJudgeError, InputError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from batchjudge.datasets.sanity import SanityWarning
 
 __all__ = ["register"]
 
@@ -41,7 +32,6 @@ data_app = typer.Typer(
     help="Build datasets (FIB, USB, synthetic, the shipped sample) and check their labels.",
     no_args_is_help=True,
 )
-_out = out_console
 _err = err_console
 
 
@@ -57,13 +47,20 @@ def _render_warnings(found: list[SanityWarning]) -> None:
 
 def _write_all(tables: dict[str, pa.Table], out: Path) -> None:
     """Write each table as ``out/<name>.parquet``, print a summary, then check the labels."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from rich.table import Table
+
+    from batchjudge.datasets.io import write_dataset
+    from batchjudge.datasets.sanity import check_labels
+
     summary = Table("file", "rows", "consistent", "inconsistent", "documents")
     for name, table in tables.items():
         path = write_dataset(table, out / f"{name}.parquet")
         consistent = pc.sum(table.column("target")).as_py() or 0
         documents = pc.count_distinct(table.column("doc_id")).as_py()
         summary.add_row(str(path), str(table.num_rows), str(consistent), str(table.num_rows - consistent), str(documents))
-    _out.print(summary)
+    out_console().print(summary)
     _render_warnings(check_labels(pa.concat_tables(tables.values(), promote_options="default")))
 
 
@@ -111,6 +108,15 @@ def synth_command(
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same rows.")] = 0,
 ) -> None:
     """Generate deterministic synthetic (document, summary, target) rows for scale tests."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     from batchjudge.datasets.synth import write_synth
 
     bar = Progress(
@@ -126,7 +132,7 @@ def synth_command(
             )  # fmt: skip
     except BatchJudgeError as exc:
         raise _fail(exc) from None
-    _out.print(f"wrote {rows} rows in {len(paths)} shard(s) under {out}", highlight=False)
+    out_console().print(f"wrote {rows} rows in {len(paths)} shard(s) under {out}", highlight=False)
 
 
 @data_app.command("sample")
@@ -144,6 +150,9 @@ def sample_command(
 
 def _batches(path: Path) -> Iterator[pa.RecordBatch]:
     """Stream a Parquet file; read a JSONL/CSV cookbook file whole (they are small)."""
+    from batchjudge.datasets.cookbook import load_cookbook
+    from batchjudge.datasets.io import iter_dataset_batches
+
     if path.suffix.lower() == ".parquet":
         yield from iter_dataset_batches(path)
     else:
@@ -171,6 +180,8 @@ def check_command(
     strict: Annotated[bool, flag("strict", "Exit 1 when any warning is found.")] = False,
 ) -> None:
     """Check labels across INPUTs together: single class, duplicates, conflicts, split leaks."""
+    from batchjudge.datasets.sanity import LabelChecker
+
     checker = LabelChecker(split_column=split_column, group_column=group_column)
     try:
         for path in _expand(inputs):
@@ -181,7 +192,7 @@ def check_command(
     found = checker.finish()
     _render_warnings(found)
     if not found:
-        _out.print(f"no label problems found in {checker.rows} rows", highlight=False)
+        out_console().print(f"no label problems found in {checker.rows} rows", highlight=False)
     if found and strict:
         raise typer.Exit(1)
 

@@ -14,10 +14,43 @@ __all__ = ["register"]
 def emulator(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8787,
+    api: Annotated[
+        str, typer.Option(help="API to speak: mistral, or openai (chat completions and models).")
+    ] = "mistral",
     rps: Annotated[
-        float | None, typer.Option(help="Requests per second per API key (strict 1 s window).")
+        float | None,
+        typer.Option(help="Requests per second per API key (strict rolling 1 s window)."),
     ] = None,
-    tpm: Annotated[int | None, typer.Option(help="Tokens per minute per API key.")] = None,
+    rpm: Annotated[
+        int | None,
+        typer.Option(help="Requests per minute per API key (strict rolling 60 s window)."),
+    ] = None,
+    tpm: Annotated[
+        int | None,
+        typer.Option(help="Tokens (prompt + completion) per minute per API key, on arrival."),
+    ] = None,
+    tokens_per_month: Annotated[
+        int | None,
+        typer.Option(
+            "--tokens-per-month",
+            help="Tokens per API key for the server's life; once spent, 429 with no Retry-After.",
+        ),
+    ] = None,
+    headers: Annotated[
+        str | None,
+        typer.Option(
+            help="Rate-limit headers: mistral (the API's 2026 x-ratelimit-*-minute), second "
+            "(x-ratelimit-*-req-second + retry-after-ms), bysize (older x-ratelimitbysize-*), "
+            "openai, or none (no headers, no Retry-After). Default: the --api's own."
+        ),
+    ] = None,
+    outage: Annotated[
+        str | None,
+        typer.Option(
+            help="AT:FOR: reset every connection for FOR seconds, AT seconds after the first "
+            "request (also on demand: POST /admin/outage {\"seconds\": S})."
+        ),
+    ] = None,
     latency_ms: Annotated[
         str, typer.Option("--latency-ms", help="Reply latency MEAN[:JITTER] in milliseconds.")
     ] = "0",
@@ -25,7 +58,9 @@ def emulator(
         str,
         typer.Option(
             help="Injected faults, e.g. 500:0.05,drop:0.02,slow:0.02,malformed:0.02,nonjson:0.01,"
-            "400:0.01 (a status 400-599, drop, slow, malformed or nonjson)."
+            "400:0.01 (a status 400-599, drop, slow, malformed, nonjson, echo: error bodies "
+            "echoing the request headers, huge: a 10 MB reply, retry-after=SECONDS: a 429 "
+            "with that Retry-After)."
         ),
     ] = "",
     seed: Annotated[int, typer.Option(help="Seed of the latency and fault draws.")] = 0,
@@ -42,15 +77,30 @@ def emulator(
         flag("ft-gone", "Answer fine-tuning endpoints 410 Gone, as Mistral does."),
     ] = False,
 ) -> None:
-    """Serve a local emulator of the Mistral API (NOT the real API) for tests and offline runs."""
-    from batchjudge.emulator import EmulatorConfig, FaultSpec, bind, parse_latency, serve
+    """Serve a local emulator of the Mistral API (NOT the real API) for tests and offline runs.
+
+    Limits are per API key, announced on every chat reply in the --headers shape.
+    """
+    from batchjudge.emulator import (
+        EmulatorConfig,
+        FaultSpec,
+        bind,
+        parse_latency,
+        parse_outage,
+        serve,
+    )
     from batchjudge.errors import ConfigError
 
     try:
         mean, jitter = parse_latency(latency_ms)
         config = EmulatorConfig(
+            api=api,
             rps=rps,
+            rpm=rpm,
             tpm=tpm,
+            tokens_per_month=tokens_per_month,
+            headers=headers,
+            outage=parse_outage(outage) if outage is not None else None,
             latency_ms=mean,
             jitter_ms=jitter,
             faults=FaultSpec.parse(faults),
@@ -66,8 +116,9 @@ def emulator(
         typer.echo(f"error: cannot listen on {host}:{port}: {exc.strerror}", err=True)
         raise typer.Exit(2) from None
     bound_host, bound_port = sock.getsockname()[:2]
+    what = "the Mistral API" if config.api == "mistral" else "an OpenAI-compatible API"
     typer.echo(
-        f"batchjudge emulator (NOT the Mistral API) listening on http://{bound_host}:{bound_port}",
+        f"batchjudge emulator (NOT {what}) listening on http://{bound_host}:{bound_port}",
         err=False,
     )
     typer.echo(f"  {config.describe()}")

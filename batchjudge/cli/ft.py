@@ -35,7 +35,6 @@ EXIT_REFUSED = 3
 
 ft_app = typer.Typer(name="ft", help="Export fine-tuning data and launch, follow or cancel fine-tuning jobs.",
                      no_args_is_help=True)
-_out = out_console
 _err = err_console
 T = TypeVar("T")
 
@@ -64,7 +63,7 @@ def _call(action: Callable[[], Awaitable[T]]) -> T:
 
 
 def _print_json(data: Any) -> None:
-    _out.print_json(json.dumps(data, default=str))
+    out_console().print_json(json.dumps(data, default=str))
 
 
 def _warn(lines: list[str]) -> None:
@@ -115,10 +114,10 @@ def export_command(
         if part is not None:
             table.add_row(str(part.path), str(part.rows), str(part.documents), str(part.consistent),
                           str(part.inconsistent), str(part.tokens), str(part.max_example_tokens), str(part.truncated_rows))
-    _out.print(table)
+    out_console().print(table)
     cost = summary.cost_per_epoch
     price = "no price known" if cost.usd_per_epoch is None else f"${cost.usd_per_epoch:.2f} per epoch"
-    _out.print(f"prompt {summary.prompt!r} (sha256 {summary.prompt_sha256[:12]}), {summary.model}: {price}; "
+    out_console().print(f"prompt {summary.prompt!r} (sha256 {summary.prompt_sha256[:12]}), {summary.model}: {price}; "
                f"evaluate with --prompt {prompt}", highlight=False)
 
 
@@ -138,10 +137,10 @@ def _show_job(job: Any, as_json: bool) -> None:
     if as_json:
         _print_json(asdict(job))
     else:
-        _out.print(escape(job.line()), highlight=False)
+        out_console().print(escape(job.line()), highlight=False)
         if job.fine_tuned_model and job.status == "SUCCESS":
             flags = "--provider local" if job.launcher == "local" else "--provider mistral"
-            _out.print(f"evaluate it: batchjudge run ... {flags} --model {job.fine_tuned_model}", highlight=False)
+            out_console().print(f"evaluate it: batchjudge run ... {flags} --model {job.fine_tuned_model}", highlight=False)
 
 
 def _exit_for(job: Any) -> None:
@@ -194,7 +193,7 @@ def launch_command(
             return
         cost = found.cost
         money = "no price known" if cost.usd_total is None else f"${cost.usd_total:.2f} (${cost.usd_per_epoch:.2f}/epoch)"
-        _out.print(f"dry run: {found.train_rows} training rows, {found.val_rows} validation rows, "
+        out_console().print(f"dry run: {found.train_rows} training rows, {found.val_rows} validation rows, "
                    f"{cost.tokens_per_epoch} tokens/epoch x {cost.epochs:g} epoch(s) on {cost.model}: {money}; "
                    "nothing sent", highlight=False)
         return

@@ -1,27 +1,19 @@
-"""``batchjudge report`` and ``batchjudge compare``: load runs, compute, render."""
+"""``batchjudge report`` and ``batchjudge compare``: load runs, compute, render.
+
+The report package (polars, pyarrow) is imported inside the commands, so that ``batchjudge
+--help`` and the other commands do not pay for it.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
 
-import orjson
 import typer
 
 from batchjudge.cli._console import err_console, fail, out_console
 from batchjudge.cli._options import flag
 from batchjudge.errors import BatchJudgeError
-from batchjudge.report import (
-    compare_runs,
-    load_prices,
-    load_run,
-    render_compare_html,
-    render_html,
-    summarize,
-)
-from batchjudge.report.diff import disagreements, write_disagreements
-from batchjudge.report.rows import table_file, write_rows
-from batchjudge.report.terminal import compare_renderable, diff_renderable, report_renderable
 
 __all__ = ["register"]
 
@@ -42,6 +34,8 @@ _DIFF_OUT = typer.Option(
 
 
 def _emit_json(data: object) -> None:
+    import orjson
+
     typer.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode())
 
 
@@ -63,6 +57,10 @@ def report_command(
     resamples: Annotated[int, _RESAMPLES] = 1000,
 ) -> None:
     """Metrics of one run: counts, quality with 95% intervals, tokens, cost, latency, failures."""
+    from batchjudge.report import load_prices, load_run, render_html, summarize
+    from batchjudge.report.rows import table_file, write_rows
+    from batchjudge.report.terminal import report_renderable
+
     written = 0
     try:
         if rows is not None:
@@ -75,7 +73,7 @@ def report_command(
             written = write_rows(run, rows)
     except BatchJudgeError as exc:
         raise fail(str(exc)) from None
-    notes = err_console if as_json else out_console  # stdout stays one JSON object
+    notes = err_console if as_json else out_console()  # stdout stays one JSON object
     if as_json:
         _emit_json(summary)
     else:
@@ -99,6 +97,11 @@ def compare_command(
     """Runs side by side, and a paired McNemar test of each against the first on shared rows."""
     if len(run_dirs) < 2:
         raise fail("compare needs at least two run directories")
+    from batchjudge.report import compare_runs, load_prices, load_run, render_compare_html
+    from batchjudge.report.diff import disagreements, write_disagreements
+    from batchjudge.report.rows import table_file
+    from batchjudge.report.terminal import compare_renderable, diff_renderable
+
     diff = diff or diff_out is not None
     written = 0
     try:
@@ -118,7 +121,7 @@ def compare_command(
         raise fail(str(exc)) from None
     if diff:
         comparison["diffs"] = [pair.as_dict(diff_limit) for pair in pairs]
-    notes = err_console if as_json else out_console  # stdout stays one JSON object
+    notes = err_console if as_json else out_console()  # stdout stays one JSON object
     if as_json:
         _emit_json(comparison)
     else:

@@ -1,15 +1,19 @@
 """The emulator's ASGI application: chat completions with limits, latency and faults, models,
-``/stats``, plus the files, batch and fine-tuning APIs from their own modules.
+``/stats`` and ``/admin/outage``, plus the files, batch and fine-tuning APIs (Mistral only)
+from their own modules.
 
-Every response carries ``x-batchjudge-emulator: 1``; ``GET /`` says what this server is. The
-app works in-process (an ASGI transport) and behind uvicorn (:mod:`batchjudge.emulator.server`).
+Every response carries ``x-batchjudge-emulator: 1``; ``GET /`` says what this server is. A
+rate-limited reply also carries ``x-batchjudge-limit`` naming the window that refused it (or
+``fault`` for an injected 429): emulator-only, for tests and benchmarks. The app works
+in-process (an ASGI transport) and behind uvicorn (:mod:`batchjudge.emulator.server`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -19,20 +23,26 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from batchjudge.emulator import batch, files, finetune, responses
-from batchjudge.emulator.chat import ChatError, prepare, warm_up
+from batchjudge.emulator import batch, fault_replies, files, finetune, responses
+from batchjudge.emulator.chat import (
+    ChatError,
+    PreparedChat,
+    prepare,
+    text_tokens,
+    warm_up,
+)
 from batchjudge.emulator.config import EmulatorConfig
+from batchjudge.emulator.dialects import Dialect, dialect_for
+from batchjudge.emulator.faults import long_wait
+from batchjudge.emulator.headers import rate_headers, retry_headers
+from batchjudge.emulator.limits import Admission
 from batchjudge.emulator.state import BASE_JUDGE, EmulatorState, KeyStats
 
-__all__ = ["EMULATOR_HEADER", "create_app"]
+__all__ = ["EMULATOR_HEADER", "LIMIT_HEADER", "create_app"]
 
 EMULATOR_HEADER = "x-batchjudge-emulator"
-IDENTITY = (
-    "This is the batchjudge emulator of the Mistral API, not the real API: answers come from "
-    "a local judge; limits, latency and faults are simulated."
-)
-_UNCOUNTED_PATHS = frozenset({"/", "/stats"})
-_NON_JSON_BODY = b"<html><body><h1>502 Bad Gateway</h1>(emulated proxy page)</body></html>"
+LIMIT_HEADER = "x-batchjudge-limit"
+_UNCOUNTED_PATHS = frozenset({"/", "/stats", "/admin/outage"})
 
 
 def _api_key(headers: Headers) -> str:
@@ -42,11 +52,12 @@ def _api_key(headers: Headers) -> str:
 
 
 class _Envelope:
-    """Outermost layer: the emulator header, counters, and the API-key check."""
+    """Outermost layer: the emulator header, counters, the outage clock, the API-key check."""
 
-    def __init__(self, app: ASGIApp, state: EmulatorState) -> None:
+    def __init__(self, app: ASGIApp, state: EmulatorState, dialect: Dialect) -> None:
         self.app = app
         self.state = state
+        self.dialect = dialect
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,45 +76,28 @@ class _Envelope:
         if not counted:
             await self.app(scope, receive, send_marked)
             return
+        self.state.outage.first_request()
         stats.requests += 1
         stats.in_flight += 1
         stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
         try:
             expected = self.state.config.api_key
             if expected is not None and _api_key(Headers(scope=scope)) != expected:
-                reply = responses.error(401, "Unauthorized", kind="unauthorized")
-                await reply(scope, receive, send_marked)
+                await self.dialect.unauthorized()(scope, receive, send_marked)
                 return
             await self.app(scope, receive, send_marked)
         finally:
             stats.in_flight -= 1
 
 
-class _Dropped(Response):
-    """Starts a reply and stops mid-body, so the server closes the connection under it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"4096")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": b'{"id": "', "more_body": True})
-
-
-async def _hold(request: Request, seconds: float) -> None:
-    """Wait ``seconds`` or until the client hangs up, whichever comes first."""
-    try:
-        async with asyncio.timeout(seconds):
-            while not await request.is_disconnected():
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        return
-
-
 def _state(request: Request) -> EmulatorState:
     state: EmulatorState = request.app.state.emulator
     return state
+
+
+def _dialect(request: Request) -> Dialect:
+    dialect: Dialect = request.app.state.dialect
+    return dialect
 
 
 async def chat_completions(request: Request) -> Response:
@@ -117,80 +111,131 @@ async def chat_completions(request: Request) -> Response:
         state.stats.chat_answered(per_key)
 
 
+def _rate_limited(
+    state: EmulatorState,
+    dialect: Dialect,
+    key: str,
+    per_key: KeyStats,
+    why: str,
+    wait_s: float,
+    headers: dict[str, str],
+) -> Response:
+    """A 429 (``why``: the refusing window or ``fault``) telling the client to wait ``wait_s``.
+
+    The wait the headers announce starts the key's cooldown, against which early arrivals and
+    Retry-After violations are counted.
+    """
+    retry, announced = retry_headers(state.config.header_shape, wait_s)
+    if announced:
+        state.limiter.cooldown(key, announced)
+    state.stats.rate_limited += 1
+    per_key.rate_limited += 1
+    return dialect.rate_limited(why, {**headers, **retry, LIMIT_HEADER: why})
+
+
+def _refuse(
+    state: EmulatorState, dialect: Dialect, key: str, per_key: KeyStats, refusal: Admission
+) -> Response:
+    """A 429 for a request a window refused, with the window's readings."""
+    headers = rate_headers(state.config.header_shape, state.limiter.readings(key), None)
+    return _rate_limited(
+        state, dialect, key, per_key, refusal.refused_by, refusal.wait_s, headers
+    )
+
+
 async def _chat(request: Request, state: EmulatorState, key: str, per_key: KeyStats) -> Response:
-    """The body of :func:`chat_completions` once the call is counted."""
-    state.limiter.arrive(key)
+    """The body of :func:`chat_completions` once the call is counted.
+
+    The request windows decide at arrival, before the body is read (no await in between, so
+    arrivals are admitted in order); the token limits once the answer, hence the cost, is known.
+    """
+    limiter, dialect, shape = state.limiter, _dialect(request), state.config.header_shape
+    gate = limiter.admit_request(key, limiter.arrive(key))
+    if not gate.allowed:
+        return _refuse(state, dialect, key, per_key, gate)
     body = await responses.read_json(request)
     try:
-        prepared = prepare(body, state.models)
+        prepared = prepare(body, state.models, dialect.name)
     except ChatError as exc:
-        return responses.json(exc.body, exc.status)
-    admission = state.limiter.admit(key, prepared.prompt_tokens)
-    headers = admission.headers
-    if admission.too_large:
-        return responses.error(400, "the request alone exceeds the tokens-per-minute limit")
-    if not admission.allowed:
-        state.stats.rate_limited += 1
-        per_key.rate_limited += 1
-        message = f"Rate limit exceeded: {admission.exceeded}"
-        return responses.error(429, message, kind="rate_limited", headers=headers)
+        return dialect.chat_error(exc, rate_headers(shape, limiter.readings(key), None))
+    payload = prepared.complete()
+    charge = limiter.admit_tokens(key, payload["usage"]["total_tokens"])
+    if charge.too_large:
+        message = "the request alone exceeds the tokens-per-minute limit"
+        headers = rate_headers(shape, limiter.readings(key), None)
+        return dialect.error(400, message, "invalid_request_error", headers)
+    if not charge.allowed:
+        return _refuse(state, dialect, key, per_key, charge)
+    cost = charge.cost if limiter.counts_tokens else None
+    headers = rate_headers(shape, limiter.readings(key), cost)
 
     fault = state.config.faults.draw(state.rng)
     delay = state.latency_s()
     if fault is not None:
         state.stats.faults[fault] += 1
     if fault == "slow":
-        await _hold(request, state.config.slow_s)
+        await fault_replies.hold(request, state.config.slow_s)
     elif delay:
         await asyncio.sleep(delay)
-    if fault == "drop":
-        return _Dropped()
-    if fault == "nonjson":
-        return Response(_NON_JSON_BODY, 200, headers, media_type="text/html")
-    if fault == "malformed":
-        broken = {
-            "id": "malformed",
-            "object": "chat.completion",
-            "model": prepared.model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": None}}],
-        }
-        return responses.json(broken, 200, headers)
-    if fault is not None and fault.isdigit():
-        status = int(fault)
-        if status == 429:
-            headers = {**headers, **state.limiter.cooldown(key, 1.0)}
-            state.stats.rate_limited += 1
-            per_key.rate_limited += 1
-        return responses.error(
-            status, f"emulated fault {status}", kind="emulated_fault", headers=headers
-        )
-
-    payload = prepared.complete()
+    if fault is not None:
+        return _fault_reply(request, state, dialect, key, per_key, fault, prepared, headers)
     usage = payload["usage"]
-    state.limiter.charge(key, usage["completion_tokens"])
     state.stats.prompt_tokens += usage["prompt_tokens"]
     state.stats.completion_tokens += usage["completion_tokens"]
-    return responses.json(payload, 200, headers)
+    return responses.json(dialect.completion(payload), 200, headers)
+
+
+def _fault_reply(
+    request: Request,
+    state: EmulatorState,
+    dialect: Dialect,
+    key: str,
+    per_key: KeyStats,
+    fault: str,
+    prepared: PreparedChat,
+    headers: dict[str, str],
+) -> Response:
+    """The reply of an injected fault (see :mod:`batchjudge.emulator.faults`)."""
+    if fault == "drop":
+        return fault_replies.dropped()
+    if fault == "nonjson":
+        return fault_replies.nonjson(headers)
+    if fault == "malformed":
+        return fault_replies.malformed(prepared.model, headers)
+    if fault == "huge":
+        count = functools.partial(text_tokens, prepared.model)
+        return fault_replies.huge(prepared.model, prepared.prompt_tokens, count, headers)
+    if fault == "echo":
+        state.echoes += 1
+        return fault_replies.echo(request, state.echoes - 1, dialect, headers)
+    wait = long_wait(fault) or (1.0 if fault == "429" else None)
+    if wait is not None:
+        return _rate_limited(state, dialect, key, per_key, "fault", wait, headers)
+    status = int(fault)
+    return dialect.error(status, f"emulated fault {status}", "emulated_fault", headers)
 
 
 async def list_models(request: Request) -> Response:
     """``GET /v1/models``."""
-    cards = [m.card() for m in _state(request).models.values()]
+    dialect = _dialect(request)
+    cards = [dialect.model_card(m) for m in _state(request).models.values()]
     return responses.json({"object": "list", "data": cards})
 
 
 async def retrieve_model(request: Request) -> Response:
     """``GET /v1/models/{model_id}``."""
+    dialect = _dialect(request)
     entry = _state(request).models.get(request.path_params["model_id"])
     if entry is None:
-        return responses.error(404, "model not found", kind="not_found")
-    return responses.json(entry.card())
+        return dialect.error(404, "model not found", "not_found")
+    return responses.json(dialect.model_card(entry))
 
 
 async def identity(request: Request) -> Response:
     """``GET /``: says plainly that this is an emulator, and how it is configured."""
     config = _state(request).config
-    return responses.json({"emulator": True, "message": IDENTITY, "config": config.describe()})
+    message = _dialect(request).identity
+    return responses.json({"emulator": True, "message": message, "config": config.describe()})
 
 
 async def stats(request: Request) -> Response:
@@ -198,25 +243,50 @@ async def stats(request: Request) -> Response:
     return responses.json(_state(request).snapshot())
 
 
+async def admin_outage(request: Request) -> Response:
+    """``POST /admin/outage`` ``{"seconds": S}``: reset every connection for S seconds from now.
+
+    Emulator-only. The reply to this request is sent; what comes after it meets the outage.
+    """
+    body = await responses.read_json(request)
+    seconds = body.get("seconds") if isinstance(body, dict) else None
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
+        return responses.error(422, "send {\"seconds\": S} with S > 0")
+    outage = _state(request).outage
+    outage.start_now(float(seconds))
+    return responses.json({"outage": outage.describe()})
+
+
 def create_app(
-    config: EmulatorConfig | None = None, *, trainer: finetune.Trainer | None = None
+    config: EmulatorConfig | None = None,
+    *,
+    trainer: finetune.Trainer | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> Starlette:
     """A fresh emulator (its own state) as an ASGI app.
 
-    ``trainer`` replaces how fine-tuning jobs train (default: the local judge's ``train``).
-    The state is reachable as ``app.state.emulator`` for in-process inspection.
+    ``trainer`` replaces how fine-tuning jobs train (default: the local judge's ``train``);
+    ``clock`` (monotonic seconds) replaces the one the limits and outages read (tests).
+    The state is reachable as ``app.state.emulator`` for in-process inspection. With
+    ``api="openai"`` only chat completions and models are served.
     """
-    state = EmulatorState(config or EmulatorConfig())
+    config = config or EmulatorConfig()
+    state = EmulatorState(config) if clock is None else EmulatorState(config, clock=clock)
+    dialect = dialect_for(config.api)
     route_list: list[Any] = [
         Route("/", identity, methods=["GET"]),
         Route("/stats", stats, methods=["GET"]),
+        Route("/admin/outage", admin_outage, methods=["POST"]),
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model_id:path}", retrieve_model, methods=["GET"]),
-        *files.routes(),
-        *batch.routes(),
-        *finetune.routes(trainer or finetune.train_local_judge),
     ]
+    if config.api == "mistral":
+        route_list += [
+            *files.routes(),
+            *batch.routes(),
+            *finetune.routes(trainer or finetune.train_local_judge),
+        ]
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -225,5 +295,6 @@ def create_app(
 
     app = Starlette(routes=route_list, lifespan=lifespan)
     app.state.emulator = state
-    app.add_middleware(_Envelope, state=state)
+    app.state.dialect = dialect
+    app.add_middleware(_Envelope, state=state, dialect=dialect)
     return app

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from batchjudge.adapters.prompts import extract_pair
-from batchjudge.adapters.tokens import count_chat_tokens, count_tokens
+from batchjudge.adapters.tokens import count_chat_tokens, count_tokens, truncate_to_tokens
 from batchjudge.emulator.state import ModelEntry
 from batchjudge.errors import BatchJudgeError
 
@@ -29,8 +29,10 @@ __all__ = [
     "answer_text",
     "chat_completion",
     "check_chat_body",
+    "check_fields",
     "prepare",
     "prompt_tokens",
+    "text_tokens",
     "warm_up",
 ]
 
@@ -40,19 +42,76 @@ NO_DOCUMENT_REASON = "emulator could not find a document"
 _CACHE_SIZE = 1 << 16
 
 
-class ChatError(Exception):
-    """A request the API would refuse: ``status`` and the API-style error ``body``."""
+_OPENAI_ONLY_FIELDS = ("seed", "max_completion_tokens", "stream_options")
+"""OpenAI's names the hosted Mistral API refuses (422 ``extra_forbidden``: it forbids unknown
+fields, as reported for ``max_completion_tokens`` and ``stream_options``)."""
+_MISTRAL_ONLY_FIELDS = ("random_seed", "safe_prompt", "prompt_mode")
+"""Mistral's names OpenAI refuses (400 "Unrecognized request argument supplied: NAME")."""
 
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
+
+class ChatError(Exception):
+    """A request the API would refuse: ``status`` and the Mistral-style error ``body``.
+
+    ``reason`` says why in a word (``invalid``, ``invalid_model``, ``extra_forbidden``,
+    ``unrecognized_argument``) and ``param`` names the field, so that another dialect (OpenAI)
+    can say the same thing in its own shape.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        body: dict[str, Any],
+        *,
+        reason: str = "invalid",
+        param: str | None = None,
+    ) -> None:
         super().__init__(body.get("message", status))
         self.status = status
         self.body = body
+        self.reason = reason
+        self.param = param
+
+    @property
+    def message(self) -> str:
+        """The error's one-line message."""
+        return str(self.args[0])
 
 
-def _invalid(message: str, loc: str) -> ChatError:
+def _invalid(message: str, loc: str, kind: str = "invalid") -> ChatError:
     """422 in the shape FastAPI/the hosted API uses (the SDK parses it as HTTPValidationError)."""
-    detail = [{"type": "invalid", "loc": ["body", loc], "msg": message}]
-    return ChatError(422, {"object": "error", "message": message, "detail": detail})
+    detail = [{"type": kind, "loc": ["body", loc], "msg": message}]
+    body = {"object": "error", "message": message, "detail": detail}
+    return ChatError(422, body, reason=kind, param=loc)
+
+
+def check_fields(body: dict[str, Any], api: str) -> int | None:
+    """Refuse the other API's field names; return the completion cap (``max_tokens``) if any.
+
+    ``api`` is ``"mistral"`` or ``"openai"``. OpenAI also takes ``max_completion_tokens``.
+    """
+    if api == "openai":
+        for name in _MISTRAL_ONLY_FIELDS:
+            if name in body:
+                message = f"Unrecognized request argument supplied: {name}"
+                raise ChatError(
+                    400,
+                    {"object": "error", "message": message, "type": "invalid_request_error"},
+                    reason="unrecognized_argument",
+                )
+        names: tuple[str, ...] = ("max_completion_tokens", "max_tokens")
+    else:
+        for name in _OPENAI_ONLY_FIELDS:
+            if name in body:
+                raise _invalid("Extra inputs are not permitted", name, "extra_forbidden")
+        names = ("max_tokens",)
+    for name in names:
+        cap = body.get(name)
+        if cap is None:
+            continue
+        if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+            raise _invalid(f"{name} must be a positive integer", name)
+        return cap
+    return None
 
 
 def check_chat_body(body: Any) -> tuple[str, list[dict[str, str]]]:
@@ -81,7 +140,8 @@ def _chat_tokens(model: str, messages: tuple[tuple[str, str], ...]) -> int:
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
-def _text_tokens(model: str, text: str) -> int:
+def text_tokens(model: str, text: str) -> int:
+    """Tokens of ``text`` alone for ``model`` (cached by content)."""
     return count_tokens(text, model)
 
 
@@ -104,11 +164,13 @@ def prompt_tokens(model: str, messages: list[dict[str, str]]) -> int:
         last = messages[-1]
         if last["role"] == "user" and all(m["role"] != "system" for m in messages):
             head = tuple((m["role"], m["content"]) for m in messages[:-1])
-            return _markup_tokens(model, head) + _text_tokens(model, last["content"])
+            return _markup_tokens(model, head) + text_tokens(model, last["content"])
         return _chat_tokens(model, tuple((m["role"], m["content"]) for m in messages))
     except BatchJudgeError as exc:
         raise ChatError(
-            400, {"object": "error", "message": str(exc), "type": "invalid_request_message_order"}
+            400,
+            {"object": "error", "message": str(exc), "type": "invalid_request_message_order"},
+            param="messages",
         ) from exc
 
 
@@ -134,7 +196,7 @@ def warm_up(models: Iterable[str], judge_name: str) -> None:
     probe = [{"role": "user", "content": "warm up"}]
     for model in models:
         prompt_tokens(model, probe)
-        _text_tokens(model, "warm up")
+        text_tokens(model, "warm up")
     _load_judge(judge_name)
 
 
@@ -188,10 +250,19 @@ def chat_completion(
     messages: list[dict[str, str]],
     response_format: Any,
     n_prompt_tokens: int,
+    max_tokens: int | None = None,
 ) -> dict[str, Any]:
-    """The chat completion object for one request whose prompt tokens are already counted."""
+    """The chat completion object for one request whose prompt tokens are already counted.
+
+    An answer longer than ``max_tokens`` is cut there, with ``finish_reason`` ``"length"``.
+    """
     text = answer_text(judge_name, messages, response_format)
-    n_completion = _text_tokens(model, text)
+    n_completion = text_tokens(model, text)
+    finish = "stop"
+    if max_tokens is not None and n_completion > max_tokens:
+        text, removed = truncate_to_tokens(text, max_tokens, model)
+        n_completion -= removed
+        finish = "length"
     return {
         "id": uuid.uuid4().hex,
         "object": "chat.completion",
@@ -201,7 +272,7 @@ def chat_completion(
             {
                 "index": 0,
                 "message": {"role": "assistant", "content": text, "tool_calls": None},
-                "finish_reason": "stop",
+                "finish_reason": finish,
             }
         ],
         "usage": {
@@ -221,17 +292,27 @@ class PreparedChat:
     messages: list[dict[str, str]]
     response_format: Any
     prompt_tokens: int
+    max_tokens: int | None = None
 
     def complete(self) -> dict[str, Any]:
         """The chat completion object answering this request."""
         return chat_completion(
-            self.model, self.judge, self.messages, self.response_format, self.prompt_tokens
+            self.model,
+            self.judge,
+            self.messages,
+            self.response_format,
+            self.prompt_tokens,
+            self.max_tokens,
         )
 
 
-def prepare(body: Any, models: Mapping[str, ModelEntry]) -> PreparedChat:
-    """Validate a chat body against the known models and count its prompt; ChatError if not."""
+def prepare(body: Any, models: Mapping[str, ModelEntry], api: str = "mistral") -> PreparedChat:
+    """Validate a chat body against the known models and count its prompt; ChatError if not.
+
+    ``api`` (``"mistral"`` or ``"openai"``) decides which field names are refused.
+    """
     model, messages = check_chat_body(body)
+    max_tokens = check_fields(body, api)
     entry = models.get(model)
     if entry is None:
         raise ChatError(
@@ -243,7 +324,14 @@ def prepare(body: Any, models: Mapping[str, ModelEntry]) -> PreparedChat:
                 "param": None,
                 "code": "1500",
             },
+            reason="invalid_model",
+            param="model",
         )
     return PreparedChat(
-        model, entry.judge, messages, body.get("response_format"), prompt_tokens(model, messages)
+        model,
+        entry.judge,
+        messages,
+        body.get("response_format"),
+        prompt_tokens(model, messages),
+        max_tokens,
     )

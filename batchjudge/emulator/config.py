@@ -1,13 +1,19 @@
-"""How one emulator instance behaves: limits, latency, faults, key, fine-tuning switch."""
+"""How one emulator instance behaves: API, limits, headers, latency, faults, outages, key."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from batchjudge.emulator.faults import FaultSpec
+from batchjudge.emulator.headers import DEFAULT_SHAPES, HEADER_SHAPES
+from batchjudge.emulator.limits import Limits
 from batchjudge.errors import ConfigError
 
-__all__ = ["BASE_MODELS", "EmulatorConfig", "parse_latency"]
+__all__ = ["APIS", "BASE_MODELS", "EmulatorConfig", "parse_latency"]
+
+APIS: tuple[str, ...] = ("mistral", "openai")
+"""The APIs ``--api`` can speak (see :mod:`batchjudge.emulator.dialects`)."""
 
 BASE_MODELS: tuple[str, ...] = (
     "mistral-small-latest",
@@ -38,9 +44,22 @@ class EmulatorConfig:
     """Everything an emulator instance is told at start; immutable while it serves."""
 
     rps: float | None = None
-    """Requests per second per API key (a strict 1 s sliding window); None = unlimited."""
+    """Requests per second per API key (a strict rolling 1 s window on arrivals; a fraction is
+    rounded down, to at least 1); None = unlimited."""
+    rpm: int | None = None
+    """Requests per minute per API key (a strict rolling 60 s window); None = unlimited."""
     tpm: int | None = None
     """Tokens (prompt + completion) per minute per API key; None = unlimited."""
+    tokens_per_month: int | None = None
+    """Tokens per API key for the server's life (the month); None = unlimited."""
+    api: str = "mistral"
+    """Which API to speak: ``mistral`` or ``openai`` (chat completions and models only)."""
+    headers: str | None = None
+    """Rate-limit header shape (:data:`~batchjudge.emulator.headers.HEADER_SHAPES`); None =
+    the API's own (``mistral`` or ``openai``)."""
+    outage: tuple[float, float] | None = None
+    """``(at, for)``: refuse every connection for ``for`` seconds, ``at`` seconds after the
+    first request."""
     latency_ms: float = 0.0
     jitter_ms: float = 0.0
     """Each admitted chat call waits ``latency_ms ± jitter_ms`` (uniform) before answering."""
@@ -58,21 +77,47 @@ class EmulatorConfig:
     cancelled, and clients see the same states as on the hosted API)."""
 
     def __post_init__(self) -> None:
-        if self.rps is not None and self.rps <= 0:
+        if self.rps is not None and not (0 < self.rps < math.inf):
             raise ConfigError("--rps must be positive")
-        if self.tpm is not None and self.tpm <= 0:
-            raise ConfigError("--tpm must be positive")
+        for option, value in (
+            ("--rpm", self.rpm),
+            ("--tpm", self.tpm),
+            ("--tokens-per-month", self.tokens_per_month),
+        ):
+            if value is not None and value <= 0:
+                raise ConfigError(f"{option} must be positive")
+        if self.api not in APIS:
+            raise ConfigError(f"--api: {self.api!r} is not one of {', '.join(APIS)}")
+        if self.headers is not None and self.headers not in HEADER_SHAPES:
+            shapes = ", ".join(HEADER_SHAPES)
+            raise ConfigError(f"--headers: {self.headers!r} is not one of {shapes}")
+
+    @property
+    def header_shape(self) -> str:
+        """The rate-limit header shape in use."""
+        return self.headers or DEFAULT_SHAPES[self.api]
+
+    def limits(self) -> Limits:
+        """The per-key limits (``--rps`` rounded down to a whole number, at least 1)."""
+        rps = max(1, int(self.rps)) if self.rps is not None else None
+        return Limits(rps=rps, rpm=self.rpm, tpm=self.tpm, tokens_per_month=self.tokens_per_month)
 
     def describe(self) -> str:
         """One line for the start banner."""
         parts = [
+            f"api={self.api}",
             f"rps={self.rps or 'unlimited'}",
+            f"rpm={self.rpm or 'unlimited'}",
             f"tpm={self.tpm or 'unlimited'}",
+            f"tokens-per-month={self.tokens_per_month or 'unlimited'}",
+            f"headers={self.header_shape}",
             f"latency={self.latency_ms:g}±{self.jitter_ms:g}ms",
             f"faults={self.faults}",
             f"seed={self.seed}",
             "api-key=required" if self.api_key else "api-key=any",
         ]
+        if self.outage is not None:
+            parts.append(f"outage={self.outage[0]:g}s+{self.outage[1]:g}s")
         if self.ft_gone:
             parts.append("fine-tuning=410 Gone")
         return " ".join(parts)

@@ -2,7 +2,8 @@
 
 A spec is a comma-separated list of ``KIND:PROBABILITY`` pairs, e.g.
 ``500:0.05,drop:0.02,slow:0.02,malformed:0.02,nonjson:0.01,400:0.01``. A kind is an HTTP
-status (400–599, answered with an API-style error body) or one of :data:`NAMED_FAULTS`.
+status (400–599, answered with an API-style error body), one of :data:`NAMED_FAULTS`, or
+``retry-after=SECONDS`` (a 429 telling the client to wait that long, e.g. a day: 86400).
 Each request draws at most one fault from a seeded RNG, so a run is reproducible.
 """
 
@@ -13,14 +14,45 @@ from dataclasses import dataclass
 
 from batchjudge.errors import ConfigError
 
-__all__ = ["NAMED_FAULTS", "FaultSpec"]
+__all__ = ["NAMED_FAULTS", "RETRY_AFTER", "FaultSpec", "long_wait"]
 
 NAMED_FAULTS: dict[str, str] = {
     "drop": "the connection is closed in the middle of the reply",
     "slow": "the reply is held until the client gives up (longer than any sane timeout)",
     "malformed": "200 with a JSON body that breaks the chat completion schema",
     "nonjson": "200 with an HTML body, as a misconfigured proxy would send",
+    "echo": "an error (400, 401, 422, 500, then a plain-text 400, in turn) whose body echoes "
+    "the request's headers, Authorization included",
+    "huge": "200 with a valid chat completion of about 10 MB",
 }
+RETRY_AFTER = "retry-after"
+"""The parametrised kind ``retry-after=SECONDS``: a 429 with that Retry-After."""
+
+
+def long_wait(kind: str) -> float | None:
+    """The seconds of a ``retry-after=SECONDS`` kind, ``None`` for any other kind."""
+    name, sep, value = kind.partition("=")
+    return float(value) if sep and name == RETRY_AFTER else None
+
+
+def _check_kind(kind: str) -> str:
+    """The kind in its canonical spelling; ConfigError naming it if it is unknown."""
+    name, sep, value = kind.partition("=")
+    if sep and name == RETRY_AFTER:
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = -1.0
+        if not seconds > 0 or seconds == float("inf"):
+            raise ConfigError(f"--faults: {kind!r} needs a positive number of seconds")
+        return f"{RETRY_AFTER}={seconds:g}"
+    if kind in NAMED_FAULTS or (kind.isdigit() and 400 <= int(kind) <= 599):
+        return kind
+    known = ", ".join(NAMED_FAULTS)
+    raise ConfigError(
+        f"--faults: unknown fault {kind!r} (an HTTP status 400-599, one of {known}, "
+        f"or {RETRY_AFTER}=SECONDS)"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +72,7 @@ class FaultSpec:
             kind = kind.strip().lower()
             if not sep:
                 raise ConfigError(f"--faults: {part.strip()!r} is not KIND:PROBABILITY")
-            if kind not in NAMED_FAULTS and not (kind.isdigit() and 400 <= int(kind) <= 599):
-                known = ", ".join(NAMED_FAULTS)
-                raise ConfigError(
-                    f"--faults: unknown fault {kind!r} (an HTTP status 400-599 or one of {known})"
-                )
+            kind = _check_kind(kind)
             try:
                 prob = float(prob_text)
             except ValueError:

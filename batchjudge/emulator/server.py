@@ -1,7 +1,8 @@
 """Serving the emulator over real HTTP: in the foreground (the CLI) or in a background thread.
 
-uvicorn runs the app (httptools and uvloop when installed). The socket is bound before serving
-so a caller knows the port even when it asked for port 0.
+uvicorn runs the app (httptools and uvloop when installed) through an HTTP protocol that resets
+connections during an outage (:mod:`batchjudge.emulator.outage`). The socket is bound before
+serving so a caller knows the port even when it asked for port 0.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import uvicorn
 
 from batchjudge.emulator.app import create_app
 from batchjudge.emulator.config import EmulatorConfig
+from batchjudge.emulator.outage import protocol_class
 
 __all__ = ["EmulatorServer", "bind", "serve"]
 
@@ -47,6 +49,7 @@ def _server(config: EmulatorConfig, log_level: str, **app_kwargs: Any) -> uvicor
     app = create_app(config, **app_kwargs)
     uv_config = uvicorn.Config(
         app,
+        http=protocol_class(app.state.emulator.outage),
         log_level=log_level,
         access_log=False,
         timeout_graceful_shutdown=1,

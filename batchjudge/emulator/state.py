@@ -11,11 +11,13 @@ import random
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from batchjudge.emulator.config import BASE_MODELS, EmulatorConfig
 from batchjudge.emulator.limits import RateLimiter
+from batchjudge.emulator.outage import Outage
 
 __all__ = [
     "BASE_JUDGE",
@@ -92,8 +94,13 @@ class Stats:
         """Note when the latest chat completion (overall and for its key) was answered."""
         self.last_chat = per_key.last_chat = time.monotonic()
 
-    def snapshot(self, limiter: RateLimiter) -> dict[str, Any]:
-        """A JSON-ready copy of the counters; API keys appear only as :func:`key_label`."""
+    def snapshot(self, limiter: RateLimiter, outage: Outage) -> dict[str, Any]:
+        """A JSON-ready copy of the counters; API keys appear only as :func:`key_label`.
+
+        Per key: its chat calls, 429s, early arrivals and Retry-After violations, and from the
+        limiter the requests and tokens it was admitted, the 429s by refusing window, and each
+        window's limit, current use and peak use.
+        """
         keys = {}
         for key, per_key in self.keys.items():
             early, violations = limiter.counts(key)
@@ -104,9 +111,11 @@ class Stats:
                 "early_arrivals": early,
                 "first_chat_s": _offset(per_key.first_chat, self.started),
                 "last_chat_s": _offset(per_key.last_chat, self.started),
+                **limiter.report(key),
             }
         return {
             "emulator": True,
+            "limits": limiter.limits.describe(),
             "requests": self.requests,
             "chat_completions": self.chat_completions,
             "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
@@ -121,6 +130,7 @@ class Stats:
             "uptime_s": round(time.monotonic() - self.started, 3),
             "first_chat_s": _offset(self.first_chat, self.started),
             "last_chat_s": _offset(self.last_chat, self.started),
+            "outage": outage.describe(),
             "keys": keys,
         }
 
@@ -192,12 +202,20 @@ class ModelEntry:
 
 
 class EmulatorState:
-    """The mutable world of one emulator: config, limiter, RNG, counters and stores."""
+    """The mutable world of one emulator: config, limiter, outage, RNG, counters and stores.
 
-    def __init__(self, config: EmulatorConfig) -> None:
+    ``clock`` (monotonic seconds) drives the limits and outages; tests inject their own.
+    """
+
+    def __init__(
+        self, config: EmulatorConfig, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.config = config
-        self.limiter = RateLimiter(config.rps, config.tpm)
+        self.limiter = RateLimiter(config.limits(), clock=clock)
+        self.outage = Outage(config.outage, clock)
         self.rng = random.Random(config.seed)
+        self.echoes = 0
+        """``echo`` faults played so far (each plays the next of its replies in turn)."""
         self.stats = Stats()
         self.files: dict[str, StoredFile] = {}
         self.models: dict[str, ModelEntry] = {m: ModelEntry(m, BASE_JUDGE) for m in BASE_MODELS}
@@ -229,4 +247,4 @@ class EmulatorState:
 
     def snapshot(self) -> dict[str, Any]:
         """``GET /stats``."""
-        return self.stats.snapshot(self.limiter)
+        return self.stats.snapshot(self.limiter, self.outage)

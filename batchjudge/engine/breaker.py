@@ -1,8 +1,10 @@
 """The circuit breaker: an unreachable endpoint pauses the run instead of failing its rows.
 
 When a request cannot reach the endpoint at all (refused, DNS, TLS: the provider's decision is
-:attr:`~batchjudge.core.types.RetryKind.OUTAGE`), or the server asks for a wait longer than
-the run accepts, the breaker **opens**: nobody sends, except one **probe** at a time, sent
+:attr:`~batchjudge.core.types.RetryKind.OUTAGE`), when ``disconnects_for_outage`` connections
+in a row are reset or closed before any reply (a load balancer with no backend; one alone is
+an ordinary transient failure), or when the server asks for a wait longer than the run
+accepts, the breaker **opens**: nobody sends, except one **probe** at a time, sent
 after an exponential backoff (1, 2, 4 … s, capped). Any answer from the server closes it
 again and sending resumes; the rows that waited were never marked failed and kept their
 retries.
@@ -47,12 +49,14 @@ class Breaker:
         abort_after: float = 30.0,
         probe_base: float = 1.0,
         probe_cap: float = 30.0,
+        disconnects_for_outage: int = 3,
     ) -> None:
         self._clock = clock
         self._sleep = sleep
         self.abort_after = abort_after
         self.probe_base = probe_base
         self.probe_cap = probe_cap
+        self.disconnects_for_outage = disconnects_for_outage
         self.succeeded = False
         """Whether any request of the run has been answered successfully."""
         self.open_since: float | None = None
@@ -63,6 +67,8 @@ class Breaker:
         """Outages so far."""
         self._probe: ProbeTicket | None = None
         self._failed_probes = 0
+        self._disconnects = 0
+        """Connections lost before any reply since the last answer."""
         self._changed: anyio.Event | None = None
 
     @property
@@ -110,11 +116,13 @@ class Breaker:
     def record_success(self, ticket: ProbeTicket | None) -> None:
         """A request was answered successfully: the endpoint is up."""
         self.succeeded = True
+        self._disconnects = 0
         if ticket is not None or self.open_since is not None:
             self.record_answer(ticket)
 
     def record_answer(self, ticket: ProbeTicket | None) -> None:
         """The server answered (even with an error about the row): close the breaker."""
+        self._disconnects = 0
         self.release(ticket)
         if self.open_since is not None:
             logger.warning("the endpoint answers again after %.0f s; sending resumed",
@@ -141,6 +149,13 @@ class Breaker:
             self._failed_probes += 1
         self.release(ticket)
         return not self.succeeded and now - self.open_since >= self.abort_after
+
+    def record_disconnect(self) -> bool:
+        """A connection was lost before any reply; True when that is an outage: the breaker is
+        already open, or enough connections in a row were lost (the caller then records it
+        with :meth:`record_outage`)."""
+        self._disconnects += 1
+        return self.is_open or self._disconnects >= self.disconnects_for_outage
 
     def record_neutral(self, ticket: ProbeTicket | None) -> None:
         """A probe ended in neither an answer nor a refused connection (a timeout): the outage

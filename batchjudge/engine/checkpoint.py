@@ -47,7 +47,6 @@ from typing import Any
 import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from batchjudge.core.results import STATUS_FAILED
@@ -408,6 +407,8 @@ class RunDir:
         The new parts are staged in ``results.new``, then swapped in with two renames; any
         crash leaves either the old or the new set whole (see :meth:`_recover`).
         """
+        import pyarrow.compute as pc  # only --retry-failed needs it (its import costs ~0.1 s)
+
         staged = self.path / _STAGED
         try:
             staged.mkdir()

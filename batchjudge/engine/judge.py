@@ -21,10 +21,11 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from batchjudge.core.results import FinishedRow, RowResult
 from batchjudge.core.types import Provider
+from batchjudge.engine.budget import Budget, BudgetReachedError
 from batchjudge.engine.limits import Limits, SendingStopped
 from batchjudge.engine.outcomes import answered_result, failed_result
 from batchjudge.engine.reader import Work
-from batchjudge.engine.retry import CallOutcome, RetryPolicy, call_with_retries
+from batchjudge.engine.retry import CallOutcome, RetryPolicy, StopRun, call_with_retries
 from batchjudge.engine.stats import RunStats
 
 __all__ = ["JudgeStep", "OnlineJudge"]
@@ -54,7 +55,8 @@ class JudgeStep(Protocol):
 
 class OnlineJudge:
     """One request per row (``samples`` per row with self-consistency) through ``provider``,
-    retried by ``policy`` under the shared ``limits``; counts tokens and retries in ``stats``."""
+    retried by ``policy`` under the shared ``limits`` and within ``budget``; counts tokens and
+    retries in ``stats``."""
 
     def __init__(
         self,
@@ -65,6 +67,7 @@ class OnlineJudge:
         *,
         model: str,
         samples: int = 1,
+        budget: Budget | None = None,
     ) -> None:
         self.provider = provider
         self.limits = limits
@@ -72,6 +75,7 @@ class OnlineJudge:
         self.stats = stats
         self.model = model
         self.samples = samples
+        self.budget = budget if budget is not None else Budget()
 
     def in_flight(self) -> Iterable[str]:
         return ()
@@ -89,16 +93,30 @@ class OnlineJudge:
 
     async def judge(self, work: Work) -> FinishedRow:
         """The row's result after its calls; raises StopRun when the run must stop, and
-        :class:`~batchjudge.engine.limits.SendingStopped` when it is stopping."""
+        :class:`~batchjudge.engine.limits.SendingStopped` when it is stopping, and
+        BudgetReachedError (before any call) when the run's allowance has no room for it."""
+        budget = self.budget
+        held_prompt = held_completion = 0.0
+        if budget.limited:
+            held_prompt = float(work.request.prompt_tokens * self.samples)
+            held_completion = min(self.limits.expected_completion, work.request.max_tokens) * self.samples
+            if not budget.admit(held_prompt, held_completion):
+                raise budget.error()
         outcomes: list[CallOutcome] = []
-        for sample in range(self.samples):
-            request = work.request
-            if sample:
-                request = dataclasses.replace(request, seed=(request.seed or 0) + sample)
-            outcome = await call_with_retries(self.provider, request, self.limits, self.stats, self.policy)
-            outcomes.append(outcome)
-            if outcome.reply is None:
-                break
+        try:
+            for sample in range(self.samples):
+                request = work.request
+                if sample:
+                    request = dataclasses.replace(request, seed=(request.seed or 0) + sample)
+                outcome = await call_with_retries(self.provider, request, self.limits, self.stats, self.policy)
+                outcomes.append(outcome)
+                if outcome.reply is None:
+                    break
+        finally:
+            if budget.limited:
+                replies = [o.reply for o in outcomes if o.reply is not None]
+                budget.settle(held_prompt, held_completion, sum(r.prompt_tokens for r in replies),
+                              sum(r.completion_tokens for r in replies))
         return FinishedRow(self._result(work, outcomes), work.row.premise, work.row.hypothesis,
                            tuple(work.request.messages))
 
@@ -124,10 +142,16 @@ class OnlineJudge:
         )
 
     async def run(self, inbox: MemoryObjectReceiveStream[Work], outbox: MemoryObjectSendStream[FinishedRow]) -> None:
-        """As many workers as the concurrency ceiling, each judging from ``inbox`` in turn."""
+        """As many workers as the concurrency ceiling, each judging from ``inbox`` in turn.
+
+        Once the budget has no room for another row, each worker stops taking work as it
+        finishes its row; then the run stops (StopRun), every answered row written.
+        """
         async with inbox, outbox, anyio.create_task_group() as workers:
             for _ in range(self.limits.max_concurrency):
                 workers.start_soon(self._worker, inbox.clone(), outbox.clone())
+        if self.budget.reached is not None:
+            raise StopRun(self.budget.error())
 
     async def _worker(self, inbox: MemoryObjectReceiveStream[Work], outbox: MemoryObjectSendStream[FinishedRow]) -> None:
         async with inbox, outbox:
@@ -139,6 +163,8 @@ class OnlineJudge:
                     finished = await self.judge(work)
                 except SendingStopped:
                     continue
+                except BudgetReachedError:
+                    return
                 finally:
                     self.stats.in_flight -= 1
                 try:

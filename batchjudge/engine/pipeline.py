@@ -39,6 +39,7 @@ from batchjudge.core.results import Counts, FinishedRow
 from batchjudge.core.tracer import Tracer
 from batchjudge.core.types import Provider
 from batchjudge.engine.batch import BATCH_DIR, BatchJudge
+from batchjudge.engine.budget import Budget, TokenPrices
 from batchjudge.engine.checkpoint import RunDir, key_hashes
 from batchjudge.engine.config import RunConfig, describe_changes
 from batchjudge.engine.duplicates import DuplicateKeys
@@ -213,19 +214,20 @@ def _backend(config: RunConfig, provider: Provider | None) -> Provider | ApiClie
 
 def _judge_step(
     plan: RunPlan, backend: Provider | ApiClient, run_dir: RunDir, stats: RunStats, done: np.ndarray,
-    clock: Clock, sleep: Sleep,
+    budget: Budget, clock: Clock, sleep: Sleep,
 ) -> JudgeStep:
     """The judge step the config asks for."""
     config = plan.config
     if not isinstance(backend, Provider):  # batch mode's API client
         return BatchJudge(backend, run_dir.path, stats, model=config.resolved_model, done=done)
-    limits = Limits(concurrency=config.concurrency, rps=config.rps, tpm=config.tpm,
-                    expected_completion_tokens=min(64, config.max_tokens), clock=clock, sleep=sleep)
-    stats.concurrency = config.concurrency
+    limits = Limits(concurrency=config.concurrency, rps=config.rps, rpm=config.rpm, tpm=config.tpm,
+                    expected_completion_tokens=min(64, config.max_tokens), clock=clock, sleep=sleep,
+                    stats=stats)
     policy = RetryPolicy(max_retries=config.max_retries, timeout=config.timeout,
                          backoff_base=config.backoff_base, backoff_cap=config.backoff_cap,
                          max_retry_after=config.max_retry_after)
-    return OnlineJudge(backend, limits, policy, stats, model=config.resolved_model, samples=config.samples)
+    return OnlineJudge(backend, limits, policy, stats, model=config.resolved_model, samples=config.samples,
+                       budget=budget)
 
 
 async def execute(
@@ -237,6 +239,7 @@ async def execute(
     progress_interval: float = 0.25,
     clock: Clock = time.monotonic,
     sleep: Sleep = anyio.sleep,
+    prices: TokenPrices | None = None,
     stop: anyio.Event | None = None,
     stop_grace: float = 10.0,
 ) -> RunResult:
@@ -245,8 +248,9 @@ async def execute(
     ``provider`` replaces the one the config names (tests, custom backends) and is closed at
     the end like one the run made; ``tracer`` receives every finished row (its owner closes
     it); ``progress`` is called with live counters; ``clock``/``sleep`` drive every limit,
-    wait and retry (tests pass a fake clock); ``stop``, once set, stops the run gracefully
-    (see the module docstring), waiting at most ``stop_grace`` seconds for replies on the wire.
+    wait and retry (tests pass a fake clock); ``prices`` (US dollars per token) are needed
+    when the config sets a cost allowance; ``stop``, once set, stops the run gracefully (see
+    the module docstring), waiting at most ``stop_grace`` seconds for replies on the wire.
     """
     config = plan.config
     stats = RunStats(total=plan.total)
@@ -256,7 +260,9 @@ async def execute(
         stats.warnings = await anyio.to_thread.run_sync(_preflight, plan.source, config.check_labels)
         with RunDir(config.out) as run_dir:
             record, done, counts_before = await anyio.to_thread.run_sync(_open_record, plan, run_dir, stats)
-            judge = _judge_step(plan, backend, run_dir, stats, done, clock, sleep)
+            budget = Budget(max_tokens=config.max_total_tokens, max_cost=config.max_cost, prices=prices,
+                            used_prompt=record.tokens["prompt"], used_completion=record.tokens["completion"])
+            judge = _judge_step(plan, backend, run_dir, stats, done, budget, clock, sleep)
             in_flight = list(judge.in_flight())
             if in_flight:  # rows of jobs from an earlier session: followed, not sent again
                 done = np.union1d(done, key_hashes(in_flight))

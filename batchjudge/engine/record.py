@@ -11,12 +11,19 @@ from __future__ import annotations
 import datetime as dt
 import platform
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from batchjudge.core.results import Counts
 from batchjudge.core.scrub import scrub
 
-__all__ = ["RunRecord", "now_iso", "package_version"]
+__all__ = ["RunRecord", "Usage", "now_iso", "package_version"]
+
+
+class Usage(TypedDict):
+    """Tokens a run has used over all its sessions, as the replies reported them."""
+
+    prompt: int
+    completion: int
 
 
 def now_iso() -> str:
@@ -38,6 +45,10 @@ def _no_counts() -> Counts:
     return Counts(ok=0, parse_error=0, failed=0, done=0, total=0)
 
 
+def _no_usage() -> Usage:
+    return Usage(prompt=0, completion=0)
+
+
 @dataclass(slots=True)
 class RunRecord:
     """The content of ``run.json``."""
@@ -49,6 +60,9 @@ class RunRecord:
     labelled: bool = False
     warnings: list[str] = field(default_factory=list)
     counts: Counts = field(default_factory=_no_counts)
+    tokens: Usage = field(default_factory=_no_usage)
+    limits: str = ""
+    """The pace the run last worked at and where each limit came from (flag, server, estimate)."""
     updated_at: str = field(default_factory=now_iso)
     batchjudge_version: str = field(default_factory=package_version)
     python: str = field(default_factory=platform.python_version)
@@ -60,6 +74,10 @@ class RunRecord:
         if stored is not None:
             record.created_at = str(stored.get("created_at") or record.created_at)
             record.sessions = int(stored.get("sessions") or 0) + 1
+            tokens = stored.get("tokens")
+            if isinstance(tokens, dict):
+                record.tokens = Usage(prompt=int(tokens.get("prompt") or 0),
+                                      completion=int(tokens.get("completion") or 0))
         return record
 
     def to_json(self) -> dict[str, Any]:

@@ -10,8 +10,10 @@ controls it completely. Each attempt goes through the shared :class:`~.limits.Li
 also starts the shared cooldown there.
 
 An outage is not the row's failure. When the decision is
-:attr:`~batchjudge.core.types.RetryKind.OUTAGE` (no connection could be made), or the server
-asks for a wait longer than ``max_retry_after``, the attempt opens the shared
+:attr:`~batchjudge.core.types.RetryKind.OUTAGE` (no connection could be made), when
+connections keep being lost before any reply (:class:`~batchjudge.errors.DisconnectedError`,
+several in a row), or the server asks for a wait longer than ``max_retry_after``, the attempt
+opens the shared
 :class:`~.breaker.Breaker` and waits at its gate to send again: the row keeps its retries and
 is never marked failed for it. Before any request of the run has succeeded, an outage that
 lasts the breaker's ``abort_after`` stops the run (:class:`StopRun` with an
@@ -27,10 +29,15 @@ import anyio
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from batchjudge.core.types import JudgeReply, JudgeRequest, Provider, RetryDecision, RetryKind
-from batchjudge.engine.breaker import ProbeTicket
-from batchjudge.engine.limits import Limits, SendingStopped
+from batchjudge.engine.limits import Limits, Reservation, SendingStopped
 from batchjudge.engine.stats import RunStats
-from batchjudge.errors import ProviderError, TransientError, UnreachableError
+from batchjudge.errors import (
+    DisconnectedError,
+    ProviderError,
+    QuotaExhaustedError,
+    TransientError,
+    UnreachableError,
+)
 
 __all__ = ["CallOutcome", "RetryPolicy", "StopRun", "call_with_retries", "describe_error"]
 
@@ -102,7 +109,9 @@ class _Call:
 
     def _outage(self, exc: BaseException, decision: RetryDecision) -> str | None:
         """Why ``exc`` is an outage rather than the row's failure, or None when it is not."""
-        if decision.kind is RetryKind.OUTAGE:
+        if decision.kind is RetryKind.OUTAGE or (
+            isinstance(exc, DisconnectedError) and self.limits.breaker.record_disconnect()
+        ):
             return str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
         wait = decision.retry_after
         if wait is not None and wait > self.max_retry_after:
@@ -117,39 +126,42 @@ class _Call:
         self.attempts += 1
         if self.attempts > 1:
             self.stats.retries += 1
-        charged = limits.charge(self.request)
         while True:
+            reservation = limits.charge(self.request)
             async with limits.capacity:
-                ticket = await limits.before_send(charged)
+                await limits.before_send(reservation)
                 start = limits.clock()
                 limits.sending += 1
                 try:
                     with anyio.fail_after(self.timeout):
                         reply = await self.provider.judge(self.request)
                 except TimeoutError as exc:
-                    limits.breaker.record_neutral(ticket)
+                    limits.breaker.record_neutral(reservation.ticket)
                     raise TransientError(f"timed out after {self.timeout:g}s") from exc
                 except Exception as exc:
-                    if self._settle_failure(exc, ticket):
+                    if self._settle_failure(exc, reservation):
                         continue  # an outage: wait at the breaker's gate, then send again
                     raise
                 except BaseException:
-                    limits.breaker.release(ticket)
+                    limits.breaker.release(reservation.ticket)
                     raise
+                else:
+                    latency_ms = (limits.clock() - start) * 1000.0
+                    limits.breaker.record_success(reservation.ticket)
+                    if self.stats.outage is not None:
+                        self._show_outage()
+                    limits.on_success()
+                    limits.settle(reservation, reply)
                 finally:
                     limits.sending -= 1
-                latency_ms = (limits.clock() - start) * 1000.0
-            limits.breaker.record_success(ticket)
-            if self.stats.outage is not None:
-                self._show_outage()
-            limits.on_success(self.stats)
-            limits.settle(charged, reply)
+                    limits.after_send(reservation)
             return CallOutcome(reply, None, self.attempts, latency_ms)
 
-    def _settle_failure(self, exc: Exception, ticket: ProbeTicket | None) -> bool:
+    def _settle_failure(self, exc: Exception, reservation: Reservation) -> bool:
         """Tell the breaker and the limits how an attempt failed; True when it was an outage
         (the caller sends again); raises StopRun when the outage must stop the run."""
         breaker = self.limits.breaker
+        ticket = reservation.ticket
         decision = self.decision(exc)
         reason = self._outage(exc, decision)
         if reason is not None:
@@ -167,8 +179,8 @@ class _Call:
             self._show_outage()
         else:
             breaker.record_neutral(ticket)
-        if decision.kind is RetryKind.RATE_LIMIT:
-            self.limits.on_rate_limited(decision.retry_after, self.stats)
+        if decision.kind is RetryKind.RATE_LIMIT and isinstance(exc, ProviderError):
+            self.limits.on_rate_limited(decision.retry_after, reservation, exc.headers)
         return False
 
     def _show_outage(self) -> None:
@@ -218,7 +230,7 @@ async def call_with_retries(
     except (StopRun, SendingStopped):
         raise
     except Exception as exc:  # noqa: BLE001 - a row's failure must never end the run...
-        if call.decision(exc).kind is RetryKind.FATAL:
+        if isinstance(exc, QuotaExhaustedError) or call.decision(exc).kind is RetryKind.FATAL:
             raise StopRun(exc) from exc  # ...unless nothing more can succeed
         return CallOutcome(None, describe_error(exc), call.attempts, None)
     raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover

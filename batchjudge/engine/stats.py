@@ -30,6 +30,7 @@ class StatsSnapshot(TypedDict):
     concurrency: int
     flushed_parts: int
     trace_dropped: int
+    limits: str
     outages: int
     finished: int
     completed: int
@@ -54,6 +55,8 @@ class RunStats:
     concurrency: int = 0
     flushed_parts: int = 0
     trace_dropped: int = 0
+    limits: str = ""
+    """The pace in force and where it came from (``100/s flag, 300,000 tok/min server``)."""
     outage: str | None = None
     """While the endpoint is unreachable (the breaker is open): why, in a few words."""
     outages: int = 0
@@ -93,7 +96,7 @@ class RunStats:
             rate_limited=self.rate_limited, prompt_tokens=self.prompt_tokens,
             completion_tokens=self.completion_tokens, in_flight=self.in_flight,
             concurrency=self.concurrency, flushed_parts=self.flushed_parts,
-            trace_dropped=self.trace_dropped, outages=self.outages, finished=self.finished,
-            completed=self.completed,
+            trace_dropped=self.trace_dropped, limits=self.limits, outages=self.outages,
+            finished=self.finished, completed=self.completed,
             elapsed_s=round(self.elapsed, 3), rows_per_second=round(self.rows_per_second, 2),
         )

@@ -4,8 +4,9 @@ Chat completions, files, batch jobs and fine-tuning all go through :class:`ApiCl
 rule and one base-URL rule (:mod:`._settings`), one ``aiohttp`` session per event loop (made
 on first use, sized to the caller's concurrency), one translation of failures into the
 package's errors (:func:`~._wire.error_for_status` for HTTP statuses; connection failures
-become :class:`~batchjudge.errors.UnreachableError` when no connection could be made and
-:class:`~batchjudge.errors.TransientError` when one broke). A reply larger than the cap fails
+become :class:`~batchjudge.errors.UnreachableError` when no connection could be made,
+:class:`~batchjudge.errors.DisconnectedError` when one was reset or closed before any reply,
+and :class:`~batchjudge.errors.TransientError` when a reply broke off). A reply larger than the cap fails
 with :class:`~batchjudge.errors.ReplyTooLargeError` without reading the rest. The key is sent
 in the ``Authorization`` header and appears in no message, ``repr`` or log.
 """
@@ -31,6 +32,7 @@ from batchjudge.adapters.mistral._wire import (
 )
 from batchjudge.core.types import JudgeReply
 from batchjudge.errors import (
+    DisconnectedError,
     ProviderError,
     ReplyTooLargeError,
     TransientError,
@@ -144,6 +146,8 @@ class ApiClient:
             raise UnreachableError(
                 f"{what}: cannot connect to {self.base_url} ({_cause(exc)})", url=self.base_url
             ) from None
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            raise DisconnectedError(f"{what}: connection lost before any reply: {_cause(exc)}") from None
         except aiohttp.ClientError as exc:
             raise TransientError(f"{what}: connection error: {type(exc).__name__}: {exc}") from None
 
@@ -221,6 +225,9 @@ class ApiClient:
                 running = None
             if self._loop is running:
                 await self._session.close()
+                # The connector only schedules its transports' closing: give the loop one turn
+                # to finish it, or a loop closed right after leaks them (aiohttp's advice).
+                await asyncio.sleep(0)
         self._session = None
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from batchjudge.adapters.mistral._client import ApiClient
 from batchjudge.adapters.mistral._wire import error_for_status, kept_headers, reply_from_parts
 from batchjudge.core.types import JudgeReply
-from batchjudge.errors import ReplyTooLargeError, TransientError, UnreachableError
+from batchjudge.errors import DisconnectedError, ReplyTooLargeError, TransientError, UnreachableError
 
 __all__ = ["SdkChat"]
 
@@ -78,6 +78,16 @@ def _capped_transport(limits: Any, cap: int | None) -> Any:
             await inner.aclose()
 
     return _CappedTransport()
+
+
+def _before_any_reply(exc: BaseException) -> bool:
+    """Whether a transport error lost the connection before any reply (a reset, or a close
+    before the status line), not in the middle of one."""
+    import httpx2
+
+    if isinstance(exc, (httpx2.ReadError, httpx2.WriteError)):
+        return True
+    return isinstance(exc, httpx2.RemoteProtocolError) and "without sending a response" in str(exc)
 
 
 class SdkChat:
@@ -141,6 +151,8 @@ class SdkChat:
                 f"chat completion: cannot connect to {self._api.base_url} ({exc})", url=self._api.base_url
             ) from None
         except (httpx2.TransportError, NoResponseError) as exc:
+            if _before_any_reply(exc):
+                raise DisconnectedError(f"chat completion: connection lost before any reply: {exc}") from None
             raise TransientError(f"connection error: {type(exc).__name__}: {exc}") from None
         finally:
             _RESPONSE_HEADERS.reset(token)
