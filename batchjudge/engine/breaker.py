@@ -5,9 +5,9 @@ When a request cannot reach the endpoint at all (refused, DNS, TLS: the provider
 in a row are reset or closed before any reply (a load balancer with no backend; one alone is
 an ordinary transient failure), or when the server asks for a wait longer than the run
 accepts, the breaker **opens**: nobody sends, except one **probe** at a time, sent
-after an exponential backoff (1, 2, 4 … s, capped). Any answer from the server closes it
-again and sending resumes; the rows that waited were never marked failed and kept their
-retries.
+after an exponential backoff (1, 2, 4 … s, capped). Any answer to a request sent since the outage began closes it again
+and sending resumes (an answer to a request sent before says nothing about the outage); the
+rows that waited were never marked failed and kept their retries.
 
 Before any request of the run has succeeded, an endpoint that stays unreachable for
 ``abort_after`` seconds (30 by default) is a configuration problem, not an outage: the
@@ -20,6 +20,7 @@ Clock and sleep are injectable like every other limit, so the tests run on virtu
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable
 
@@ -68,7 +69,9 @@ class Breaker:
         self._probe: ProbeTicket | None = None
         self._failed_probes = 0
         self._disconnects = 0
-        """Connections lost before any reply since the last answer."""
+        """Connections lost in a row before any reply, with no answer in between..."""
+        self._streak_since = -math.inf
+        """...since this time (an answer to a request sent earlier does not end the streak)."""
         self._changed: anyio.Event | None = None
 
     @property
@@ -113,18 +116,21 @@ class Breaker:
             self._probe = None
             self._notify()
 
-    def record_success(self, ticket: ProbeTicket | None) -> None:
-        """A request was answered successfully: the endpoint is up."""
+    def record_success(self, ticket: ProbeTicket | None, sent_at: float = math.inf) -> None:
+        """A request sent at ``sent_at`` was answered successfully: the endpoint is up."""
         self.succeeded = True
-        self._disconnects = 0
-        if ticket is not None or self.open_since is not None:
-            self.record_answer(ticket)
+        if ticket is not None or self.open_since is not None or self._disconnects:
+            self.record_answer(ticket, sent_at)
 
-    def record_answer(self, ticket: ProbeTicket | None) -> None:
-        """The server answered (even with an error about the row): close the breaker."""
-        self._disconnects = 0
+    def record_answer(self, ticket: ProbeTicket | None, sent_at: float = math.inf) -> None:
+        """The server answered a request sent at ``sent_at`` (even with an error about the
+        row): that ends a streak of lost connections and closes the breaker, unless the
+        request was sent before they began."""
+        if sent_at >= self._streak_since:
+            self._disconnects = 0
+            self._streak_since = -math.inf
         self.release(ticket)
-        if self.open_since is not None:
+        if self.open_since is not None and (ticket is not None or sent_at >= self.open_since):
             logger.warning("the endpoint answers again after %.0f s; sending resumed",
                            self._clock() - self.open_since)
             self.open_since = None
@@ -154,6 +160,8 @@ class Breaker:
         """A connection was lost before any reply; True when that is an outage: the breaker is
         already open, or enough connections in a row were lost (the caller then records it
         with :meth:`record_outage`)."""
+        if not self._disconnects:
+            self._streak_since = self._clock()
         self._disconnects += 1
         return self.is_open or self._disconnects >= self.disconnects_for_outage
 

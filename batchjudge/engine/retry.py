@@ -12,7 +12,7 @@ also starts the shared cooldown there.
 An outage is not the row's failure. When the decision is
 :attr:`~batchjudge.core.types.RetryKind.OUTAGE` (no connection could be made), when
 connections keep being lost before any reply (:class:`~batchjudge.errors.DisconnectedError`,
-several in a row), or the server asks for a wait longer than ``max_retry_after``, the attempt
+several in a row across the run, or twice for one row), or the server asks for a wait longer than ``max_retry_after``, the attempt
 opens the shared
 :class:`~.breaker.Breaker` and waits at its gate to send again: the row keeps its retries and
 is never marked failed for it. Before any request of the run has succeeded, an outage that
@@ -94,6 +94,8 @@ class _Call:
         self.max_retry_after = policy.max_retry_after
         self.attempts = 0
         self._decisions: dict[int, RetryDecision] = {}
+        self._lost_before = False
+        """Whether an earlier attempt of this row lost its connection before any reply."""
 
     def decision(self, exc: BaseException) -> RetryDecision:
         """The provider's verdict on ``exc``, asked once per exception."""
@@ -108,10 +110,16 @@ class _Call:
         return self.decision(exc).kind in (RetryKind.TRANSIENT, RetryKind.RATE_LIMIT)
 
     def _outage(self, exc: BaseException, decision: RetryDecision) -> str | None:
-        """Why ``exc`` is an outage rather than the row's failure, or None when it is not."""
-        if decision.kind is RetryKind.OUTAGE or (
-            isinstance(exc, DisconnectedError) and self.limits.breaker.record_disconnect()
-        ):
+        """Why ``exc`` is an outage rather than the row's failure, or None when it is not.
+
+        A lost connection is an outage when the breaker says so (several in a row across the
+        run) or when this row's previous attempt lost its connection too.
+        """
+        lost = False
+        if isinstance(exc, DisconnectedError):
+            lost = self.limits.breaker.record_disconnect() or self._lost_before
+            self._lost_before = True
+        if decision.kind is RetryKind.OUTAGE or lost:
             return str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
         wait = decision.retry_after
         if wait is not None and wait > self.max_retry_after:
@@ -147,7 +155,7 @@ class _Call:
                     raise
                 else:
                     latency_ms = (limits.clock() - start) * 1000.0
-                    limits.breaker.record_success(reservation.ticket)
+                    limits.breaker.record_success(reservation.ticket, reservation.sent_at)
                     if self.stats.outage is not None:
                         self._show_outage()
                     limits.on_success()
@@ -175,7 +183,7 @@ class _Call:
                 )) from exc
             return True
         if isinstance(exc, ProviderError) and exc.status is not None:
-            breaker.record_answer(ticket)
+            breaker.record_answer(ticket, reservation.sent_at)
             self._show_outage()
         else:
             breaker.record_neutral(ticket)
