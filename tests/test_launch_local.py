@@ -52,7 +52,9 @@ def test_a_local_job_trains_and_registers_a_judge_the_local_provider_runs(
     job = anyio.run(LocalLauncher().launch, LaunchSpec(train, val, suffix="synth"))
     assert job.status == "SUCCESS" and job.finished
     assert job.fine_tuned_model is not None and job.fine_tuned_model.startswith("ft:local-judge:synth:")
-    assert job.details["train_rows"] > 0 and 0.0 <= job.details["val_accuracy"] <= 1.0
+    heldout = job.details["heldout"]
+    assert job.details["train_rows"] > 0 and heldout["rows"] == 16 and "val.jsonl" in heldout["split"]
+    assert heldout["after"]["accuracy"] >= heldout["before"]["accuracy"]
     assert LocalJudge.load(job.fine_tuned_model).provenance["rows"] == job.details["train_rows"]
     config = RunConfig(inputs=[str(data)], out=str(tmp_path / "run"), provider="local",
                        model=job.fine_tuned_model, prompt="ft")
@@ -66,7 +68,7 @@ def test_job_records_outlive_the_launcher_and_finished_jobs_ignore_cancel(
     train, _, _ = exported
 
     async def scenario() -> tuple[Job, Job, Job, Job, Job]:
-        held = await LocalLauncher().launch(LaunchSpec(train, auto_start=False))
+        held = await LocalLauncher().launch(LaunchSpec(train, auto_start=False, force=True))
         started = await LocalLauncher().start(held.id)
         cancelled_late = await LocalLauncher().cancel(held.id)
         other = await LocalLauncher().launch(LaunchSpec(train, auto_start=False))

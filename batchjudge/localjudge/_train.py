@@ -36,8 +36,11 @@ __all__ = ["L2", "L2_PRIOR", "feature_matrix", "log_loss", "recalibrate", "row_w
 
 L2 = 1.0
 """Ridge penalty on the standardised coefficients (not on the intercept)."""
-L2_PRIOR = 20.0
-"""Penalty pulling a fine-tuned judge's standardised weights toward its prior's."""
+L2_PRIOR = 3.0
+"""Penalty pulling a fine-tuned judge's standardised weights toward its prior's, per unit of
+evidence: each feature's penalty is this over the share of rows where the feature is not at
+its usual value, so a feature few rows exercise (a negation) keeps its prior weight unless
+those rows say otherwise clearly, while one every row shows (a name count) follows the data."""
 _PLATT_L2 = 1.0
 """Keeps the calibration slope finite when a small held-out part is perfectly separated."""
 _HELDOUT_PER_MILLE = 200
@@ -67,18 +70,17 @@ def _sigmoid(x: Array) -> Array:
 def _newton_logistic(
     x: Array,
     y: Array,
-    l2: float,
+    l2: float | Array,
     iterations: int = 100,
     *,
     weights: Array | None = None,
     center: Array | None = None,
 ) -> Array:
     """Weights ``[intercept, coef...]`` minimising the row-``weights``-ed log-loss (summed)
-    plus ``l2/2 * |coef - center|^2`` (``center`` holds the intercept first; it is not
-    penalised)."""
+    plus ``sum(l2/2 * (coef - center)^2)`` (``l2`` one number or one per coefficient;
+    ``center`` holds the intercept first; the intercept is not penalised)."""
     design = np.hstack([np.ones((len(x), 1)), x])
-    penalty = np.full(design.shape[1], l2)
-    penalty[0] = 0.0
+    penalty = np.r_[0.0, np.broadcast_to(np.asarray(l2, dtype=np.float64), (x.shape[1],))]
     s = np.ones(len(x)) if weights is None else weights
     c = np.zeros(design.shape[1]) if center is None else center
 
@@ -109,7 +111,7 @@ def _newton_logistic(
 
 
 def _monotone_logistic(
-    z: Array, y: Array, l2: float, *, weights: Array | None = None, center: Array | None = None
+    z: Array, y: Array, l2: float | Array, *, weights: Array | None = None, center: Array | None = None
 ) -> tuple[float, Array]:
     """(intercept, coef) of an L2 logistic regression whose signs obey :data:`FEATURE_SIGNS`.
 
@@ -123,7 +125,8 @@ def _monotone_logistic(
     active = np.ones(z.shape[1], dtype=bool)
     while True:
         kept = None if center is None else np.r_[center[0], center[1:][active]]
-        w = _newton_logistic(z[:, active], y, l2, weights=weights, center=kept)
+        penalty = np.broadcast_to(np.asarray(l2, dtype=np.float64), (z.shape[1],))[active]
+        w = _newton_logistic(z[:, active], y, penalty, weights=weights, center=kept)
         coef = np.zeros(z.shape[1])
         coef[active] = w[1:]
         wrong = coef * signs < 0
@@ -263,6 +266,21 @@ def train(
     )
 
 
+_MIN_SHARE = 0.01
+
+
+def _evidence_share(x: Array, weights: Array | None) -> Array:
+    """Per feature, the (weighted) share of rows where it is not at its most common value:
+    how many rows say anything about it."""
+    s = np.ones(len(x)) if weights is None else weights
+    shares = []
+    for column in x.T:
+        inverse = np.unique(column, return_inverse=True)[1]
+        mode = int(np.argmax(np.bincount(inverse, weights=s)))
+        shares.append(float(s[inverse != mode].sum() / s.sum()))
+    return np.array(shares)
+
+
 def _fine_tune(
     prior: LocalJudge, x: Array, y: Array, weights: Array | None, *, name: str, l2: float,
     provenance: dict[str, Any],
@@ -272,7 +290,9 @@ def _fine_tune(
     scale = np.array(prior.scale)
     a, c = prior.calibration
     center = np.r_[a * prior.intercept + c, a * np.array(prior.coef)]
-    intercept, coef = _monotone_logistic((x - mean) / scale, y, l2, weights=weights, center=center)
+    shown = _evidence_share(x, weights)
+    penalty = l2 / np.maximum(shown, _MIN_SHARE)
+    intercept, coef = _monotone_logistic((x - mean) / scale, y, penalty, weights=weights, center=center)
     provenance.update(prior=prior.name, l2=l2, fit_rows=len(y), heldout_rows=0)
     return LocalJudge(
         name=name,
