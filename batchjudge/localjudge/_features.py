@@ -193,6 +193,8 @@ class _Text:
     """Memo of :meth:`where`."""
     postings: dict[str, list[int]] = field(default_factory=dict)
     """Memo of :meth:`held`."""
+    weights: dict[str, float] = field(default_factory=dict)
+    """Memo of :meth:`weight`."""
     normalised: list[str] | None = None
     """``lowered`` with number words as digits, built when a number word is looked for."""
 
@@ -210,8 +212,11 @@ class _Text:
     def weight(self, word: str) -> float:
         """How much ``word`` says about *which* sentence is meant: its inverse sentence
         frequency, ``log(1 + sentences / sentences holding it)``; 0 when no sentence does."""
-        held = self.held(word)
-        return math.log1p(len(self.sentences) / len(held)) if held else 0.0
+        found = self.weights.get(word)
+        if found is None:
+            held = self.held(word)
+            found = self.weights[word] = math.log1p(len(self.sentences) / len(held)) if held else 0.0
+        return found
 
     def where(self, fact: str) -> list[int]:
         """Where ``fact`` (a lower-cased token, a number as digits) is in ``lowered``."""
@@ -471,11 +476,31 @@ def _near(distance: int) -> float:
     return 1.0 if distance <= 3 else 0.6 if distance <= 6 else 0.3
 
 
-def _context(sentence: _Sentence, fact: str, positions: list[int], p: _Text) -> dict[str, int]:
+_Terms = list[tuple[int, tuple[str, ...], bool]]
+"""A summary sentence's content-bearing positions with the words there the document has,
+and whether the position is only a spelled number (a place of a fact, no context)."""
+
+
+def _terms(sentence: _Sentence, p: _Text) -> _Terms:
+    """(token position, words) for every token of ``sentence`` that carries content or is a
+    key, keeping only words some document sentence holds (computed once per sentence)."""
+    out: _Terms = []
+    for i, (token, stem) in enumerate(zip(sentence.tokens, sentence.stems, strict=True)):
+        is_content = stem in sentence.content
+        is_key = token in sentence.keys or (i == 0 and token == sentence.first)
+        if is_content or is_key:
+            words = (stem,) if is_content and not is_key else (token,) if not is_content else (stem, token)
+            out.append((i, tuple(w for w in words if p.held(w)), False))
+        elif token in NUMBER_WORDS:  # a spelled number is a fact's place, not another's context
+            out.append((i, (), True))
+    return out
+
+
+def _context(sentence: _Sentence, fact: str, positions: list[int], terms: _Terms) -> dict[str, int]:
     """The words around ``fact`` in the summary sentence that the document has, each with its
-    distance to the fact. Distances count only words that carry content, so "has not been
-    charged" is as near as "has been charged". The fact itself and the rest of its name
-    ("Routis" for "Christopher") are left out: a name cannot vouch for its own place."""
+    distance to the fact. Distances count only words that carry content (``terms``), so
+    "has not been charged" is as near as "has been charged". The fact itself and the rest of
+    its name ("Routis" for "Christopher") are left out: a name cannot vouch for its own place."""
     own = set(positions)
     for start in positions:
         for step in (-1, 1):
@@ -483,21 +508,18 @@ def _context(sentence: _Sentence, fact: str, positions: list[int], p: _Text) -> 
             while 0 <= i < len(sentence.tokens) and sentence.tokens[i] in sentence.keys:
                 own.add(i)
                 i += step
-    kept = [
-        (i, stem if stem in sentence.content else None,
-         token if token in sentence.keys or (i == 0 and token == sentence.first) else None)
-        for i, (token, stem) in enumerate(zip(sentence.tokens, sentence.stems, strict=True))
-        if stem in sentence.content or token in sentence.keys or i in own
-    ]  # fmt: skip
-    at = [k for k, (i, _, _) in enumerate(kept) if i in positions]
+    kept = [(i, words) for i, words, spelled in terms if not spelled or i in own]
+    at = [k for k, (i, _) in enumerate(kept) if i in positions]
+    if not at:
+        return {}
     distance: dict[str, int] = {}
-    for k, (i, stem, token) in enumerate(kept):
-        if i in own:
+    for k, (i, words) in enumerate(kept):
+        if i in own or not words:
             continue
         away = min(abs(k - j) for j in at)
-        for term in (stem, token):
-            if term is not None and term != fact and away < distance.get(term, 1 << 30) and p.held(term):
-                distance[term] = away
+        for word in words:
+            if word != fact and away < distance.get(word, 1 << 30):
+                distance[word] = away
     return distance
 
 
@@ -555,7 +577,9 @@ def _facts(sentence: _Sentence, p: _Text) -> list[tuple[str, str, list[int]]]:
 
 def _read_facts(sentence: _Sentence, p: _Text, reading: _Reading) -> None:
     """Check each name, number and date of one summary sentence where its context is."""
-    for fact, kind, positions in _facts(sentence, p):
+    facts = _facts(sentence, p)
+    terms = _terms(sentence, p) if facts else []
+    for fact, kind, positions in facts:
         held = p.held(fact)
         if not held:
             continue  # not in the document at all: the unsupported_* features count it
@@ -563,7 +587,7 @@ def _read_facts(sentence: _Sentence, p: _Text, reading: _Reading) -> None:
             places = p.where(fact)
             if places:
                 reading.late = max(reading.late, places[0] / p.n_tokens)
-        context = _context(sentence, fact, positions, p)
+        context = _context(sentence, fact, positions, terms)
         local = _local_support(fact, context, p)
         if local is not None:
             reading.local.append(local)

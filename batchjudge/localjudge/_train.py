@@ -249,9 +249,9 @@ def train(
         w_held = None if weights is None else weights[heldout]
         a_c = _newton_logistic(logits[:, None], y[heldout], _PLATT_L2, weights=w_held)
         calibration = (float(a_c[1]), float(a_c[0]))
-        prior = float(y[fit].mean())
+        base_rate = float(y[fit].mean())
         provenance["heldout"] = {
-            "baseline_log_loss": round(log_loss(y[heldout], np.full(heldout.sum(), prior)), 6),
+            "baseline_log_loss": round(log_loss(y[heldout], np.full(heldout.sum(), base_rate)), 6),
             "raw": _metrics(y[heldout], _sigmoid(logits)),
             "calibrated": _metrics(y[heldout], _sigmoid(calibration[0] * logits + calibration[1])),
         }

@@ -195,7 +195,7 @@ class LocalLauncher:
     def _train(self, spec: LaunchSpec, job_id: str) -> dict[str, Any]:
         from batchjudge.localjudge import LocalJudge, register
 
-        files = []
+        files: list[tuple[str, list[bytes]]] = []
         for number, path in enumerate(spec.train_files, start=1):
             name_taken = any(name == path.name for name, _ in files)
             with path.open("rb") as handle:
@@ -223,7 +223,7 @@ class LocalLauncher:
         }  # fmt: skip
         worse = _worse(before, after)
         if worse and not spec.force:
-            lines = ", ".join(f"{k} {before[k]:.3f} -> {after[k]:.3f}" for k in worse)  # type: ignore[str-format]
+            lines = ", ".join(f"{k} {before[k]:.3f} -> {after[k]:.3f}" for k in worse)
             raise ModelRefused(f"not registered: the fine-tuned judge is worse than {LOCAL_BASE} on "
                                f"{len(heldout.targets)} held-out rows ({lines}); --force registers it anyway",
                                details)  # fmt: skip
