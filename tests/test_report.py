@@ -241,6 +241,10 @@ def test_pairwise_accuracy_pairs_rows_by_their_pair_id_and_breaks_it_down_by_kin
     assert s["intervals"]["pairwise_accuracy"] == pairwise["interval"]
     shown = CliRunner().invoke(app, ["report", str(tmp_path / "run")])
     assert "pairwise accuracy" in shown.output and "Pairwise accuracy by kind" in shown.output
+    page = CliRunner().invoke(app, ["report", str(tmp_path / "run"), "--html", str(tmp_path / "r.html")])
+    assert page.exit_code == 0 and "<h2>Pairwise accuracy</h2>" in (tmp_path / "r.html").read_text()
+    compared = CliRunner().invoke(app, ["compare", str(tmp_path / "run"), str(tmp_path / "run"), "--json"])
+    assert [r["pairwise_accuracy"] for r in json.loads(compared.output)["runs"]] == [s["pairwise_accuracy"]] * 2
 
 
 def test_without_a_pair_column_rows_sharing_a_premise_pair_up_by_verdict_when_unscored(tmp_path: Path) -> None:

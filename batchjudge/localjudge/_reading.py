@@ -68,21 +68,28 @@ def _near(distance: int) -> float:
 _Terms = list[tuple[int, tuple[str, ...], bool]]
 """A summary sentence's content-bearing positions with the words there the document has,
 and whether the position is only a spelled number (a place of a fact, no context)."""
+_Index = dict[str, tuple[float, list[int]]]
+"""For each of those words: its weight in the document and the sentences holding it."""
 
 
-def _terms(sentence: Sentence, p: Text) -> _Terms:
+def _terms(sentence: Sentence, p: Text) -> tuple[_Terms, _Index]:
     """(token position, words) for every token of ``sentence`` that carries content or is a
-    key, keeping only words some document sentence holds (computed once per sentence)."""
+    key, keeping only words some document sentence holds, and those words' weights and
+    sentences (computed once per summary sentence, shared by all its facts)."""
     out: _Terms = []
+    index: _Index = {}
     for i, (token, stem) in enumerate(zip(sentence.tokens, sentence.stems, strict=True)):
         is_content = stem in sentence.content
         is_key = token in sentence.keys or (i == 0 and token == sentence.first)
         if is_content or is_key:
             words = (stem,) if is_content and not is_key else (token,) if not is_content else (stem, token)
-            out.append((i, tuple(w for w in words if p.held(w)), False))
+            held = tuple(w for w in words if p.held(w))
+            for word in held:
+                index[word] = (p.weight(word), p.held(word))
+            out.append((i, held, False))
         elif token in NUMBER_WORDS:  # a spelled number is a fact's place, not another's context
             out.append((i, (), True))
-    return out
+    return out, index
 
 
 def _context(sentence: Sentence, fact: str, positions: list[int], terms: _Terms) -> dict[str, int]:
@@ -112,13 +119,14 @@ def _context(sentence: Sentence, fact: str, positions: list[int], terms: _Terms)
     return distance
 
 
-def _fact_scores(context: dict[str, int], p: Text) -> list[float]:
+def _fact_scores(context: dict[str, int], index: _Index, sentences: int) -> list[float]:
     """Each document sentence's match to a fact's ``context``: the summed weights of the
     words they share, words near the fact counting more than words far from it."""
-    scores = [0.0] * len(p.sentences)
+    scores = [0.0] * sentences
     for term, away in context.items():
-        weight = p.weight(term) * _near(away)
-        for i in p.held(term):
+        weight, held = index[term]
+        weight *= _near(away)
+        for i in held:
             scores[i] += weight
     return scores
 
@@ -129,12 +137,12 @@ LOCAL_SPAN = 6
 """Tokens on either side of a fact in the document searched for that immediate context."""
 
 
-def _local_support(fact: str, context: dict[str, int], p: Text) -> float | None:
+def _local_support(fact: str, context: dict[str, int], index: _Index, p: Text) -> float | None:
     """How much of a fact's immediate context the document writes right beside the fact:
     the best, over the fact's places in the document, of the weighted share of the
     summary's nearest words found within :data:`LOCAL_SPAN` tokens of it. None when the
     summary writes nothing beside the fact that the document has."""
-    near = {term: p.weight(term) for term, away in context.items() if away <= LOCAL_WORDS}
+    near = {term: index[term][0] for term, away in context.items() if away <= LOCAL_WORDS}
     total = sum(near.values())
     if total <= 0.0:
         return None
@@ -167,7 +175,7 @@ def _facts(sentence: Sentence, p: Text) -> list[tuple[str, str, list[int]]]:
 def read_facts(sentence: Sentence, p: Text, reading: Reading) -> None:
     """Check each name, number and date of one summary sentence where its context is."""
     facts = _facts(sentence, p)
-    terms = _terms(sentence, p) if facts else []
+    terms, index = _terms(sentence, p) if facts else ([], {})
     for fact, kind, positions in facts:
         held = p.held(fact)
         if not held:
@@ -177,10 +185,10 @@ def read_facts(sentence: Sentence, p: Text, reading: Reading) -> None:
             if places:
                 reading.late = max(reading.late, places[0] / p.n_tokens)
         context = _context(sentence, fact, positions, terms)
-        local = _local_support(fact, context, p)
+        local = _local_support(fact, context, index, p)
         if local is not None:
             reading.local.append(local)
-        scores = _fact_scores(context, p)
+        scores = _fact_scores(context, index, len(p.sentences))
         best_score = max(scores)
         if best_score <= 0.0:
             continue  # nothing else in the sentence points anywhere
