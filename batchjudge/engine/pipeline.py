@@ -235,10 +235,11 @@ async def execute(
             await sink.write_record()
             counts = sink.counts
     finally:
-        if judge is not None:
-            await judge.aclose()
-        elif provider is not None:
-            await provider.aclose()
+        with anyio.CancelScope(shield=True):  # a cancelled run still closes its connections
+            if judge is not None:
+                await judge.aclose()
+            elif provider is not None:
+                await provider.aclose()
     complete = stopped is None and counts["done"] >= stats.total
     return RunResult(os.fspath(config.out), stats.total, counts, stats.snapshot(), complete, stopped,
                      warnings=list(stats.warnings))
