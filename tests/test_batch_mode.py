@@ -133,9 +133,8 @@ def test_rows_of_a_job_cancelled_meanwhile_fail_and_retry_failed_sends_them_agai
     data = labelled_parquet(tmp_path / "d.parquet", 5, seed=56)
     _interrupt_once_submitted(_config(data, tmp_path / "run", server.url), jobs=1)
     (job_id,) = server.app.state.emulator.batch_jobs
-
     async def cancel() -> None:
-        async with sdk_over_http(server.url) as sdk:  # closed, so no socket is left to the GC
+        async with sdk_over_http(server.url) as sdk:  # closed, so no connection outlives the loop
             await sdk.batch.jobs.cancel_async(job_id=job_id)
 
     anyio.run(cancel)
