@@ -158,10 +158,10 @@ def test_an_endpoint_that_refuses_connections_mid_run_costs_no_row(write_pairs, 
 
 @pytest.mark.parametrize("transport", ["http", pytest.param("sdk", marks=pytest.mark.slow)])
 def test_the_emulators_outage_mode_costs_no_row(write_pairs, tmp_path: Path, emulator, transport: str) -> None:  # noqa: F811
-    """The emulator resets every connection for 2 s, 0.3 s after the first request (a reset
+    """The emulator resets every connection for 0.8 s, 0.2 s after the first request (a reset
     after the handshake, as a load balancer with no backend does): the resets are an outage
     once three come in a row, so with max_retries=1 no row fails."""
-    server = emulator(outage=(0.3, 2.0), latency_ms=20)
+    server = emulator(outage=(0.2, 0.8), latency_ms=20)
     result = run(RunConfig(inputs=[write_pairs(300)], out=tmp_path / "run", provider="mistral",
                            api_key="sk-test-outage-key", base_url=server.url, transport=transport,
                            concurrency=8, max_retries=1, check_labels=False))

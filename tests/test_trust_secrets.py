@@ -20,6 +20,7 @@ import polars as pl
 import pytest
 from aiohttp import web
 
+from batchjudge import ConfigError, RunConfig, run
 from batchjudge.core.scrub import REDACTED, scrubbed_logger
 from emulator_fixtures import batchjudge_cli, emulator  # noqa: F401 - a fixture
 from hostile_server import BODY, HostileServer, chat_reply, echo_headers
@@ -150,13 +151,12 @@ def test_plain_http_to_another_machine_needs_allow_insecure_http(write_pairs, tm
     data = write_pairs(4)
     with HostileServer(host="0.0.0.0") as server:
         url = f"http://{address}:{server.port}"
-        args = ("run", str(data), "--provider", "mistral", "--base-url", url, "--quiet")
-        refused = batchjudge_cli(*args, "--out", str(tmp_path / "a"), env={"MISTRAL_API_KEY": SENTINEL})
-        allowed = batchjudge_cli(*args, "--out", str(tmp_path / "b"), "--allow-insecure-http",
-                                 env={"MISTRAL_API_KEY": SENTINEL})
-    assert refused.returncode == 2 and "--allow-insecure-http" in refused.stderr
-    assert server.requests == 4 and allowed.returncode == 0, allowed.stderr
-    assert not (tmp_path / "a").exists()
+        options = dict(inputs=[data], provider="mistral", base_url=url, api_key=SENTINEL, check_labels=False)
+        with pytest.raises(ConfigError, match=r"plain http:// to another machine.*--allow-insecure-http"):
+            run(RunConfig(out=tmp_path / "a", **options))  # type: ignore[arg-type]
+        allowed = run(RunConfig(out=tmp_path / "b", allow_insecure_http=True, **options))  # type: ignore[arg-type]
+    assert not (tmp_path / "a").exists()  # refused before anything was written
+    assert server.requests == 4 and allowed.complete
 
 
 def test_library_log_records_are_scrubbed_before_any_handler_sees_them(monkeypatch) -> None:

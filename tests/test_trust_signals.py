@@ -23,7 +23,9 @@ def _rows_on_disk(out: Path) -> pl.DataFrame:
     return pl.concat([pl.read_parquet(p) for p in parts]) if parts else pl.DataFrame()
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize(("signum", "code"), [
+    (signal.SIGTERM, 143), pytest.param(signal.SIGINT, 130, marks=pytest.mark.slow),
+])
 def test_a_signal_mid_run_writes_every_answered_row_and_the_resume_pays_for_none_twice(
     write_pairs, tmp_path: Path, signum: int, code: int
 ) -> None:
