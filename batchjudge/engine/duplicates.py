@@ -10,7 +10,8 @@ two hashes are equal reads the input a second time to name the keys exactly (a h
 is then told apart from a real duplicate). Keys come from the ``id`` column when the input has
 one; otherwise each row's key is a hash of its file's relative path, index and texts, which
 can repeat only when two input files have the same relative path (``a/x.parquet`` and
-``b/x.parquet`` given as ``a`` and ``b``), so only such files are keyed and checked.
+``b/x.parquet`` given as ``a`` and ``b``), so only such files are keyed and checked. polars
+(the vectorised hash) is imported only then: a run without ids does not pay for it.
 """
 
 from __future__ import annotations
@@ -19,9 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from batchjudge.engine.source import InputFile, Source, row_key
 from batchjudge.errors import InputError
@@ -57,6 +56,8 @@ class DuplicateKeys:
         Rows with a null id are keyed by content like rows without an id column, so they are
         left out (such a row fails alone, with its reason)."""
         if self.by_id:
+            import polars as pl
+
             ids = pl.Series(batch.column("id")).drop_nulls()
             return ids.cast(pl.String).to_arrow()
         if file.rel not in self._shared_rel:
@@ -70,6 +71,8 @@ class DuplicateKeys:
 
     @staticmethod
     def _hash(keys: pa.Array) -> np.ndarray:
+        import polars as pl
+
         return pl.Series(keys).hash(seed=0x1D5).to_numpy()
 
     def update(self, file: InputFile, start: int, batch: pa.RecordBatch) -> None:
@@ -107,7 +110,7 @@ class DuplicateKeys:
         """The input row index of each key :meth:`keys` returned (null ids are left out)."""
         if not self.by_id:
             return list(range(start, start + batch.num_rows))
-        valid = pc.is_valid(batch.column("id")).to_numpy(zero_copy_only=False)
+        valid = np.asarray(batch.column("id").is_valid(), dtype=bool)
         return [start + int(i) for i in np.flatnonzero(valid)]
 
     def _message(self, repeated: dict[str, list[str]]) -> str:
