@@ -1,4 +1,5 @@
-"""The public entry points: :func:`run_async` and :func:`run`.
+"""The public entry points: :func:`run_async` and :func:`run`; :func:`dry_run` to count before
+spending, :func:`run_status` to look at a run directory from outside.
 
 A run is the engine's pipeline (:mod:`batchjudge.engine.pipeline`) plus what sits above it:
 the tracer the config names, which the engine receives but never imports, and the report's
@@ -20,9 +21,11 @@ from batchjudge.core.tracer import Tracer
 from batchjudge.core.types import Provider
 from batchjudge.engine.config import RunConfig
 from batchjudge.engine.limits import Clock, Sleep
+from batchjudge.engine.dryrun import DryRun, dry_run_plan
 from batchjudge.engine.pipeline import ProgressCallback, RunResult, execute, plan_run
+from batchjudge.engine.status import RunStatus, read_status
 
-__all__ = ["event_loop_options", "run", "run_async"]
+__all__ = ["dry_run", "event_loop_options", "run", "run_async", "run_status"]
 
 
 async def run_async(
@@ -44,7 +47,7 @@ async def run_async(
     ``tracer`` replaces the one ``config.trace`` names (it is closed at the end either way);
     ``clock`` and ``sleep`` drive every limit, wait and retry (a fake clock in tests).
     """
-    plan = plan_run(config)
+    plan = plan_run(config, provider=provider)
     if tracer is None and config.trace:
         from batchjudge.adapters.tracing import make_tracer
 
@@ -95,3 +98,17 @@ def run(config: RunConfig, **options: Any) -> RunResult:
     From inside an async program, ``await batchjudge.run_async(config)`` instead.
     """
     return anyio.run(functools.partial(run_async, config, **options), backend_options=event_loop_options())
+
+
+def dry_run(config: RunConfig, *, provider: Provider | None = None) -> DryRun:
+    """What :func:`run` would do with ``config`` (and ``provider``, when the run is given one):
+    rows, calls and exact prompt tokens; nothing is sent and nothing written. Raises as
+    :func:`run` would for inputs or options that cannot work, and for a resume it would refuse.
+    Price it with ``DryRun.cost``, e.g. ``dry.cost(load_prices(None).price(dry.model).cost)``.
+    """
+    return dry_run_plan(plan_run(config, provider=provider))
+
+
+def run_status(run_dir: str | os.PathLike[str]) -> RunStatus:
+    """How the run in ``run_dir`` stands, read without disturbing it (a run may be writing)."""
+    return read_status(run_dir)

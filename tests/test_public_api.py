@@ -12,6 +12,7 @@ PUBLIC = {
     "InputError", "JudgeReply", "JudgeRequest", "MockProvider", "Provider", "ProviderBase",
     "ProviderError", "RateLimitError", "RetryDecision", "RetryKind", "RunConfig", "RunResult",
     "RunStats", "TransientError", "run", "run_async",
+    "DryRun", "RunStatus", "dry_run", "run_status",
 }
 
 

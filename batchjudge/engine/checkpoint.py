@@ -5,7 +5,7 @@ Layout::
     RUN_DIR/
       run.json            config, fingerprint, versions, counts (rewritten atomically)
       results/part-*.parquet   one row per judged input row, each part written atomically
-      .lock               held (flock) while a run writes here
+      .lock               held (flock) while a run writes here; holds the writer's pid
 
 Every file is written to a temporary name, fsynced, renamed, and the directory fsynced, so a
 ``kill -9`` at any instant leaves either the old or the new file, never half of one. A crash
@@ -34,9 +34,10 @@ from batchjudge.core.results import STATUS_FAILED
 from batchjudge.core.schema import RESULT_SCHEMA
 from batchjudge.errors import CheckpointError
 
-__all__ = ["RunDir", "key_hash", "key_hashes", "key_hashes_in_order"]
+__all__ = ["RunDir", "key_hash", "key_hashes", "key_hashes_in_order", "lock_holder"]
 
 _RUN_JSON = "run.json"
+_LOCK = ".lock"
 _RESULTS = "results"
 _STAGED = "results.new"
 _RETIRED = "results.old"
@@ -75,6 +76,26 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+def lock_holder(path: str | os.PathLike[str]) -> int | None:
+    """The pid of the run writing in ``path`` (0 when its pid is unreadable), or None when no
+    run holds the lock. Only tries a shared lock, released at once, so it never stands in a
+    run's way for longer than that instant."""
+    try:
+        fd = os.open(Path(path) / _LOCK, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.read(fd, 32).decode("ascii", "replace").strip()
+            return int(text) if text.isdigit() else 0
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 class RunDir:
     """A run directory, locked for the lifetime of the object (use it as a context manager)."""
 
@@ -96,12 +117,14 @@ class RunDir:
         if self.path.exists() and not self.path.is_dir():
             raise CheckpointError(f"{self.path}: exists and is not a directory")
         self.path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             os.close(fd)
             raise CheckpointError(f"{self.path}: another batchjudge run is writing here") from exc
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())  # for `batchjudge status`; the lock is the flock
         self._lock_fd = fd
         self._recover()
         (self.path / _RESULTS).mkdir(exist_ok=True)
@@ -172,12 +195,15 @@ class RunDir:
         os.replace(tmp, path)
         _fsync_dir(path.parent)
 
-    def done_keys(self) -> tuple[np.ndarray, dict[str, int]]:
-        """Hashes of every row with a result, and the stored counts by status."""
+    def done_keys(self, *, without_failed: bool = False) -> tuple[np.ndarray, dict[str, int]]:
+        """Hashes of every row with a result, and the stored counts by status; with
+        ``without_failed``, as they will be once ``--retry-failed`` dropped the failed rows."""
         hashes: list[np.ndarray] = []
         counts: dict[str, int] = {}
         for part in self.parts():
             table = pq.read_table(part, columns=["row_id", "status"])
+            if without_failed:
+                table = table.filter(pc.not_equal(table.column("status"), STATUS_FAILED))
             hashes.append(key_hashes(table.column("row_id").to_pylist()))
             for status, n in zip(*np.unique(table.column("status").to_numpy(zero_copy_only=False), return_counts=True)):
                 counts[str(status)] = counts.get(str(status), 0) + int(n)

@@ -17,6 +17,7 @@ two streams and the sink's flush size, never by the dataset.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -26,13 +27,15 @@ from typing import Any
 import anyio
 import numpy as np
 
+from batchjudge.adapters.mistral import ApiClient
 from batchjudge.adapters.prompts import JSON_OBJECT, PromptAdapter, load_prompt
 from batchjudge.core.results import Counts, FinishedRow
 from batchjudge.core.tracer import Tracer
 from batchjudge.core.types import Provider
 from batchjudge.engine.batch import BatchJudge
 from batchjudge.engine.checkpoint import RunDir, key_hashes
-from batchjudge.engine.config import RunConfig, describe_changes
+from batchjudge.engine.config import DEFAULT_MODELS, RunConfig, describe_changes
+from batchjudge.engine.dedupe import Dedupe
 from batchjudge.engine.judge import JudgeStep, OnlineJudge
 from batchjudge.engine.limits import Clock, Limits, Sleep
 from batchjudge.engine.providers import make_provider
@@ -44,7 +47,7 @@ from batchjudge.engine.source import Source, open_source
 from batchjudge.engine.stats import RunStats, StatsSnapshot
 from batchjudge.errors import AuthError, ConfigError
 
-__all__ = ["ProgressCallback", "RunPlan", "RunResult", "execute", "plan_run"]
+__all__ = ["ProgressCallback", "RunPlan", "RunResult", "check_resume", "execute", "label_warnings", "plan_run"]
 
 ProgressCallback = Callable[[RunStats], None]
 
@@ -63,6 +66,24 @@ class RunPlan:
     def total(self) -> int:
         """Input rows the run covers (up to ``--limit``)."""
         return min(self.source.total, self.config.limit or self.source.total)
+
+    @property
+    def provider(self) -> str:
+        """The provider's name as recorded: the config's, or a provider object's own ``name``."""
+        return str(self.fingerprint["provider"])
+
+    @property
+    def model(self) -> str:
+        """The model every request names."""
+        return self.settings.model
+
+    def public_config(self) -> dict[str, Any]:
+        """The config as ``run.json`` stores it, naming the provider and model actually used."""
+        return {**self.config.public_dict(), "provider": self.provider, "model": self.model}
+
+    def exact(self) -> RunPlan:
+        """The same plan with every prompt counted exactly (what a dry run reports)."""
+        return dataclasses.replace(self, adapter=_adapter(self.config, self.model, provider=self.provider, exact=True))
 
 
 @dataclass(slots=True)
@@ -96,16 +117,31 @@ class RunResult:
         return 2 if isinstance(self.stopped_by, AuthError) else 1
 
 
-def plan_run(config: RunConfig) -> RunPlan:
-    """Check ``config`` and its inputs; raise InputError/ConfigError naming what cannot work."""
-    config.validate()
-    source = open_source(config.inputs, config.columns)
-    adapter = PromptAdapter(
-        load_prompt(config.prompt), config.resolved_model,
-        count_tokens=config.provider != "local" or config.tpm is not None,
-        exact_counts=config.tpm is not None,
+_UNCOUNTED = frozenset({"local", "mock"})
+"""Providers that bill no tokens: their prompts are not tokenised unless a TPM limit needs it."""
+
+
+def _adapter(config: RunConfig, model: str, *, provider: str, exact: bool = False) -> PromptAdapter:
+    """The prompt adapter of a run: counts only where a limit or a bill needs them."""
+    return PromptAdapter(
+        load_prompt(config.prompt), model,
+        count_tokens=exact or provider not in _UNCOUNTED or config.tpm is not None,
+        exact_counts=exact or config.tpm is not None,
         max_context_tokens=config.max_context_tokens, max_output_tokens=config.max_tokens,
     )
+
+
+def plan_run(config: RunConfig, *, provider: Provider | None = None) -> RunPlan:
+    """Check ``config`` and its inputs; raise InputError/ConfigError naming what cannot work.
+
+    ``provider``, when the run will be given one (a :class:`MockProvider`, a custom backend),
+    names the run's provider instead of ``config.provider``; its model defaults to that name.
+    """
+    config.validate()
+    name = provider.name if provider is not None else config.provider
+    model = config.model or DEFAULT_MODELS.get(name, name)
+    source = open_source(config.inputs, config.columns)
+    adapter = _adapter(config, model, provider=name)
     response_format: dict[str, Any] | None
     if config.response_format == "json":
         response_format = JSON_OBJECT
@@ -114,21 +150,22 @@ def plan_run(config: RunConfig) -> RunPlan:
     else:
         response_format = adapter.template.response_format
     settings = RequestSettings(
-        model=config.resolved_model, temperature=config.temperature, max_tokens=config.max_tokens,
+        model=model, temperature=config.temperature, max_tokens=config.max_tokens,
         seed=config.seed, response_format=response_format,
     )
     fingerprint = {
-        "provider": config.provider,
-        "model": config.resolved_model,
+        "provider": name,
+        "model": model,
         "prompt": {"spec": config.prompt, "sha256": adapter.fingerprint()},
         "dataset": source.identity(),
         "columns": dict(source.columns),
         "generation": config.generation(),
+        "endpoint": config.endpoint if provider is None else None,
     }
     return RunPlan(config, source, adapter, settings, fingerprint)
 
 
-def _check_labels(source: Source) -> list[str]:
+def label_warnings(source: Source) -> list[str]:
     """The datasets' label-sanity check over the whole input, streamed (hashes only)."""
     from batchjudge.datasets.sanity import LabelChecker
 
@@ -138,58 +175,75 @@ def _check_labels(source: Source) -> list[str]:
     return [f"{w.code}: {w.message}" for w in checker.finish()]
 
 
-def _open_record(plan: RunPlan, run_dir: RunDir, stats: RunStats) -> tuple[RunRecord, np.ndarray, dict[str, int]]:
+def check_resume(plan: RunPlan, stored: dict[str, Any] | None, path: object) -> None:
+    """Refuse, naming what changed, to resume a run directory made with other settings."""
+    if stored is None or plan.config.overwrite:
+        return
+    changes = describe_changes(stored["fingerprint"], plan.fingerprint)
+    if changes:
+        raise ConfigError(
+            f"{path} was made with other settings ({'; '.join(changes)}); "
+            "resume with the same ones, or pass --overwrite to start over, or use another --out"
+        )
+
+
+def _open_record(
+    plan: RunPlan, run_dir: RunDir, stats: RunStats, command: list[str] | None
+) -> tuple[RunRecord, np.ndarray, dict[str, int]]:
     """Check a resume is compatible, apply ``--retry-failed``, and load the done-set.
 
     Returns the session's ``run.json`` record, the done-set and the stored counts by status.
     """
     config = plan.config
     stored = run_dir.read_meta()
+    check_resume(plan, stored, run_dir.path)
     if stored is not None and config.overwrite:
         for part in run_dir.parts():
             part.unlink()
         stored = None
-    if stored is not None:
-        changes = describe_changes(stored["fingerprint"], plan.fingerprint)
-        if changes:
-            raise ConfigError(
-                f"{run_dir.path} was made with other settings ({'; '.join(changes)}); "
-                "resume with the same ones, or pass --overwrite to start over, or use another --out"
-            )
     if config.retry_failed:
         run_dir.drop_failed()
     done, counts = run_dir.done_keys()
     stats.done_before = int(done.size)
-    record = RunRecord.resumed(stored, config.public_dict(), plan.fingerprint)
+    record = RunRecord.resumed(stored, plan.public_config(), plan.fingerprint)
     record.labelled = plan.source.labelled
     record.warnings = list(stats.warnings)
+    record.command = command
+    stats.emulator = record.endpoint["emulator"]  # an earlier session's replies said so
     return record, done, counts
 
 
+def _backend(plan: RunPlan, provider: Provider | None) -> Provider | ApiClient:
+    """What the judge step talks through: the provider, or batch mode's API client. Made before
+    the run directory is touched, so a missing key or a refused URL leaves nothing behind."""
+    config = plan.config
+    if config.mode == "batch":
+        return ApiClient(api_key=config.api_key, api_key_env=config.api_key_env, base_url=config.base_url,
+                         timeout=max(config.timeout, 60.0), max_reply_bytes=None)
+    if provider is not None:
+        return provider
+    return make_provider(
+        config.provider, model=plan.model, api_key=config.api_key, api_key_env=config.api_key_env,
+        base_url=config.base_url, transport=config.transport,
+        concurrency=config.concurrency, timeout=config.timeout,
+    )
+
+
 def _judge_step(
-    plan: RunPlan, provider: Provider | None, run_dir: RunDir, stats: RunStats, done: np.ndarray,
+    plan: RunPlan, backend: Provider | ApiClient, run_dir: RunDir, stats: RunStats, done: np.ndarray,
     clock: Clock, sleep: Sleep,
 ) -> JudgeStep:
     """The judge step the config asks for."""
     config = plan.config
-    if config.mode == "batch":
-        from batchjudge.adapters.mistral import ApiClient
-
-        client = ApiClient(api_key=config.api_key, base_url=config.base_url, timeout=max(config.timeout, 60.0),
-                           max_reply_bytes=None)
-        return BatchJudge(client, run_dir.path, stats, model=config.resolved_model, done=done)
-    if provider is None:
-        provider = make_provider(
-            config.provider, model=config.resolved_model, api_key=config.api_key,
-            base_url=config.base_url, transport=config.transport,
-            concurrency=config.concurrency, timeout=config.timeout,
-        )
+    if isinstance(backend, ApiClient):
+        return BatchJudge(backend, run_dir.path, stats, model=plan.model, done=done, dedupe=config.dedupe)
     limits = Limits(concurrency=config.concurrency, rps=config.rps, tpm=config.tpm,
-                    expected_completion_tokens=min(64, config.max_tokens), clock=clock, sleep=sleep)
+                    expected_completion_tokens=config.expected_completion_tokens, clock=clock, sleep=sleep)
     stats.concurrency = config.concurrency
     policy = RetryPolicy(max_retries=config.max_retries, timeout=config.timeout,
                          backoff_base=config.backoff_base, backoff_cap=config.backoff_cap)
-    return OnlineJudge(provider, limits, policy, stats, model=config.resolved_model, samples=config.samples)
+    return OnlineJudge(backend, limits, policy, stats, model=plan.model, samples=config.samples,
+                       dedupe=Dedupe() if config.dedupe else None)
 
 
 async def execute(
@@ -204,20 +258,25 @@ async def execute(
 ) -> RunResult:
     """Run ``plan`` into its run directory; resume what is there.
 
-    ``provider`` replaces the one the config names (tests, custom backends) and is closed at
-    the end like one the run made; ``tracer`` receives every finished row (its owner closes
-    it); ``progress`` is called with live counters; ``clock``/``sleep`` drive every limit,
-    wait and retry (tests pass a fake clock).
+    ``provider`` replaces the one the config names (tests, custom backends; the plan must have
+    been made with it) and is closed at the end like one the run made; ``tracer`` receives
+    every finished row (its owner closes it); ``progress`` is called with live counters;
+    ``clock``/``sleep`` drive every limit, wait and retry (tests pass a fake clock).
     """
     config = plan.config
+    if provider is not None and provider.name != plan.provider:
+        raise ConfigError(f"the plan names provider {plan.provider!r} but the run was given "
+                          f"{provider.name!r}: pass the provider to plan_run too")
+    command = config.command_line() if provider is None else None
     stats = RunStats(total=plan.total)
-    if config.check_labels:
-        stats.warnings = await anyio.to_thread.run_sync(_check_labels, plan.source)
     judge: JudgeStep | None = None
+    backend = _backend(plan, provider)
     try:
+        if config.check_labels:
+            stats.warnings = await anyio.to_thread.run_sync(label_warnings, plan.source)
         with RunDir(config.out) as run_dir:
-            record, done, counts_before = _open_record(plan, run_dir, stats)
-            judge = _judge_step(plan, provider, run_dir, stats, done, clock, sleep)
+            record, done, counts_before = _open_record(plan, run_dir, stats, command)
+            judge = _judge_step(plan, backend, run_dir, stats, done, clock, sleep)
             in_flight = list(judge.in_flight())
             if in_flight:  # rows of jobs from an earlier session: followed, not sent again
                 done = np.union1d(done, key_hashes(in_flight))
@@ -231,8 +290,8 @@ async def execute(
     finally:
         if judge is not None:
             await judge.aclose()
-        elif provider is not None:
-            await provider.aclose()
+        else:
+            await backend.aclose()
     complete = stopped is None and counts["done"] >= stats.total
     return RunResult(os.fspath(config.out), stats.total, counts, stats.snapshot(), complete, stopped,
                      warnings=list(stats.warnings))

@@ -99,8 +99,10 @@ class ResultSink:
             await self.write_record()
 
     async def write_record(self) -> None:
-        """Rewrite ``run.json`` with the current counts."""
+        """Rewrite ``run.json`` with the current counts (and the emulator, once it answered)."""
         self.record.counts = self.counts
+        if self.stats.emulator:
+            self.record.endpoint["emulator"] = True
         self.record.updated_at = now_iso()
         await anyio.to_thread.run_sync(self.run_dir.write_meta, self.record.to_json())
 

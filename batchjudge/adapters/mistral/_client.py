@@ -22,6 +22,7 @@ import orjson
 
 from batchjudge.adapters.mistral._settings import normalise_base_url, resolve_api_key
 from batchjudge.adapters.mistral._wire import (
+    EMULATOR_HEADER,
     MISTRAL,
     Dialect,
     error_for_status,
@@ -90,6 +91,8 @@ class ApiClient:
         self.concurrency = concurrency
         self.timeout = timeout
         self.max_reply_bytes = max_reply_bytes
+        self.emulator = False
+        """Whether a reply said it came from ``batchjudge emulator`` (nothing is billed)."""
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -129,6 +132,8 @@ class ApiClient:
         try:
             async with self._client().request(method, url, **kwargs) as response:
                 body = await _read(response, limit, what)
+                if EMULATOR_HEADER in response.headers:
+                    self.emulator = True
                 return HttpReply(response.status, response.headers, body)
         except TimeoutError:
             raise TransientError(f"{what}: no reply within {self.timeout:g} s (timeout)") from None
