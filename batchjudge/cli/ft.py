@@ -135,14 +135,26 @@ def _spec(train: Path, val: Path | None, model: str, suffix: str | None, trainin
         raise _error(str(exc), 2) from None
 
 
-def _show_job(job: Any, as_json: bool) -> None:
+def _show_job(job: Any, as_json: bool, base_url: str | None, train: Path | None = None) -> None:
+    """The job's line and, once it has a model, the ``batchjudge run`` that evaluates it with
+    the flags this command used (its server, and the prompt the training file was made with)."""
     if as_json:
         _print_json(asdict(job))
-    else:
-        _out.print(escape(job.line()), highlight=False)
-        if job.fine_tuned_model and job.status == "SUCCESS":
-            flags = "--provider local" if job.launcher == "local" else "--provider mistral"
-            _out.print(f"evaluate it: batchjudge run ... {flags} --model {job.fine_tuned_model}", highlight=False)
+        return
+    _out.print(escape(job.line()), highlight=False)
+    if job.fine_tuned_model and job.status == "SUCCESS":
+        import shlex
+
+        from batchjudge.adapters.finetune import training_preset
+
+        local = job.launcher == "local"
+        flags = ["--provider", "local" if local else "mistral"]
+        flags += ["--base-url", base_url] if base_url and not local else []
+        flags += ["--model", job.fine_tuned_model]
+        preset = training_preset(train) if train is not None else None
+        flags += ["--prompt", preset] if preset else []
+        _out.print(f"evaluate it: batchjudge run DATA --out RUN_DIR {escape(shlex.join(flags))}",
+                   highlight=False, soft_wrap=True)
 
 
 def _exit_for(job: Any) -> None:
@@ -218,7 +230,7 @@ def launch_command(
             op.output = asdict(job)
     except ConfigError as exc:  # a bad --trace target
         raise _error(str(exc), 2) from None
-    _show_job(job, as_json)
+    _show_job(job, as_json, base_url, train)
     _exit_for(job)
     if wait and auto_start and not job.finished:
         raise typer.Exit(1)
@@ -251,7 +263,7 @@ def status_command(
             await runner.aclose()
 
     job = _call(action)
-    _show_job(job, as_json)
+    _show_job(job, as_json, base_url)
     _exit_for(job)
 
 
@@ -269,7 +281,7 @@ def _job_command(verb: str) -> Callable[..., None]:
             finally:
                 await runner.aclose()
 
-        _show_job(_call(action), as_json)
+        _show_job(_call(action), as_json, base_url)
 
     command.__doc__ = {"start": "Start a job created with --no-auto-start.",
                        "cancel": "Cancel a fine-tuning job (finished jobs stay as they are)."}[verb]
