@@ -133,7 +133,12 @@ def test_rows_of_a_job_cancelled_meanwhile_fail_and_retry_failed_sends_them_agai
     data = labelled_parquet(tmp_path / "d.parquet", 5, seed=56)
     _interrupt_once_submitted(_config(data, tmp_path / "run", server.url), jobs=1)
     (job_id,) = server.app.state.emulator.batch_jobs
-    anyio.run(lambda: sdk_over_http(server.url).batch.jobs.cancel_async(job_id=job_id))
+
+    async def cancel() -> None:
+        async with sdk_over_http(server.url) as sdk:  # closed: no socket left for the GC to warn about
+            await sdk.batch.jobs.cancel_async(job_id=job_id)
+
+    anyio.run(cancel)
     resumed = _run(_config(data, tmp_path / "run", server.url))
     assert resumed.complete and resumed.counts["failed"] == 5
     assert all("ended CANCELLED without an answer" in e for e in _results(tmp_path / "run")["error"].to_list())

@@ -73,11 +73,12 @@ class Money:
         return cls(prices.price(config.resolved_model), config.mode == "batch", unbilled(config.provider))
 
     def text(self, prompt_tokens: int, completion_tokens: int, *, emulator: bool) -> str | None:
-        """``$1.23``, ``emulator`` (it said so: nothing billed), or None (nothing to show)."""
+        """``$1.23``, ``emulator`` (it said so: nothing billed), or None (nothing to show, or
+        nothing billed yet)."""
         if emulator:
             return "emulator"
-        if self.not_billed is not None or self.price is None:
-            return None
+        if self.not_billed is not None or self.price is None or not prompt_tokens + completion_tokens:
+            return None  # nothing to price yet: the first reply may still say "emulator"
         return dollars(self.price.cost(prompt_tokens, completion_tokens, batch=self.batch))
 
     def of(self, stats: RunStats) -> str | None:

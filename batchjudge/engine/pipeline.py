@@ -288,10 +288,8 @@ async def execute(
             await sink.write_record()
             counts = sink.counts
     finally:
-        if judge is not None:
-            await judge.aclose()
-        else:
-            await backend.aclose()
+        with anyio.CancelScope(shield=True):  # a cancelled run still closes its connections
+            await (judge.aclose() if judge is not None else backend.aclose())
     complete = stopped is None and counts["done"] >= stats.total
     return RunResult(os.fspath(config.out), stats.total, counts, stats.snapshot(), complete, stopped,
                      warnings=list(stats.warnings))
