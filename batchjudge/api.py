@@ -53,7 +53,7 @@ async def run_async(
 
         tracer = make_tracer(config.trace, sample_rate=config.trace_sample,
                              run_name=os.path.basename(os.path.abspath(config.out)),
-                             run_config=config.public_dict())
+                             run_config=plan.public_config())
     result: RunResult | None = None
     try:
         result = await execute(plan, provider=provider, tracer=tracer, progress=progress,

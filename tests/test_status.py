@@ -103,3 +103,18 @@ def test_status_of_something_that_is_not_a_run_is_one_line(
     make(tmp_path / "x")
     result = runner.invoke(app, ["status", str(tmp_path / "x")], terminal_width=400)
     assert result.exit_code == 2 and result.output.startswith("error:") and message in result.output
+
+
+def test_a_run_json_from_before_commands_were_stored_gets_one_rebuilt_from_its_config(
+    write_pairs: Callable[..., Path], tmp_path: Path
+) -> None:
+    data = write_pairs(6)
+    out = tmp_path / "run"
+    done = runner.invoke(app, ["run", str(data), "--out", str(out), "--limit", "6", "--quiet"], terminal_width=400)
+    assert done.exit_code == 0, done.output
+    meta = json.loads((out / "run.json").read_text())
+    del meta["command"], meta["cwd"]
+    meta["counts"]["total"] = 10  # as if interrupted
+    (out / "run.json").write_text(json.dumps(meta))
+    resume = _status(out).splitlines()[-1]
+    assert resume == f"  resume: batchjudge run {data} --out {out} --model local-judge --limit 6"

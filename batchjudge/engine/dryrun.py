@@ -8,7 +8,8 @@ server bills for the same requests: the API's ``usage.prompt_tokens`` is this co
 emulator counts with the same tokenizer). Rows that already have a result in the run
 directory, rows in batch jobs an earlier session left running, ``--limit``, rows that fail
 before any call, and identical requests (:mod:`~batchjudge.engine.dedupe`, replayed over the
-same window) are accounted as the run would. A resume the run would refuse is refused here
+same window) are accounted as the run would (batch mode shares answers within each chunk
+instead, so twins in different chunks may make a call more than counted here). A resume the run would refuse is refused here
 with the same message. The run directory is only read, never created or locked.
 
 Completion tokens cannot be known before the answers: a dry run gives the expected figure

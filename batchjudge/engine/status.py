@@ -10,12 +10,13 @@ never the run's exclusive one), and the command that resumes the run from ``run.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
 from batchjudge.engine.batch import jobs_pending
 from batchjudge.engine.checkpoint import RunDir, lock_holder
+from batchjudge.engine.config import PROVIDERS, RunConfig
 from batchjudge.errors import InputError
 
 __all__ = ["RunState", "RunStatus", "read_status"]
@@ -62,6 +63,20 @@ def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _command(meta: dict[str, Any], config: dict[str, Any]) -> list[str] | None:
+    """The stored command; for a ``run.json`` written before commands were stored, the one its
+    stored config implies (None when a provider object, which no command names, ran it)."""
+    if "command" in meta:
+        command = meta["command"]
+        return [str(a) for a in command] if isinstance(command, list) else None
+    known = {f.name for f in fields(RunConfig)}
+    try:
+        return RunConfig(**{k: v for k, v in config.items() if k in known}).command_line() \
+            if config.get("provider") in PROVIDERS else None  # fmt: skip
+    except TypeError:  # inputs or out missing: nothing to rebuild
+        return None
+
+
 def read_status(path: str | os.PathLike[str]) -> RunStatus:
     """The status of the run in ``path``; InputError when it is not a run directory."""
     folder = Path(path)
@@ -77,7 +92,6 @@ def read_status(path: str | os.PathLike[str]) -> RunStatus:
     pid = lock_holder(folder)
     done, total = _int(counts.get("done")), _int(counts.get("total"))
     state: RunState = "running" if pid is not None else "complete" if total and done >= total else "stopped"
-    command = meta.get("command")
     return RunStatus(
         path=os.fspath(folder), state=state, pid=pid, done=done, total=total,
         ok=_int(counts.get("ok")), parse_error=_int(counts.get("parse_error")), failed=_int(counts.get("failed")),
@@ -85,6 +99,6 @@ def read_status(path: str | os.PathLike[str]) -> RunStatus:
         provider=config.get("provider"), model=config.get("model"), endpoint=endpoint.get("host"),
         emulator=endpoint.get("emulator") is True, mode=str(config.get("mode") or "online"),
         sessions=_int(meta.get("sessions")), batch_jobs_pending=jobs_pending(folder),
-        command=[str(a) for a in command] if isinstance(command, list) else None,
+        command=_command(meta, config),
         cwd=meta.get("cwd") if isinstance(meta.get("cwd"), str) else None,
     )
