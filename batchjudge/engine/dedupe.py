@@ -83,7 +83,8 @@ class Dedupe:
     def __init__(self, size: int = WINDOW) -> None:
         self.size = size
         self._answers: OrderedDict[int, tuple[JudgeReply, ...]] = OrderedDict()
-        self._pending: dict[int, anyio.Event] = {}
+        self._pending: dict[int, anyio.Event | None] = {}
+        """Keys being judged; the event exists once a duplicate waits (most keys have none)."""
 
     async def claim(self, key: int) -> tuple[JudgeReply, ...] | None:
         """The answer to ``key`` if one is known or being made (waits for it), else None: the
@@ -93,10 +94,12 @@ class Dedupe:
             if answer is not None:
                 self._answers.move_to_end(key)
                 return answer
-            event = self._pending.get(key)
-            if event is None:
-                self._pending[key] = anyio.Event()
+            if key not in self._pending:
+                self._pending[key] = None
                 return None
+            event = self._pending[key]
+            if event is None:
+                event = self._pending[key] = anyio.Event()
             await event.wait()  # answered (loop finds it) or failed (loop claims it)
 
     def settle(self, key: int, replies: Sequence[JudgeReply] | None) -> None:
