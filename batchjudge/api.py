@@ -19,11 +19,13 @@ import anyio
 
 from batchjudge.core.tracer import Tracer
 from batchjudge.core.types import Provider
+from batchjudge.engine.budget import TokenPrices
 from batchjudge.engine.config import RunConfig
-from batchjudge.engine.limits import Clock, Sleep
 from batchjudge.engine.dryrun import DryRun, dry_run_plan
+from batchjudge.engine.limits import Clock, Sleep
 from batchjudge.engine.pipeline import ProgressCallback, RunResult, execute, plan_run
 from batchjudge.engine.status import RunStatus, read_status
+from batchjudge.errors import ConfigError
 
 __all__ = ["dry_run", "event_loop_options", "run", "run_async", "run_status"]
 
@@ -48,6 +50,7 @@ async def run_async(
     ``clock`` and ``sleep`` drive every limit, wait and retry (a fake clock in tests).
     """
     plan = plan_run(config, provider=provider)
+    prices = _token_prices(plan.model) if config.max_cost is not None else None
     if tracer is None and config.trace:
         from batchjudge.adapters.tracing import make_tracer
 
@@ -57,7 +60,7 @@ async def run_async(
     result: RunResult | None = None
     try:
         result = await execute(plan, provider=provider, tracer=tracer, progress=progress,
-                               progress_interval=progress_interval, clock=clock, sleep=sleep)
+                               progress_interval=progress_interval, clock=clock, sleep=sleep, prices=prices)
     finally:
         if tracer is not None:
             summary = None if result is None else await _evaluation_summary(result, config)
@@ -67,6 +70,19 @@ async def run_async(
                 result.stats["trace_dropped"] = trace.get("dropped", 0)
     assert result is not None  # execute returned, or its error went up
     return result
+
+
+def _token_prices(model: str) -> TokenPrices:
+    """The per-token prices a cost allowance is counted in; ConfigError when unknown."""
+    from batchjudge.report.prices import load_prices
+
+    price = load_prices(None).price(model)
+    if price is None:
+        raise ConfigError(
+            f"--max-cost: no price is known for model {model!r}; "
+            "use --max-total-tokens instead"
+        )
+    return TokenPrices(prompt=price.input / 1_000_000, completion=price.output / 1_000_000)
 
 
 async def _evaluation_summary(result: RunResult, config: RunConfig) -> dict[str, Any]:

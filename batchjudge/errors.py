@@ -13,10 +13,14 @@ the HTTP library or pyarrow are translated at the boundary (``raise ... from exc
         │   └── UnreachableError   no connection at all (refused, DNS, TLS): an outage
         ├── AuthError          401/403 or no key: stops the whole run, nothing marked done
         ├── BadRequestError    other 4xx: fails the row at once
-        └── ReplyTooLargeError a reply over the size cap: fails the row, the rest unread
+        ├── ReplyTooLargeError a reply over the size cap: fails the row, the rest unread
+        └── QuotaExhaustedError the organization's monthly tokens are spent: stops the run
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
 
 __all__ = [
     "AuthError",
@@ -26,6 +30,7 @@ __all__ = [
     "ConfigError",
     "InputError",
     "ProviderError",
+    "QuotaExhaustedError",
     "RateLimitError",
     "ReplyTooLargeError",
     "TransientError",
@@ -50,7 +55,10 @@ class CheckpointError(BatchJudgeError):
 
 
 class ProviderError(BatchJudgeError):
-    """A judge call failed. ``status`` is the HTTP status when there was one."""
+    """A judge call failed. ``status`` is the HTTP status when there was one; ``headers`` are
+    the reply's rate-limit headers (lower-case names), which the engine learns limits from."""
+
+    headers: Mapping[str, str] = MappingProxyType({})
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
@@ -99,3 +107,8 @@ class UnreachableError(TransientError):
 
 class ReplyTooLargeError(ProviderError):
     """A reply larger than the client's cap; the rest of it was not read."""
+
+
+class QuotaExhaustedError(ProviderError):
+    """The organization's monthly token budget is spent: no request can succeed until it is
+    renewed, so the run stops (resumable) instead of retrying."""

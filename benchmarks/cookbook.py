@@ -11,8 +11,12 @@ Steps (each through the public API, exactly as the CLI would run them):
 2. export FIB train as fine-tuning JSONL with the ``ft`` prompt, launch a job, wait for it;
 3. judge FIB validation with the fine-tuned model and the *same* ``ft`` prompt;
 4. the same on FIB train + USB train (the cookbook's mislabelled USB copy, repaired on export);
-5. a comparison table: accuracy, balanced accuracy, F1, ROC-AUC with bootstrap intervals and
-   a McNemar test of each judge against the baseline (:func:`batchjudge.report.compare_runs`).
+5. a comparison table: accuracy, balanced accuracy, F1, ROC-AUC and pairwise accuracy (each
+   document's consistent summary above its inconsistent one) with bootstrap intervals, ECE,
+   and a McNemar test of each judge against the baseline (:func:`batchjudge.report.compare_runs`).
+
+FIB and USB are exported as two training files and launched together: the launcher mixes them
+in equal shares, so USB's 5,050 rows cannot drown FIB's 820.
 
 Backends: ``emulator`` (default offline) serves the emulator in-process; jobs go through the
 ``mistral`` launcher's REST calls and the emulator trains the local judge, and every model is
@@ -88,22 +92,30 @@ async def _evaluate(judge: Judge, fib_val: Path, runs: Path, eval_rows: int | No
 
 async def _fine_tune(backend: str, files: Sequence[Path], name: str, work: Path, base_url: str | None,
                      api_key: str | None, seed: int, notes: list[str]) -> str | None:
-    """Export ``files`` with the ft prompt, launch, wait; the model name, or None if refused."""
-    train = work / f"{name}.jsonl"
-    summary = export_finetune(files, train, options=ExportOptions(prompt=_FT_PROMPT, seed=seed))
-    notes += summary.notes + [f"{name}: {w}" for w in summary.warnings]
-    notes.append(f"{name}: {summary.train.rows} examples, {summary.train.tokens} tokens "
-                 f"({summary.train.consistent} consistent / {summary.train.inconsistent} inconsistent)")
+    """Export each of ``files`` with the ft prompt (one training file per source, mixed in equal
+    shares by the launcher), launch, wait; the model name, or None if refused."""
+    exports = []
+    for number, source in enumerate(files):
+        train = work / f"{name}-{number}-{source.stem}.jsonl"
+        summary = export_finetune([source], train, options=ExportOptions(prompt=_FT_PROMPT, seed=seed))
+        notes += summary.notes + [f"{name}: {w}" for w in summary.warnings]
+        notes.append(f"{name}: {source.name}: {summary.train.rows} examples, {summary.train.tokens} tokens "
+                     f"({summary.train.consistent} consistent / {summary.train.inconsistent} inconsistent)")
+        exports.append(train)
     launcher = make_launcher("local") if backend == "local" else make_launcher(
         "mistral", base_url=base_url, api_key=api_key)
     try:
-        job = await launcher.launch(LaunchSpec(train, suffix=name, seed=seed))
+        job = await launcher.launch(LaunchSpec(exports[0], suffix=name, seed=seed, more_train_files=tuple(exports[1:])))
         job = await wait_for_job(launcher, job.id, interval=0.2 if backend != "api" else 15.0)
     except (FineTuningGone, JobRejected) as exc:
         notes.append(f"{name}: fine-tuning refused: {exc}")
         return None
     finally:
         await launcher.aclose()
+    heldout = job.details.get("heldout") if isinstance(job.details, dict) else None
+    if heldout:
+        notes.append(f"{name}: held out {heldout['rows']} rows ({heldout['split']}): before {heldout['before']}, "
+                     f"after {heldout['after']}")
     if job.status != "SUCCESS" or not job.fine_tuned_model:
         notes.append(f"{name}: job {job.id} ended {job.status}: {job.message}")
         return None
@@ -187,8 +199,9 @@ def markdown_table(result: dict[str, Any]) -> str:
     tests = {t["candidate"]: t for t in comparison["tests"]}
     lines = [
         ("| judge | provider | model | prompt | trained on | rows | accuracy [95% CI] | balanced acc. "
-         "| F1 consistent | F1 inconsistent | ROC-AUC [95% CI] | McNemar vs first (only first right / only this right, p) |"),
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+         "| F1 consistent | F1 inconsistent | ROC-AUC [95% CI] | pairwise [95% CI] | ECE "
+         "| McNemar vs first (only first right / only this right, p) |"),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for judge, summary in zip(result["judges"], comparison["runs"], strict=True):
         intervals = summary.get("intervals") or {}
@@ -200,7 +213,9 @@ def markdown_table(result: dict[str, Any]) -> str:
             f"| {summary['n_scored']} | {_cell(summary['accuracy'], intervals.get('accuracy'))} "
             f"| {_cell(summary['balanced_accuracy'])} | {_cell((summary['f1'] or {}).get('consistent'))} "
             f"| {_cell((summary['f1'] or {}).get('inconsistent'))} "
-            f"| {_cell(summary['roc_auc'], intervals.get('roc_auc'))} | {versus} |"
+            f"| {_cell(summary['roc_auc'], intervals.get('roc_auc'))} "
+            f"| {_cell(summary.get('pairwise_accuracy'), intervals.get('pairwise_accuracy'))} "
+            f"| {_cell(summary['ece'])} | {versus} |"
         )
     return "\n".join(lines)
 

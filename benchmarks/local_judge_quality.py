@@ -2,14 +2,17 @@
 
 Usage: ``python benchmarks/local_judge_quality.py``.
 Scores the shipped default weights on unseen synthetic documents, on the project's shipped
-sample, and (when ``../shared/data/cookbook`` is present) on FIB validation, next to a judge
-trained on FIB train with :func:`batchjudge.localjudge.train`. Writes
+sample, and (when ``../shared/data/cookbook`` is present) on FIB validation, next to the
+default fine-tuned on FIB train from its own weights (:func:`batchjudge.localjudge.train` with
+``prior=``) and a judge refitted on FIB train from zero. Pairwise accuracy pairs the summaries
+of one document; ECE is the calibration error (10 bins). Writes
 ``benchmarks/results/local_judge_quality.json`` and prints a markdown table.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +22,7 @@ from batchjudge.datasets.sample import load_sample
 from batchjudge.datasets.synth import synth_batches
 from batchjudge.localjudge import LocalJudge, train
 from batchjudge.localjudge._train import log_loss
-from batchjudge.core.metrics import roc_auc
+from batchjudge.core.metrics import calibration_bins, pairwise_accuracy, roc_auc
 
 RESULTS = Path(__file__).resolve().parent / "results" / "local_judge_quality.json"
 COOKBOOK = Path(__file__).resolve().parents[2] / "shared" / "data" / "cookbook"
@@ -50,10 +53,13 @@ def _score(judge: LocalJudge, data: Rows) -> dict[str, float | int | None]:
     p = np.array([j.score for j in judged])
     verdicts = np.array([j.verdict for j in judged])
     auc = roc_auc(y, p)
+    pairwise = pairwise_accuracy(premises, targets, p, resamples=10).value
     return {
         "rows": len(y),
         "accuracy": round(float(np.mean(verdicts == y)), 3),
         "roc_auc": None if auc is None else round(auc, 3),
+        "pairwise": None if pairwise is None else round(pairwise, 3),
+        "ece": round(calibration_bins(y, p)[1] or 0.0, 3),
         "log_loss": round(log_loss(y, p), 3),
         "mean_score": round(float(p.mean()), 3),
     }
@@ -81,37 +87,34 @@ def main() -> None:
         ("default", "synthetic, unseen documents", unseen_synth),
         ("default", "shipped sample (100 rows)", _columns(load_sample())),
     ]
-    fib_model: LocalJudge | None = None
+    judges = {"default": default}
     if (COOKBOOK / "fib-val.jsonl").is_file() and (COOKBOOK / "fib-train.jsonl").is_file():
         fib_val = _jsonl(COOKBOOK / "fib-val.jsonl")
-        fib_model = train(*_jsonl(COOKBOOK / "fib-train.jsonl"), name="ft:local-judge:fib")
-        cases += [("default", "FIB validation", fib_val)]
-    judges = {"default": default}
-    if fib_model is not None:
-        judges["trained on FIB train"] = fib_model
-        cases.append(("trained on FIB train", "FIB validation", cases[-1][2]))
+        fib_train = _jsonl(COOKBOOK / "fib-train.jsonl")
+        judges["fine-tuned on FIB train (from the default)"] = train(*fib_train, name="ft:local-judge:fib", prior=default)
+        judges["refitted on FIB train (from zero)"] = train(*fib_train, name="fib-from-zero")
+        cases += [(name, "FIB validation", fib_val) for name in judges]
     results = [
         {"judge": name, "data": data, **_score(judges[name], rows)} for name, data, rows in cases
     ]
     by_kind = _by_kind(default, unseen)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    load = [round(v, 2) for v in os.getloadavg()]
     RESULTS.write_text(
-        json.dumps({"results": results, "synthetic_by_kind": by_kind}, indent=2) + "\n"
+        json.dumps({"load_avg_1m_5m_15m": load, "results": results, "synthetic_by_kind": by_kind}, indent=2) + "\n"
     )
-    print("| judge | data | rows | accuracy | ROC-AUC | log-loss | mean score |")
-    print("|---|---|---|---|---|---|---|")
+    print("| judge | data | rows | accuracy | ROC-AUC | pairwise | ECE | log-loss | mean score |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(
             f"| {r['judge']} | {r['data']} | {r['rows']} | {r['accuracy']} | {r['roc_auc']} "
-            f"| {r['log_loss']} | {r['mean_score']} |"
+            f"| {r['pairwise']} | {r['ece']} | {r['log_loss']} | {r['mean_score']} |"
         )
     print()
     print("| synthetic kind | rows | judged correctly |")
     print("|---|---|---|")
     for kind, r in by_kind.items():
         print(f"| {kind} | {r['rows']} | {r['correct']} |")
-
-
 
 
 if __name__ == "__main__":

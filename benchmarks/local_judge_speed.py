@@ -3,7 +3,10 @@
 Usage: ``python benchmarks/local_judge_speed.py [--rows 16000]``.
 Three cases on synthetic rows (documents of ~120-530 words): every document repeated over its
 8 consecutive rows (as the synthetic data and FIB are laid out), every pair with a document
-seen for the first time (the cache never hits), and documents of 400+ words only, unseen.
+seen for the first time (the cache never hits), and documents of 400+ words only, unseen;
+then, when ``../shared/data/cookbook`` is present, FIB validation as it comes (real news,
+two summaries per document) and with every document new. Rates are per CPU-second of this
+one process (``time.process_time``), so other work on the machine does not count.
 Writes ``benchmarks/results/local_judge_speed.json`` and prints a markdown table.
 """
 
@@ -22,6 +25,7 @@ from batchjudge.datasets.synth import ROWS_PER_DOC, synth_batches
 from batchjudge.localjudge import LocalJudge
 
 RESULTS = Path(__file__).resolve().parent / "results" / "local_judge_speed.json"
+COOKBOOK = Path(__file__).resolve().parents[2] / "shared" / "data" / "cookbook"
 
 
 def _rate(judge: LocalJudge, pairs: list[tuple[str, str]]) -> tuple[float, float]:
@@ -54,6 +58,13 @@ def main() -> None:
         "every document new": (unseen, _rate(judge, unseen)),
         "every document new, 400+ words": (long_docs, _rate(judge, long_docs)),
     }
+    fib = COOKBOOK / "fib-val.jsonl"
+    if fib.is_file():
+        rows = [json.loads(line) for line in fib.read_text(encoding="utf-8").splitlines()]
+        fib_pairs = [(r["premise"], r["hypothesis"]) for r in rows]
+        cases["FIB validation (2 summaries per document)"] = (fib_pairs, _rate(judge, fib_pairs))
+        fresh = fib_pairs[::2]  # one summary per document: every document new
+        cases["FIB validation, every document new"] = (fresh, _rate(judge, fresh))
     results = [
         {
             "case": case,

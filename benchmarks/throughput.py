@@ -1,28 +1,39 @@
-"""Throughput against a strict rate limit: the engine (both transports) vs a plain SDK loop.
+"""Throughput against a strict rate limit, in the four situations a real account meets.
 
-The emulator runs in its own process (``batchjudge emulator``) with a strict per-second
-request window, 300±150 ms latency and, optionally, 10% injected faults. Each client runs in
-its own process too, so its CPU time (``getrusage(RUSAGE_CHILDREN)``) is its own:
+The emulator runs in its own process (``batchjudge emulator``): a strict window counted by
+arrival time (a request arriving while N others arrived in the last second is refused),
+429 + ``Retry-After`` in whole seconds, 300±150 ms latency, 2% injected 500s. Each client runs
+in its own process under its own API key, so its CPU time (``getrusage(RUSAGE_CHILDREN)``) and
+the server's counters are its own. Scenarios:
 
-- ``engine/http`` — ``batchjudge run --provider mistral --transport http`` (the default);
-- ``engine/sdk``  — the same with ``--transport sdk`` (the official mistralai client);
-- ``baseline/sdk`` — what most users write: ``asyncio.gather`` + a semaphore + tenacity around
-  ``client.chat.complete_async`` (this file's ``baseline-client`` sub-command).
+- ``known``: the client is told the limit (``--rps N``); the server announces nothing about
+  the per-second window (as the hosted API).
+- ``announced``: no limit flags; the server announces its limits in headers
+  (``--headers second``: ``x-ratelimit-limit-req-second`` ...).
+- ``silent``: no limit flags, and the server announces nothing (``--headers none``).
+- ``tokens``: a token-bound workload: ~1,000-token prompts against a tokens-per-minute limit
+  the server announces (``x-ratelimit-limit-tokens-minute``), no client flags.
 
-Reported per run: efficiency = (ok rows / limit) / active wall time, where the active time runs
-from the server's first chat request to its last answer; the same over the whole process wall
-time (start-up included); client CPU seconds per 1,000 requests the server saw, both
-everything-included and marginal (a one-row run's CPU — imports, tokenizer load — subtracted);
-retries; 429s; Retry-After violations and early arrivals from the emulator's ``/stats``.
+Clients: ``cli/http`` (``batchjudge run``, the default aiohttp transport), ``lib/http``
+(``batchjudge.run`` from Python), ``cli/sdk`` (``--transport sdk``, the official SDK), and
+``baseline/sdk`` (``asyncio.gather`` + a semaphore + tenacity around the SDK, as most users
+write it). Each (scenario, limit) runs every client ``--repeats`` times, interleaved.
 
-Before measuring, each emulator answers the whole workload once as a batch job, which fills
-its tokenizer and judge caches: the server has one core and must never be what is measured.
+Reported per run: efficiency = (ok rows / limit) / time, where *active* time runs from the
+server's first request of the client to its last answer and *process* time is the client's
+whole wall time (start-up included); for ``tokens``, the tokens the server admitted over the
+token ceiling of the same time, and the same after the first minute (*steady*); 429s;
+Retry-After violations (arrivals more than 25 ms after a 429 and before its Retry-After) and
+early arrivals (any arrival before it); 429s after the first episode (the first second of
+429s); client CPU per 1,000 requests the server saw, everything included and marginal (a
+one-row run's CPU subtracted).
 
-Usage::
+Before measuring, each emulator answers the workload once as a batch job to fill its
+tokenizer and judge caches (the server shares two cores with the client and must not be what
+is measured). Results: ``results/throughput.json`` and the tables in ``README.md``.
 
-    python benchmarks/throughput.py                # full matrix (~6 min on 2 cores)
-    python benchmarks/throughput.py --quick        # 100 RPS, no faults, engine/http only
-                                                   # (results/throughput-quick.json)
+    python benchmarks/throughput.py                      # every scenario, 3 repeats (~35 min)
+    python benchmarks/throughput.py --scenario known --limits 100 --repeats 1 --seconds 10
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ import platform
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,7 +54,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,66 +63,79 @@ import polars as pl
 
 MODEL = "mistral-small-latest"
 LATENCY = "300:150"
-FAULTS_10 = "500:0.05,503:0.02,drop:0.01,malformed:0.01,nonjson:0.01"
-"""10% of admitted requests fail (5xx, dropped connections, garbled replies); no ``slow``:
-a reply held past the timeout would measure the timeout, not the client."""
+FAULTS = "500:0.02"
 TIMEOUT_S = 10
 MAX_RETRIES = 8
 SDK_ROWS_CAP = 1000
-"""The SDK clients cannot reach 400 RPS (12-26 ms of CPU per request); cap their rows."""
+"""The SDK clients cannot approach 400 RPS (12-26 ms of CPU per request); cap their rows."""
+TOKENS_TPM = 300_000
+TOKENS_SECONDS = 150.0
+"""A token-bound run must outlast the first minute (a fresh window admits a whole minute's
+tokens at once) to measure the steady state."""
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results" / "throughput.json"
 README = ROOT / "README.md"
 BEGIN, END = "<!-- throughput:begin -->", "<!-- throughput:end -->"
 
 
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    server: tuple[str, ...]
+    client_flags: bool
+    """Whether the client is told the limit (``--rps``)."""
+    clients: tuple[str, ...]
+
+
+SCENARIOS = {
+    "known": Scenario("known", (), True, ("cli/http", "lib/http", "cli/sdk", "baseline/sdk")),
+    "announced": Scenario("announced", ("--headers", "second"), False, ("cli/http", "lib/http")),
+    "silent": Scenario("silent", ("--headers", "none"), False, ("cli/http", "lib/http")),
+    "tokens": Scenario("tokens", (), False, ("cli/http", "lib/http")),
+}
+
+
 @dataclass
 class Outcome:
     """One client run against one emulator configuration."""
 
+    scenario: str
     client: str
-    limit_rps: int
-    faults: str
+    limit: int
+    repeat: int
     rows: int
     ok_rows: int
     failed_rows: int
     requests: int
     retries: int
     rate_limited: int
+    rate_limited_after_first_episode: int
     retry_after_violations: int
     early_arrivals: int
     active_s: float
     process_s: float
     efficiency: float
     efficiency_process: float
+    efficiency_steady: float | None
     cpu_s: float
     cpu_s_per_1000: float
     marginal_cpu_s_per_1000: float
     concurrency: int
+    limits_seen: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # --- the emulator process ------------------------------------------------------------------
 
 
 @contextmanager
-def emulator(rps: int, faults: str, seed: int = 0) -> Iterator[str]:
+def emulator(scenario: Scenario, limit: int, seed: int = 0) -> Iterator[str]:
     """``batchjudge emulator`` in a child process; yields its base URL."""
+    window = ["--tpm", str(limit)] if scenario.name == "tokens" else ["--rps", str(limit)]
     command = [
-        sys.executable,
-        "-m",
-        "batchjudge",
-        "emulator",
-        "--port",
-        "0",
-        "--rps",
-        str(rps),
-        "--latency-ms",
-        LATENCY,
-        "--seed",
-        str(seed),
-    ]
-    if faults:
-        command += ["--faults", faults]
+        sys.executable, "-m", "batchjudge", "emulator", "--port", "0", *window,
+        "--latency-ms", LATENCY, "--faults", FAULTS, "--seed", str(seed), *scenario.server,
+    ]  # fmt: skip
     child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout is not None
@@ -119,19 +144,17 @@ def emulator(rps: int, faults: str, seed: int = 0) -> Iterator[str]:
         if match is None:
             raise RuntimeError(f"the emulator did not start: {banner!r}")
         url = match.group(1)
-        deadline = time.monotonic() + 60
-        while True:
+        for _ in range(100):
             try:
-                with urllib.request.urlopen(url + "/", timeout=2):
-                    break
+                stats(url)
+                break
             except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+                time.sleep(0.1)
         yield url
     finally:
         child.terminate()
         child.wait(timeout=30)
+        child.stdout.close()  # type: ignore[union-attr]
 
 
 def stats(url: str) -> dict[str, Any]:
@@ -145,34 +168,45 @@ def _messages(premises: list[str], hypotheses: list[str]) -> list[list[dict[str,
     from batchjudge.adapters.prompts import DEFAULT_PRESET, PRESETS, PromptAdapter
 
     adapter = PromptAdapter(PRESETS[DEFAULT_PRESET], MODEL, count_tokens=False)
-    return [adapter.render(p, h).messages for p, h in zip(premises, hypotheses)]
+    return [adapter.render(p, h).messages for p, h in zip(premises, hypotheses, strict=True)]
 
 
 def warm(url: str, data: Path, rows: int) -> None:
-    """Answer the workload once as a batch job, filling the emulator's caches."""
+    """Answer the workload once as a batch job, filling the emulator's caches (batch jobs
+    are outside the rate limits)."""
     from mistralai.client import Mistral
 
     table = pl.read_parquet(data).head(rows)
     lines = [
-        orjson.dumps(
-            {"custom_id": i, "body": {"messages": m, "response_format": {"type": "json_object"}}}
-        )
-        for i, m in zip(
-            table["id"], _messages(table["premise"].to_list(), table["hypothesis"].to_list())
-        )
+        orjson.dumps({"custom_id": i, "body": {"messages": m, "response_format": {"type": "json_object"}}})
+        for i, m in zip(table["id"], _messages(table["premise"].to_list(), table["hypothesis"].to_list()), strict=True)
     ]
     client = Mistral(api_key="bench-warm", server_url=url)
-    uploaded = client.files.upload(
-        file={"file_name": "warm.jsonl", "content": b"\n".join(lines)}, purpose="batch"
-    )
-    job = client.batch.jobs.create(
-        input_files=[uploaded.id], endpoint="/v1/chat/completions", model=MODEL
-    )
+    uploaded = client.files.upload(file={"file_name": "warm.jsonl", "content": b"\n".join(lines)}, purpose="batch")
+    job = client.batch.jobs.create(input_files=[uploaded.id], endpoint="/v1/chat/completions", model=MODEL)
     while job.status in ("QUEUED", "RUNNING"):
         time.sleep(0.5)
         job = client.batch.jobs.get(job_id=job.id)
-    if job.status != "SUCCESS" or job.succeeded_requests != rows:
+    if job.status != "SUCCESS":
         raise RuntimeError(f"warm-up batch ended {job.status} ({job.succeeded_requests}/{rows})")
+
+
+def write_data(work: Path, rows: int, *, long_prompts: bool) -> Path:
+    """Synthetic rows (~1,700-character documents); with ``long_prompts`` three documents
+    are joined into one (~1,000 tokens a prompt)."""
+    from batchjudge.datasets.synth import write_synth
+
+    if not long_prompts:
+        return write_synth(work / "data", rows=rows, seed=0)[0]
+    source = pl.read_parquet(write_synth(work / "short", rows=rows * 3, seed=1)[0])
+    premises = source["premise"].to_list()
+    table = source.head(rows).with_columns(
+        pl.Series("premise", [" ".join(premises[3 * i : 3 * i + 3]) for i in range(rows)])
+    )
+    path = work / "long" / "long.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.write_parquet(path)
+    return path
 
 
 # --- the clients -----------------------------------------------------------------------------
@@ -184,132 +218,147 @@ def _children_cpu() -> float:
 
 
 def _client_command(
-    client: str, url: str, data: Path, out: Path, rows: int, rps: int, concurrency: int
+    client: str, url: str, data: Path, out: Path, rows: int, rps: int | None, concurrency: int
 ) -> list[str]:
-    if client.startswith("engine/"):
-        return [
-            sys.executable,
-            "-m",
-            "batchjudge",
-            "run",
-            str(data),
-            "--out",
-            str(out),
-            "--provider",
-            "mistral",
-            "--base-url",
-            url,
-            "--model",
-            MODEL,
-            "--transport",
-            client.split("/")[1],
-            "--rps",
-            str(rps),
-            "--concurrency",
-            str(concurrency),
-            "--timeout",
-            str(TIMEOUT_S),
-            "--max-retries",
-            str(MAX_RETRIES),
-            "--limit",
-            str(rows),
+    if client.startswith("cli/"):
+        command = [
+            sys.executable, "-m", "batchjudge", "run", str(data), "--out", str(out),
+            "--provider", "mistral", "--base-url", url, "--model", MODEL,
+            "--transport", client.split("/")[1], "--concurrency", str(concurrency),
+            "--timeout", str(TIMEOUT_S), "--max-retries", str(MAX_RETRIES), "--limit", str(rows),
             "--quiet",
-        ]
-    return [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "baseline-client",
-        url,
-        str(data),
-        str(rows),
-        str(concurrency),
-        str(out),
-    ]
+        ]  # fmt: skip
+        return command + (["--rps", str(rps)] if rps else [])
+    sub = "lib-client" if client == "lib/http" else "baseline-client"
+    return [sys.executable, str(Path(__file__).resolve()), sub, url, str(data), str(rows), str(concurrency),
+            str(out), str(rps or 0)]
 
 
-def _run_client(
-    command: list[str], key: str
-) -> tuple[float, float, subprocess.CompletedProcess[str]]:
+def _run_client(command: list[str], key: str) -> tuple[float, float, subprocess.CompletedProcess[str]]:
     """Run one client process; (cpu seconds, wall seconds, the finished process)."""
-    env = {
-        **os.environ,
-        "MISTRAL_API_KEY": key,
-        "WEAVE_DISABLED": "true",
-        "WANDB_ERROR_REPORTING": "false",
-    }
+    env = {**os.environ, "MISTRAL_API_KEY": key, "WEAVE_DISABLED": "true", "WANDB_ERROR_REPORTING": "false"}
     cpu, wall = _children_cpu(), time.monotonic()
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     return _children_cpu() - cpu, time.monotonic() - wall, done
 
 
-def _rows_outcome(client: str, out: Path) -> tuple[int, int, int]:
-    """(ok rows, failed rows, retries) as the client recorded them."""
-    if client.startswith("engine/"):
+def _rows_outcome(client: str, out: Path) -> tuple[int, int, int, str]:
+    """(ok rows, failed rows, retries, the limits the engine ended with) as the client saw them."""
+    if client.startswith(("cli/", "lib/")):
         results = pl.read_parquet(sorted((out / "results").glob("*.parquet")))
         ok = int((results["status"] == "ok").sum())
-        return ok, results.height - ok, int(results["attempts"].sum()) - results.height
-    summary = orjson.loads((out / "baseline.json").read_bytes())
-    return summary["ok"], summary["failed"], summary["retries"]
+        limits = str(orjson.loads((out / "run.json").read_bytes()).get("limits", ""))
+        return ok, results.height - ok, int(results["attempts"].sum()) - results.height, limits
+    summary_b = orjson.loads((out / "baseline.json").read_bytes())
+    return summary_b["ok"], summary_b["failed"], summary_b["retries"], ""
 
 
 def measure(
-    client: str,
-    url: str,
-    data: Path,
-    work: Path,
-    *,
-    rows: int,
-    rps: int,
-    faults: str,
-    startup_cpu: float,
+    scenario: Scenario, client: str, url: str, data: Path, work: Path, *, rows: int, limit: int,
+    repeat: int, startup_cpu: float,
 ) -> Outcome:
     """One client run under its own API key; the server's counters for that key."""
     from batchjudge.emulator.state import key_label
 
-    concurrency = math.ceil(rps * 0.6)
-    out = work / f"{client.replace('/', '-')}-{rps}-{'faults' if faults else 'clean'}"
+    tokens = scenario.name == "tokens"
+    rps = None if tokens else limit
+    concurrency = 32 if tokens else math.ceil(limit * 0.6)
+    out = work / f"{scenario.name}-{client.replace('/', '-')}-{limit}-{repeat}"
     key = f"bench-{out.name}"
     cpu, wall, done = _run_client(
-        _client_command(client, url, data, out, rows, rps, concurrency), key=key
+        _client_command(client, url, data, out, rows, rps if scenario.client_flags else None, concurrency), key=key
     )
     if done.returncode not in (0, 1):
         raise RuntimeError(f"{client} failed ({done.returncode}): {done.stderr[-2000:]}")
     seen = stats(url)["keys"][key_label(key)]
-    ok, failed, retries = _rows_outcome(client, out)
+    ok, failed, retries, limits_seen = _rows_outcome(client, out)
     requests = seen["chat_completions"]
     active = seen["last_chat_s"] - seen["first_chat_s"]
+    per_second = limit / 60.0 if tokens else float(limit)
+    served = float(seen.get("admitted_tokens", 0)) if tokens else float(ok)
+    steady = None
+    if tokens and active > 75:
+        steady = _steady_token_share(out, limit)
+    after_first = _429s_after_first_episode(out)
     return Outcome(
-        client=client,
-        limit_rps=rps,
-        faults=faults or "none",
-        rows=rows,
-        ok_rows=ok,
-        failed_rows=failed,
-        requests=requests,
-        retries=retries,
-        rate_limited=seen["rate_limited"],
-        retry_after_violations=seen["retry_after_violations"],
-        early_arrivals=seen["early_arrivals"],
-        active_s=round(active, 3),
-        process_s=round(wall, 3),
-        efficiency=round(ok / rps / active, 4),
-        efficiency_process=round(ok / rps / wall, 4),
-        cpu_s=round(cpu, 3),
-        cpu_s_per_1000=round(cpu * 1000 / requests, 3),
+        scenario=scenario.name, client=client, limit=limit, repeat=repeat, rows=rows, ok_rows=ok,
+        failed_rows=failed, requests=requests, retries=retries, rate_limited=seen["rate_limited"],
+        rate_limited_after_first_episode=after_first,
+        retry_after_violations=seen["retry_after_violations"], early_arrivals=seen["early_arrivals"],
+        active_s=round(active, 3), process_s=round(wall, 3),
+        efficiency=round(served / per_second / active, 4),
+        efficiency_process=round(served / per_second / wall, 4),
+        efficiency_steady=steady,
+        cpu_s=round(cpu, 3), cpu_s_per_1000=round(cpu * 1000 / requests, 3),
         marginal_cpu_s_per_1000=round(max(0.0, cpu - startup_cpu) * 1000 / requests, 3),
-        concurrency=concurrency,
-    )
+        concurrency=concurrency, limits_seen=limits_seen,
+    )  # fmt: skip
+
+
+def _429s_after_first_episode(out: Path) -> int:
+    """429s the client met more than a second after its first one (from its own log)."""
+    log = out / "bench-429s.json"
+    if not log.exists():
+        return -1
+    times = orjson.loads(log.read_bytes())
+    return sum(1 for t in times if t > times[0] + 1.0) if times else 0
+
+
+def _steady_token_share(out: Path, tpm: int) -> float | None:
+    """Tokens the client's replies used after its first 60 s, over the ceiling of that time."""
+    log = out / "bench-usage.json"
+    if not log.exists():
+        return None
+    usage = orjson.loads(log.read_bytes())  # [[seconds since first send, tokens], ...]
+    if not usage:
+        return None
+    end = usage[-1][0]
+    later = sum(tokens for t, tokens in usage if t >= 60.0)
+    return round(later / (tpm / 60.0 * (end - 60.0)), 4) if end > 75 else None
 
 
 def startup_cpu(client: str, url: str, data: Path, work: Path) -> float:
-    """CPU of a one-row run: imports, tokenizer load, setup — what a longer run does once."""
+    """CPU of a one-row run: imports, setup — what a longer run does once."""
     out = work / f"startup-{client.replace('/', '-')}"
-    cpu, _, done = _run_client(
-        _client_command(client, url, data, out, 1, 100, 1), key=f"bench-{out.name}"
-    )
+    cpu, _, done = _run_client(_client_command(client, url, data, out, 1, 100, 1), key=f"bench-{out.name}")
     if done.returncode != 0:
         raise RuntimeError(f"{client} one-row run failed: {done.stderr[-2000:]}")
     return cpu
+
+
+# --- the library client (run as a sub-process) -------------------------------------------------
+
+
+def lib_client(url: str, data: str, rows: int, concurrency: int, out: str, rps: int) -> None:
+    """``batchjudge.run`` from Python: the library path, logging its 429s and usage over time."""
+    from batchjudge import RunConfig, run
+    from batchjudge.engine import limits as limits_module
+
+    original = limits_module.Limits.on_rate_limited
+    seen: list[float] = []
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> None:
+        seen.append(time.monotonic())
+        original(self, *args, **kwargs)
+
+    limits_module.Limits.on_rate_limited = counted  # type: ignore[method-assign]
+    usage: list[list[float]] = []
+    original_settle = limits_module.Limits.settle
+
+    def settled(self: Any, reservation: Any, reply: Any) -> None:
+        usage.append([reservation.sent_at, reply.prompt_tokens + reply.completion_tokens])
+        original_settle(self, reservation, reply)
+
+    limits_module.Limits.settle = settled  # type: ignore[method-assign]
+    config = RunConfig(
+        inputs=[data], out=out, provider="mistral", base_url=url, model=MODEL, concurrency=concurrency,
+        rps=rps or None, timeout=TIMEOUT_S, max_retries=MAX_RETRIES, limit=rows,
+    )  # fmt: skip
+    result = run(config)
+    start = min((u[0] for u in usage), default=0.0)
+    Path(out, "bench-429s.json").write_bytes(orjson.dumps([t - (seen[0] if seen else 0.0) for t in seen]))
+    Path(out, "bench-usage.json").write_bytes(orjson.dumps(sorted([u[0] - start, u[1]] for u in usage)))
+    sys.exit(result.exit_code)
 
 
 # --- the baseline client (run as a sub-process) -------------------------------------------------
@@ -319,36 +368,23 @@ def baseline_client(url: str, data: str, rows: int, concurrency: int, out: str) 
     """asyncio.gather + semaphore + tenacity around the SDK: the loop most users write."""
     from mistralai.client import Mistral
     from mistralai.client.errors import SDKError
-    from tenacity import (
-        AsyncRetrying,
-        retry_if_exception,
-        stop_after_attempt,
-        wait_random_exponential,
-    )
+    from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
     table = pl.read_parquet(data).head(rows)
     messages = _messages(table["premise"].to_list(), table["hypothesis"].to_list())
-    client = Mistral(
-        api_key=os.environ["MISTRAL_API_KEY"], server_url=url, timeout_ms=TIMEOUT_S * 1000
-    )
+    client = Mistral(api_key=os.environ["MISTRAL_API_KEY"], server_url=url, timeout_ms=TIMEOUT_S * 1000)
     semaphore = asyncio.Semaphore(concurrency)
     retries = 0
 
     def retryable(exc: BaseException) -> bool:
-        return (
-            not isinstance(exc, SDKError)
-            or exc.status_code in (200, 408, 429)
-            or exc.status_code >= 500
-        )
+        return not isinstance(exc, SDKError) or exc.status_code in (200, 408, 429) or exc.status_code >= 500
 
     async def one(chat: list[dict[str, str]]) -> bool:
         nonlocal retries
         attempts = AsyncRetrying(
-            wait=wait_random_exponential(multiplier=0.5, max=10),
-            stop=stop_after_attempt(MAX_RETRIES + 1),
-            retry=retry_if_exception(retryable),
-            reraise=True,
-        )
+            wait=wait_random_exponential(multiplier=0.5, max=10), stop=stop_after_attempt(MAX_RETRIES + 1),
+            retry=retry_if_exception(retryable), reraise=True,
+        )  # fmt: skip
         try:
             async for attempt in attempts:
                 with attempt:
@@ -356,37 +392,55 @@ def baseline_client(url: str, data: str, rows: int, concurrency: int, out: str) 
                         retries += 1
                     async with semaphore:
                         await client.chat.complete_async(
-                            model=MODEL,
-                            messages=chat,
-                            response_format={"type": "json_object"},  # type: ignore[arg-type]
+                            model=MODEL, messages=chat,  # type: ignore[arg-type]
+                            response_format={"type": "json_object"},
                         )
         except Exception:  # noqa: BLE001 - a failed row is counted, not raised
             return False
         return True
 
     async def main() -> list[bool]:
-        return list(await asyncio.gather(*(one(m) for m in messages)))
+        return await asyncio.gather(*(one(m) for m in messages))
 
-    results = asyncio.run(main())
+    done = asyncio.run(main())
     Path(out).mkdir(parents=True, exist_ok=True)
-    summary = {"ok": sum(results), "failed": len(results) - sum(results), "retries": retries}
-    (Path(out) / "baseline.json").write_bytes(orjson.dumps(summary))
+    ok = sum(done)
+    Path(out, "baseline.json").write_bytes(orjson.dumps({"ok": ok, "failed": len(done) - ok, "retries": retries}))
 
 
-# --- the matrix and the report -------------------------------------------------------------------
+# --- the report --------------------------------------------------------------------------------
+
+
+def _median(values: list[float]) -> str:
+    return f"{statistics.median(values):.1%}" if values else "–"
+
+
+def _after_first(runs: list[Outcome]) -> str:
+    known = [o.rate_limited_after_first_episode for o in runs if o.rate_limited_after_first_episode >= 0]
+    return f"{statistics.median(known):g}" if known else "–"
 
 
 def table(outcomes: list[Outcome]) -> str:
-    """The markdown table for README.md."""
+    """Medians over repeats, with the range, per (scenario, limit, client)."""
     lines = [
-        "| limit | faults | client | rows | efficiency (active) | efficiency (process) | CPU s / 1k req (all / marginal) | retries | 429s | Retry-After violations (early arrivals) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| scenario | limit | client | runs | efficiency active (min–max) | efficiency process | steady | "
+        "429s (after 1st episode) | Retry-After violations (early) | CPU s / 1k req (all / marginal) | limits the engine ended with |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    groups: dict[tuple[str, int, str], list[Outcome]] = {}
     for o in outcomes:
+        groups.setdefault((o.scenario, o.limit, o.client), []).append(o)
+    for (scenario, limit, client), runs in groups.items():
+        eff = [o.efficiency for o in runs]
+        unit = "TPM" if scenario == "tokens" else "RPS"
+        steady = [o.efficiency_steady for o in runs if o.efficiency_steady is not None]
         lines.append(
-            f"| {o.limit_rps} RPS | {'10%' if o.faults != 'none' else 'none'} | {o.client} | {o.ok_rows}/{o.rows} "
-            f"| {o.efficiency:.1%} | {o.efficiency_process:.1%} | {o.cpu_s_per_1000:.2f} / {o.marginal_cpu_s_per_1000:.2f} "
-            f"| {o.retries} | {o.rate_limited} | {o.retry_after_violations} ({o.early_arrivals}) |"
+            f"| {scenario} | {limit:,} {unit} | {client} | {len(runs)} | {_median(eff)} ({min(eff):.1%}–{max(eff):.1%}) "
+            f"| {_median([o.efficiency_process for o in runs])} | {_median(steady)} "
+            f"| {statistics.median(o.rate_limited for o in runs):g} ({_after_first(runs)}) "
+            f"| {max(o.retry_after_violations for o in runs)} ({statistics.median(o.early_arrivals for o in runs):g}) "
+            f"| {statistics.median(o.cpu_s_per_1000 for o in runs):.2f} / {statistics.median(o.marginal_cpu_s_per_1000 for o in runs):.2f} "
+            f"| {runs[-1].limits_seen or '–'} |"
         )
     return "\n".join(lines)
 
@@ -403,77 +457,63 @@ def write_readme_table(text: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="100 RPS, no faults, engine/http only")
-    parser.add_argument(
-        "--seconds", type=float, default=10.0, help="workload size: seconds at the limit"
-    )
-    parser.add_argument(
-        "--no-readme", action="store_true", help="do not rewrite benchmarks/README.md"
-    )
+    parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS), help="repeatable; default all")
+    parser.add_argument("--limits", default="100,400", help="requests per second for the request scenarios")
+    parser.add_argument("--clients", help="comma-separated subset of each scenario's clients")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=20.0, help="workload size: seconds at the limit")
+    parser.add_argument("--no-readme", action="store_true", help="do not rewrite benchmarks/README.md")
     args = parser.parse_args()
-
-    limits = [100] if args.quick else [100, 400]
-    fault_specs = [""] if args.quick else ["", FAULTS_10]
-    clients = ["engine/http"] if args.quick else ["engine/http", "engine/sdk", "baseline/sdk"]
-    from batchjudge.datasets.synth import write_synth
+    chosen = [SCENARIOS[n] for n in (args.scenario or list(SCENARIOS))]
+    limits = [int(x) for x in args.limits.split(",")]
+    wanted = set(args.clients.split(",")) if args.clients else None
 
     outcomes: list[Outcome] = []
     work = Path(tempfile.mkdtemp(prefix="bj-throughput-"))
+    startup: dict[str, float] = {}
     try:
-        max_rows = int(max(limits) * args.seconds)
-        data = write_synth(work / "data", rows=max_rows, seed=0)[0]
-        startup: dict[str, float] = {}
-        for rps in limits:
-            rows = int(rps * args.seconds)
-            for faults in fault_specs:
-                with emulator(rps, faults) as url:
+        for scenario in chosen:
+            tokens = scenario.name == "tokens"
+            for limit in [TOKENS_TPM] if tokens else limits:
+                rows = int(limit / 1000 * TOKENS_SECONDS) if tokens else int(limit * args.seconds)
+                data = write_data(work / f"{scenario.name}-{limit}", rows, long_prompts=tokens)
+                clients = [c for c in scenario.clients if wanted is None or c in wanted]
+                with emulator(scenario, limit) as url:
                     warm(url, data, rows)
                     for client in clients:
                         if client not in startup:
                             startup[client] = startup_cpu(client, url, data, work)
-                        n = rows if client == "engine/http" else min(rows, SDK_ROWS_CAP)
-                        outcome = measure(
-                            client,
-                            url,
-                            data,
-                            work,
-                            rows=n,
-                            rps=rps,
-                            faults=faults,
-                            startup_cpu=startup[client],
-                        )
-                        outcomes.append(outcome)
-                        print(orjson.dumps(asdict(outcome)).decode(), flush=True)
+                    for repeat in range(args.repeats):
+                        for client in clients:
+                            n = rows if client.endswith("/http") else min(rows, SDK_ROWS_CAP)
+                            outcome = measure(scenario, client, url, data, work, rows=n, limit=limit,
+                                              repeat=repeat, startup_cpu=startup[client])
+                            outcomes.append(outcome)
+                            print(orjson.dumps(asdict(outcome)).decode(), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    results = RESULTS.with_name("throughput-quick.json") if args.quick else RESULTS
-    results.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "benchmark": "throughput",
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "load_average_at_end": os.getloadavg(),
-        },
-        "latency_ms": LATENCY,
-        "faults_10": FAULTS_10,
-        "model": MODEL,
-        "seconds": args.seconds,
-        "startup_cpu_s": startup,
-        "runs": [asdict(o) for o in outcomes],
-    }
-    results.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "load_average_at_end": os.getloadavg()},
+        "latency_ms": LATENCY, "faults": FAULTS, "model": MODEL, "seconds": args.seconds,
+        "startup_cpu_s": startup, "runs": [asdict(o) for o in outcomes],
+    }  # fmt: skip
+    RESULTS.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     markdown = table(outcomes)
     print(markdown)
-    if not args.quick and not args.no_readme:
+    if not args.no_readme:
         write_readme_table(markdown)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "baseline-client":
-        _, _, url_, data_, rows_, concurrency_, out_ = sys.argv
-        baseline_client(url_, data_, int(rows_), int(concurrency_), out_)
+    if len(sys.argv) > 1 and sys.argv[1] in ("baseline-client", "lib-client"):
+        _, command, url_, data_, rows_, concurrency_, out_, rps_ = sys.argv
+        if command == "lib-client":
+            lib_client(url_, data_, int(rows_), int(concurrency_), out_, int(rps_))
+        else:
+            baseline_client(url_, data_, int(rows_), int(concurrency_), out_)
     else:
         main()

@@ -135,7 +135,7 @@ def test_rows_of_a_job_cancelled_meanwhile_fail_and_retry_failed_sends_them_agai
     (job_id,) = server.app.state.emulator.batch_jobs
 
     async def cancel() -> None:
-        async with sdk_over_http(server.url) as sdk:  # closed: no socket left for the GC to warn about
+        async with sdk_over_http(server.url) as sdk:  # closed, so no connection outlives the loop
             await sdk.batch.jobs.cancel_async(job_id=job_id)
 
     anyio.run(cancel)

@@ -65,7 +65,10 @@ def test_the_offline_loop_on_the_local_launcher_needs_no_server(small_data: tupl
     assert [j["name"] for j in result["judges"]] == ["zero-shot", "ft-fib", "ft-fib-usb"]
     assert all(j["provider"] == "local" for j in result["judges"])
     assert all(r["n_scored"] == 20 for r in result["comparison"]["runs"])
-    assert any("fib-usb: 80 examples" in note for note in result["notes"])
+    # FIB and USB go in as two training files (two sources in equal shares), each measured
+    assert any("fib-usb: fib-train.parquet: 48 examples" in note for note in result["notes"])
+    assert any("fib-usb: usb-train.parquet: 32 examples" in note for note in result["notes"])
+    assert any(note.startswith("fib-usb: held out") for note in result["notes"])
 
 
 def test_against_an_api_whose_fine_tuning_is_gone_the_loop_records_the_refusal_and_keeps_the_baselines(

@@ -112,14 +112,13 @@ def test_an_outage_on_demand_starts_after_its_own_reply_and_the_sdk_sees_a_conne
     emulator: StartEmulator, clock: FakeClock
 ) -> None:
     server = emulator(clock=clock)
-    sdk = sdk_over_http(server.url)
-    with httpx2.Client(base_url=server.url) as admin:
+    with sdk_over_http(server.url) as sdk, httpx2.Client(base_url=server.url) as admin:
         started = admin.post("/admin/outage", json={"seconds": 2})
-    assert started.status_code == 200 and started.json()["outage"]["active"] is True
-    with pytest.raises(httpx2.TransportError):
-        sdk.chat.complete(model=MODEL, messages=BODY["messages"])
-    clock.now += 2.0
-    assert sdk.chat.complete(model=MODEL, messages=BODY["messages"]).choices
+        assert started.status_code == 200 and started.json()["outage"]["active"] is True
+        with pytest.raises(httpx2.TransportError):
+            sdk.chat.complete(model=MODEL, messages=BODY["messages"])
+        clock.now += 2.0
+        assert sdk.chat.complete(model=MODEL, messages=BODY["messages"]).choices
 
 
 def test_the_admin_outage_needs_a_positive_number_of_seconds(emulator: StartEmulator) -> None:

@@ -329,13 +329,13 @@ def test_the_mistral_sdk_gets_answers_and_then_the_429_from_a_limited_emulator(
     emulator: StartEmulator, clock: FakeClock
 ) -> None:
     server = emulator(rps=2, rpm=1000, tpm=10**6, clock=clock)
-    sdk = sdk_over_http(server.url)
-    replies = [
-        sdk.chat.complete(model=MODEL, messages=BODY["messages"], random_seed=7, max_tokens=256)
-        for _ in range(2)
-    ]
-    with pytest.raises(SDKError) as info:
-        sdk.chat.complete(model=MODEL, messages=BODY["messages"])
+    with sdk_over_http(server.url) as sdk:
+        replies = [
+            sdk.chat.complete(model=MODEL, messages=BODY["messages"], random_seed=7, max_tokens=256)
+            for _ in range(2)
+        ]
+        with pytest.raises(SDKError) as info:
+            sdk.chat.complete(model=MODEL, messages=BODY["messages"])
     assert all(r.choices[0].message.content for r in replies)
     assert info.value.status_code == 429
     assert "rate_limited" in info.value.body

@@ -12,8 +12,8 @@ from virtual_time import clock, run_engine_virtual, run_virtual, sleep
 
 from batchjudge import JudgeReply, JudgeRequest, MockProvider, RunConfig
 from batchjudge.core.types import ProviderBase
-from batchjudge.engine.buckets import TokenBucket
-from batchjudge.engine.limits import Cooldown, Limits
+from batchjudge.engine.limits import Cooldown, Limits, Reservation
+from batchjudge.engine.token_window import TokenWindow
 from batchjudge.engine.retry import RetryPolicy, StopRun, call_with_retries
 from batchjudge.engine.stats import RunStats
 from batchjudge.errors import AuthError, BadRequestError, RateLimitError, TransientError
@@ -51,52 +51,56 @@ def test_a_cooldown_holds_every_waiter_until_it_expires_and_is_never_shortened()
     assert run_virtual(main) == [pytest.approx(2.5)] * 5
 
 
-# -- the token bucket -------------------------------------------------------------------------
+# -- the token window ---------------------------------------------------------------------
 
 
-def test_the_token_bucket_lets_the_capacity_through_then_the_drain_rate() -> None:
+def test_the_token_window_admits_the_limit_per_minute_and_no_more_in_any_minute() -> None:
     async def main() -> list[float]:
-        bucket = TokenBucket(600, 60.0, clock=clock, sleep=sleep)  # 10 tokens a second
+        window = TokenWindow(600, 60.0, margin=0.0, clock=clock, sleep=sleep)
         start = clock()
         times = []
-        for _ in range(9):
-            await bucket.acquire(100)
+        for _ in range(14):
+            await window.acquire(100)
             times.append(round(clock() - start, 3))
         return times
 
-    assert run_virtual(main) == [0.0] * 6 + [10.0, 20.0, 30.0]
+    times = run_virtual(main)
+    assert times == [0.0] * 6 + [60.0] * 6 + [120.0] * 2
+    assert all(sum(1 for u in times if t <= u < t + 60) <= 6 for t in times)
 
 
-def test_a_refund_shortens_the_wait_of_the_next_request() -> None:
-    async def main(refund: float) -> float:
-        bucket = TokenBucket(600, 60.0, clock=clock, sleep=sleep)
-        await bucket.acquire(600)
-        bucket.refund(refund)
+def test_a_correction_frees_tokens_at_once_for_the_next_request() -> None:
+    async def main(used: float) -> float:
+        window = TokenWindow(600, 60.0, margin=0.0, clock=clock, sleep=sleep)
+        charge = await window.acquire(500)
+        await sleep(1.0)
+        window.correct(charge, used)
         start = clock()
-        await bucket.acquire(100)
+        await window.acquire(300)
         return clock() - start
 
-    assert run_virtual(main, 0.0) == pytest.approx(10.0, abs=0.01)
-    assert run_virtual(main, 100.0) == pytest.approx(0.0, abs=0.01)
-    assert run_virtual(main, 50.0) == pytest.approx(5.0, abs=0.3)  # re-checked every 0.25 s
+    assert run_virtual(main, 500.0) == pytest.approx(59.0, abs=0.3)  # waits for the 500 to expire
+    assert run_virtual(main, 200.0) == pytest.approx(0.0, abs=0.01)  # the refund makes room now
 
 
-def test_limits_charge_the_expected_completion_and_settle_on_reported_usage() -> None:
+def test_limits_charge_the_expected_completion_and_correct_it_with_the_reported_usage() -> None:
     async def main() -> tuple[float, float, float]:
         limits = Limits(concurrency=4, tpm=6000, expected_completion_tokens=64, clock=clock, sleep=sleep)
-        assert limits._tpm is not None
-        charged = limits.charge(request(prompt_tokens=100))
-        await limits.before_send(charged)
-        before = limits._tpm.level
-        limits.settle(charged, JudgeReply("x", prompt_tokens=100, completion_tokens=4))  # used 104
-        after_refund = limits._tpm.level
-        limits.settle(limits.charge(request()), JudgeReply("x", prompt_tokens=400, completion_tokens=100))
-        return before, after_refund, limits._tpm.level
+        assert limits.tokens is not None
+        reservation = limits.charge(request(prompt_tokens=100))
+        await limits.before_send(reservation)
+        before = limits.tokens.used
+        limits.settle(reservation, JudgeReply("x", prompt_tokens=100, completion_tokens=4))  # used 104
+        after_refund = limits.tokens.used
+        second = limits.charge(request())
+        await limits.before_send(second)
+        limits.settle(second, JudgeReply("x", prompt_tokens=400, completion_tokens=100))
+        return before, after_refund, limits.tokens.used
 
     before, after_refund, overrun = run_virtual(main)
     assert before == pytest.approx(164, abs=0.1)
     assert after_refund == pytest.approx(104, abs=0.1)
-    assert overrun > after_refund + 300  # usage beyond the reservation is charged too
+    assert overrun == pytest.approx(604, abs=0.1)  # usage beyond the reservation is charged too
 
 
 def test_a_tpm_run_paces_long_prompts_at_the_token_limit(tmp_path: Path) -> None:
@@ -121,9 +125,10 @@ def test_a_tpm_run_paces_long_prompts_at_the_token_limit(tmp_path: Path) -> None
     assert 900 < tokens < 1100  # counted exactly before sending, since --tpm needs the count
     times = [t - sent[0][0] for t, _ in sent]
     burst = int(3000 // tokens)
-    assert times[:burst] == [0.0] * burst  # a full bucket lets its capacity through at once...
-    gaps = [b - a for a, b in zip(times[burst:], times[burst + 1 :], strict=False)]
-    assert gaps == [pytest.approx(tokens / 50, abs=0.3)] * len(gaps)  # ...then 50 tokens a second
+    assert times[:burst] == [0.0] * burst  # a fresh window takes its limit at once...
+    assert times[burst] == pytest.approx(60.5, abs=0.3)  # ...then the next minute's (+ margin)
+    for start in times:  # and never more than the limit in any minute
+        assert sum(tokens for t in times if start <= t < start + 60) <= 3000
 
 
 # -- adaptive concurrency ---------------------------------------------------------------------
@@ -131,16 +136,15 @@ def test_a_tpm_run_paces_long_prompts_at_the_token_limit(tmp_path: Path) -> None
 
 def test_new_429_episodes_shrink_concurrency_to_a_floor_and_calm_grows_it_back() -> None:
     async def main() -> tuple[list[int], int]:
-        limits = Limits(concurrency=16, clock=clock, sleep=sleep, adapt_after_429s=3, calm_successes=5)
-        stats = RunStats()
+        limits = Limits(concurrency=16, rps=50, clock=clock, sleep=sleep, adapt_after_429s=3, calm_successes=5)
         seen = []
         for _ in range(12):
-            limits.on_rate_limited(1.0, stats)
-            limits.on_rate_limited(1.0, stats)  # same episode: changes nothing more
+            limits.on_rate_limited(1.0)
+            limits.on_rate_limited(1.0)  # same episode: changes nothing more
             seen.append(int(limits.capacity.total_tokens))
             await sleep(1.5)  # the pause ends: the next 429 is a new episode
         for _ in range(100):
-            limits.on_success(stats)
+            limits.on_success()
         return seen, int(limits.capacity.total_tokens)
 
     seen, recovered = run_virtual(main)

@@ -22,9 +22,10 @@ class FakeClock:
         await anyio.lowlevel.checkpoint()
 
 
-def sends(rate: float, n: int, *, margin: float = 0.03) -> list[float]:
+def sends(rate: float, n: int, *, margin: float = 0.01, spread: float = 0.5) -> list[float]:
     clock = FakeClock()
-    pacer = WindowPacer(rate, margin=margin, clock=clock, sleep=clock.sleep)
+    limit, window = WindowPacer.shape(rate)
+    pacer = WindowPacer(limit, window, margin=margin, spread=spread, clock=clock, sleep=clock.sleep)
     times: list[float] = []
 
     async def main() -> None:
@@ -39,16 +40,25 @@ def sends(rate: float, n: int, *, margin: float = 0.03) -> list[float]:
 @pytest.mark.parametrize("rate", [1, 7, 100, 400])
 def test_no_window_of_the_widened_second_holds_more_than_the_limit(rate):
     times = sends(rate, rate * 5)
-    window = 1.03
+    window = 1.01
     for i, t in enumerate(times):
-        in_window = [u for u in times[i:] if u < t + window]
+        in_window = [u for u in times[i:] if u < t + window - 1e-9]
         assert len(in_window) <= rate
 
 
-def test_the_pacer_reaches_the_limit_less_the_margin():
-    times = sends(100, 1000)
-    rate = (len(times) - 100) / times[-1]  # the first window's burst is free
-    assert rate == pytest.approx(100 / 1.03, rel=0.01)
+@pytest.mark.parametrize("rate", [5, 100, 400])
+def test_the_pacer_reaches_the_limit_less_a_fixed_10_ms_margin(rate):
+    times = sends(rate, rate * 10)
+    for i in range(rate, rate * 9, rate):  # every window after the first holds exactly the limit
+        assert rate / (times[i + rate] - times[i]) == pytest.approx(rate / 1.01, rel=0.001)
+
+
+@pytest.mark.parametrize("rate", [20, 400])
+def test_a_window_is_not_sent_in_one_burst_but_at_most_twice_the_average_rate(rate):
+    times = sends(rate, rate * 3)
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert min(gaps) == pytest.approx(0.5 / rate)
+    assert sends(rate, rate, spread=0.0) == [0.0] * rate  # spread 0: the old burst
 
 
 def test_a_rate_below_one_per_second_spaces_single_sends():
@@ -57,7 +67,7 @@ def test_a_rate_below_one_per_second_spaces_single_sends():
 
 def test_a_gate_is_passed_before_the_send_is_recorded():
     clock = FakeClock()
-    pacer = WindowPacer(2, margin=0.0, clock=clock, sleep=clock.sleep)
+    pacer = WindowPacer(2, margin=0.0, spread=0.0, clock=clock, sleep=clock.sleep)
 
     async def cooldown() -> None:
         await clock.sleep(5.0)
@@ -69,11 +79,29 @@ def test_a_gate_is_passed_before_the_send_is_recorded():
     assert anyio.run(main) == [5.0]
 
 
-def test_429s_widen_the_window_at_most_ten_percent_and_calm_narrows_it_back():
-    pacer = WindowPacer(100, margin=0.0)
-    for _ in range(50):
-        pacer.slow_down()
-    assert pacer.window == pytest.approx(1.10)
-    for _ in range(1000):
-        pacer.recover()
-    assert pacer.window == pytest.approx(1.0)
+def test_a_new_limit_applies_at_once_and_the_recent_sends_still_count():
+    clock = FakeClock()
+    pacer = WindowPacer(10, margin=0.0, spread=0.0, clock=clock, sleep=clock.sleep)
+
+    async def main() -> list[float]:
+        times = []
+        for _ in range(10):
+            times.append(await pacer.acquire())
+        pacer.configure(5)  # the last 5 of the 10 sends at t=0 still fill the new window
+        for _ in range(6):
+            times.append(await pacer.acquire())
+        return times
+
+    assert anyio.run(main) == [0.0] * 10 + [1.0] * 5 + [2.0]
+
+
+def test_sends_by_others_on_the_same_quota_take_room_in_the_window():
+    clock = FakeClock()
+    pacer = WindowPacer(4, margin=0.0, spread=0.0, clock=clock, sleep=clock.sleep)
+
+    async def main() -> list[float]:
+        pacer.add_foreign(3)
+        return [await pacer.acquire() for _ in range(3)]
+
+    assert anyio.run(main) == [0.0, 1.0, 1.0]
+    assert pacer.count_between(0.5, 1.5) == 2

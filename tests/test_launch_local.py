@@ -26,7 +26,7 @@ from batchjudge.emulator import finetune as emulator_finetune
 from batchjudge.engine.config import RunConfig
 from batchjudge.api import run_async
 from batchjudge.errors import ConfigError, InputError
-from batchjudge.localjudge import LocalJudge
+from batchjudge.localjudge import LocalJudge, list_models
 
 runner = CliRunner()
 
@@ -54,7 +54,9 @@ def test_a_local_job_trains_and_registers_a_judge_the_local_provider_runs(
     job = anyio.run(LocalLauncher().launch, LaunchSpec(train, val, suffix="synth"))
     assert job.status == "SUCCESS" and job.finished
     assert job.fine_tuned_model is not None and job.fine_tuned_model.startswith("ft:local-judge:synth:")
-    assert job.details["train_rows"] > 0 and 0.0 <= job.details["val_accuracy"] <= 1.0
+    heldout = job.details["heldout"]
+    assert job.details["train_rows"] > 0 and heldout["rows"] == 16 and "val.jsonl" in heldout["split"]
+    assert heldout["after"]["accuracy"] >= heldout["before"]["accuracy"]
     assert LocalJudge.load(job.fine_tuned_model).provenance["rows"] == job.details["train_rows"]
     config = RunConfig(inputs=[str(data)], out=str(tmp_path / "run"), provider="local",
                        model=job.fine_tuned_model, prompt="ft")
@@ -68,7 +70,7 @@ def test_job_records_outlive_the_launcher_and_finished_jobs_ignore_cancel(
     train, _, _ = exported
 
     async def scenario() -> tuple[Job, Job, Job, Job, Job]:
-        held = await LocalLauncher().launch(LaunchSpec(train, auto_start=False))
+        held = await LocalLauncher().launch(LaunchSpec(train, auto_start=False, force=True))
         started = await LocalLauncher().start(held.id)
         cancelled_late = await LocalLauncher().cancel(held.id)
         other = await LocalLauncher().launch(LaunchSpec(train, auto_start=False))
@@ -160,3 +162,70 @@ def test_a_training_failure_is_the_jobs_outcome_and_the_cli_exits_1(home: Path, 
     assert job.status == "FAILED" and job.fine_tuned_model is None and "at least 20 rows" in (job.message or "")
     result = runner.invoke(ft_app, ["status", job.id])
     assert result.exit_code == 1 and "FAILED" in result.output
+
+
+def _flipped(source: Path, target: Path) -> Path:
+    """``source``'s examples with every label inverted: training data that can only hurt."""
+    lines = []
+    for line in source.read_text().splitlines():
+        example = json.loads(line)
+        answer = example["messages"][-1]
+        answer["content"] = json.dumps({"consistency": 1 - json.loads(answer["content"])["consistency"]})
+        lines.append(json.dumps(example))
+    target.write_text("\n".join(lines) + "\n")
+    return target
+
+
+@pytest.fixture
+def larger(tmp_path: Path) -> tuple[Path, Path]:
+    """(train.jsonl, val.jsonl) of 160 synthetic rows, the ft prompt."""
+    data = labelled_parquet(tmp_path / "larger.parquet", 160, seed=23)
+    export_finetune([data], tmp_path / "larger-train.jsonl", val_out=tmp_path / "larger-val.jsonl",
+                    options=ExportOptions(prompt="ft", val_size=0.25))
+    return tmp_path / "larger-train.jsonl", tmp_path / "larger-val.jsonl"
+
+
+def test_a_judge_worse_than_its_starting_point_is_refused_unless_forced(
+    home: Path, larger: tuple[Path, Path], tmp_path: Path
+) -> None:
+    train, val = larger
+    bad = _flipped(train, tmp_path / "flipped.jsonl")
+    refused = anyio.run(LocalLauncher().launch, LaunchSpec(bad, val, suffix="flipped"))
+    assert refused.status == "FAILED" and refused.fine_tuned_model is None
+    assert "worse than local-judge" in (refused.message or "") and "--force" in (refused.message or "")
+    heldout = refused.details["heldout"]
+    assert heldout["after"]["accuracy"] < heldout["before"]["accuracy"]
+    assert not any(name.startswith("ft:local-judge:flipped") for name in list_models())
+    forced = anyio.run(LocalLauncher().launch, LaunchSpec(bad, val, suffix="flipped", force=True))
+    assert forced.status == "SUCCESS" and forced.details["forced"] is True
+    assert forced.fine_tuned_model in list_models()
+
+
+def test_several_training_files_are_sources_mixed_by_their_weights(home: Path, larger: tuple[Path, Path], tmp_path: Path) -> None:
+    train, val = larger
+    lines = train.read_text().splitlines()
+    small, big = tmp_path / "small.jsonl", tmp_path / "big.jsonl"
+    small.write_text("\n".join(lines[:40]) + "\n")
+    big.write_text("\n".join(lines[40:]) + "\n")
+    spec = LaunchSpec(small, val, more_train_files=(big,), train_weights=(3.0, 1.0), force=True)
+    job = anyio.run(LocalLauncher().launch, spec)
+    assert job.status == "SUCCESS"
+    assert job.details["sources"] == {"small.jsonl": {"rows": 40, "weight": 3.0},
+                                      "big.jsonl": {"rows": len(lines) - 40, "weight": 1.0}}  # fmt: skip
+    sources = LocalJudge.load(job.fine_tuned_model).provenance["sources"]
+    assert sources["small.jsonl"]["row_weight"] * 40 == pytest.approx(3 * sources["big.jsonl"]["row_weight"] * (len(lines) - 40))
+    with pytest.raises(ConfigError, match="one per file"):
+        LaunchSpec(small, more_train_files=(big,), train_weights=(1.0,))
+
+
+def test_cli_launch_prints_before_and_after_and_force_registers_a_worse_judge(
+    home: Path, larger: tuple[Path, Path], tmp_path: Path
+) -> None:
+    train, val = larger
+    bad = _flipped(train, tmp_path / "flipped.jsonl")
+    refused = runner.invoke(ft_app, ["launch", str(bad), "--val", str(val), "--suffix", "bad"])
+    assert refused.exit_code == 1 and "FAILED" in refused.output and "before (local-judge)" in refused.output
+    forced = runner.invoke(ft_app, ["launch", str(bad), "--val", str(val), "--suffix", "bad", "--force"])
+    assert forced.exit_code == 0 and "after (fine-tuned)" in forced.output and "SUCCESS" in forced.output
+    weights = runner.invoke(ft_app, ["launch", str(train), str(bad), "--weights", "1"])
+    assert weights.exit_code == 2 and "--weights" in weights.output

@@ -92,6 +92,26 @@ def test_the_create_body_carries_hyperparameters_auto_start_and_wandb(monkeypatc
     }
 
 
+def test_several_training_files_are_uploaded_and_trained_with_their_weights(
+    emulator: StartEmulator, home: Path, train_file: Path, tmp_path: Path
+) -> None:
+    from batchjudge.localjudge import LocalJudge
+
+    lines = train_file.read_text().splitlines()
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    first.write_text("\n".join(lines[:16]) + "\n")
+    second.write_text("\n".join(lines[16:]) + "\n")
+    spec = LaunchSpec(first, more_train_files=(second,), train_weights=(2.0, 1.0))
+    body = MistralLauncher(base_url="http://127.0.0.1:9").job_body(spec, ["file-1", "file-2"], None)
+    assert body["training_files"] == [{"file_id": "file-1", "weight": 2.0}, {"file_id": "file-2", "weight": 1.0}]
+    server = emulator(queue_s=0.0)
+    job = anyio.run(_launch_and_wait, server.url, spec)
+    assert job.status == "SUCCESS", job.message
+    sources = LocalJudge.load(job.fine_tuned_model).provenance["sources"]
+    weights = {s["rows"]: s["row_weight"] for s in sources.values()}
+    assert weights[16] * 16 == pytest.approx(2 * weights[len(lines) - 16] * (len(lines) - 16))
+
+
 def test_a_missing_wandb_key_is_refused_before_anything_is_uploaded(
     emulator: StartEmulator, home: Path, train_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -101,6 +101,60 @@ def test_facts_swapped_between_sentences_break_the_alignment() -> None:
     assert _feature(DOC, swapped, "unsupported_names") == 0  # every name is in the document
 
 
+READ_DOC = (
+    "Greyfield Foods said on Monday that it would cut 47 jobs at its factory in Leeds. "
+    "Maria Keller, the firm's chief executive, said she regretted the decision.\n"
+    "Separately, Atlas Rail opened a new depot in Bristol on Friday, creating 120 jobs. "
+    "Its manager, Tom Hughes, said he was delighted with the site."
+)
+
+
+@pytest.mark.parametrize(
+    ("faithful", "swapped", "feature"),
+    [
+        ("Greyfield Foods will cut 47 jobs at its factory.", "Greyfield Foods will cut 120 jobs at its factory.",
+         "contradicted_facts"),
+        ("Atlas Rail opened a depot on Friday.", "Atlas Rail opened a depot on Monday.", "contradicted_facts"),
+        ("Greyfield Foods will cut jobs at its factory in Leeds.",
+         "Greyfield Foods will cut jobs at its factory in Bristol.", "misplaced_facts"),
+        ("Maria Keller said she regretted the job cuts.", "Maria Keller said he regretted the job cuts.",
+         "contradicted_facts"),
+    ],
+)  # fmt: skip
+def test_a_fact_swapped_in_from_elsewhere_in_the_document_is_seen(faithful: str, swapped: str, feature: str) -> None:
+    for name in ("unsupported_numbers", "unsupported_names"):
+        assert _feature(READ_DOC, swapped, name) == 0  # every word of the swap is in the document
+    assert _feature(READ_DOC, faithful, feature) == 0 < _feature(READ_DOC, swapped, feature)
+    assert _feature(READ_DOC, swapped, "fact_support") <= _feature(READ_DOC, faithful, "fact_support")
+
+
+def test_a_name_number_or_date_from_elsewhere_has_less_support_than_the_one_in_place() -> None:
+    for faithful, swapped in (("cut 47 jobs at its factory", "cut 120 jobs at its factory"),
+                              ("opened a depot on Friday", "opened a depot on Monday"),
+                              ("cut jobs at its factory in Leeds", "cut jobs at its factory in Bristol")):  # fmt: skip
+        assert _feature(READ_DOC, swapped, "fact_support") < _feature(READ_DOC, faithful, "fact_support") == 1.0
+
+
+def test_the_reason_names_the_contradicted_fact_and_what_the_document_says(judge: LocalJudge) -> None:
+    result = judge.predict(READ_DOC, "Greyfield Foods will cut 120 jobs at its factory.")
+    assert '"120" where the document says "47"' in result.reason
+    assert result.score < judge.predict(READ_DOC, "Greyfield Foods will cut 47 jobs at its factory.").score
+
+
+def test_a_negation_counts_only_for_the_words_it_negates() -> None:
+    doc = "The firm has not cut any jobs. It opened a new depot in Bristol."
+    assert _feature(doc, "The firm opened a new depot in Bristol.", "negation_mismatch") == 0
+    assert _feature(doc, "The firm has not opened a new depot in Bristol.", "negation_mismatch") == 1
+    assert _feature(doc, "The firm has cut jobs.", "negation_mismatch") == 1
+    assert _feature(doc, "The firm did not cut jobs.", "negation_mismatch") == 0
+
+
+def test_a_nationality_is_supported_by_its_country() -> None:
+    doc = "A court in Japan ruled that two reactors can restart."
+    assert _feature(doc, "A Japanese court ruled that two reactors can restart.", "unsupported_names") == 0
+    assert _feature(doc, "A Korean court ruled that two reactors can restart.", "unsupported_names") == 1
+
+
 def test_ngram_precision_falls_with_words_the_document_lacks() -> None:
     copied = "it would cut 47 jobs at its factory in Leeds"
     invented = "it would hire 47 chefs for its bakery in Leeds"
@@ -200,6 +254,47 @@ def test_a_few_separable_held_out_rows_cannot_make_the_judge_certain() -> None:
     scores = [j.score for j in judge.predict_many(zip(premises, hypotheses, strict=True))]
     assert all(0.001 < score < 0.999 for score in scores)  # 8 held-out rows prove little
     assert scores[1] > 0.5 > scores[0]
+
+
+def test_fine_tuning_from_a_prior_keeps_the_weights_its_data_says_nothing_about(trained: LocalJudge) -> None:
+    premises, hypotheses, targets = _rows(600, start=300_000)
+    negations = [FEATURE_NAMES.index(n) for n in ("unsupported_negations", "negation_mismatch")]
+    kept = [i for i, (p, h) in enumerate(zip(premises, hypotheses, strict=True))
+            if not any(extract(p, h)[0][k] for k in negations)]  # rows that say nothing of negation
+    rows = ([premises[i] for i in kept], [hypotheses[i] for i in kept], [targets[i] for i in kept])
+    assert len(kept) > 300
+    refit = train(*rows, name="scratch")
+    tuned = train(*rows, name="tuned", prior=trained)
+    negation = FEATURE_NAMES.index("negation_mismatch")
+    a = trained.calibration[0]
+    assert refit.coef[negation] == 0.0  # a refit from zero has nothing to learn it from
+    assert tuned.coef[negation] == pytest.approx(a * trained.coef[negation], rel=0.05) != 0.0
+    assert tuned.provenance["prior"] == "synth-3k" and tuned.mean == trained.mean
+
+
+def test_source_weights_give_each_source_its_share_however_many_rows_it_has() -> None:
+    from batchjudge.localjudge._train import row_weights
+
+    weights = row_weights(["fib"] * 2 + ["usb"] * 8)
+    assert weights.tolist() == [2.5, 2.5] + [0.625] * 8  # each source half of the total, mean 1
+    shared = row_weights(["fib"] * 2 + ["usb"] * 8, {"fib": 3.0, "usb": 1.0})
+    assert shared[:2].sum() == pytest.approx(3 * shared[2:].sum())
+    with pytest.raises(InputError, match="source weights"):
+        row_weights(["fib"], {"fib": 0.0})
+
+
+def test_recalibration_rescales_confidence_without_changing_any_verdict(trained: LocalJudge) -> None:
+    from batchjudge.localjudge import recalibrate
+
+    premises, hypotheses, targets = _rows(200, start=400_000)
+    flipped = [t if i % 4 else 1 - t for i, t in enumerate(targets)]  # a noisier domain than training
+    softer = recalibrate(trained, premises, hypotheses, flipped, data="noisy")
+    before = trained.predict_many(zip(premises, hypotheses, strict=True))
+    after = softer.predict_many(zip(premises, hypotheses, strict=True))
+    assert [j.verdict for j in before] == [j.verdict for j in after]
+    assert all(abs(b.score - 0.5) >= abs(x.score - 0.5) for b, x in zip(before, after, strict=True))
+    calibration = softer.provenance["calibration"]
+    assert 0 < calibration["temperature"] < 1 and calibration["log_loss_after"] < calibration["log_loss_before"]
 
 
 def test_training_is_deterministic(trained: LocalJudge) -> None:

@@ -167,3 +167,55 @@ def test_brier_score_and_calibration_error_match_hand_computation() -> None:
     assert calibration_bins([1], [1.0])[0][0]["high"] == 1.0  # a score of 1 is in the last bin
     skm = pytest.importorskip("sklearn.metrics")
     assert brier_score(y, s) == pytest.approx(skm.brier_score_loss(y, s))
+
+
+# ---------------------------------------------------------------- pairwise accuracy
+def test_pairwise_accuracy_counts_each_consistent_inconsistent_pair_of_a_group_ties_half() -> None:
+    from batchjudge.core.metrics import pairwise_accuracy
+
+    groups = ["a", "a", "a", "b", "b", "c", "d", "d"]
+    targets = [1, 0, 0, 1, 0, 1, 0, 0]  # c and d hold one class only: no pair
+    scores = [0.9, 0.2, 0.9, 0.1, 0.5, 0.3, 0.1, 0.2]
+    kinds = ["consistent", "number", "entity", "consistent", "number", "consistent", "x", "x"]
+    result = pairwise_accuracy(groups, targets, scores, kinds, resamples=200)
+    assert (result.value, result.pairs, result.groups) == (0.5, 3, 2)  # (1 + ½ + 0) / 3
+    assert result.by_kind == {"entity": (0.5, 1), "number": (0.5, 2)}
+    assert result.interval is not None and result.interval.low <= 0.5 <= result.interval.high
+
+
+def test_pairwise_accuracy_of_a_verdict_only_judge_scores_its_verdicts() -> None:
+    from batchjudge.core.metrics import pairwise_accuracy
+
+    # Document 1: both judged consistent (tie, ½); 2: right (1); 3: both wrong way (0);
+    # 4: two inconsistent summaries, one caught (1) and one not (½).
+    groups = [1, 1, 2, 2, 3, 3, 4, 4, 4]
+    targets = [1, 0, 1, 0, 1, 0, 1, 0, 0]
+    verdicts = [1, 1, 1, 0, 0, 1, 1, 0, 1]
+    result = pairwise_accuracy(groups, targets, verdicts)
+    assert result.value == pytest.approx((0.5 + 1 + 0 + 1 + 0.5) / 5) and result.pairs == 5
+
+
+def test_pairwise_accuracy_is_none_without_a_group_holding_both_labels() -> None:
+    from batchjudge.core.metrics import pairwise_accuracy
+
+    result = pairwise_accuracy(["a", "b"], [1, 0], [0.9, 0.1])
+    assert (result.value, result.pairs, result.interval) == (None, 0, None)
+
+
+def test_pairwise_accuracy_agrees_with_a_plain_loop_on_random_data() -> None:
+    from batchjudge.core.metrics import pairwise_accuracy
+
+    rng = np.random.default_rng(7)
+    groups = rng.integers(0, 40, 600)
+    targets = rng.integers(0, 2, 600)
+    scores = np.round(rng.random(600), 1)  # many ties
+    wins = pairs = 0.0
+    for g in np.unique(groups):
+        pos = scores[(groups == g) & (targets == 1)]
+        neg = scores[(groups == g) & (targets == 0)]
+        for p in pos:
+            for n in neg:
+                wins += 1.0 if p > n else 0.5 if p == n else 0.0
+                pairs += 1
+    result = pairwise_accuracy(groups, targets, scores, resamples=10)
+    assert result.pairs == pairs and result.value == pytest.approx(wins / pairs)

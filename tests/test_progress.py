@@ -20,7 +20,8 @@ from batchjudge.report.prices import Price
 
 def _stats(**counts: int) -> RunStats:
     stats = RunStats(total=1_000_000, done_before=400_000, ok=123_456, failed=1_234, retries=56_789,
-                     rate_limited=4_321, reused=9_876, prompt_tokens=987_654_321, completion_tokens=12_345_679)  # fmt: skip
+                     rate_limited=4_321, reused=9_876, prompt_tokens=987_654_321, completion_tokens=12_345_679,
+                     limits="95/s flag, 1,200/min server, 2,000,000 tok/min server")  # fmt: skip
     for name, value in counts.items():
         setattr(stats, name, value)
     return stats
@@ -42,7 +43,7 @@ def test_at_80_columns_the_important_fields_stay_and_the_least_go_first() -> Non
     assert "%" in line and "$" in line and "eta " in line and "failed 1,234" in line
     assert "judging" not in line and "tok " not in line  # dropped first
     wide = fit_line(line_fields(_stats(), PRICED), 200, 0.5).plain
-    assert wide.startswith("judging ━") and wide.endswith("tok 1.0G")
+    assert wide.startswith("judging ━") and wide.endswith("tok 1.0G") and "95/s flag" in wide
 
 
 def test_a_terminal_gets_one_live_line_no_wider_than_the_terminal() -> None:
@@ -69,7 +70,8 @@ def test_elsewhere_a_plain_line_is_printed_every_interval_and_greppable() -> Non
     lines = out.getvalue().splitlines()
     assert len(lines) == 3  # at 0, 10 and 20.5 s
     assert lines[0].startswith("progress 524690/1000000 52.5% rate=")
-    assert " failed=1234 " in lines[0] and " 429s=4321 " in lines[0] and lines[0].endswith("cost=$102.47")
+    assert " failed=1234 " in lines[0] and " 429s=4321 " in lines[0] and " cost=$102.47 " in lines[0]
+    assert lines[0].endswith(' limits="95/s flag, 1,200/min server, 2,000,000 tok/min server"')
 
 
 def test_money_is_the_session_tokens_at_the_price_half_in_batch_none_for_the_emulator_or_local() -> None:

@@ -243,3 +243,57 @@ def test_a_run_without_results_yet_reports_zero_rows(tmp_path: Path) -> None:
     s = summarize(load_run(run), PriceTable(), resamples=200)
     assert (s["n_rows"], s["n_ok"], s["accuracy"], s["cost_usd"]) == (0, 0, None, 0.0)
     assert s["latency_ms"]["p50"] is None and s["failures"] == {}
+
+
+# ---------------------------------------------------------------- pairwise accuracy
+def _paired_run(tmp_path: Path, rows: list[dict[str, object]], results: list[dict[str, object]]) -> Path:
+    """A run whose inputs (``rows``, JSON lines) still exist beside it."""
+    inputs = tmp_path / "pairs.jsonl"
+    inputs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    meta = {"config": {"inputs": [str(inputs)], "provider": "local", "model": "local-judge"}}
+    return write_run(tmp_path / "run", [results], meta)
+
+
+def test_pairwise_accuracy_pairs_rows_by_their_pair_id_and_breaks_it_down_by_kind(tmp_path: Path) -> None:
+    rows = [
+        {"id": "a", "premise": "doc one", "hypothesis": "s", "target": 1, "pair_id": "a", "kind": "consistent"},
+        {"id": "a1", "premise": "doc one", "hypothesis": "s1", "target": 0, "pair_id": "a", "kind": "number_swap"},
+        {"id": "a2", "premise": "doc one", "hypothesis": "s2", "target": 0, "pair_id": "a", "kind": "negation"},
+        {"id": "b", "premise": "doc one", "hypothesis": "t", "target": 1, "pair_id": "b", "kind": "consistent"},
+        {"id": "b1", "premise": "doc one", "hypothesis": "t1", "target": 0, "pair_id": "b", "kind": "number_swap"},
+    ]  # one document, two pairs: the pair_id column, not the premise, decides
+    results = [result_row("a", 1, 1, 0.8), result_row("a1", 0, 0, 0.3), result_row("a2", 0, 1, 0.8),
+               result_row("b", 1, 0, 0.2), result_row("b1", 0, 0, 0.1)]  # fmt: skip
+    s = summarize(load_run(_paired_run(tmp_path, rows, results)), PriceTable(), resamples=100)
+    assert s["pairwise_accuracy"] == pytest.approx((1 + 0.5 + 1) / 3)
+    pairwise = s["pairwise"]
+    assert (pairwise["pairs"], pairwise["groups"], pairwise["groups_from"]) == (3, 2, "pair_id")
+    assert pairwise["by_kind"] == {"negation": {"pairwise_accuracy": 0.5, "pairs": 1},
+                                   "number_swap": {"pairwise_accuracy": 1.0, "pairs": 2}}  # fmt: skip
+    assert s["intervals"]["pairwise_accuracy"] == pairwise["interval"]
+    shown = CliRunner().invoke(app, ["report", str(tmp_path / "run")])
+    assert "pairwise accuracy" in shown.output and "Pairwise accuracy by kind" in shown.output
+    page = CliRunner().invoke(app, ["report", str(tmp_path / "run"), "--html", str(tmp_path / "r.html")])
+    assert page.exit_code == 0 and "<h2>Pairwise accuracy</h2>" in (tmp_path / "r.html").read_text()
+    compared = CliRunner().invoke(app, ["compare", str(tmp_path / "run"), str(tmp_path / "run"), "--json"])
+    assert [r["pairwise_accuracy"] for r in json.loads(compared.output)["runs"]] == [s["pairwise_accuracy"]] * 2
+
+
+def test_without_a_pair_column_rows_sharing_a_premise_pair_up_by_verdict_when_unscored(tmp_path: Path) -> None:
+    rows = [{"premise": p, "hypothesis": h, "target": t} for p, h, t in
+            (("doc one", "s", 1), ("doc one", "s1", 0), ("doc two", "t", 1), ("doc two", "t1", 0), ("doc three", "u", 1))]  # fmt: skip
+    from batchjudge.engine.source import open_source
+
+    inputs = tmp_path / "pairs.jsonl"
+    inputs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ids = [r.row_id for b in open_source([str(inputs)]).batches() for r in b]
+    verdicts = [1, 1, 1, 0, 0]  # a tie, a win; document three has no inconsistent summary
+    results = [result_row(i, r["target"], v, None) for i, r, v in zip(ids, rows, verdicts, strict=True)]
+    s = summarize(load_run(_paired_run(tmp_path, rows, results)), PriceTable(), resamples=100)
+    assert s["pairwise_accuracy"] == 0.75 and s["pairwise"]["groups_from"] == "premise"
+    assert s["pairwise"]["compared_by"].startswith("verdict") and s["pairwise"]["by_kind"] == {}
+
+
+def test_a_run_whose_inputs_are_gone_has_no_pairwise_figure(run_dir: Path) -> None:
+    s = summarize(load_run(run_dir), PriceTable(), resamples=100)
+    assert s["pairwise_accuracy"] is None and s["pairwise"] is None

@@ -9,8 +9,9 @@ While it works, :class:`ProgressView` renders the run's :class:`RunStats`:
 - elsewhere (``nohup``, a CI log, a pipe), a plain ``key=value`` line every ``every`` seconds
   (:func:`plain_line`), greppable and never overwritten.
 
-A new figure (a learned limit, an outage notice) is one more ``(priority, text)`` pair in
-:func:`line_fields` and one more ``key=value`` in :func:`plain_line`. Money is this session's
+The pace in force (``stats.limits``: ``95/s flag, 500,000 tok/min server``) is one such field; a
+new figure (an outage notice) is one more ``(priority, text)`` pair in :func:`line_fields` and
+one more ``key=value`` in :func:`plain_line`. Money is this session's
 tokens at the model's price (:class:`Money`): batch runs at the batch price; the local judge, a
 mock provider and the emulator show none.
 """
@@ -118,6 +119,8 @@ def line_fields(stats: RunStats, money: Money) -> list[tuple[int, str]]:
     fields.append((3, f"{_rate(stats.rows_per_second)} rows/s"))
     if stats.failed:
         fields.append((1, f"failed {stats.failed:,}"))
+    if stats.limits:
+        fields.append((4, stats.limits))
     if stats.rate_limited:
         fields.append((4, f"429s {stats.rate_limited:,}"))
     if stats.retries:
@@ -130,24 +133,24 @@ def line_fields(stats: RunStats, money: Money) -> list[tuple[int, str]]:
 
 def fit_line(fields: Iterable[tuple[int, str]], width: int, fraction: float | None = None) -> Text:
     """The fields that fit in ``width`` cells, least important dropped first, joined by
-    spaces; with ``fraction``, a bar after the first field takes the room left (when at least
-    :data:`_BAR_MIN` cells)."""
+    spaces; with ``fraction``, a bar before the most important field takes the room left (when
+    at least :data:`_BAR_MIN` cells)."""
     kept = list(fields)
     while len(kept) > 1 and cell_len(" ".join(t for _, t in kept)) > width:
         kept.remove(max(kept, key=lambda f: f[0]))
     texts = [t for _, t in kept]
-    line = Text(" ".join(texts)[:width] if len(texts) == 1 else " ".join(texts), no_wrap=True)
-    room = width - cell_len(line.plain) - 1
-    if fraction is None or room < _BAR_MIN or len(texts) < 2:
-        return line
+    plain = " ".join(texts)
+    room = width - cell_len(plain) - 1
+    if fraction is None or room < _BAR_MIN:
+        return Text(plain[:width], no_wrap=True)
+    at = min(range(len(kept)), key=lambda i: kept[i][0])
     bar_width = min(room, _BAR_MAX)
     filled = round(bar_width * min(max(fraction, 0.0), 1.0))
-    head, _, tail = line.plain.partition(" ")
-    out = Text(head + " ", no_wrap=True)
-    out.append("━" * filled, style="green")
-    out.append("━" * (bar_width - filled), style="grey23")
-    out.append(" " + tail)
-    return out
+    line = Text(" ".join(texts[:at]) + (" " if at else ""), no_wrap=True)
+    line.append("━" * filled, style="green")
+    line.append("━" * (bar_width - filled), style="grey23")
+    line.append(" " + " ".join(texts[at:]))
+    return line
 
 
 def plain_line(stats: RunStats, money: Money) -> str:
@@ -163,6 +166,8 @@ def plain_line(stats: RunStats, money: Money) -> str:
     cost = money.of(stats)
     if cost is not None:
         parts.append(f"cost={cost}")
+    if stats.limits:
+        parts.append(f'limits="{stats.limits}"')
     return " ".join(parts)
 
 

@@ -29,7 +29,7 @@ __all__ = ["register"]
 
 data_app = typer.Typer(
     name="data",
-    help="Build datasets (FIB, USB, synthetic, the shipped sample) and check their labels.",
+    help="Build datasets (FIB, USB, synthetic, the shipped sample, perturbation twins) and check their labels.",
     no_args_is_help=True,
 )
 _err = err_console
@@ -146,6 +146,46 @@ def sample_command(
         _write_all({"sample": load_sample()}, out)
     except BatchJudgeError as exc:
         raise _fail(exc) from None
+
+
+@data_app.command("perturb")
+def perturb_command(
+    inputs: Annotated[list[Path], typer.Argument(help="Dataset files (Parquet, cookbook JSONL/CSV) or folders of Parquet.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for <input>-perturbed.parquet.")],
+    kinds: Annotated[str | None, typer.Option(help="Comma-separated kinds (default all): entity_swap, number_swap, date_swap, pronoun_swap, negation.")] = None,
+    sentences: Annotated[int, typer.Option(help="Also use up to N sentences of each document as claims (FactCC's way).")] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same twins.")] = 0,
+) -> None:
+    """Make inconsistent twins of the consistent summaries by rule, each recording its kind and pair."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from rich.table import Table
+
+    from batchjudge.datasets.io import write_dataset
+    from batchjudge.datasets.perturb import KINDS, perturb_table
+
+    chosen = KINDS if kinds is None else tuple(k.strip() for k in kinds.split(",") if k.strip())
+    try:
+        files = _expand(inputs)
+        table = pa.concat_tables([_dataset(path) for path in files], promote_options="default")
+        result = perturb_table(table, kinds=chosen, seed=seed, sentences=sentences)
+        if result.num_rows == 0:
+            raise InputError(f"{', '.join(map(str, inputs))}: no consistent summary offers a fact to change")
+        path = write_dataset(result, out / f"{files[0].stem}-perturbed.parquet")
+    except BatchJudgeError as exc:
+        raise _fail(exc) from None
+    summary = Table("kind", "rows")
+    for entry in pc.value_counts(result.column("kind")).to_pylist():
+        summary.add_row(str(entry["values"]), str(entry["counts"]))
+    out_console().print(summary)
+    out_console().print(f"wrote {result.num_rows} rows to {path}", highlight=False)
+
+
+def _dataset(path: Path) -> pa.Table:
+    """A dataset file whole: Parquet in the dataset schema, or a cookbook JSONL/CSV file."""
+    import pyarrow as pa
+
+    return pa.Table.from_batches(list(_batches(path)))
 
 
 def _batches(path: Path) -> Iterator[pa.RecordBatch]:

@@ -123,25 +123,39 @@ def export_command(
                f"evaluate with --prompt {prompt}", highlight=False)
 
 
-def _spec(train: Path, val: Path | None, model: str, suffix: str | None, training_steps: int | None,
+def _spec(train: list[Path], val: Path | None, model: str, suffix: str | None, training_steps: int | None,
           learning_rate: float | None, epochs: float | None, wandb_project: str | None,
-          auto_start: bool, seed: int) -> Any:
+          auto_start: bool, seed: int, weights: str | None = None, force: bool = False) -> Any:
     from batchjudge.adapters.launchers import LaunchSpec
 
     try:
-        return LaunchSpec(train, val, model, suffix, training_steps, learning_rate, epochs, wandb_project,
-                          auto_start, seed)
+        parsed = None if weights is None else tuple(float(w) for w in weights.split(","))
+    except ValueError:
+        raise _error(f"--weights {weights!r}: expected comma-separated numbers, e.g. 1,0.5", 2) from None
+    try:
+        return LaunchSpec(train[0], val, model, suffix, training_steps, learning_rate, epochs, wandb_project,
+                          auto_start, seed, more_train_files=tuple(train[1:]), train_weights=parsed, force=force)
     except ConfigError as exc:
         raise _error(str(exc), 2) from None
 
 
-def _show_job(job: Any, as_json: bool, base_url: str | None, train: Path | None = None) -> None:
+def _show_job(job: Any, as_json: bool, base_url: str | None, train: list[Path] | None = None) -> None:
     """The job's line and, once it has a model, the ``batchjudge run`` that evaluates it with
-    the flags this command used (its server, and the prompt the training file was made with)."""
+    the flags this command used (its server, and the prompt the training files were made with)."""
     if as_json:
         _print_json(asdict(job))
         return
     _out.print(escape(job.line()), highlight=False)
+    heldout = job.details.get("heldout") if isinstance(job.details, dict) else None
+    if heldout:
+        table = Table(title=f"held out: {heldout['rows']} rows ({heldout['split']})", title_justify="left")
+        table.add_column("")
+        table.add_column(f"before ({heldout['starting_point']})", justify="right")
+        table.add_column("after (fine-tuned)", justify="right")
+        for key in ("accuracy", "roc_auc", "log_loss"):
+            before, after = heldout["before"].get(key), heldout["after"].get(key)
+            table.add_row(key, "–" if before is None else f"{before:.3f}", "–" if after is None else f"{after:.3f}")
+        _out.print(table)
     if job.fine_tuned_model and job.status == "SUCCESS":
         import shlex
 
@@ -151,7 +165,8 @@ def _show_job(job: Any, as_json: bool, base_url: str | None, train: Path | None 
         flags = ["--provider", "local" if local else "mistral"]
         flags += ["--base-url", base_url] if base_url and not local else []
         flags += ["--model", job.fine_tuned_model]
-        preset = training_preset(train) if train is not None else None
+        presets = {training_preset(t) for t in train or []}
+        preset = presets.pop() if len(presets) == 1 else None  # files made with one known preset
         flags += ["--prompt", preset] if preset else []
         _out.print(f"evaluate it: batchjudge run DATA --out RUN_DIR {escape(shlex.join(flags))}",
                    highlight=False, soft_wrap=True)
@@ -174,7 +189,7 @@ async def _follow(launcher: Any, job: Any, interval: float, timeout: float | Non
 
 @ft_app.command("launch")
 def launch_command(
-    train: Annotated[Path, typer.Argument(help="Training JSONL (from `batchjudge ft export`).")],
+    train: Annotated[list[Path], typer.Argument(help="Training JSONL (from `batchjudge ft export`); several files are several sources.")],
     val: Annotated[Path | None, typer.Option("--val", help="Validation JSONL.")] = None,
     launcher: _LauncherOpt = "local",
     model: Annotated[str, typer.Option(help="Base model to fine-tune (mistral launcher).")] = "open-mistral-7b",
@@ -185,6 +200,8 @@ def launch_command(
     wandb_project: Annotated[str | None, typer.Option(help="Report training to this W&B project (needs WANDB_API_KEY).")] = None,
     auto_start: Annotated[bool, flag("auto-start", "Start once validated.")] = True,
     seed: Annotated[int, typer.Option(help="Seed (local launcher).")] = 0,
+    weights: Annotated[str | None, typer.Option(help="Mixing weight per training file, e.g. 1,0.5 (default: equal shares, however many rows each has).")] = None,
+    force: Annotated[bool, flag("force", "Register the model even when it measures worse than its starting point (local launcher).")] = False,
     dry_run: Annotated[bool, flag("dry-run", "Check the files and estimate the cost; send nothing.")] = False,
     base_url: _BaseUrlOpt = None,
     wait: Annotated[bool, flag("wait", "Follow the job until it ends.")] = True,
@@ -193,10 +210,15 @@ def launch_command(
     trace: _TraceOpt = None,
     as_json: _JsonOpt = False,
 ) -> None:
-    """Launch a fine-tuning job on TRAIN and follow it; --dry-run only estimates."""
+    """Launch a fine-tuning job on TRAIN and follow it; --dry-run only estimates.
+
+    The local launcher fine-tunes the shipped judge, prints it and the result side by side on a
+    held-out split, and refuses to register a result worse than its start unless --force.
+    """
     from batchjudge.adapters.launchers import estimate
 
-    spec = _spec(train, val, model, suffix, training_steps, learning_rate, epochs, wandb_project, auto_start, seed)
+    spec = _spec(train, val, model, suffix, training_steps, learning_rate, epochs, wandb_project, auto_start, seed,
+                 weights, force)
     if dry_run:
         try:
             found = estimate(spec, model="local-judge" if launcher == "local" else None)

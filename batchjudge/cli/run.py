@@ -31,11 +31,14 @@ def run_command(
     api_key_env: Annotated[Optional[str], typer.Option(help="Environment variable holding the key (default MISTRAL_API_KEY, or OPENAI_API_KEY for openai).")] = None,
     transport: Annotated[Optional[str], typer.Option(help="mistral provider transport: http (lean) or sdk.")] = None,
     concurrency: Annotated[int, typer.Option(help="Requests in flight at most.")] = 16,
-    rps: Annotated[Optional[float], typer.Option(help="Requests per second, shared by all workers.")] = None,
-    tpm: Annotated[Optional[float], typer.Option(help="Tokens per minute, shared by all workers.")] = None,
+    rps: Annotated[Optional[float], typer.Option(help="Requests per second, shared by all workers (default: learned from the server).")] = None,
+    rpm: Annotated[Optional[float], typer.Option(help="Requests per minute (default: learned from the server).")] = None,
+    tpm: Annotated[Optional[float], typer.Option(help="Tokens per minute (default: learned from the server).")] = None,
     max_retries: Annotated[int, typer.Option(help="Retries per row for 429/5xx/timeouts.")] = 5,
     timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 60.0,
     limit: Annotated[Optional[int], typer.Option(help="Judge only the first N rows.")] = None,
+    max_total_tokens: Annotated[Optional[int], typer.Option(help="Stop sending once the run has used this many tokens (resumable).")] = None,
+    max_cost: Annotated[Optional[float], typer.Option(help="Stop sending once the run has cost this many USD (resumable).")] = None,
     retry_failed: Annotated[bool, flag("retry-failed", "Re-send the rows that failed.")] = False,
     overwrite: Annotated[bool, flag("overwrite", "Discard RUN_DIR's results and start over.")] = False,
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.0,
@@ -58,7 +61,8 @@ def run_command(
     """Judge every row of INPUT into RUN_DIR; the same command again resumes."""
     config = RunConfig(
         inputs=inputs, out=out, provider=provider, model=model, prompt=prompt, columns=columns,
-        base_url=base_url, api_key_env=api_key_env, transport=transport, concurrency=concurrency, rps=rps, tpm=tpm,
+        base_url=base_url, api_key_env=api_key_env, transport=transport, concurrency=concurrency,
+        rps=rps, rpm=rpm, tpm=tpm, max_total_tokens=max_total_tokens, max_cost=max_cost,
         max_retries=max_retries, timeout=timeout, limit=limit, retry_failed=retry_failed,
         overwrite=overwrite, temperature=temperature, max_tokens=max_tokens, seed=seed,
         samples=samples, response_format=response_format,  # type: ignore[arg-type]

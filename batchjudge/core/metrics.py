@@ -11,6 +11,9 @@ Conventions (every function follows them):
   silently returns 0 there; callers comparing with it must skip those cases).
 - ROC-AUC is the Mann–Whitney probability that a random consistent row outscores a random
   inconsistent one, ties counting one half (identical to the trapezoidal area under the ROC).
+- Pairwise accuracy (FIB's own measure) is, over every (consistent, inconsistent) pair of
+  summaries of one document, how often the consistent one scores higher, ties counting
+  one half; a judge with verdicts only is scored by its verdicts.
 - PR-AUC is *average precision* (scikit-learn's definition: the step-wise sum of
   precision × recall increments over distinct thresholds, tied scores forming one step), not
   the optimistic trapezoidal area.
@@ -29,6 +32,7 @@ __all__ = [
     "DEFAULT_THRESHOLDS",
     "BinaryCounts",
     "Interval",
+    "Pairwise",
     "average_precision",
     "bootstrap_intervals",
     "brier_score",
@@ -36,6 +40,7 @@ __all__ = [
     "confusion",
     "flag_inconsistent_at",
     "latency_percentiles",
+    "pairwise_accuracy",
     "pr_curve",
     "roc_auc",
     "roc_curve",
@@ -349,3 +354,78 @@ def _percentile_interval(values: NDArray[np.float64]) -> Interval | None:
         return None
     low, high = np.percentile(finite, [2.5, 97.5])
     return Interval(float(low), float(high))
+
+
+@dataclass(frozen=True)
+class Pairwise:
+    """Pairwise accuracy: its value, the pairs and groups it counts, a bootstrap interval
+    (groups resampled) and the same figure per kind of the pairs' inconsistent member."""
+
+    value: float | None
+    pairs: int
+    groups: int
+    interval: Interval | None
+    by_kind: dict[str, tuple[float, int]]
+    """``{kind: (value, pairs)}`` when kinds were given."""
+
+
+def pairwise_accuracy(
+    groups: ArrayLike,
+    y_true: ArrayLike,
+    scores: ArrayLike,
+    kinds: ArrayLike | None = None,
+    *,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> Pairwise:
+    """How often, within a group (one document), a consistent row outscores an inconsistent one.
+
+    Every (consistent, inconsistent) pair inside a group counts once: 1 when the consistent
+    row's score is higher, ½ on a tie, 0 otherwise (``scores`` may be verdicts). Groups with
+    one class only make no pair. The 95% interval resamples *groups* with replacement
+    (pairs of one document are not independent). ``kinds`` (one per row) break the figure
+    down by the kind of each pair's inconsistent row.
+
+    Vectorised: scores become integer ranks, and each inconsistent row counts the consistent
+    rows of its group above and level with it by binary search on sorted (group, rank) keys,
+    so a million rows take well under a second.
+    """
+    g = np.unique(np.asarray(groups), return_inverse=True)[1].astype(np.int64)
+    t = np.asarray(y_true, dtype=np.int64)
+    rank = np.unique(np.asarray(scores, dtype=np.float64), return_inverse=True)[1].astype(np.int64)
+    levels = int(rank.max()) + 2 if rank.size else 1
+    key = g * levels + rank
+    positive = np.sort(key[t == 1])
+    negative = t == 0
+    neg_key, neg_group = key[negative], g[negative]
+    above_or_level = np.searchsorted(positive, neg_key, side="left")
+    level_end = np.searchsorted(positive, neg_key, side="right")
+    group_end = np.searchsorted(positive, neg_group * levels + levels, side="left")
+    group_start = np.searchsorted(positive, neg_group * levels, side="left")
+    wins = (group_end - level_end) + 0.5 * (level_end - above_or_level)
+    pairs = (group_end - group_start).astype(np.float64)
+    total_pairs = int(pairs.sum())
+    if total_pairs == 0:
+        return Pairwise(None, 0, 0, None, {})
+    n_groups = int(g.max()) + 1
+    group_wins = np.bincount(neg_group, weights=wins, minlength=n_groups)
+    group_pairs = np.bincount(neg_group, weights=pairs, minlength=n_groups)
+    paired = group_pairs > 0
+    group_wins, group_pairs = group_wins[paired], group_pairs[paired]
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(group_pairs.size, np.full(group_pairs.size, 1 / group_pairs.size), size=resamples)
+    samples = (draws @ group_wins) / (draws @ group_pairs)
+    by_kind: dict[str, tuple[float, int]] = {}
+    if kinds is not None:
+        kind = np.asarray(kinds, dtype=object)[negative]
+        for name in sorted({str(k) for k in kind if k is not None}):
+            mask = (kind == name) & (pairs > 0)
+            if mask.any():
+                by_kind[name] = (float(wins[mask].sum() / pairs[mask].sum()), int(pairs[mask].sum()))
+    return Pairwise(
+        value=float(group_wins.sum() / total_pairs),
+        pairs=total_pairs,
+        groups=int(paired.sum()),
+        interval=_percentile_interval(samples),
+        by_kind=by_kind,
+    )

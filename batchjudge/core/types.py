@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 from batchjudge.errors import (
     AuthError,
     BadRequestError,
+    QuotaExhaustedError,
     RateLimitError,
     TransientError,
 )
@@ -116,7 +117,7 @@ class ProviderBase:
             return RetryDecision(RetryKind.RATE_LIMIT, exc.retry_after)
         if isinstance(exc, TransientError):
             return RetryDecision(RetryKind.TRANSIENT, exc.retry_after)
-        if isinstance(exc, AuthError):
+        if isinstance(exc, (AuthError, QuotaExhaustedError)):
             return RetryDecision(RetryKind.FATAL)
         if isinstance(exc, BadRequestError):
             return RetryDecision(RetryKind.NO)

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from batchjudge.adapters.finetune import LabelledPairs, read_examples
+from batchjudge.adapters.launchers import TrainingSet, read_training
 from batchjudge.adapters.launchers import train_and_register as train_local_judge
 from batchjudge.emulator import responses
 from batchjudge.emulator.state import EmulatorState, ModelEntry, new_id
@@ -29,8 +29,8 @@ from batchjudge.errors import InputError
 
 __all__ = ["GONE_MESSAGE", "Trainer", "routes", "train_local_judge"]
 
-Trainer = Callable[[list[str], list[str], list[int], str, int], str]
-"""``(premises, hypotheses, targets, name, seed) -> judge name`` that chat answers with."""
+Trainer = Callable[[TrainingSet, str, int], str]
+"""``(training set, name, seed) -> judge name`` that chat answers with."""
 
 GONE_MESSAGE = (
     "The fine-tuning API has been removed from the Mistral API (emulated: started with --ft-gone)."
@@ -42,10 +42,10 @@ def _state(request: Request) -> EmulatorState:
     return state
 
 
-def _examples(state: EmulatorState, file_ids: list[str]) -> LabelledPairs:
-    """Pairs and labels of the training files, read as the local launcher reads them."""
-    lines = [line for file_id in file_ids for line in state.files[file_id].content.splitlines()]
-    return read_examples(lines, where=f"training files {', '.join(file_ids)}")
+def _examples(state: EmulatorState, file_ids: list[str], weights: list[float]) -> TrainingSet:
+    """Pairs and labels of the training files (each file a source with its weight), read as
+    the local launcher reads them."""
+    return read_training([(f, state.files[f].content.splitlines()) for f in file_ids], weights)
 
 
 async def _train(state: EmulatorState, job: dict[str, Any], trainer: Trainer) -> None:
@@ -56,15 +56,13 @@ async def _train(state: EmulatorState, job: dict[str, Any], trainer: Trainer) ->
         return
     job["status"] = "RUNNING"
     try:
-        pairs = _examples(state, job["training_files"])
+        pairs = _examples(state, job["training_files"], job["training_file_weights"])
     except InputError as exc:
         job["status"], job["message"] = "FAILED_VALIDATION", str(exc)
         return
     name = f"ft:{job['model']}:{job['suffix'] or 'emulated'}:{job['id'][:8]}"
     try:
-        judge = await asyncio.to_thread(
-            trainer, pairs.premises, pairs.hypotheses, pairs.targets, name, state.config.seed
-        )
+        judge = await asyncio.to_thread(trainer, pairs, name, state.config.seed)
     except Exception as exc:  # noqa: BLE001 - a failed training is the job's outcome
         job["status"], job["message"] = "FAILED", f"training failed: {exc}"
         return
@@ -92,9 +90,9 @@ def routes(trainer: Trainer) -> list[Route]:
             return responses.error(
                 400, f"model {model!r} cannot be fine-tuned", kind="invalid_model"
             )
-        files = [
-            f["file_id"] if isinstance(f, dict) else f for f in body.get("training_files") or []
-        ]
+        given = body.get("training_files") or []
+        files = [f["file_id"] if isinstance(f, dict) else f for f in given]
+        weights = [float(f.get("weight", 1.0)) if isinstance(f, dict) else 1.0 for f in given]
         missing = [f for f in files if f not in state.files]
         if not files or missing:
             return responses.error(
@@ -109,6 +107,7 @@ def routes(trainer: Trainer) -> list[Route]:
             "model": model,
             "suffix": body.get("suffix"),
             "training_files": files,
+            "training_file_weights": weights,
             "validation_files": body.get("validation_files") or [],
             "hyperparameters": body.get("hyperparameters") or {},
             "auto_start": auto_start,

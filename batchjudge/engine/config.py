@@ -54,7 +54,11 @@ class RunConfig:
     """The environment variable holding the key, instead of the provider's usual one."""
     concurrency: int = 16
     rps: float | None = None
+    """Requests per second; None: learned from the server's headers, or estimated at a 429."""
+    rpm: float | None = None
+    """Requests per minute; None: learned from the server's headers."""
     tpm: float | None = None
+    """Tokens per minute; None: learned from the server's headers."""
     max_retries: int = 5
     timeout: float = 60.0
     backoff_base: float = 0.5
@@ -62,6 +66,10 @@ class RunConfig:
     backoff_cap: float = 30.0
     """...up to this cap. A server's ``Retry-After`` overrides both."""
     limit: int | None = None
+    max_total_tokens: int | None = None
+    """Stop sending once the run (every session) has used this many tokens (prompt + reply)."""
+    max_cost: float | None = None
+    """Stop sending once the run (every session) has cost this many US dollars."""
     retry_failed: bool = False
     overwrite: bool = False
     temperature: float = 0.0
@@ -90,12 +98,18 @@ class RunConfig:
         checks: list[tuple[bool, str]] = [
             (self.concurrency >= 1, f"--concurrency must be >= 1, got {self.concurrency}"),
             (self.rps is None or self.rps > 0, f"--rps must be > 0, got {self.rps}"),
+            (self.rpm is None or self.rpm > 0, f"--rpm must be > 0, got {self.rpm}"),
             (self.tpm is None or self.tpm > 0, f"--tpm must be > 0, got {self.tpm}"),
             (self.max_retries >= 0, f"--max-retries must be >= 0, got {self.max_retries}"),
             (self.timeout > 0, f"--timeout must be > 0, got {self.timeout}"),
             (0 <= self.backoff_base <= self.backoff_cap,
              f"backoff must satisfy 0 <= base <= cap, got {self.backoff_base} and {self.backoff_cap}"),
             (self.limit is None or self.limit >= 1, f"--limit must be >= 1, got {self.limit}"),
+            (self.max_total_tokens is None or self.max_total_tokens >= 1,
+             f"--max-total-tokens must be >= 1, got {self.max_total_tokens}"),
+            (self.max_cost is None or self.max_cost > 0, f"--max-cost must be > 0, got {self.max_cost}"),
+            (self.mode == "online" or (self.max_total_tokens is None and self.max_cost is None),
+             "--max-total-tokens and --max-cost apply to online runs (a batch job is billed as a whole)"),
             (0.0 <= self.temperature <= 2.0, f"--temperature must be in [0, 2], got {self.temperature}"),
             (self.max_tokens >= 1, f"--max-tokens must be >= 1, got {self.max_tokens}"),
             (self.samples >= 1, f"--samples must be >= 1, got {self.samples}"),

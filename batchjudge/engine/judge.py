@@ -23,11 +23,12 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from batchjudge.adapters.mistral import EMULATOR_HEADER
 from batchjudge.core.results import FinishedRow, RowResult
 from batchjudge.core.types import JudgeReply, Provider
+from batchjudge.engine.budget import Budget, BudgetReachedError
 from batchjudge.engine.dedupe import Dedupe, request_key
 from batchjudge.engine.limits import Limits
 from batchjudge.engine.outcomes import answered_result, failed_result
 from batchjudge.engine.reader import Work
-from batchjudge.engine.retry import CallOutcome, RetryPolicy, call_with_retries
+from batchjudge.engine.retry import CallOutcome, RetryPolicy, StopRun, call_with_retries
 from batchjudge.engine.stats import RunStats
 
 __all__ = ["JudgeStep", "OnlineJudge"]
@@ -52,8 +53,8 @@ class JudgeStep(Protocol):
 
 class OnlineJudge:
     """One request per row (``samples`` per row with self-consistency) through ``provider``,
-    retried by ``policy`` under the shared ``limits``; counts tokens and retries in ``stats``;
-    identical requests sent once when given a ``dedupe``."""
+    retried by ``policy`` under the shared ``limits`` and within ``budget``; counts tokens and
+    retries in ``stats``; identical requests sent once when given a ``dedupe``."""
 
     def __init__(
         self,
@@ -64,6 +65,7 @@ class OnlineJudge:
         *,
         model: str,
         samples: int = 1,
+        budget: Budget | None = None,
         dedupe: Dedupe | None = None,
     ) -> None:
         self.provider = provider
@@ -72,6 +74,7 @@ class OnlineJudge:
         self.stats = stats
         self.model = model
         self.samples = samples
+        self.budget = budget if budget is not None else Budget()
         self.dedupe = dedupe
 
     def in_flight(self) -> Iterable[str]:
@@ -83,7 +86,8 @@ class OnlineJudge:
 
     async def judge(self, work: Work) -> FinishedRow:
         """The row's result after its calls (or an identical request's answer); raises StopRun
-        when the run must stop."""
+        when the run must stop, and BudgetReachedError (before any call) when the run's
+        allowance has no room for it."""
         key = request_key(work.request) if self.dedupe is not None else None
         if key is None or self.dedupe is None:
             return self._finished(work, self._result(work, await self._call(work)))
@@ -101,16 +105,30 @@ class OnlineJudge:
             self.dedupe.settle(key, answer)
 
     async def _call(self, work: Work) -> list[CallOutcome]:
-        """The row's calls: one per sample, stopping at the first without a reply."""
+        """The row's calls within the budget: one per sample, stopping at the first without a
+        reply."""
+        budget = self.budget
+        held_prompt = held_completion = 0.0
+        if budget.limited:
+            held_prompt = float(work.request.prompt_tokens * self.samples)
+            held_completion = min(self.limits.expected_completion, work.request.max_tokens) * self.samples
+            if not budget.admit(held_prompt, held_completion):
+                raise budget.error()
         outcomes: list[CallOutcome] = []
-        for sample in range(self.samples):
-            request = work.request
-            if sample:
-                request = dataclasses.replace(request, seed=(request.seed or 0) + sample)
-            outcome = await call_with_retries(self.provider, request, self.limits, self.stats, self.policy)
-            outcomes.append(outcome)
-            if outcome.reply is None:
-                break
+        try:
+            for sample in range(self.samples):
+                request = work.request
+                if sample:
+                    request = dataclasses.replace(request, seed=(request.seed or 0) + sample)
+                outcome = await call_with_retries(self.provider, request, self.limits, self.stats, self.policy)
+                outcomes.append(outcome)
+                if outcome.reply is None:
+                    break
+        finally:
+            if budget.limited:
+                replies = [o.reply for o in outcomes if o.reply is not None]
+                budget.settle(held_prompt, held_completion, sum(r.prompt_tokens for r in replies),
+                              sum(r.completion_tokens for r in replies))
         return outcomes
 
     @staticmethod
@@ -147,10 +165,16 @@ class OnlineJudge:
         )
 
     async def run(self, inbox: MemoryObjectReceiveStream[Work], outbox: MemoryObjectSendStream[FinishedRow]) -> None:
-        """As many workers as the concurrency ceiling, each judging from ``inbox`` in turn."""
+        """As many workers as the concurrency ceiling, each judging from ``inbox`` in turn.
+
+        Once the budget has no room for another row, each worker stops taking work as it
+        finishes its row; then the run stops (StopRun), every answered row written.
+        """
         async with inbox, outbox, anyio.create_task_group() as workers:
             for _ in range(self.limits.max_concurrency):
                 workers.start_soon(self._worker, inbox.clone(), outbox.clone())
+        if self.budget.reached is not None:
+            raise StopRun(self.budget.error())
 
     async def _worker(self, inbox: MemoryObjectReceiveStream[Work], outbox: MemoryObjectSendStream[FinishedRow]) -> None:
         async with inbox, outbox:
@@ -158,6 +182,8 @@ class OnlineJudge:
                 self.stats.in_flight += 1
                 try:
                     finished = await self.judge(work)
+                except BudgetReachedError:
+                    return
                 finally:
                     self.stats.in_flight -= 1
                 await outbox.send(finished)

@@ -1,37 +1,68 @@
-"""The limits one run's requests share: concurrency, requests per second, tokens per minute,
-and the cooldown a 429 imposes on everyone.
+"""The limits one run's requests share, and how they are found when nobody gives them.
 
-- ``--rps`` is a :class:`~batchjudge.engine.pacing.WindowPacer`: at most N sends in any
-  window, as the API counts them.
-- ``--tpm`` is a :class:`~batchjudge.engine.buckets.TokenBucket` charged with each request's
-  prompt tokens plus its expected completion, corrected by the reported usage.
-- A ``Retry-After`` sets one shared :class:`Cooldown`; every sender checks it right before it
-  sends (after the pacer), so no request leaves before the server said it may.
-- Concurrency is a resizable :class:`anyio.CapacityLimiter`: repeated 429s shrink it, a calm
-  stretch of successes grows it back to the configured ceiling.
+Three windows, as the API counts them (by arrival, per organization):
 
-Clock and sleep are injectable, so the tests of all of this run on a fake clock.
+- requests per second and requests per minute, each a
+  :class:`~batchjudge.engine.pacing.WindowPacer` (at most N sends in any window);
+- tokens per minute, a :class:`~batchjudge.engine.token_window.TokenWindow` charged before each
+  send with the counted prompt tokens plus the expected completion, corrected by the reported
+  usage.
+
+Where each limit comes from, in order of authority:
+
+1. **a flag** (``--rps``, ``--rpm``, ``--tpm``) — but a *lower* limit announced by the server
+   is obeyed, with a one-time notice (the flag cannot buy more than the organization has);
+2. **the server's headers** (:mod:`~batchjudge.engine.ratelimits`): a limit announced on any
+   reply is adopted at once, and its *remaining* count is reconciled with what this run sent,
+   so that requests made by others on the same organization are accounted for;
+3. **an estimate**, when the server announces nothing: at the first 429 the engine counts what
+   it sent in the window before the refused request (the server had admitted exactly its
+   limit) and paces just under that from then on.
+
+Each window's pace then follows AIMD: a 429 despite the pacing (a new episode) cuts its rate
+(1% for a given limit, 3% for an estimate), and every calm ``calm_seconds`` adds back half a
+percent, up to the limit; an estimate that has been calm for a minute probes 1% above itself,
+since the organization's limit may have risen. A 429 with ``Retry-After`` sets one shared
+:class:`Cooldown` that every sender checks right before it sends (after the pacers), so no
+request leaves before the server said it may; without ``Retry-After`` the pause is
+``default_pause``. Concurrency is a resizable :class:`anyio.CapacityLimiter`: repeated episodes
+shrink it, a calm stretch grows it back.
+
+Clock and sleep are injectable, so the tests of all of this run on virtual time.
 """
 
 from __future__ import annotations
 
+import bisect
+import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
 
 import anyio
 
 from batchjudge.core.types import JudgeReply, JudgeRequest
-from batchjudge.engine.buckets import TokenBucket
 from batchjudge.engine.pacing import WindowPacer
+from batchjudge.engine.ratelimits import Announced, Quota, read_rate_headers
 from batchjudge.engine.stats import RunStats
+from batchjudge.engine.token_window import Charge, TokenWindow
+from batchjudge.errors import QuotaExhaustedError
 
-__all__ = ["Clock", "Cooldown", "Limits", "Sleep"]
+__all__ = ["Clock", "Cooldown", "Limits", "Reservation", "Sleep", "Source"]
 
 Clock = Callable[[], float]
 """Monotonic seconds."""
 Sleep = Callable[[float], Awaitable[None]]
 """Wait that many seconds."""
+Source = Literal["flag", "server", "estimate"]
+
+logger = logging.getLogger("batchjudge")
+
+_LONG_WAIT = 2.0
+"""A Retry-After longer than this points at a per-minute window, not the per-second one."""
 
 
 class Cooldown:
@@ -57,6 +88,84 @@ class Cooldown:
             await self._sleep(remaining)
 
 
+@dataclass(slots=True)
+class Reservation:
+    """What one send holds: its token charge and, once sent, its send time."""
+
+    tokens: float
+    prompt_estimate: int = 0
+    """The request's own prompt count (exact or estimated), to calibrate estimates by usage."""
+    charge: Charge | None = None
+    sent_at: float = math.nan
+    probe: bool = False
+    """The run's first request, which the others wait for (see :meth:`Limits.after_send`)."""
+
+
+class _Window:
+    """One request window (per second or per minute): its limit, where the limit came from,
+    and the AIMD factor applied to it."""
+
+    def __init__(self, name: str, seconds: float, margin: float, clock: Clock, sleep: Sleep,
+                 recent: deque[float]) -> None:
+        self.name = name
+        self._recent = recent
+        self.seconds = seconds
+        self.margin = margin
+        self._clock = clock
+        self._sleep = sleep
+        self.limit: float | None = None
+        self.source: Source | None = None
+        self.flag: float | None = None
+        self.factor = 1.0
+        self.pacer: WindowPacer | None = None
+        self.foreign_after = -math.inf
+        """Replies to sends before this time are not reconciled again."""
+        self.since = -math.inf
+        """When the current limit was set: a 429 for an earlier send says nothing about it."""
+
+    def set(self, limit: float, source: Source) -> None:
+        self.limit, self.source = max(limit, 1e-6), source
+        if source == "flag":
+            self.flag = limit
+        self.since = self._clock()
+        self._apply()
+
+    def _apply(self) -> None:
+        assert self.limit is not None
+        count, window = WindowPacer.shape(self.limit * self.factor, self.seconds)
+        if self.pacer is None:
+            self.pacer = WindowPacer(count, window, margin=self.margin, clock=self._clock, sleep=self._sleep)
+            self.pacer.seed(list(self._recent)[-count:])
+        else:
+            self.pacer.configure(count, window)
+
+    def slow_down(self) -> None:
+        """Multiplicative decrease after a 429 despite the pacing."""
+        if self.limit is None:
+            return
+        estimated = self.source == "estimate"
+        self.factor = max(0.5 if estimated else 0.9, self.factor * (0.97 if estimated else 0.99))
+        self._apply()
+
+    def speed_up(self, probe: bool) -> None:
+        """Additive increase after a calm stretch; ``probe`` lets an estimate rise above itself."""
+        if self.limit is None:
+            return
+        if self.factor < 1.0:
+            self.factor = min(1.0, self.factor + 0.005)
+        elif probe and self.source == "estimate":
+            self.limit *= 1.01
+        else:
+            return
+        self._apply()
+
+    def describe(self) -> str:
+        if self.limit is None or self.pacer is None:
+            return ""
+        unit = "s" if self.seconds == 1.0 else "min"
+        return f"{self.pacer.rate * self.seconds:.4g}/{unit} {self.source}"
+
+
 class Limits:
     """The rate, token and concurrency limits one run shares across its senders."""
 
@@ -65,94 +174,282 @@ class Limits:
         *,
         concurrency: int,
         rps: float | None = None,
+        rpm: float | None = None,
         tpm: float | None = None,
         expected_completion_tokens: int = 64,
         clock: Clock = time.monotonic,
         sleep: Sleep = anyio.sleep,
+        learn: bool = True,
+        second_margin: float = 0.010,
+        minute_margin: float = 0.5,
+        default_pause: float = 1.0,
         adapt_after_429s: int = 3,
         calm_successes: int = 50,
-        pace_margin: float = 0.03,
+        calm_seconds: float = 10.0,
+        stats: RunStats | None = None,
     ) -> None:
+        self.stats = stats if stats is not None else RunStats()
+        """Where the pace in force and the 429s are counted for the progress line."""
         self.max_concurrency = concurrency
         self.capacity = anyio.CapacityLimiter(concurrency)
-        self.rps = rps
-        self._rps = WindowPacer(rps, margin=pace_margin, clock=clock, sleep=sleep) if rps else None
-        self.tpm = tpm
-        self._tpm = TokenBucket(tpm, 60.0, clock=clock, sleep=sleep) if tpm else None
-        self._expected_completion = float(expected_completion_tokens)
-        self.cooldown = Cooldown(clock, sleep)
         self.clock = clock
         self.sleep = sleep
+        self.cooldown = Cooldown(clock, sleep)
+        self.learn = learn
+        self._recent: deque[float] = deque(maxlen=65536)
+        """Send times, to seed a pacer learned mid-run and for the estimate at the first 429."""
+        self.second = _Window("requests per second", 1.0, second_margin, clock, sleep, self._recent)
+        self.minute = _Window("requests per minute", 60.0, minute_margin, clock, sleep, self._recent)
+        if rps:
+            self.second.set(rps, "flag")
+        if rpm:
+            self.minute.set(rpm, "flag")
+        self.tokens: TokenWindow | None = None
+        self.tokens_source: Source | None = None
+        self._tokens_flag = tpm
+        self._tokens_foreign_at = -math.inf
+        self._minute_margin = minute_margin
+        if tpm:
+            self._set_tokens(tpm, "flag")
+        self._expected_completion = float(expected_completion_tokens)
+        self._prompt_ratio = 1.0
+        self._default_pause = default_pause
+        self._noticed: set[str] = set()
         self._recent_429s = 0
         self._adapt_after = adapt_after_429s
         self._calm = 0
         self._calm_successes = calm_successes
+        self._calm_seconds = calm_seconds
+        self._calm_since = clock()
+        self._last_429 = -math.inf
+        self._reported: tuple[object, ...] = ()
+        self._report()
+        self._probing = learn and not (rps or rpm or tpm)
+        """With no limit given, the first request goes alone and the others wait for its reply:
+        its headers may announce the limits, which costs one latency instead of a 429 storm."""
+        self._probe: anyio.Event | None = None
 
-    def charge(self, request: JudgeRequest) -> float:
-        """Tokens to reserve for ``request`` before sending."""
-        amount = request.prompt_tokens + min(self._expected_completion, float(request.max_tokens))
-        if self.tpm:
-            amount = min(amount, self.tpm)  # a request larger than the bucket still goes, alone
-        return amount
+    @property
+    def expected_completion(self) -> float:
+        """Completion tokens a reply is expected to use (learned from the replies so far)."""
+        return self._expected_completion
 
-    async def before_send(self, tokens: float) -> None:
-        """Wait for the token bucket, then the pacer, then the shared cooldown.
+    # -- before a send -------------------------------------------------------------------
+    def charge(self, request: JudgeRequest) -> Reservation:
+        """What ``request`` must reserve before it is sent: its prompt tokens (an estimate is
+        scaled by what replies reported for earlier estimates) plus the expected reply."""
+        prompt = request.prompt_tokens * self._prompt_ratio
+        completion = min(self._expected_completion, float(request.max_tokens))
+        return Reservation(prompt + completion, request.prompt_tokens)
+
+    async def before_send(self, reservation: Reservation) -> None:
+        """Wait for the token window, then the minute and second pacers, then the cooldown.
 
         The cooldown is checked last, right before the send, so no request leaves before a
-        ``Retry-After`` expires however long the earlier waits took.
+        ``Retry-After`` expires however long the earlier waits took; the pacers record the
+        real send time.
         """
-        if self._tpm is not None:
-            await self._tpm.acquire(tokens)
-        if self._rps is not None:
-            await self._rps.acquire(gate=self.cooldown.wait)
+        if self._probing:
+            if self._probe is None:
+                self._probe = anyio.Event()
+                reservation.probe = True
+            else:
+                await self._probe.wait()
+        if self.tokens is not None:
+            reservation.charge = await self.tokens.acquire(reservation.tokens)
+        second, minute = self.second.pacer, self.minute.pacer
+        if second is not None and minute is not None:
+            sent = await minute.acquire(gate=lambda: _pass(second.acquire(gate=self.cooldown.wait)))
+        elif second is not None or minute is not None:
+            sent = await (second or minute).acquire(gate=self.cooldown.wait)  # type: ignore[union-attr]
         else:
             await self.cooldown.wait()
+            sent = self.clock()
+        reservation.sent_at = sent
+        self._recent.append(sent)
 
-    def settle(self, charged: float, reply: JudgeReply) -> None:
-        """Correct the TPM charge with the reported usage, and learn the typical completion."""
-        used = reply.prompt_tokens + reply.completion_tokens
+    # -- after a reply -------------------------------------------------------------------
+    def after_send(self, reservation: Reservation) -> None:
+        """The send is over and what its reply said is learned (or it failed): release the
+        senders waiting on the probe."""
+        if reservation.probe and self._probe is not None:
+            # The first request opened the connection (and may have met a cold server): it
+            # reached the server anywhere up to now, so count it as sent now.
+            now = self.clock()
+            for window in (self.second, self.minute):
+                if window.pacer is not None:
+                    window.pacer.move(reservation.sent_at, now)
+            self._probing = False
+            self._probe.set()
+
+    def settle(self, reservation: Reservation, reply: JudgeReply) -> None:
+        """Correct the token charge with the reported usage; learn from the reply's headers."""
         self._expected_completion += 0.05 * (reply.completion_tokens - self._expected_completion)
-        if self._tpm is None or not used:
-            return
-        if used < charged:
-            self._tpm.refund(charged - used)
-        else:
-            self._tpm.charge(used - charged)
+        if reservation.prompt_estimate > 0 and reply.prompt_tokens > 0:
+            ratio = reply.prompt_tokens / reservation.prompt_estimate
+            self._prompt_ratio += 0.05 * (min(4.0, max(0.25, ratio)) - self._prompt_ratio)
+        used = reply.prompt_tokens + reply.completion_tokens
+        if reservation.charge is not None and self.tokens is not None and used:
+            self.tokens.correct(reservation.charge, used)
+        if reply.headers and self.learn:
+            self.observe(read_rate_headers(reply.headers), reservation)
 
-    def on_rate_limited(self, retry_after: float | None, stats: RunStats) -> None:
-        """A 429: start the shared cooldown; slow down if 429s keep coming.
+    def observe(self, announced: Announced, reservation: Reservation | None = None) -> None:
+        """Adopt the limits a reply announced, and reconcile its remaining counts."""
+        if announced.empty:
+            return
+        for window, quota in ((self.second, announced.requests_second), (self.minute, announced.requests_minute)):
+            if quota is not None:
+                self._adopt(window, quota, reservation)
+        if announced.tokens_minute is not None:
+            self._adopt_tokens(announced.tokens_minute)
+        self._report()
+        month = announced.tokens_month
+        if month is not None and month.remaining is not None and month.remaining <= 0:
+            raise QuotaExhaustedError(
+                f"the organization's monthly token budget ({month.limit:,.0f} tokens) is spent; "
+                "the same command resumes once it is renewed"
+            )
+
+    def _adopt(self, window: _Window, quota: Quota, reservation: Reservation | None) -> None:
+        if window.source == "server" and window.limit == quota.limit:
+            pass
+        elif window.flag is not None and quota.limit >= window.flag:
+            pass  # the flag asks for no more than the server allows
+        else:
+            if window.flag is not None:
+                self._notice(window.name, f"the server allows {quota.limit:g} {window.name}, fewer "
+                             f"than the {window.flag:g} asked for; pacing at the server's limit")
+            window.set(quota.limit, "server")
+        self._reconcile(window, quota, reservation)
+
+    def _reconcile(self, window: _Window, quota: Quota, reservation: Reservation | None) -> None:
+        """Count as foreign the sends the server saw in the window beyond this run's own."""
+        pacer = window.pacer
+        if pacer is None or quota.remaining is None or reservation is None or math.isnan(reservation.sent_at):
+            return
+        sent = reservation.sent_at
+        if sent <= window.foreign_after:
+            return
+        server_used = quota.limit - quota.remaining
+        ours = pacer.count_between(sent - window.seconds, sent + 1e-9)
+        extra = int(server_used - ours) - 1  # one of slack for arrival jitter
+        if extra > 0:
+            pacer.add_foreign(extra)
+            window.foreign_after = self.clock()
+
+    def _set_tokens(self, limit: float, source: Source) -> None:
+        if self.tokens is None:
+            self.tokens = TokenWindow(limit, 60.0, margin=self._minute_margin, clock=self.clock, sleep=self.sleep)
+        else:
+            self.tokens.set_limit(limit)
+        self.tokens_source = source
+
+    def _adopt_tokens(self, quota: Quota) -> None:
+        flag = self._tokens_flag
+        if self.tokens_source == "server" and self.tokens is not None and self.tokens.limit == quota.limit:
+            pass
+        elif flag is not None and quota.limit >= flag:
+            pass
+        else:
+            if flag is not None:
+                self._notice("tokens per minute", f"the server allows {quota.limit:,.0f} tokens per minute, "
+                             f"fewer than the {flag:,.0f} asked for; pacing at the server's limit")
+            self._set_tokens(quota.limit, "server")
+        now = self.clock()
+        if self.tokens is not None and quota.remaining is not None and now - self._tokens_foreign_at > 5.0:
+            extra = (quota.limit - quota.remaining) - self.tokens.used
+            if extra > 0.05 * quota.limit:
+                self.tokens.add_foreign(extra)
+                self._tokens_foreign_at = now
+
+    def _notice(self, key: str, message: str) -> None:
+        if key not in self._noticed:
+            self._noticed.add(key)
+            logger.warning(message)
+
+    # -- 429s and calm -----------------------------------------------------------------
+    def on_rate_limited(
+        self,
+        retry_after: float | None,
+        reservation: Reservation | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """A 429: pause everyone; learn what the window is; slow down if pacing did not help.
 
         429s that arrive while an earlier one's pause is still on are the same episode (those
-        requests were sent before the pause began) and change nothing else. Each new episode
-        widens the pacer's window by 1%; every third shrinks concurrency by a quarter, never
-        below a quarter of the configured ceiling (with a pacer, concurrency is rarely the
-        cause, and starving it would cost more throughput than the 429s did).
+        requests were sent before the pause began) and change nothing else.
         """
-        stats.rate_limited += 1
+        self.stats.rate_limited += 1
+        announced = read_rate_headers(headers) if headers and self.learn else Announced()
         same_episode = self.cooldown.active
-        if retry_after:
-            self.cooldown.extend(retry_after)
+        self.cooldown.extend(retry_after if retry_after is not None else self._default_pause)
         self._calm = 0
+        self._calm_since = self.clock()
+        self._last_429 = self._calm_since
+        if not announced.empty:
+            self.observe(announced, reservation)
         if same_episode:
             return
-        if self._rps is not None:
-            self._rps.slow_down()
+        long_wait = retry_after is not None and retry_after > _LONG_WAIT
+        window = self.minute if long_wait else self.second
+        sent_at = reservation.sent_at if reservation is not None else math.nan
+        if window.limit is None and self.learn:
+            self._estimate(window, reservation)
+        elif not sent_at < window.since:  # sent under the pace in force: the pace is too fast
+            window.slow_down()
         self._recent_429s += 1
         floor = max(1, self.max_concurrency // 4)
         if self._recent_429s >= self._adapt_after and self.capacity.total_tokens > floor:
             self.capacity.total_tokens = max(floor, math.floor(self.capacity.total_tokens * 0.75))
             self._recent_429s = 0
-        stats.concurrency = int(self.capacity.total_tokens)
+        self._report()
 
-    def on_success(self, stats: RunStats) -> None:
-        """A calm stretch narrows the pacer back and grows concurrency toward the ceiling."""
+    def _estimate(self, window: _Window, reservation: Reservation | None) -> None:
+        """No limit known: the server admitted exactly its limit in the window before the
+        refused request, so count what this run sent in it."""
+        refused_at = reservation.sent_at if reservation is not None and not math.isnan(reservation.sent_at) else self.clock()
+        sent = list(self._recent)
+        admitted = bisect.bisect_left(sent, refused_at) - bisect.bisect_left(sent, refused_at - window.seconds)
+        if admitted >= 1:
+            window.set(admitted, "estimate")
+            self._notice(f"estimate {window.name}", f"rate limited by a server that announces no limit; "
+                         f"pacing at an estimated {admitted} {window.name}")
+
+    def on_success(self) -> None:
+        """A calm stretch speeds the pacers back up and grows concurrency to the ceiling."""
         self._calm += 1
+        now = self.clock()
+        if now - self._calm_since >= self._calm_seconds:
+            self._calm_since = now
+            probe = now - self._last_429 >= 6 * self._calm_seconds
+            self.second.speed_up(probe)
+            self.minute.speed_up(probe)
+            self._report()
         if self._calm >= self._calm_successes:
             self._calm = 0
             self._recent_429s = 0
-            if self._rps is not None:
-                self._rps.recover()
             if self.capacity.total_tokens < self.max_concurrency:
                 step = max(1, self.max_concurrency // 20)
                 self.capacity.total_tokens = min(self.max_concurrency, int(self.capacity.total_tokens) + step)
+                self._report()
+
+    def _report(self) -> None:
+        """Show the pace in force and the concurrency in the run's counters (the description
+        is rebuilt only when something changed: this runs on every reply)."""
+        stats = self.stats
         stats.concurrency = int(self.capacity.total_tokens)
+        key = (self.second.limit, self.second.factor, self.minute.limit, self.minute.factor,
+               None if self.tokens is None else self.tokens.limit)
+        if key == self._reported:
+            return
+        self._reported = key
+        parts = [p for p in (self.second.describe(), self.minute.describe()) if p]
+        if self.tokens is not None:
+            parts.append(f"{self.tokens.limit:,.0f} tok/min {self.tokens_source}")
+        stats.limits = ", ".join(parts)
+
+
+async def _pass(awaitable: Awaitable[float]) -> None:
+    """Await a pacer used as another pacer's gate (its send time is the outer one's)."""
+    await awaitable

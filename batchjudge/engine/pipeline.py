@@ -33,6 +33,7 @@ from batchjudge.core.results import Counts, FinishedRow
 from batchjudge.core.tracer import Tracer
 from batchjudge.core.types import Provider
 from batchjudge.engine.batch import BatchJudge
+from batchjudge.engine.budget import Budget, TokenPrices
 from batchjudge.engine.checkpoint import RunDir, key_hashes
 from batchjudge.engine.config import DEFAULT_MODELS, RunConfig, describe_changes
 from batchjudge.engine.dedupe import Dedupe
@@ -231,19 +232,19 @@ def _backend(plan: RunPlan, provider: Provider | None) -> Provider | ApiClient:
 
 def _judge_step(
     plan: RunPlan, backend: Provider | ApiClient, run_dir: RunDir, stats: RunStats, done: np.ndarray,
-    clock: Clock, sleep: Sleep,
+    budget: Budget, clock: Clock, sleep: Sleep,
 ) -> JudgeStep:
     """The judge step the config asks for."""
     config = plan.config
     if isinstance(backend, ApiClient):
         return BatchJudge(backend, run_dir.path, stats, model=plan.model, done=done, dedupe=config.dedupe)
-    limits = Limits(concurrency=config.concurrency, rps=config.rps, tpm=config.tpm,
-                    expected_completion_tokens=config.expected_completion_tokens, clock=clock, sleep=sleep)
-    stats.concurrency = config.concurrency
+    limits = Limits(concurrency=config.concurrency, rps=config.rps, rpm=config.rpm, tpm=config.tpm,
+                    expected_completion_tokens=config.expected_completion_tokens, clock=clock, sleep=sleep,
+                    stats=stats)
     policy = RetryPolicy(max_retries=config.max_retries, timeout=config.timeout,
                          backoff_base=config.backoff_base, backoff_cap=config.backoff_cap)
     return OnlineJudge(backend, limits, policy, stats, model=plan.model, samples=config.samples,
-                       dedupe=Dedupe() if config.dedupe else None)
+                       budget=budget, dedupe=Dedupe() if config.dedupe else None)
 
 
 async def execute(
@@ -255,13 +256,15 @@ async def execute(
     progress_interval: float = 0.25,
     clock: Clock = time.monotonic,
     sleep: Sleep = anyio.sleep,
+    prices: TokenPrices | None = None,
 ) -> RunResult:
     """Run ``plan`` into its run directory; resume what is there.
 
     ``provider`` replaces the one the config names (tests, custom backends; the plan must have
     been made with it) and is closed at the end like one the run made; ``tracer`` receives
     every finished row (its owner closes it); ``progress`` is called with live counters;
-    ``clock``/``sleep`` drive every limit, wait and retry (tests pass a fake clock).
+    ``clock``/``sleep`` drive every limit, wait and retry (tests pass a fake clock); ``prices``
+    (US dollars per token) are needed when the config sets a cost allowance.
     """
     config = plan.config
     if provider is not None and provider.name != plan.provider:
@@ -275,8 +278,10 @@ async def execute(
         if config.check_labels:
             stats.warnings = await anyio.to_thread.run_sync(label_warnings, plan.source)
         with RunDir(config.out) as run_dir:
-            record, done, counts_before = _open_record(plan, run_dir, stats, command)
-            judge = _judge_step(plan, backend, run_dir, stats, done, clock, sleep)
+            record, done, counts_before = await anyio.to_thread.run_sync(_open_record, plan, run_dir, stats, command)
+            budget = Budget(max_tokens=config.max_total_tokens, max_cost=config.max_cost, prices=prices,
+                            used_prompt=record.tokens["prompt"], used_completion=record.tokens["completion"])
+            judge = _judge_step(plan, backend, run_dir, stats, done, budget, clock, sleep)
             in_flight = list(judge.in_flight())
             if in_flight:  # rows of jobs from an earlier session: followed, not sent again
                 done = np.union1d(done, key_hashes(in_flight))

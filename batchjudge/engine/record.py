@@ -14,12 +14,19 @@ import datetime as dt
 import os
 import platform
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from batchjudge.core.results import Counts
 from batchjudge.core.scrub import scrub
 
-__all__ = ["RunRecord", "now_iso", "package_version"]
+__all__ = ["RunRecord", "Usage", "now_iso", "package_version"]
+
+
+class Usage(TypedDict):
+    """Tokens a run has used over all its sessions, as the replies reported them."""
+
+    prompt: int
+    completion: int
 
 
 def now_iso() -> str:
@@ -41,6 +48,10 @@ def _no_counts() -> Counts:
     return Counts(ok=0, parse_error=0, failed=0, done=0, total=0)
 
 
+def _no_usage() -> Usage:
+    return Usage(prompt=0, completion=0)
+
+
 @dataclass(slots=True)
 class RunRecord:
     """The content of ``run.json``."""
@@ -52,6 +63,9 @@ class RunRecord:
     labelled: bool = False
     warnings: list[str] = field(default_factory=list)
     counts: Counts = field(default_factory=_no_counts)
+    tokens: Usage = field(default_factory=_no_usage)
+    limits: str = ""
+    """The pace the run last worked at and where each limit came from (flag, server, estimate)."""
     updated_at: str = field(default_factory=now_iso)
     batchjudge_version: str = field(default_factory=package_version)
     python: str = field(default_factory=platform.python_version)
@@ -65,8 +79,8 @@ class RunRecord:
 
     @classmethod
     def resumed(cls, stored: dict[str, Any] | None, config: dict[str, Any], fingerprint: dict[str, Any]) -> RunRecord:
-        """The record of a new session: created_at, the session count and whether the
-        emulator answered carried over."""
+        """The record of a new session: created_at, the session count, the tokens spent and
+        whether the emulator answered carried over."""
         record = cls(config=config, fingerprint=fingerprint)
         record.endpoint = {"host": fingerprint.get("endpoint"), "emulator": False}
         if stored is not None:
@@ -74,6 +88,10 @@ class RunRecord:
             record.sessions = int(stored.get("sessions") or 0) + 1
             earlier = stored.get("endpoint")
             record.endpoint["emulator"] = isinstance(earlier, dict) and earlier.get("emulator") is True
+            tokens = stored.get("tokens")
+            if isinstance(tokens, dict):
+                record.tokens = Usage(prompt=int(tokens.get("prompt") or 0),
+                                      completion=int(tokens.get("completion") or 0))
         return record
 
     def to_json(self) -> dict[str, Any]:

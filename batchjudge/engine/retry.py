@@ -21,7 +21,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from batchjudge.core.types import JudgeReply, JudgeRequest, Provider, RetryDecision, RetryKind
 from batchjudge.engine.limits import Limits
 from batchjudge.engine.stats import RunStats
-from batchjudge.errors import ProviderError, TransientError
+from batchjudge.errors import ProviderError, QuotaExhaustedError, TransientError
 
 __all__ = ["CallOutcome", "RetryPolicy", "StopRun", "call_with_retries", "describe_error"]
 
@@ -91,9 +91,9 @@ class _Call:
         self.attempts += 1
         if self.attempts > 1:
             self.stats.retries += 1
-        charged = limits.charge(self.request)
+        reservation = limits.charge(self.request)
         async with limits.capacity:
-            await limits.before_send(charged)
+            await limits.before_send(reservation)
             start = limits.clock()
             try:
                 with anyio.fail_after(self.timeout):
@@ -103,11 +103,14 @@ class _Call:
             except ProviderError as exc:
                 decision = self.decision(exc)
                 if decision.kind is RetryKind.RATE_LIMIT:
-                    limits.on_rate_limited(decision.retry_after, self.stats)
+                    limits.on_rate_limited(decision.retry_after, reservation, exc.headers)
                 raise
-            latency_ms = (limits.clock() - start) * 1000.0
-        limits.on_success(self.stats)
-        limits.settle(charged, reply)
+            else:
+                latency_ms = (limits.clock() - start) * 1000.0
+                limits.on_success()
+                limits.settle(reservation, reply)
+            finally:
+                limits.after_send(reservation)
         return CallOutcome(reply, None, self.attempts, latency_ms)
 
 
@@ -147,7 +150,7 @@ async def call_with_retries(
             with attempt:
                 return await call.attempt()
     except Exception as exc:  # noqa: BLE001 - a row's failure must never end the run...
-        if call.decision(exc).kind is RetryKind.FATAL:
+        if isinstance(exc, QuotaExhaustedError) or call.decision(exc).kind is RetryKind.FATAL:
             raise StopRun(exc) from exc  # ...unless nothing more can succeed
         return CallOutcome(None, describe_error(exc), call.attempts, None)
     raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover

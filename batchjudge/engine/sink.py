@@ -27,7 +27,7 @@ from batchjudge.core.results import (
 from batchjudge.core.scrub import default_scrubber
 from batchjudge.core.tracer import Tracer
 from batchjudge.engine.checkpoint import RunDir
-from batchjudge.engine.record import RunRecord, now_iso
+from batchjudge.engine.record import RunRecord, Usage, now_iso
 from batchjudge.engine.stats import RunStats
 
 __all__ = ["ResultSink"]
@@ -61,6 +61,7 @@ class ResultSink:
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self._before = counts_before
+        self._tokens_before = Usage(**record.tokens)
         self._buffer: list[RowResult] = []
 
     @property
@@ -103,6 +104,9 @@ class ResultSink:
         self.record.counts = self.counts
         if self.stats.emulator:
             self.record.endpoint["emulator"] = True
+        self.record.tokens = Usage(prompt=self._tokens_before["prompt"] + self.stats.prompt_tokens,
+                                   completion=self._tokens_before["completion"] + self.stats.completion_tokens)
+        self.record.limits = self.stats.limits
         self.record.updated_at = now_iso()
         await anyio.to_thread.run_sync(self.run_dir.write_meta, self.record.to_json())
 

@@ -32,6 +32,7 @@ class StatsSnapshot(TypedDict):
     trace_dropped: int
     reused: int
     emulator: bool
+    limits: str
     finished: int
     completed: int
     elapsed_s: float
@@ -59,6 +60,8 @@ class RunStats:
     """Rows answered with the reply to an identical request (no call of their own)."""
     emulator: bool = False
     """A reply said it came from the batchjudge emulator (nothing is billed)."""
+    limits: str = ""
+    """The pace in force and where it came from (``100/s flag, 300,000 tok/min server``)."""
     warnings: list[str] = field(default_factory=list)
     """Label-sanity warnings found before the run started."""
     started: float = field(default_factory=time.monotonic)
@@ -92,7 +95,7 @@ class RunStats:
             rate_limited=self.rate_limited, prompt_tokens=self.prompt_tokens,
             completion_tokens=self.completion_tokens, in_flight=self.in_flight,
             concurrency=self.concurrency, flushed_parts=self.flushed_parts,
-            trace_dropped=self.trace_dropped, reused=self.reused, emulator=self.emulator,
+            trace_dropped=self.trace_dropped, reused=self.reused, emulator=self.emulator, limits=self.limits,
             finished=self.finished, completed=self.completed,
             elapsed_s=round(self.elapsed, 3), rows_per_second=round(self.rows_per_second, 2),
         )

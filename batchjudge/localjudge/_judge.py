@@ -53,11 +53,12 @@ def _quoted(items: Sequence[str]) -> str:
 
 def _reason(evidence: Evidence, verdict: int) -> str:
     """A short sentence naming what looked unsupported, strongest evidence first."""
-    items = [f'unsupported number "{n}"' for n in evidence.numbers]
+    items = [f'"{fact}" where the document says "{said}"' for fact, said in evidence.contradicted]
+    items += [f'unsupported number "{n}"' for n in evidence.numbers]
     items += [f'unsupported name "{n}"' for n in evidence.names]
     items += [f'negation "{n}" not in the document' for n in evidence.negations]
     if evidence.misplaced and len(items) < _MAX_REASON_ITEMS:
-        items.append(f"{_quoted(evidence.misplaced[:2])} found apart from the rest of the claim")
+        items.append(f"{_quoted(evidence.misplaced[:2])} found, but not where the document says the rest")
     if not verdict and not items and evidence.words:
         items.append(f"unsupported words {_quoted(evidence.words[:3])}")
     if items:
@@ -101,13 +102,17 @@ class LocalJudge:
         return weights, bias
 
     # ------------------------------------------------------------------ prediction
-    def score(self, features: Sequence[float]) -> float:
-        """P(consistent) for one feature vector (ordered as ``FEATURE_NAMES``)."""
+    def logit(self, features: Sequence[float]) -> float:
+        """The model's logit for one feature vector, before calibration."""
         weights, logit = self._linear
         for w, x in zip(weights, features, strict=True):
             logit += w * x
+        return logit
+
+    def score(self, features: Sequence[float]) -> float:
+        """P(consistent) for one feature vector (ordered as ``FEATURE_NAMES``)."""
         a, c = self.calibration
-        return _sigmoid(a * logit + c)
+        return _sigmoid(a * self.logit(features) + c)
 
     def predict(self, premise: str, hypothesis: str) -> Judgement:
         """Judge whether ``hypothesis`` is supported by ``premise`` (both non-blank)."""

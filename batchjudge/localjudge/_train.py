@@ -1,18 +1,27 @@
 """Fitting a local judge: L2 logistic regression by Newton's method, with every feature's
 sign fixed by what it means, then Platt calibration.
 
-The rows are split by document (no document on both sides, so the held-out part measures
-generalisation to unseen documents, not to unseen summaries of known ones): the logistic
-regression is fitted on about 80% of the documents, the two Platt parameters on the rest.
-Trained with log-loss, the result's ``score`` is a calibrated P(consistent), so its ROC-AUC
-and log-loss mean something. Everything is deterministic for a given input and seed.
+From scratch, the rows are split by document (no document on both sides, so the held-out
+part measures generalisation to unseen documents, not to unseen summaries of known ones):
+the logistic regression is fitted on about 80% of the documents, the two Platt parameters
+on the rest. Trained with log-loss, the result's ``score`` is a calibrated P(consistent),
+so its ROC-AUC and log-loss mean something.
+
+Fine-tuning (``prior=``) starts from a trained judge instead: its standardisation is kept,
+and the fit is pulled toward its (calibrated) weights by a penalty, so evidence the new
+rows say little about keeps the weight it had (a judge that finds negations still finds
+them after fine-tuning on data without any), while what the rows do show moves the
+weights. ``sources`` with ``source_weights`` weigh each source's rows so that its total
+weight is its share (equal shares by default): a large source cannot drown a small one.
+Everything is deterministic for a given input and seed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -23,10 +32,15 @@ from batchjudge.localjudge._features import FEATURE_NAMES, FEATURE_SIGNS, extrac
 from batchjudge.localjudge._judge import LocalJudge
 from batchjudge.core.metrics import roc_auc
 
-__all__ = ["L2", "feature_matrix", "log_loss", "train"]
+__all__ = ["L2", "L2_PRIOR", "feature_matrix", "log_loss", "recalibrate", "row_weights", "train"]
 
 L2 = 1.0
 """Ridge penalty on the standardised coefficients (not on the intercept)."""
+L2_PRIOR = 3.0
+"""Penalty pulling a fine-tuned judge's standardised weights toward its prior's, per unit of
+evidence: each feature's penalty is this over the share of rows where the feature is not at
+its usual value, so a feature few rows exercise (a negation) keeps its prior weight unless
+those rows say otherwise clearly, while one every row shows (a name count) follows the data."""
 _PLATT_L2 = 1.0
 """Keeps the calibration slope finite when a small held-out part is perfectly separated."""
 _HELDOUT_PER_MILLE = 200
@@ -53,41 +67,93 @@ def _sigmoid(x: Array) -> Array:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
-def _newton_logistic(x: Array, y: Array, l2: float, iterations: int = 100) -> Array:
-    """Weights ``[intercept, coef...]`` minimising log-loss + ``l2/2 * |coef|^2`` (summed)."""
+def _newton_logistic(
+    x: Array,
+    y: Array,
+    l2: float | Array,
+    iterations: int = 100,
+    *,
+    weights: Array | None = None,
+    center: Array | None = None,
+) -> Array:
+    """Weights ``[intercept, coef...]`` minimising the row-``weights``-ed log-loss (summed)
+    plus ``sum(l2/2 * (coef - center)^2)`` (``l2`` one number or one per coefficient;
+    ``center`` holds the intercept first; the intercept is not penalised)."""
     design = np.hstack([np.ones((len(x), 1)), x])
-    penalty = np.full(design.shape[1], l2)
-    penalty[0] = 0.0
-    w = np.zeros(design.shape[1])
+    penalty = np.r_[0.0, np.broadcast_to(np.asarray(l2, dtype=np.float64), (x.shape[1],))]
+    s = np.ones(len(x)) if weights is None else weights
+    c = np.zeros(design.shape[1]) if center is None else center
+
+    def objective(w: Array) -> float:
+        z = design @ w
+        # log(1 + e^z) - y z, summed stably
+        return float(s @ (np.logaddexp(0.0, z) - y * z) + 0.5 * penalty @ (w - c) ** 2)
+
+    w = c.copy()
+    current = objective(w)
     for _ in range(iterations):
         p = _sigmoid(design @ w)
-        gradient = design.T @ (p - y) + penalty * w
-        hessian = (design.T * (p * (1 - p))) @ design + np.diag(penalty + 1e-9)
+        gradient = design.T @ (s * (p - y)) + penalty * (w - c)
+        hessian = (design.T * (s * p * (1 - p))) @ design + np.diag(penalty + 1e-9)
         step = np.linalg.solve(hessian, gradient)
+        # Halve the step until the objective does not rise: from a far start (a prior's
+        # weights on other data) a full Newton step can overshoot where p(1-p) is ~0.
+        for _ in range(50):
+            trial = objective(w - step)
+            if trial <= current + 1e-12:
+                break
+            step *= 0.5
         w -= step
+        current = objective(w)
         if float(np.max(np.abs(step))) < 1e-10:
             break
     return w
 
 
-def _monotone_logistic(z: Array, y: Array, l2: float) -> tuple[float, Array]:
+def _monotone_logistic(
+    z: Array, y: Array, l2: float | Array, *, weights: Array | None = None, center: Array | None = None
+) -> tuple[float, Array]:
     """(intercept, coef) of an L2 logistic regression whose signs obey :data:`FEATURE_SIGNS`.
 
     Evidence must only ever count one way (an unsupported number can never make a summary
     *more* likely consistent), whatever quirk of the training data says otherwise: a
     feature whose fitted sign is wrong is dropped (its coefficient fixed at 0) and the rest
-    refitted, the worst offender first, until every sign is right.
+    refitted, the worst offender first, until every sign is right. ``center`` (intercept
+    first) is where the penalty pulls; zero by default.
     """
     signs = np.array(FEATURE_SIGNS, dtype=np.float64)
     active = np.ones(z.shape[1], dtype=bool)
     while True:
-        w = _newton_logistic(z[:, active], y, l2)
+        kept = None if center is None else np.r_[center[0], center[1:][active]]
+        penalty = np.broadcast_to(np.asarray(l2, dtype=np.float64), (z.shape[1],))[active]
+        w = _newton_logistic(z[:, active], y, penalty, weights=weights, center=kept)
         coef = np.zeros(z.shape[1])
         coef[active] = w[1:]
         wrong = coef * signs < 0
         if not wrong.any():
             return float(w[0]), coef
         active[int(np.argmax(np.where(wrong, np.abs(coef), -1.0)))] = False
+
+
+def row_weights(sources: Sequence[str], shares: Mapping[str, float] | None = None) -> Array:
+    """Per-row weights giving each source a total weight in proportion to its share.
+
+    Weights average 1 over the rows; a source missing from ``shares`` (or every source when
+    ``shares`` is None) has share 1, so by default each source weighs the same however many
+    rows it brings. Raises :class:`InputError` for a negative share or all-zero shares.
+    """
+    names = sorted(set(sources))
+    given = dict(shares or {})
+    share = {name: float(given.get(name, 1.0)) for name in names}
+    if any(v < 0 for v in share.values()) or not any(share.values()):
+        raise InputError(f"source weights must be non-negative with a positive sum, got {share}")
+    counts = {name: 0 for name in names}
+    for source in sources:
+        counts[source] += 1
+    total = sum(share.values())
+    n = len(sources)
+    per_row = {name: share[name] / total * n / counts[name] for name in names}
+    return np.array([per_row[source] for source in sources], dtype=np.float64)
 
 
 def _heldout_mask(premises: Sequence[str], seed: int) -> NDArray[np.bool_]:
@@ -119,16 +185,25 @@ def train(
     *,
     name: str,
     seed: int = 0,
-    l2: float = L2,
+    l2: float | None = None,
     data: str = "",
+    prior: LocalJudge | None = None,
+    sources: Sequence[str] | None = None,
+    source_weights: Mapping[str, float] | None = None,
 ) -> LocalJudge:
     """Fit a local judge on labelled pairs (target 1 consistent, 0 inconsistent).
 
-    ``seed`` chooses which documents are held out for calibration; ``data`` is a free-text
-    description of the training data kept in the provenance. The returned judge's
-    ``provenance`` records the sizes, the seed, the penalty and the held-out metrics of the
-    raw and the calibrated model next to the constant-prior baseline (the calibrated ones
-    are measured on the rows its two Platt parameters were fitted on: optimistic by a hair).
+    From scratch (no ``prior``): ``seed`` chooses which documents are held out for
+    calibration; the returned judge's ``provenance`` records the sizes, the seed, the
+    penalty (``l2``, default :data:`L2`) and the held-out metrics of the raw and the
+    calibrated model next to the constant-prior baseline (the calibrated ones are measured
+    on the rows its two Platt parameters were fitted on: optimistic by a hair).
+
+    With a ``prior`` judge: every row is fitted, starting from the prior's weights and
+    pulled toward them (``l2``, default :data:`L2_PRIOR`); see the module docstring.
+
+    ``sources`` names each row's source and ``source_weights`` each source's share (see
+    :func:`row_weights`); ``data`` is a free-text description kept in the provenance.
     """
     n = len(targets)
     if not len(premises) == len(hypotheses) == n:
@@ -142,7 +217,21 @@ def train(
             f"training data: need at least {_MIN_ROWS} rows with targets 0 and 1 (both), "
             f"got {n} rows with targets {sorted(set(np.unique(y).tolist()))}"
         )
+    if sources is not None and len(sources) != n:
+        raise InputError(f"training data: {len(sources)} sources for {n} rows")
+    weights = None if sources is None else row_weights(sources, source_weights)
     x = feature_matrix(premises, hypotheses)
+    provenance: dict[str, Any] = {"data": data, "rows": n, "seed": seed}
+    if sources is not None and weights is not None:
+        first = {source: i for i, source in reversed(list(enumerate(sources)))}
+        provenance["sources"] = {
+            source: {"rows": sources.count(source), "row_weight": round(float(weights[i]), 6)}
+            for source, i in sorted(first.items())
+        }
+    if prior is not None:
+        return _fine_tune(prior, x, y, weights, name=name, l2=L2_PRIOR if l2 is None else l2,
+                          provenance=provenance)
+    l2 = L2 if l2 is None else l2
     heldout = _heldout_mask(premises, seed)
     calibrate = len(np.unique(y[heldout])) == 2 and len(np.unique(y[~heldout])) == 2
     fit = ~heldout if calibrate else np.ones(n, dtype=bool)
@@ -150,24 +239,19 @@ def train(
     mean = x[fit].mean(axis=0)
     scale = x[fit].std(axis=0)
     scale[scale < 1e-9] = 1.0
-    intercept, coef = _monotone_logistic((x[fit] - mean) / scale, y[fit], l2)
+    w_fit = None if weights is None else weights[fit]
+    intercept, coef = _monotone_logistic((x[fit] - mean) / scale, y[fit], l2, weights=w_fit)
 
-    provenance: dict[str, Any] = {
-        "data": data,
-        "rows": n,
-        "seed": seed,
-        "l2": l2,
-        "fit_rows": int(fit.sum()),
-        "heldout_rows": int((~fit).sum()),
-    }
+    provenance.update(l2=l2, fit_rows=int(fit.sum()), heldout_rows=int((~fit).sum()))
     calibration = (1.0, 0.0)
     if calibrate:
         logits = intercept + ((x[heldout] - mean) / scale) @ coef
-        a_c = _newton_logistic(logits[:, None], y[heldout], _PLATT_L2)
+        w_held = None if weights is None else weights[heldout]
+        a_c = _newton_logistic(logits[:, None], y[heldout], _PLATT_L2, weights=w_held)
         calibration = (float(a_c[1]), float(a_c[0]))
-        prior = float(y[fit].mean())
+        base_rate = float(y[fit].mean())
         provenance["heldout"] = {
-            "baseline_log_loss": round(log_loss(y[heldout], np.full(heldout.sum(), prior)), 6),
+            "baseline_log_loss": round(log_loss(y[heldout], np.full(heldout.sum(), base_rate)), 6),
             "raw": _metrics(y[heldout], _sigmoid(logits)),
             "calibrated": _metrics(y[heldout], _sigmoid(calibration[0] * logits + calibration[1])),
         }
@@ -180,6 +264,90 @@ def train(
         calibration=(_round(calibration[0]), _round(calibration[1])),
         provenance=provenance,
     )
+
+
+_MIN_SHARE = 0.01
+
+
+def _evidence_share(x: Array, weights: Array | None) -> Array:
+    """Per feature, the (weighted) share of rows where it is not at its most common value:
+    how many rows say anything about it."""
+    s = np.ones(len(x)) if weights is None else weights
+    shares = []
+    for column in x.T:
+        inverse = np.unique(column, return_inverse=True)[1]
+        mode = int(np.argmax(np.bincount(inverse, weights=s)))
+        shares.append(float(s[inverse != mode].sum() / s.sum()))
+    return np.array(shares)
+
+
+def _fine_tune(
+    prior: LocalJudge, x: Array, y: Array, weights: Array | None, *, name: str, l2: float,
+    provenance: dict[str, Any],
+) -> LocalJudge:
+    """Fit every row from ``prior``'s weights, pulled toward them; calibration folded in."""
+    mean = np.array(prior.mean)
+    scale = np.array(prior.scale)
+    a, c = prior.calibration
+    center = np.r_[a * prior.intercept + c, a * np.array(prior.coef)]
+    shown = _evidence_share(x, weights)
+    penalty = l2 / np.maximum(shown, _MIN_SHARE)
+    intercept, coef = _monotone_logistic((x - mean) / scale, y, penalty, weights=weights, center=center)
+    provenance.update(prior=prior.name, l2=l2, fit_rows=len(y), heldout_rows=0)
+    return LocalJudge(
+        name=name,
+        mean=prior.mean,
+        scale=prior.scale,
+        coef=tuple(_round(v) for v in coef),
+        intercept=_round(intercept),
+        provenance=provenance,
+    )
+
+
+def _temperature(z: Array, y: Array, iterations: int = 100) -> float:
+    """The ``t > 0`` minimising the log-loss of ``sigmoid(t * z)`` (Newton's method on one
+    variable, kept positive by halving steps that would cross zero)."""
+    t = 1.0
+    for _ in range(iterations):
+        p = _sigmoid(t * z)
+        gradient = float(z @ (p - y))
+        curvature = float((z * z) @ (p * (1 - p))) + 1e-12
+        step = gradient / curvature
+        while t - step <= 0:
+            step /= 2
+        t -= step
+        if abs(step) < 1e-12:
+            break
+    return t
+
+
+def recalibrate(
+    judge: LocalJudge, premises: Sequence[str], hypotheses: Sequence[str], targets: Sequence[int],
+    *, data: str = "",
+) -> LocalJudge:
+    """``judge`` with its confidence rescaled by a temperature fitted on other labelled pairs.
+
+    Temperature scaling multiplies the judge's calibrated logit by one number ``t``: below 1
+    the scores move toward ½ (a judge overconfident on these data), above 1 away from it.
+    The ranking and the decision threshold are unchanged (same verdicts, same ROC-AUC); only
+    how sure the score says it is moves, so a score of 0.8 is right about 80% of the time on
+    data like these. The provenance records the data, ``t`` and the log-loss before and after.
+    """
+    y = np.asarray(targets, dtype=np.float64)
+    if len(np.unique(y)) < 2 or len(y) != len(premises) or len(y) != len(hypotheses):
+        raise InputError("calibration data: need matching columns with targets 0 and 1 (both)")
+    a, c = judge.calibration
+    z = np.array([a * judge.logit(row) + c for row in feature_matrix(premises, hypotheses)])
+    t = _temperature(z, y)
+    provenance = dict(judge.provenance)
+    provenance["calibration"] = {
+        "data": data,
+        "rows": len(y),
+        "temperature": round(t, 6),
+        "log_loss_before": round(log_loss(y, _sigmoid(z)), 6),
+        "log_loss_after": round(log_loss(y, _sigmoid(t * z)), 6),
+    }
+    return replace(judge, calibration=(_round(t * a), _round(t * c)), provenance=provenance)
 
 
 def _round(value: float) -> float:

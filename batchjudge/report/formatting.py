@@ -68,6 +68,8 @@ def quality_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
             ci = interval(summary, f"f1_{cls}") if metric == "f1" else ""
             rows.append((f"{metric} ({cls} positive)", number(values.get(cls)), ci))
     rows.append(("ROC-AUC", number(summary["roc_auc"]), interval(summary, "roc_auc")))
+    rows.append(("pairwise accuracy (same document)", number(summary.get("pairwise_accuracy")),
+                 interval(summary, "pairwise_accuracy")))
     rows.append(("Brier score (lower is better)", number(summary["brier"]), ""))
     rows.append(("calibration error (ECE, 10 bins)", number(summary["ece"]), ""))
     pr = summary.get("pr_auc") or {}

@@ -202,6 +202,8 @@ def _cards(summary: dict[str, Any]) -> str:
         ("F1 inconsistent", f1.get("inconsistent"), intervals.get("f1_inconsistent")),
         ("ROC-AUC", summary.get("roc_auc"), intervals.get("roc_auc")),
     ]
+    if summary.get("pairwise_accuracy") is not None:
+        cards.append(("pairwise accuracy", summary["pairwise_accuracy"], intervals.get("pairwise_accuracy")))
     cards.append(("cost (USD)", cost_text(summary), None))
     out = []
     for name, value, interval in cards:
@@ -286,6 +288,7 @@ def render_html(
         else:
             figures.append('<p class="note">The judge gave no scores: no ROC or PR curve.</p>')
         sections.append("<h2>Quality</h2>" + _quality_table(summary))
+        sections.append(_pairwise_section(summary))
         sections.append('<div class="grid">' + "".join(figures) + "</div>")
     else:
         sections.append('<p class="note">No labelled ok rows: quality metrics need targets.</p>')
@@ -333,6 +336,20 @@ def render_html(
     sections.append(f"<p class='note'>{_esc(summary['positive_class'])}. "
                     f"Intervals: {_esc((summary.get('intervals') or {}).get('method', 'none'))}.</p>")  # fmt: skip
     return _page(title, sections)
+
+
+def _pairwise_section(summary: dict[str, Any]) -> str:
+    """Pairwise accuracy with how it was counted, and per kind of error when known."""
+    pairwise = summary.get("pairwise")
+    if not pairwise:
+        return ""
+    note = (f"<p class='note'>How often the consistent summary of a document scores above an "
+            f"inconsistent one ({pairwise['pairs']:,} pairs in {pairwise['groups']:,} groups from "
+            f"{_esc(pairwise['groups_from'])}, by {_esc(pairwise['compared_by'])}).</p>")  # fmt: skip
+    rows = [[_esc(kind), _fmt(row["pairwise_accuracy"]), _fmt(row["pairs"])]
+            for kind, row in pairwise["by_kind"].items()]  # fmt: skip
+    table = _table(["kind of error", "pairwise accuracy", "pairs"], rows, [False, True, True]) if rows else ""
+    return "<h2>Pairwise accuracy</h2>" + note + table
 
 
 def _page(title: str, sections: Sequence[str]) -> str:

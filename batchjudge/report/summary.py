@@ -7,6 +7,9 @@ Which rows each figure uses (stated here because it changes the numbers):
   cookbook's convention (its scorer compared ``None`` with the target).
 - ROC-AUC, PR-AUC, calibration (Brier score, ECE, reliability bins) and the threshold table
   use the scored rows that carry a ``score``.
+- Pairwise accuracy uses the scored rows that the run's inputs put in one group (a
+  ``pair_id``/``group`` column, else a shared premise) with both labels; their scores when
+  every one has a score, else their verdicts.
 - Tokens and cost add up every row (a failed row's tokens were billed if it got a reply; a
   row that reused an identical request's answer carries no tokens). A batch-mode run is priced
   at the batch API's rate; a run of the local judge, a mock provider or the emulator bills
@@ -33,8 +36,10 @@ from batchjudge.core.metrics import (
     confusion,
     flag_inconsistent_at,
     latency_percentiles,
+    pairwise_accuracy,
     roc_auc,
 )
+from batchjudge.report.pairs import input_groups
 from batchjudge.report.prices import PriceTable, unbilled
 
 __all__ = ["Scored", "scored_rows", "summarize", "worst_mistakes"]
@@ -109,6 +114,9 @@ def summarize(run: RunData, prices: PriceTable, *, resamples: int = 1000, seed: 
         "n_reused": _reused(df),
     }
     summary.update(_quality(df, resamples=resamples, seed=seed))
+    summary.update(_pairwise(run, resamples=resamples, seed=seed))
+    if summary["pairwise"] is not None and summary["intervals"] is not None:
+        summary["intervals"]["pairwise_accuracy"] = summary["pairwise"]["interval"]
     summary["tokens"] = _tokens(df)
     reason = unbilled(summary["provider"], emulator=summary["emulator"])
     summary.update(_cost(df, prices, batch=summary["mode"] == "batch") if reason is None else _unbilled(reason))
@@ -202,6 +210,41 @@ def _quality(df: pl.DataFrame, *, resamples: int, seed: int) -> dict[str, Any]:
         },
     }
     return out
+
+
+def _pairwise(run: RunData, *, resamples: int, seed: int) -> dict[str, Any]:
+    """``pairwise_accuracy`` and its details (``pairwise``), both None without pairs."""
+    none: dict[str, Any] = {"pairwise_accuracy": None, "pairwise": None}
+    df = run.results.filter(
+        (pl.col("status") == STATUS_OK) & pl.col("target").is_not_null() & pl.col("verdict").is_not_null()
+    )
+    if df.is_empty():
+        return none
+    found = input_groups(run)
+    if found is None:
+        return none
+    groups, origin = found
+    rows = df.select("row_id", "target", "verdict", "score").join(groups, on="row_id", how="inner")
+    if rows.is_empty():
+        return none
+    by_score = rows["score"].null_count() == 0
+    values = rows["score"] if by_score else rows["verdict"].cast(pl.Float64)
+    kinds = rows["kind"].to_numpy() if rows["kind"].null_count() < rows.height else None
+    result = pairwise_accuracy(rows["group"].to_numpy(), rows["target"].to_numpy(), values.to_numpy(),
+                               kinds, resamples=resamples, seed=seed)
+    if result.value is None:
+        return none
+    return {
+        "pairwise_accuracy": _round(result.value),
+        "pairwise": {
+            "pairs": result.pairs,
+            "groups": result.groups,
+            "groups_from": origin,
+            "compared_by": "score" if by_score else "verdict (ties count one half)",
+            "interval": None if result.interval is None else [_round(result.interval.low), _round(result.interval.high)],
+            "by_kind": {k: {"pairwise_accuracy": _round(v), "pairs": n} for k, (v, n) in result.by_kind.items()},
+        },
+    }
 
 
 def _tokens(df: pl.DataFrame) -> dict[str, int]:

@@ -50,6 +50,9 @@ def report_renderable(summary: dict[str, Any]) -> RenderableType:
         confusion.add_row("inconsistent", number(matrix[0][0]), number(matrix[0][1]))
         confusion.add_row("consistent", number(matrix[1][0]), number(matrix[1][1]))
         parts.append(confusion)
+    by_kind = (summary.get("pairwise") or {}).get("by_kind")
+    if by_kind:
+        parts.append(_pairwise_by_kind(summary))
     if summary.get("inconsistent_at_thresholds"):
         flags = Table(
             title="Flag inconsistent when P(inconsistent) ≥ t", title_justify="left",
@@ -88,6 +91,19 @@ def report_renderable(summary: dict[str, Any]) -> RenderableType:
             failures.add_row(kind, number(n))
         parts.append(failures)
     return Group(*parts)
+
+
+def _pairwise_by_kind(summary: dict[str, Any]) -> Table:
+    """Pairwise accuracy per kind of error (the ``kind`` of each pair's inconsistent row)."""
+    pairwise = summary["pairwise"]
+    table = Table(title=f"Pairwise accuracy by kind ({pairwise['pairs']:,} pairs in "
+                        f"{pairwise['groups']:,} groups, by {pairwise['compared_by']})",
+                  title_justify="left", show_edge=False)  # fmt: skip
+    for name in ("kind", "pairwise accuracy", "pairs"):
+        table.add_column(name, justify="left" if name == "kind" else "right")
+    for kind, row in pairwise["by_kind"].items():
+        table.add_row(kind, number(row["pairwise_accuracy"]), number(row["pairs"]))
+    return table
 
 
 def compare_renderable(comparison: dict[str, Any]) -> RenderableType:

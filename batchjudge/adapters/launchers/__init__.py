@@ -14,7 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from batchjudge.adapters.launchers._local import LocalLauncher, train_and_register
+from batchjudge.adapters.launchers._local import (
+    LocalLauncher,
+    ModelRefused,
+    TrainingSet,
+    read_training,
+    train_and_register,
+)
 from batchjudge.adapters.launchers._protocol import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
@@ -42,8 +48,11 @@ __all__ = [
     "LaunchSpec",
     "Launcher",
     "LocalLauncher",
+    "ModelRefused",
+    "TrainingSet",
     "estimate",
     "make_launcher",
+    "read_training",
     "train_and_register",
     "wait_for_job",
 ]

@@ -2,10 +2,18 @@
 
 It reads the same fine-tuning JSONL a hosted job would get (checked against the same rules),
 recovers each (document, summary) pair from the rendered prompt and the label from the
-assistant's answer (:func:`~batchjudge.adapters.finetune.read_examples`), trains a local judge
-(:func:`batchjudge.localjudge.train`) and registers it as ``ft:local-judge:SUFFIX:ID``, a
-name ``--provider local --model`` accepts. :func:`train_and_register` is also the training
-step of the emulator's fine-tuning endpoint, so offline and emulated jobs run the same code.
+assistant's answer (:func:`~batchjudge.adapters.finetune.read_examples`), and fine-tunes the
+shipped judge: training starts from its weights with a penalty toward them, each training
+file is one source with its own mixing weight (:func:`batchjudge.localjudge.train`).
+
+Before registering, the new judge and its starting point are both measured on a held-out
+split: the ``--val`` file, or else a fifth of the training documents (kept out of the
+training). A judge worse than its starting point there (lower accuracy or lower ROC-AUC,
+each source weighted by its mixing weight) is refused unless ``force``; both figures are
+kept in the job's details either way. A judge that passes is registered as
+``ft:local-judge:SUFFIX:ID``, a name ``--provider local --model`` accepts.
+:func:`train_and_register` (no held-out split, no refusal, as a hosted job) is the training
+step of the emulator's fine-tuning endpoint, so offline and emulated jobs train alike.
 
 Jobs finish inside :meth:`LocalLauncher.launch` (seconds to minutes); their records are kept
 as JSON in ``$BATCHJUDGE_HOME/jobs`` so ``status`` works from another process.
@@ -13,12 +21,14 @@ as JSON in ``$BATCHJUDGE_HOME/jobs`` so ``status`` works from another process.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import uuid
-from dataclasses import asdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -26,17 +36,70 @@ from batchjudge.adapters.finetune import read_examples
 from batchjudge.adapters.launchers._protocol import Job, LaunchSpec, estimate
 from batchjudge.errors import ConfigError
 
-__all__ = ["LOCAL_BASE", "LocalLauncher", "jobs_dir", "train_and_register"]
+if TYPE_CHECKING:
+    from batchjudge.localjudge import LocalJudge
+
+__all__ = [
+    "HELDOUT_PER_MILLE",
+    "LOCAL_BASE",
+    "LocalLauncher",
+    "ModelRefused",
+    "TrainingSet",
+    "jobs_dir",
+    "read_training",
+    "train_and_register",
+]
 
 LOCAL_BASE = "local-judge"
 """The base model of every local job, whatever ``spec.model`` says (it sets only the tokenizer)."""
 
+HELDOUT_PER_MILLE = 200
+"""Documents (per thousand) held out of the training to measure a job without ``--val``."""
 
-def train_and_register(premises: list[str], hypotheses: list[str], targets: list[int], name: str, seed: int) -> str:
-    """Train a local judge on labelled pairs and register it under ``name``; return ``name``."""
-    from batchjudge.localjudge import register, train
 
-    register(train(premises, hypotheses, targets, name=name, seed=seed, data=name))
+@dataclass(frozen=True)
+class TrainingSet:
+    """Labelled pairs, each with its source, and each source's mixing weight."""
+
+    premises: list[str] = field(default_factory=list)
+    hypotheses: list[str] = field(default_factory=list)
+    targets: list[int] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    shares: dict[str, float] = field(default_factory=dict)
+
+    def take(self, keep: Sequence[bool]) -> TrainingSet:
+        """The rows where ``keep`` is true."""
+        rows = [i for i, k in enumerate(keep) if k]
+        return TrainingSet([self.premises[i] for i in rows], [self.hypotheses[i] for i in rows],
+                           [self.targets[i] for i in rows], [self.sources[i] for i in rows], dict(self.shares))  # fmt: skip
+
+
+def read_training(files: Sequence[tuple[str, Sequence[bytes | str]]], weights: Sequence[float]) -> TrainingSet:
+    """A :class:`TrainingSet` from ``(name, JSONL lines)`` per training file and its weight."""
+    data = TrainingSet()
+    for (name, lines), weight in zip(files, weights, strict=True):
+        pairs = read_examples(lines, where=name)
+        data.premises.extend(pairs.premises)
+        data.hypotheses.extend(pairs.hypotheses)
+        data.targets.extend(pairs.targets)
+        data.sources.extend([name] * len(pairs.targets))
+        data.shares[name] = float(weight)
+    return data
+
+
+def _fine_tune(data: TrainingSet, name: str, seed: int) -> LocalJudge:
+    """The shipped judge fine-tuned on ``data`` (from its weights, sources weighed)."""
+    from batchjudge.localjudge import LocalJudge, train
+
+    return train(data.premises, data.hypotheses, data.targets, name=name, seed=seed, data=name,
+                 prior=LocalJudge.load(), sources=data.sources, source_weights=data.shares)  # fmt: skip
+
+
+def train_and_register(data: TrainingSet, name: str, seed: int) -> str:
+    """Fine-tune the shipped judge on every row of ``data``, register it as ``name``; return it."""
+    from batchjudge.localjudge import register
+
+    register(_fine_tune(data, name, seed))
     return name
 
 
@@ -47,20 +110,65 @@ def jobs_dir() -> Path:
     return models_dir().parent / "jobs"
 
 
-def _validation_metrics(name: str, val_file: Path) -> dict[str, float | None]:
-    """Accuracy and ROC-AUC of the trained judge on the validation file's examples."""
-    from batchjudge.localjudge import LocalJudge
+def _held_out(premises: Sequence[str], seed: int) -> list[bool]:
+    """Which rows are held out: the documents (at least one, when there are two or more)
+    whose seeded hashes are the lowest :data:`HELDOUT_PER_MILLE` per thousand."""
+    salt = f"heldout:{seed}".encode()
+    documents = sorted(set(premises), key=lambda p: hashlib.blake2b(p.encode(), digest_size=8, key=salt).digest())
+    count = max(1, round(len(documents) * HELDOUT_PER_MILLE / 1000)) if len(documents) > 1 else 0
+    chosen = set(documents[:count])
+    return [p in chosen for p in premises]
+
+
+def _measure(judge: LocalJudge, data: TrainingSet) -> dict[str, float | None]:
+    """Accuracy, ROC-AUC and log-loss on ``data``: per source, then averaged with the
+    sources' mixing weights (a source's share of the measure is its share of the training)."""
+    import numpy as np
+
+    from batchjudge.localjudge import log_loss
     from batchjudge.core.metrics import confusion, roc_auc
 
-    with val_file.open("rb") as handle:
-        pairs = read_examples(handle, where=str(val_file))
-    judged = LocalJudge.load(name).predict_many(zip(pairs.premises, pairs.hypotheses, strict=True))
-    verdicts = [j.verdict for j in judged]
+    judged = judge.predict_many(zip(data.premises, data.hypotheses, strict=True))
+    figures: dict[str, list[tuple[float, float]]] = {"accuracy": [], "roc_auc": [], "log_loss": []}
+    for source in sorted(set(data.sources)):
+        rows = [i for i, s in enumerate(data.sources) if s == source]
+        y = [data.targets[i] for i in rows]
+        share = data.shares.get(source, 1.0)
+        accuracy = confusion(y, [judged[i].verdict for i in rows]).accuracy()
+        auc = roc_auc(y, [judged[i].score for i in rows])
+        loss = log_loss(np.array(y, dtype=float), np.array([judged[i].score for i in rows]))
+        for key, value in (("accuracy", accuracy), ("roc_auc", auc), ("log_loss", loss)):
+            if value is not None:
+                figures[key].append((value, share))
     return {
-        "val_rows": len(verdicts),
-        "val_accuracy": confusion(pairs.targets, verdicts).accuracy(),
-        "val_roc_auc": roc_auc(pairs.targets, [j.score for j in judged]),
+        key: round(sum(v * w for v, w in pairs) / sum(w for _, w in pairs), 6) if pairs and sum(w for _, w in pairs) else None
+        for key, pairs in figures.items()
     }
+
+
+def _worse(before: dict[str, float | None], after: dict[str, float | None]) -> list[str]:
+    """The measures on which ``after`` falls below ``before``."""
+    return [
+        key for key in ("accuracy", "roc_auc")
+        if before[key] is not None and after[key] is not None and after[key] < before[key]  # type: ignore[operator]
+    ]  # fmt: skip
+
+
+class ModelRefused(ConfigError):
+    """The fine-tuned judge measured worse than its starting point; it was not registered."""
+
+    def __init__(self, message: str, details: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+def _jsonable(value: Any) -> Any:
+    """A spec field as JSON: paths resolved to strings, tuples as lists."""
+    if isinstance(value, Path):
+        return str(value.resolve())
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    return value
 
 
 class LocalLauncher:
@@ -85,13 +193,42 @@ class LocalLauncher:
         return job
 
     def _train(self, spec: LaunchSpec, job_id: str) -> dict[str, Any]:
-        with spec.train_file.open("rb") as handle:
-            pairs = read_examples(handle, where=str(spec.train_file))
+        from batchjudge.localjudge import LocalJudge, register
+
+        files: list[tuple[str, list[bytes]]] = []
+        for number, path in enumerate(spec.train_files, start=1):
+            name_taken = any(name == path.name for name, _ in files)
+            with path.open("rb") as handle:
+                files.append((f"{path.name}#{number}" if name_taken else path.name, handle.readlines()))
+        data = read_training(files, spec.weights())
         name = f"ft:{LOCAL_BASE}:{spec.suffix or 'local'}:{job_id[:8]}"
-        train_and_register(pairs.premises, pairs.hypotheses, pairs.targets, name, spec.seed)
-        details: dict[str, Any] = {"train_rows": len(pairs.targets)}
         if spec.val_file is not None:
-            details.update(_validation_metrics(name, spec.val_file))
+            with spec.val_file.open("rb") as handle:
+                heldout = read_training([(spec.val_file.name, handle.readlines())], [1.0])
+            split = f"the validation file {spec.val_file.name}"
+        else:
+            held = _held_out(data.premises, spec.seed)
+            heldout, data = data.take(held), data.take([not h for h in held])
+            split = f"{HELDOUT_PER_MILLE / 10:g}% of the training documents, kept out of the training"
+        judge = _fine_tune(data, name, spec.seed)
+        if len(set(heldout.targets)) < 2:
+            raise ConfigError(f"{split}: the held-out rows need both labels to measure the judge; give a --val file")
+        before = _measure(LocalJudge.load(), heldout)
+        after = _measure(judge, heldout)
+        details: dict[str, Any] = {
+            "train_rows": len(data.targets),
+            "sources": {s: {"rows": data.sources.count(s), "weight": w} for s, w in data.shares.items()},
+            "heldout": {"rows": len(heldout.targets), "split": split, "before": before, "after": after,
+                        "starting_point": LOCAL_BASE},
+        }  # fmt: skip
+        worse = _worse(before, after)
+        if worse and not spec.force:
+            lines = ", ".join(f"{k} {before[k]:.3f} -> {after[k]:.3f}" for k in worse)
+            raise ModelRefused(f"not registered: the fine-tuned judge is worse than {LOCAL_BASE} on "
+                               f"{len(heldout.targets)} held-out rows ({lines}); --force registers it anyway",
+                               details)  # fmt: skip
+        details["forced"] = bool(worse)
+        register(judge)
         return {"fine_tuned_model": name, "details": details}
 
     async def launch(self, spec: LaunchSpec) -> Job:
@@ -100,7 +237,7 @@ class LocalLauncher:
         job = Job(
             id=uuid.uuid4().hex, status="VALIDATED", model=LOCAL_BASE, launcher=self.name,
             trained_tokens=None,
-            details={"spec": {k: str(v.resolve()) if isinstance(v, Path) else v for k, v in asdict(spec).items()},
+            details={"spec": {k: _jsonable(v) for k, v in asdict(spec).items()},
                      "train_rows": checked.train_rows, "tokens": checked.cost.tokens_per_epoch},
         )
         self._save(job)
@@ -113,9 +250,14 @@ class LocalLauncher:
             return job
         raw = dict(job.details["spec"])
         spec = LaunchSpec(**{**raw, "train_file": Path(raw["train_file"]),
-                             "val_file": Path(raw["val_file"]) if raw["val_file"] else None})
+                             "val_file": Path(raw["val_file"]) if raw["val_file"] else None,
+                             "more_train_files": tuple(Path(p) for p in raw.get("more_train_files", ())),
+                             "train_weights": tuple(raw["train_weights"]) if raw.get("train_weights") else None})
         try:
             trained = await anyio.to_thread.run_sync(self._train, spec, job.id)
+        except ModelRefused as exc:
+            return self._save(Job(job.id, "FAILED", job.model, self.name, message=str(exc),
+                                  details={**job.details, **exc.details}))
         except Exception as exc:  # noqa: BLE001 - a training failure is the job's outcome, recorded as such
             return self._save(Job(job.id, "FAILED", job.model, self.name, message=str(exc), details=job.details))
         return self._save(Job(job.id, "SUCCESS", job.model, self.name, trained["fine_tuned_model"],

@@ -115,11 +115,12 @@ class MistralLauncher:
         """Upload a fine-tuning file (purpose ``fine-tune``); return its file id."""
         return await self._api.upload_file(Path(path), purpose="fine-tune")
 
-    def job_body(self, spec: LaunchSpec, train_id: str, val_id: str | None) -> dict[str, Any]:
-        """The create-job body for ``spec`` and uploaded file ids."""
+    def job_body(self, spec: LaunchSpec, train_ids: str | list[str], val_id: str | None) -> dict[str, Any]:
+        """The create-job body for ``spec`` and uploaded file ids (one per training file)."""
+        ids = [train_ids] if isinstance(train_ids, str) else train_ids
         body: dict[str, Any] = {
             "model": spec.model,
-            "training_files": [{"file_id": train_id, "weight": 1}],
+            "training_files": [{"file_id": i, "weight": w} for i, w in zip(ids, spec.weights(), strict=True)],
             "validation_files": [val_id] if val_id else [],
             "hyperparameters": spec.hyperparameters(),
             "auto_start": spec.auto_start,
@@ -135,13 +136,14 @@ class MistralLauncher:
 
     async def launch(self, spec: LaunchSpec) -> Job:
         """Check the files and options locally, upload the files, create the job."""
-        check_file(spec.train_file, model=spec.model)
+        for path in spec.train_files:
+            check_file(path, model=spec.model)
         if spec.val_file is not None:
             check_file(spec.val_file, model=spec.model)
         _integrations(spec)  # a missing W&B key is refused before anything is uploaded
-        train_id = await self.upload(spec.train_file)
+        train_ids = [await self.upload(path) for path in spec.train_files]
         val_id = await self.upload(spec.val_file) if spec.val_file else None
-        return await self.create(self.job_body(spec, train_id, val_id))
+        return await self.create(self.job_body(spec, train_ids, val_id))
 
     async def status(self, job_id: str) -> Job:
         return _job(await self._request("GET", f"/fine_tuning/jobs/{job_id}", f"job {job_id}"))

@@ -70,14 +70,35 @@ class LaunchSpec:
     wandb_project: str | None = None
     auto_start: bool = True
     seed: int = 0
+    more_train_files: tuple[Path, ...] = ()
+    """Further training files, each its own source (FIB in one, USB in another)."""
+    train_weights: tuple[float, ...] | None = None
+    """One mixing weight per training file (``train_file`` first): each file's share of the
+    training, however many rows it holds; equal shares when None."""
+    force: bool = False
+    """Register the trained model even when it is worse than its starting point (local)."""
+
+    @property
+    def train_files(self) -> tuple[Path, ...]:
+        """Every training file, ``train_file`` first."""
+        return (self.train_file, *self.more_train_files)
+
+    def weights(self) -> tuple[float, ...]:
+        """The mixing weight of each of :attr:`train_files`."""
+        return self.train_weights or (1.0,) * len(self.train_files)
 
     def __post_init__(self) -> None:
+        weights = self.train_weights
         checks = [
             (self.training_steps is None or self.training_steps >= 1, f"--training-steps must be >= 1, got {self.training_steps}"),
             (self.learning_rate is None or self.learning_rate > 0, f"--learning-rate must be > 0, got {self.learning_rate}"),
             (self.epochs is None or self.epochs > 0, f"--epochs must be > 0, got {self.epochs}"),
             (self.suffix is None or (0 < len(self.suffix) <= 18 and ":" not in self.suffix),
              f"--suffix must be 1-18 characters without ':', got {self.suffix!r}"),
+            (weights is None or len(weights) == len(self.train_files),
+             f"--weights gives {len(weights or ())} weight(s) for {len(self.train_files)} training file(s); give one per file"),
+            (weights is None or (all(w >= 0 for w in weights) and sum(weights) > 0),
+             f"--weights must be non-negative with a positive sum, got {list(weights or ())}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -170,10 +191,10 @@ def estimate(spec: LaunchSpec, *, model: str | None = None) -> Estimate:
     ``model`` overrides the priced model (the local launcher trains for free).
     """
     priced = model or spec.model
-    train = check_file(spec.train_file, model=spec.model)
+    checked = [check_file(path, model=spec.model) for path in spec.train_files]
     val_rows = check_file(spec.val_file, model=spec.model).rows if spec.val_file else 0
-    cost = training_cost(priced, train.tokens, spec.epochs or 1.0)
-    return Estimate(train.rows, val_rows, cost, spec.hyperparameters())
+    cost = training_cost(priced, sum(c.tokens for c in checked), spec.epochs or 1.0)
+    return Estimate(sum(c.rows for c in checked), val_rows, cost, spec.hyperparameters())
 
 
 async def wait_for_job(

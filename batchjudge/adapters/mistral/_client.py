@@ -218,6 +218,9 @@ class ApiClient:
                 running = None
             if self._loop is running:
                 await self._session.close()
+                # The connector only schedules its transports' closing: give the loop one turn
+                # to finish it, or a loop closed right after leaks them (aiohttp's advice).
+                await asyncio.sleep(0)
         self._session = None
 
 

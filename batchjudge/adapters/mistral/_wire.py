@@ -147,6 +147,12 @@ def error_for_status(
     """The batchjudge error for a non-2xx reply (429 → RateLimitError with its wait, …);
     ``what`` (``upload chunk-00001.jsonl``) prefixes the message when given."""
     message = f"{f'{what}: ' if what else ''}HTTP {status} from {dialect.label}: {_api_message(body)}"
+    error = _error_for(status, message, headers, dialect)
+    error.headers = kept_headers(headers)
+    return error
+
+
+def _error_for(status: int, message: str, headers: Mapping[str, str], dialect: Dialect) -> ProviderError:
     if status == 429:
         return RateLimitError(message, retry_after=retry_after(headers))
     if status in (401, 403):
