@@ -14,7 +14,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from batchjudge.api import run, run_async
+    from batchjudge.api import dry_run, run, run_async, run_status
     from batchjudge.core.types import (
         JudgeReply,
         JudgeRequest,
@@ -24,9 +24,11 @@ if TYPE_CHECKING:
         RetryKind,
     )
     from batchjudge.engine.config import RunConfig
+    from batchjudge.engine.dryrun import DryRun
     from batchjudge.engine.pipeline import RunResult
     from batchjudge.engine.providers.mock import MockProvider
     from batchjudge.engine.stats import RunStats
+    from batchjudge.engine.status import RunStatus
     from batchjudge.errors import (
         AuthError,
         BadRequestError,
@@ -48,7 +50,11 @@ _EXPORTS: dict[str, str] = {
     "MockProvider": "batchjudge.engine.providers.mock",
     "RunResult": "batchjudge.engine.pipeline",
     "run_async": "batchjudge.api",
+    "dry_run": "batchjudge.api",
+    "run_status": "batchjudge.api",
+    "DryRun": "batchjudge.engine.dryrun",
     "RunStats": "batchjudge.engine.stats",
+    "RunStatus": "batchjudge.engine.status",
     **{
         name: "batchjudge.core.types"
         for name in ("JudgeReply", "JudgeRequest", "Provider", "ProviderBase", "RetryDecision", "RetryKind")
@@ -69,6 +75,7 @@ __all__ = [
     "BatchJudgeError",
     "CheckpointError",
     "ConfigError",
+    "DryRun",
     "InputError",
     "JudgeReply",
     "JudgeRequest",
@@ -83,11 +90,14 @@ __all__ = [
     "RunConfig",
     "RunResult",
     "RunStats",
+    "RunStatus",
     "StorageError",
     "TransientError",
     "UnreachableError",
+    "dry_run",
     "run",
     "run_async",
+    "run_status",
 ]
 """Spelled out for type checkers and linters; a test pins it to the lazy export table."""
 

@@ -1,4 +1,5 @@
-"""The public entry points: :func:`run_async` and :func:`run`.
+"""The public entry points: :func:`run_async` and :func:`run`; :func:`dry_run` to count before
+spending, :func:`run_status` to look at a run directory from outside.
 
 A run is the engine's pipeline (:mod:`batchjudge.engine.pipeline`) plus what sits above it:
 the tracer the config names, which the engine receives but never imports, and the report's
@@ -20,11 +21,13 @@ from batchjudge.core.tracer import Tracer
 from batchjudge.core.types import Provider
 from batchjudge.engine.budget import TokenPrices
 from batchjudge.engine.config import RunConfig
+from batchjudge.engine.dryrun import DryRun, dry_run_plan
 from batchjudge.engine.limits import Clock, Sleep
 from batchjudge.engine.pipeline import ProgressCallback, RunResult, execute, plan_run
+from batchjudge.engine.status import RunStatus, read_status
 from batchjudge.errors import ConfigError
 
-__all__ = ["event_loop_options", "run", "run_async"]
+__all__ = ["dry_run", "event_loop_options", "run", "run_async", "run_status"]
 
 
 async def run_async(
@@ -56,14 +59,14 @@ async def run_async(
     the writer is still written (and the provider and tracer closed) before the cancellation
     goes on; replies still on the wire are lost, and sent again by the next run.
     """
-    plan = plan_run(config)
-    prices = _token_prices(config) if config.max_cost is not None else None
+    plan = plan_run(config, provider=provider)
+    prices = _token_prices(plan.model) if config.max_cost is not None else None
     if tracer is None and config.trace:
         from batchjudge.adapters.tracing import make_tracer
 
         tracer = make_tracer(config.trace, sample_rate=config.trace_sample,
                              run_name=os.path.basename(os.path.abspath(config.out)),
-                             run_config=config.public_dict())
+                             run_config=plan.public_config())
     result: RunResult | None = None
     try:
         result = await execute(plan, provider=provider, tracer=tracer, progress=progress,
@@ -81,14 +84,14 @@ async def run_async(
     return result
 
 
-def _token_prices(config: RunConfig) -> TokenPrices:
+def _token_prices(model: str) -> TokenPrices:
     """The per-token prices a cost allowance is counted in; ConfigError when unknown."""
     from batchjudge.report.prices import load_prices
 
-    price = load_prices(None).price(config.resolved_model)
+    price = load_prices(None).price(model)
     if price is None:
         raise ConfigError(
-            f"--max-cost: no price is known for model {config.resolved_model!r}; "
+            f"--max-cost: no price is known for model {model!r}; "
             "use --max-total-tokens instead"
         )
     return TokenPrices(prompt=price.input / 1_000_000, completion=price.output / 1_000_000)
@@ -123,3 +126,17 @@ def run(config: RunConfig, **options: Any) -> RunResult:
     From inside an async program, ``await batchjudge.run_async(config)`` instead.
     """
     return anyio.run(functools.partial(run_async, config, **options), backend_options=event_loop_options())
+
+
+def dry_run(config: RunConfig, *, provider: Provider | None = None) -> DryRun:
+    """What :func:`run` would do with ``config`` (and ``provider``, when the run is given one):
+    rows, calls and exact prompt tokens; nothing is sent and nothing written. Raises as
+    :func:`run` would for inputs or options that cannot work, and for a resume it would refuse.
+    Price it with ``DryRun.cost``, e.g. ``dry.cost(load_prices(None).price(dry.model).cost)``.
+    """
+    return dry_run_plan(plan_run(config, provider=provider))
+
+
+def run_status(run_dir: str | os.PathLike[str]) -> RunStatus:
+    """How the run in ``run_dir`` stands, read without disturbing it (a run may be writing)."""
+    return read_status(run_dir)

@@ -133,6 +133,7 @@ def test_rows_of_a_job_cancelled_meanwhile_fail_and_retry_failed_sends_them_agai
     data = labelled_parquet(tmp_path / "d.parquet", 5, seed=56)
     _interrupt_once_submitted(_config(data, tmp_path / "run", server.url), jobs=1)
     (job_id,) = server.app.state.emulator.batch_jobs
+
     async def cancel() -> None:
         async with sdk_over_http(server.url) as sdk:  # closed, so no connection outlives the loop
             await sdk.batch.jobs.cancel_async(job_id=job_id)
@@ -144,3 +145,21 @@ def test_rows_of_a_job_cancelled_meanwhile_fail_and_retry_failed_sends_them_agai
     retried = _run(_config(data, tmp_path / "run", server.url, retry_failed=True))
     assert retried.complete and retried.counts == {"ok": 5, "parse_error": 0, "failed": 0, "done": 5, "total": 5}
     assert len(server.app.state.emulator.batch_jobs) == 2
+
+
+def test_identical_requests_in_a_chunk_are_sent_once_and_answer_every_row(
+    emulator: StartEmulator, tmp_path: Path
+) -> None:
+    server = emulator(queue_s=0.0)
+    table = pl.read_parquet(labelled_parquet(tmp_path / "d.parquet", 5, seed=52))
+    twins = pl.concat([table.head(1)] * 10 + [table]).drop("id").with_row_index("id").with_columns(pl.col("id").cast(pl.String))
+    twins.write_parquet(tmp_path / "twins.parquet")
+    result = _run(_config(tmp_path / "twins.parquet", tmp_path / "batch", server.url))
+    assert result.complete and result.counts["ok"] == 15
+    df = _results(tmp_path / "batch")
+    # rows 0-10 are one pair; chunks of 7 rows: 7 of them (1 sent, 6 reused), then the other 4
+    # (1 sent, 3 reused) and 3 others, then the last row
+    assert result.stats["reused"] == 9 and df.filter(pl.col("attempts") == 0).height == 9
+    assert df.filter(pl.col("attempts") == 0)["prompt_tokens"].sum() == 0
+    first = df.filter(pl.col("row_id").is_in([str(i) for i in range(11)]))
+    assert first["verdict"].n_unique() == 1 and first["reason"].n_unique() == 1

@@ -49,7 +49,7 @@ def test_a_limit_then_a_larger_limit_judges_only_the_new_rows(write_pairs, tmp_p
 @pytest.mark.parametrize(
     ("change", "named"),
     [
-        ({"model": "other-model"}, "model: 'local-judge' -> 'other-model'"),
+        ({"model": "other-model"}, "model: 'mock' -> 'other-model'"),
         ({"prompt": "ft"}, "spec 'zero-shot' -> 'ft'"),
         ({"temperature": 0.5}, "generation parameters: temperature 0.0 -> 0.5"),
     ],

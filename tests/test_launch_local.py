@@ -4,6 +4,8 @@ name ``--provider local --model`` accepts; jobs read like the API's; polling rep
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from pathlib import Path
 
 import anyio
@@ -141,7 +143,12 @@ def test_cli_launch_dry_run_estimates_and_launch_prints_how_to_evaluate(home: Pa
     traces = home.parent / "traces"
     done = runner.invoke(ft_app, ["launch", str(train), "--val", str(val), "--suffix", "cli", "--trace", f"local:{traces}"])
     assert done.exit_code == 0, done.output
-    assert "--provider local --model ft:local-judge:cli:" in done.output.replace("\n", "")
+    hint = re.search(r"evaluate it: (batchjudge run .*)", done.output)
+    assert hint is not None, done.output
+    flags = shlex.split(hint.group(1))
+    assert flags[:4] == ["batchjudge", "run", "DATA", "--out"] and flags[5:] == [
+        "--provider", "local", "--model", flags[8], "--prompt", "ft"]  # the prompt train.jsonl was made with
+    assert flags[8].startswith("ft:local-judge:cli:")
     (record,) = [json.loads(line) for line in (traces / "ops.jsonl").read_text().splitlines()]
     assert record["op"] == "batchjudge.finetune.launch" and record["output"]["status"] == "SUCCESS"
     bad = runner.invoke(ft_app, ["launch", str(train), "--suffix", "a:b"])

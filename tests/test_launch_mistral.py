@@ -195,4 +195,5 @@ def test_cli_launches_without_waiting_then_status_wait_follows_the_job_to_its_mo
     assert job["status"] == "QUEUED" and job["fine_tuned_model"] is None
     followed = runner.invoke(ft_app, ["status", job["id"], "--wait", "--interval", "0.05", *common])
     assert followed.exit_code == 0, followed.output
-    assert "SUCCESS" in followed.output and "--provider mistral --model ft:open-mistral-7b:" in followed.output.replace("\n", "")
+    hint = f"evaluate it: batchjudge run DATA --out RUN_DIR --provider mistral --base-url {server.url} --model ft:open-mistral-7b:"
+    assert "SUCCESS" in followed.output and hint in followed.output.replace("\n", "")

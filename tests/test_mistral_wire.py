@@ -98,9 +98,9 @@ def test_validation_details_are_summarised_field_by_field() -> None:
     assert "body.messages: field required" in str(error_for_status(422, {}, body))
 
 
-def test_only_rate_limit_headers_are_kept_lower_cased() -> None:
-    headers = {"X-RateLimit-Remaining-Tokens-Minute": "10", "Server": "x", "date": "now"}
-    assert kept_headers(headers) == {"x-ratelimit-remaining-tokens-minute": "10"}
+def test_only_rate_limit_headers_and_the_emulator_mark_are_kept_lower_cased() -> None:
+    headers = {"X-RateLimit-Remaining-Tokens-Minute": "10", "Server": "x", "date": "now", "X-Batchjudge-Emulator": "1"}
+    assert kept_headers(headers) == {"x-ratelimit-remaining-tokens-minute": "10", "x-batchjudge-emulator": "1"}
 
 
 def _completion(content: object = '{"consistency": 1}', usage: object = None) -> dict[str, object]:

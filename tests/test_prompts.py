@@ -17,6 +17,7 @@ from batchjudge.adapters.prompts import (
     PromptTemplate,
     extract_pair,
     load_prompt,
+    preset_for,
 )
 from batchjudge.adapters.tokens import (
     base_model,
@@ -346,3 +347,11 @@ def test_chat_token_counts_equal_mistral_commons_own_encoder(model: str) -> None
     family = tokenizer_family(model)
     for messages in conversations:
         assert count_chat_tokens(messages, model) == _reference_count(messages, family), messages
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_the_preset_that_rendered_messages_is_recognised(name: str) -> None:
+    rendered = PromptAdapter(PRESETS[name], "mistral-small-latest", count_tokens=False).render(
+        "A document about Leeds.\nSummary: not a label.", "A summary.")
+    assert preset_for(rendered.messages) == name
+    assert preset_for([{"role": "user", "content": "Judge this: A document. Or that: A summary."}]) is None

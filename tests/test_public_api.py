@@ -12,6 +12,7 @@ PUBLIC = {
     "InputError", "JudgeReply", "JudgeRequest", "MockProvider", "Provider", "ProviderBase",
     "ProviderError", "RateLimitError", "ReplyTooLargeError", "RetryDecision", "RetryKind", "RunConfig",
     "RunResult", "RunStats", "StorageError", "TransientError", "UnreachableError", "run", "run_async",
+    "DryRun", "RunStatus", "dry_run", "run_status",
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 from batchjudge.cli import app
 from batchjudge.errors import ConfigError, InputError
 from batchjudge.report import load_prices, load_run, summarize, worst_mistakes
+from batchjudge.report.formatting import cost_text
 from batchjudge.report.prices import Price, PriceTable
 
 # Hand-made run: 4 consistent (3 judged right), 4 inconsistent (2 right), plus one
@@ -72,6 +74,36 @@ def test_cost_uses_the_price_table_and_user_overrides(run_dir: Path, tmp_path: P
     prices.write_text('["open-mistral-7b"]\ninput = 1.0\noutput = 10.0\n')
     custom = summarize(load_run(run_dir), load_prices(prices), resamples=200)
     assert custom["cost_usd"] == pytest.approx((11_000 * 1.0 + 220 * 10.0) / 1e6)
+
+
+def _run_with(tmp_path: Path, **meta: Any) -> dict[str, Any]:
+    config = {"model": "open-mistral-7b", "provider": "mistral", **meta.pop("config", {})}
+    rows = [result_row("a", 1, 1), result_row("b", 1, 1, attempts=0, prompt_tokens=0, completion_tokens=0)]
+    run = write_run(tmp_path / "r", [rows], {"fingerprint": {}, "config": config, **meta})
+    return summarize(load_run(run), PriceTable(), resamples=100)
+
+
+def test_a_batch_mode_run_costs_half_the_online_price(tmp_path: Path) -> None:
+    batch = _run_with(tmp_path, config={"mode": "batch"})
+    assert batch["pricing"] == "batch" and batch["cost_usd"] == pytest.approx((1000 * 0.25 + 20 * 0.25) / 1e6 / 2, abs=1e-6)
+    assert "(batch API, half price)" in cost_text(batch)
+
+
+@pytest.mark.parametrize(("meta", "reason"), [
+    ({"config": {"provider": "local"}}, "local judge"),
+    ({"config": {"provider": "mock"}}, "mock provider"),
+    ({"endpoint": {"host": "127.0.0.1:8000", "emulator": True}}, "emulator"),
+])  # fmt: skip
+def test_the_local_judge_a_mock_and_the_emulator_bill_nothing(
+    tmp_path: Path, meta: dict[str, Any], reason: str
+) -> None:
+    s = _run_with(tmp_path, **meta)
+    assert (s["billed"], s["not_billed"], s["cost_usd"], s["cost_by_model"]) == (False, reason, 0.0, {})
+    assert cost_text(s) == f"none ({reason})"
+
+
+def test_rows_that_reused_an_identical_requests_answer_are_counted(tmp_path: Path) -> None:
+    assert _run_with(tmp_path)["n_reused"] == 1
 
 
 def test_an_unknown_model_has_no_cost_and_is_named(tmp_path: Path) -> None:

@@ -53,6 +53,7 @@ __all__ = [
     "RenderedPrompt",
     "extract_pair",
     "load_prompt",
+    "preset_for",
 ]
 
 JSON_OBJECT: dict[str, Any] = {"type": "json_object"}
@@ -438,6 +439,22 @@ def _frame(template: PromptTemplate) -> _Frame | None:
 _PRESET_FRAMES: tuple[_Frame, ...] = tuple(
     f for f in (_frame(t) for t in PRESETS.values()) if f is not None
 )
+
+
+def preset_for(messages: Sequence[Message]) -> str | None:
+    """The preset that rendered ``messages`` (system prompt, examples and the user message's
+    frame all match), or None: how a hint names the ``--prompt`` a fine-tuning file was made with."""
+    if not messages or messages[-1].get("role") != "user":
+        return None
+    text = messages[-1].get("content", "")
+    for name, template in PRESETS.items():
+        frame = _frame(template)
+        head = [*([{"role": "system", "content": template.system}] if template.system else []), *template.few_shot]
+        if (frame is not None and [dict(m) for m in messages[:-1]] == [dict(m) for m in head]
+                and text.startswith(frame.head) and text.endswith(frame.tail)
+                and frame.middle in text[len(frame.head):len(text) - len(frame.tail)]):
+            return name
+    return None
 
 _DOCUMENT_LABEL = re.compile(
     r"^[ \t]*(?:document|premise|context|source|article)[ \t]*:[ \t]*\n?",

@@ -63,6 +63,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "batchjudge.cli.emulator",
     "batchjudge.cli.data",
     "batchjudge.cli.report",
+    "batchjudge.cli.status",
     "batchjudge.cli.ft",
 )
 

@@ -137,24 +137,37 @@ def _spec(train: list[Path], val: Path | None, model: str, suffix: str | None, t
         raise _error(str(exc), 2) from None
 
 
-def _show_job(job: Any, as_json: bool) -> None:
+def _show_job(job: Any, as_json: bool, base_url: str | None, train: list[Path] | None = None) -> None:
+    """The job's line and, once it has a model, the ``batchjudge run`` that evaluates it with
+    the flags this command used (its server, and the prompt the training files were made with)."""
     if as_json:
         _print_json(asdict(job))
-    else:
-        out_console().print(escape(job.line()), highlight=False)
-        heldout = job.details.get("heldout") if isinstance(job.details, dict) else None
-        if heldout:
-            table = Table(title=f"held out: {heldout['rows']} rows ({heldout['split']})", title_justify="left")
-            table.add_column("")
-            table.add_column(f"before ({heldout['starting_point']})", justify="right")
-            table.add_column("after (fine-tuned)", justify="right")
-            for key in ("accuracy", "roc_auc", "log_loss"):
-                before, after = heldout["before"].get(key), heldout["after"].get(key)
-                table.add_row(key, "–" if before is None else f"{before:.3f}", "–" if after is None else f"{after:.3f}")
-            out_console().print(table)
-        if job.fine_tuned_model and job.status == "SUCCESS":
-            flags = "--provider local" if job.launcher == "local" else "--provider mistral"
-            out_console().print(f"evaluate it: batchjudge run ... {flags} --model {job.fine_tuned_model}", highlight=False)
+        return
+    out_console().print(escape(job.line()), highlight=False)
+    heldout = job.details.get("heldout") if isinstance(job.details, dict) else None
+    if heldout:
+        table = Table(title=f"held out: {heldout['rows']} rows ({heldout['split']})", title_justify="left")
+        table.add_column("")
+        table.add_column(f"before ({heldout['starting_point']})", justify="right")
+        table.add_column("after (fine-tuned)", justify="right")
+        for key in ("accuracy", "roc_auc", "log_loss"):
+            before, after = heldout["before"].get(key), heldout["after"].get(key)
+            table.add_row(key, "–" if before is None else f"{before:.3f}", "–" if after is None else f"{after:.3f}")
+        out_console().print(table)
+    if job.fine_tuned_model and job.status == "SUCCESS":
+        import shlex
+
+        from batchjudge.adapters.finetune import training_preset
+
+        local = job.launcher == "local"
+        flags = ["--provider", "local" if local else "mistral"]
+        flags += ["--base-url", base_url] if base_url and not local else []
+        flags += ["--model", job.fine_tuned_model]
+        presets = {training_preset(t) for t in train or []}
+        preset = presets.pop() if len(presets) == 1 else None  # files made with one known preset
+        flags += ["--prompt", preset] if preset else []
+        out_console().print(f"evaluate it: batchjudge run DATA --out RUN_DIR {escape(shlex.join(flags))}",
+                   highlight=False, soft_wrap=True)
 
 
 def _exit_for(job: Any) -> None:
@@ -237,7 +250,7 @@ def launch_command(
             op.output = asdict(job)
     except ConfigError as exc:  # a bad --trace target
         raise _error(str(exc), 2) from None
-    _show_job(job, as_json)
+    _show_job(job, as_json, base_url, train)
     _exit_for(job)
     if wait and auto_start and not job.finished:
         raise typer.Exit(1)
@@ -270,7 +283,7 @@ def status_command(
             await runner.aclose()
 
     job = _call(action)
-    _show_job(job, as_json)
+    _show_job(job, as_json, base_url)
     _exit_for(job)
 
 
@@ -288,7 +301,7 @@ def _job_command(verb: str) -> Callable[..., None]:
             finally:
                 await runner.aclose()
 
-        _show_job(_call(action), as_json)
+        _show_job(_call(action), as_json, base_url)
 
     command.__doc__ = {"start": "Start a job created with --no-auto-start.",
                        "cancel": "Cancel a fine-tuning job (finished jobs stay as they are)."}[verb]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from batchjudge.cli._console import err_console, fail, fail_with
+from batchjudge.cli._console import err_console, fail, fail_with, out_console
 from batchjudge.cli._options import flag
 from batchjudge.engine.config import RunConfig
 
@@ -65,11 +65,12 @@ async def _run_until_signalled(config: RunConfig, view: ProgressView | None, sig
 def run_command(
     inputs: Annotated[list[str], typer.Argument(help="Parquet files, directories of shards or globs (JSONL/CSV too).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory (created, or resumed).")],
-    provider: Annotated[str, typer.Option(help="Judge backend: local (offline) or mistral.")] = "local",
+    provider: Annotated[str, typer.Option(help="Judge backend: local (offline), mistral, or openai (any OpenAI-compatible server: vLLM, llama.cpp, TGI, Ollama).")] = "local",
     model: Annotated[Optional[str], typer.Option(help="Model name (default per provider).")] = None,
     prompt: Annotated[str, typer.Option(help="Prompt preset (zero-shot, few-shot, ft) or template file.")] = "zero-shot",
     columns: Annotated[Optional[str], typer.Option(help="Column mapping, e.g. premise=doc,hypothesis=summary,target=label,id=uid.")] = None,
-    base_url: Annotated[Optional[str], typer.Option(help="Mistral-compatible server (e.g. the emulator).")] = None,
+    base_url: Annotated[Optional[str], typer.Option(help="The server's URL (default: the provider's API; e.g. the emulator's).")] = None,
+    api_key_env: Annotated[Optional[str], typer.Option(help="Environment variable holding the key (default MISTRAL_API_KEY, or OPENAI_API_KEY for openai).")] = None,
     allow_insecure_http: Annotated[bool, flag("allow-insecure-http", "Allow sending the key over plain http:// to another machine.")] = False,
     transport: Annotated[Optional[str], typer.Option(help="mistral provider transport: http (lean) or sdk.")] = None,
     concurrency: Annotated[int, typer.Option(help="Requests in flight at most.")] = 16,
@@ -96,28 +97,43 @@ def run_command(
     trace_sample: Annotated[float, typer.Option(help="Fraction of rows traced.")] = 1.0,
     quiet: Annotated[bool, flag("quiet", "No progress bar.", "-q")] = False,
     mode: Annotated[str, typer.Option(help="online (one request per row) or batch (Mistral batch jobs; resumable).")] = "online",
+    dedupe: Annotated[bool, flag("dedupe", "Send identical requests once and reuse the answer.")] = True,
+    dry_run: Annotated[bool, flag("dry-run", "Count rows, calls and exact tokens, price them; send and write nothing.")] = False,
+    prices: Annotated[Optional[Path], typer.Option(help="JSON or TOML prices (USD per million tokens by model) for --dry-run and the live cost.")] = None,
+    progress_every: Annotated[float, typer.Option(min=0.1, help="Seconds between progress lines when stderr is not a terminal.")] = 10.0,
     debug: Annotated[bool, flag("debug", "Show the traceback of an error.")] = False,
 ) -> None:
     """Judge every row of INPUT into RUN_DIR; the same command again resumes."""
     config = RunConfig(
         inputs=inputs, out=out, provider=provider, model=model, prompt=prompt, columns=columns,
-        base_url=base_url, allow_insecure_http=allow_insecure_http, transport=transport,
-        concurrency=concurrency, rps=rps, rpm=rpm, tpm=tpm, max_retry_after=max_retry_after,
-        max_total_tokens=max_total_tokens, max_cost=max_cost,
+        base_url=base_url, api_key_env=api_key_env, allow_insecure_http=allow_insecure_http,
+        transport=transport, concurrency=concurrency, rps=rps, rpm=rpm, tpm=tpm,
+        max_retry_after=max_retry_after, max_total_tokens=max_total_tokens, max_cost=max_cost,
         max_retries=max_retries, timeout=timeout, limit=limit, retry_failed=retry_failed,
         overwrite=overwrite, temperature=temperature, max_tokens=max_tokens, seed=seed,
         samples=samples, response_format=response_format,  # type: ignore[arg-type]
         max_context_tokens=max_context_tokens, flush_rows=flush_rows,
         flush_seconds=flush_seconds, trace=trace, trace_sample=trace_sample,
-        mode=mode,  # type: ignore[arg-type]
+        mode=mode, dedupe=dedupe,  # type: ignore[arg-type]
     )
     import anyio
 
-    from batchjudge.api import event_loop_options
-    from batchjudge.cli._progress import ProgressView, print_summary
+    from batchjudge.api import dry_run as count, event_loop_options
+    from batchjudge.cli._progress import Money, ProgressView, print_summary
+    from batchjudge.report.prices import load_prices
 
+    try:
+        price_table = load_prices(prices)
+        if dry_run:
+            from batchjudge.cli._dryrun import print_dry_run
+
+            print_dry_run(out_console(), count(config), price_table)
+            return
+    except Exception as exc:  # noqa: BLE001 - one line (and exit code) for every error
+        raise fail_with(exc, debug=debug) from None
     console = err_console
-    view = None if quiet else ProgressView(console)
+    money = Money.for_run(config, price_table)
+    view = None if quiet else ProgressView(console, money, every=progress_every)
     signals: list[int] = []
     try:
         result = anyio.run(_run_until_signalled, config, view, signals, backend_options=event_loop_options())
@@ -127,8 +143,8 @@ def run_command(
         raise fail_with(exc, debug=debug) from None
     finally:
         if view is not None:
-            view.progress.stop()
-    print_summary(console, result, show_warnings=view is None)
+            view.stop()
+    print_summary(console, result, config, money, show_warnings=view is None)
     if signals and not result.complete:
         name = signal.Signals(signals[0]).name
         raise fail(f"stopped by {name}: every reply received is written; run the same command again to resume",

@@ -23,6 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from batchjudge.adapters.mistral import EMULATOR_HEADER
 from batchjudge.emulator import batch, fault_replies, files, finetune, responses
 from batchjudge.emulator.chat import (
     ChatError,
@@ -40,7 +41,6 @@ from batchjudge.emulator.state import BASE_JUDGE, EmulatorState, KeyStats
 
 __all__ = ["EMULATOR_HEADER", "LIMIT_HEADER", "create_app"]
 
-EMULATOR_HEADER = "x-batchjudge-emulator"
 LIMIT_HEADER = "x-batchjudge-limit"
 _UNCOUNTED_PATHS = frozenset({"/", "/stats", "/admin/outage"})
 

@@ -14,7 +14,9 @@ with the same functions (:mod:`~batchjudge.engine.outcomes`) and hands it to the
 a batch run writes exactly the result parts an online run writes. Rows are written to chunk files (``{"custom_id": row key,
 "body": chat request}`` lines) cut under :data:`LIMITS` (rows and bytes per job), each with a
 ``.rows.jsonl`` sidecar (row key, target, cut tokens), both deleted once the job's answers
-are written. ``RUN_DIR/batch/jobs.json`` records
+are written. Within a chunk, a request identical to an earlier one
+(:func:`~batchjudge.engine.dedupe.request_key`) is not written again: its sidecar line names
+the row whose answer it reuses (``same_as``), and its result has ``attempts`` 0 and no tokens. ``RUN_DIR/batch/jobs.json`` records
 every chunk before it is uploaded and its job id as soon as the job exists, so a resumed run
 submits the chunks that have no job yet, polls the jobs still running, and never sends their
 rows again; answers already in the results are not written twice.
@@ -43,13 +45,14 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from batchjudge.adapters.mistral import ApiClient, error_for_status, reply_from_payload, request_body
 from batchjudge.core.results import FinishedRow, RowResult
 from batchjudge.engine.checkpoint import key_hashes_in_order
+from batchjudge.engine.dedupe import request_key
 from batchjudge.engine.outcomes import answered_result, failed_result
 from batchjudge.engine.reader import Work
 from batchjudge.engine.retry import StopRun
 from batchjudge.engine.stats import RunStats
 from batchjudge.errors import ConfigError, ProviderError, TransientError
 
-__all__ = ["BATCH_DIR", "LIMITS", "BatchJudge", "BatchLimits"]
+__all__ = ["BATCH_DIR", "LIMITS", "BatchJudge", "BatchLimits", "jobs_pending", "rows_in_flight"]
 
 BATCH_DIR = "batch"
 _STATE = "jobs.json"
@@ -122,33 +125,54 @@ class _Book:
         return [row["row_id"] for entry in self.pending() for row in self.rows_of(entry)]
 
 
+def rows_in_flight(run_dir: Path) -> list[str]:
+    """Row keys in batch jobs an earlier session left unfinished in ``run_dir`` (read only)."""
+    return _Book(run_dir / BATCH_DIR).in_flight()
+
+
+def jobs_pending(run_dir: Path) -> int:
+    """Chunks of ``run_dir`` whose answers are not written yet (read only)."""
+    return len(_Book(run_dir / BATCH_DIR).pending())
+
+
 class _Chunks:
     """Writes requests into chunk files, starting a new one at the limits (blocking I/O: its
     callers run it in a worker thread)."""
 
-    def __init__(self, book: _Book, limits: BatchLimits) -> None:
+    def __init__(self, book: _Book, limits: BatchLimits, *, dedupe: bool = True) -> None:
         self.book = book
         self.limits = limits
+        self.dedupe = dedupe
         self._requests: Any = None
         self._rows: Any = None
         self._entry: _Entry | None = None
         self._bytes = 0
+        self._first: dict[int, str] = {}
+        """Request key → the row of this chunk that sends it."""
 
     def add_all(self, items: list[Work], model: str) -> list[_Entry]:
         """Append requests; return the chunks that reached a limit (closed and recorded)."""
         return [closed for work in items if (closed := self.add(work, model)) is not None]
 
     def add(self, work: Work, model: str) -> _Entry | None:
-        """Append one request; return the chunk it closed, if it reached a limit."""
-        line = orjson.dumps({"custom_id": work.row.row_id, "body": request_body(work.request, model)}) + b"\n"
+        """Append one request (or, for a request identical to one in this chunk, only its row);
+        return the chunk it closed, if it reached a limit."""
         if self._entry is None:
             self._open()
         assert self._entry is not None
-        self._requests.write(line)
-        self._rows.write(orjson.dumps({"row_id": work.row.row_id, "target": work.row.target,
-                                       "truncated": work.truncated}) + b"\n")
+        row: dict[str, Any] = {"row_id": work.row.row_id, "target": work.row.target, "truncated": work.truncated}
+        key = request_key(work.request) if self.dedupe else None
+        first = self._first.get(key) if key is not None else None
+        if first is not None:
+            row["same_as"] = first
+        else:
+            if key is not None:
+                self._first[key] = work.row.row_id
+            line = orjson.dumps({"custom_id": work.row.row_id, "body": request_body(work.request, model)}) + b"\n"
+            self._requests.write(line)
+            self._bytes += len(line)
+        self._rows.write(orjson.dumps(row) + b"\n")
         self._entry.rows += 1
-        self._bytes += len(line)
         if self._entry.rows >= self.limits.max_rows or self._bytes >= self.limits.max_bytes:
             return self.close()
         return None
@@ -160,6 +184,7 @@ class _Chunks:
         self._rows = (self.book.folder / f"{name}.rows.jsonl").open("wb")
         self._entry = _Entry(name, 0)
         self._bytes = 0
+        self._first = {}
 
     def close(self) -> _Entry | None:
         """Close the open chunk (fsynced) and record it; ``None`` when none is open."""
@@ -195,10 +220,12 @@ class BatchJudge:
         model: str,
         done: np.ndarray,
         limits: BatchLimits | None = None,
+        dedupe: bool = True,
     ) -> None:
         self.client = client
         self.stats = stats
         self.model = model
+        self.dedupe = dedupe
         self.limits = limits or LIMITS
         self.book = _Book(run_dir / BATCH_DIR)
         self.already = done
@@ -237,7 +264,7 @@ class BatchJudge:
         """Submit chunks left unsubmitted by an earlier session, then chunk and submit new work."""
         for entry in [e for e in self.book.pending() if e.job_id is None]:
             await self._submit(entry)
-        chunks = _Chunks(self.book, self.limits)
+        chunks = _Chunks(self.book, self.limits, dedupe=self.dedupe)
         async with inbox:
             batch: list[Work] = []
             async for work in inbox:
@@ -262,6 +289,7 @@ class BatchJudge:
                 except TransientError:
                     continue  # the next round asks again
                 entry.status = str(job.get("status"))
+                self.stats.emulator = self.stats.emulator or self.client.emulator
                 if entry.status in _FINISHED:
                     for result in await self._collect(entry, job):
                         await outbox.send(FinishedRow(result))
@@ -287,7 +315,7 @@ class BatchJudge:
         for row, seen in zip(rows, written, strict=True):
             if seen:
                 continue
-            answer = answers.get(row["row_id"])
+            answer = answers.get(row.get("same_as") or row["row_id"])
             if answer is None:
                 results.append(failed_result(
                     row["row_id"], row["target"],
@@ -298,6 +326,7 @@ class BatchJudge:
         return results
 
     def _answered(self, row: dict[str, Any], answer: dict[str, Any]) -> RowResult:
+        """The row's result from its answer line (another row's, when its request was the same)."""
         response = answer.get("response") or {}
         status = response.get("status_code")
         body = response.get("body")
@@ -312,6 +341,10 @@ class BatchJudge:
         except ProviderError as exc:
             return failed_result(row_id, target, f"{type(exc).__name__}: {exc}", model=self.model,
                                  attempts=1, truncated=truncated)
+        if "same_as" in row:
+            self.stats.reused += 1
+            reply.prompt_tokens = reply.completion_tokens = 0
+            return answered_result(row_id, target, [reply], model=self.model, attempts=0, truncated=truncated)
         self.stats.prompt_tokens += reply.prompt_tokens
         self.stats.completion_tokens += reply.completion_tokens
         return answered_result(row_id, target, [reply], model=self.model, attempts=1, truncated=truncated)

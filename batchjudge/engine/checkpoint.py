@@ -5,7 +5,7 @@ Layout::
     RUN_DIR/
       run.json            config, fingerprint, versions, counts (rewritten atomically)
       results/part-NNNNNN.parquet   one row per judged input row, each part written atomically
-      .lock               held (flock) while a run writes here
+      .lock               held (flock) while a run writes here; holds the writer's pid
 
 Every file is written to a temporary name, fsynced, renamed, and the directory fsynced, so a
 ``kill -9`` at any instant leaves either the old or the new file, never half of one. A crash
@@ -59,11 +59,13 @@ __all__ = [
     "key_hashes",
     "key_hashes_in_order",
     "list_parts",
+    "lock_holder",
     "read_part",
     "storage_error",
 ]
 
 _RUN_JSON = "run.json"
+_LOCK = ".lock"
 _RESULTS = "results"
 _STAGED = "results.new"
 _RETIRED = "results.old"
@@ -229,6 +231,26 @@ def _corrupt(path: Path, exc: BaseException) -> CheckpointError:
     )
 
 
+def lock_holder(path: str | os.PathLike[str]) -> int | None:
+    """The pid of the run writing in ``path`` (0 when its pid is unreadable), or None when no
+    run holds the lock. Only tries a shared lock, released at once, so it never stands in a
+    run's way for longer than that instant."""
+    try:
+        fd = os.open(Path(path) / _LOCK, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.read(fd, 32).decode("ascii", "replace").strip()
+            return int(text) if text.isdigit() else 0
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 class RunDir:
     """A run directory, locked for the lifetime of the object (use it as a context manager)."""
 
@@ -251,7 +273,7 @@ class RunDir:
             raise CheckpointError(f"{self.path}: exists and is not a directory; use another --out")
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self.path / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise storage_error(self.path, exc, "open the run directory for writing") from exc
         try:
@@ -261,6 +283,8 @@ class RunDir:
             raise CheckpointError(f"{self.path}: another batchjudge run is writing here") from exc
         self._lock_fd = fd
         try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())  # for `batchjudge status`; the lock is the flock
             self._recover()
             (self.path / _RESULTS).mkdir(exist_ok=True)
             for stale in (self.path / _RESULTS).glob(".*.tmp"):
@@ -358,8 +382,9 @@ class RunDir:
             fh.flush()
             os.fsync(fh.fileno())
 
-    def done_keys(self) -> tuple[np.ndarray, dict[str, int]]:
-        """Hashes of every row with a result, and the stored counts by status.
+    def done_keys(self, *, without_failed: bool = False) -> tuple[np.ndarray, dict[str, int]]:
+        """Hashes of every row with a result, and the stored counts by status; with
+        ``without_failed``, as they will be once ``--retry-failed`` dropped the failed rows.
 
         Every part is verified (:func:`read_part`); a row id in more than one part is a
         CheckpointError naming the parts, so no result is ever counted twice.
@@ -369,6 +394,10 @@ class RunDir:
         parts = self.parts()
         for part in parts:
             table = read_part(part, ["row_id", "status"])
+            if without_failed:
+                import pyarrow.compute as pc  # a dry run with --retry-failed only
+
+                table = table.filter(pc.not_equal(table.column("status"), STATUS_FAILED))
             hashes.append(key_hashes_in_order(table.column("row_id").to_pylist()))
             for status, n in zip(*np.unique(table.column("status").to_numpy(zero_copy_only=False), return_counts=True)):
                 counts[str(status)] = counts.get(str(status), 0) + int(n)

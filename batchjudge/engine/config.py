@@ -4,18 +4,32 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from batchjudge.errors import ConfigError
 
-__all__ = ["DEFAULT_MODELS", "RunConfig", "describe_changes"]
+__all__ = ["DEFAULT_MODELS", "PROVIDERS", "RunConfig", "describe_changes"]
+
+PROVIDERS: tuple[str, ...] = ("local", "mistral", "openai")
+"""The providers a config can name (``--provider``); a provider object passed to the run
+instead is recorded under its own ``name`` (``mock`` for :class:`MockProvider`)."""
 
 DEFAULT_MODELS: dict[str, str] = {
     "local": "local-judge",
     "mistral": "mistral-small-latest",
 }
-"""The model each provider uses when ``model`` is not given."""
+"""The model each provider uses when ``model`` is not given (``openai`` has none: an
+OpenAI-compatible server serves whatever it was started with, so ``--model`` is required)."""
+
+_REMOTE = frozenset({"mistral", "openai"})
+"""Providers that reach a server at a base URL (whose host joins the fingerprint)."""
+
+_NO_FLAG = frozenset({"inputs", "out", "api_key", "backoff_base", "backoff_cap", "check_labels",
+                      "overwrite", "retry_failed"})
+"""Config fields left out of :meth:`RunConfig.command_line`: positional, secret, API-only, or
+(``--overwrite``, ``--retry-failed``) not part of resuming."""
 
 
 @dataclass(slots=True)
@@ -23,7 +37,8 @@ class RunConfig:
     """Everything that defines a run. Fields mirror the ``batchjudge run`` options.
 
     ``api_key`` is never stored, printed or traced; when None the provider reads
-    ``MISTRAL_API_KEY`` from the environment.
+    ``MISTRAL_API_KEY`` (``OPENAI_API_KEY`` for ``openai``), or the variable ``api_key_env``
+    names, from the environment.
     """
 
     inputs: Sequence[str | os.PathLike[str]]
@@ -37,6 +52,8 @@ class RunConfig:
     """Send the key over plain ``http://`` to another machine (refused by default)."""
     transport: str | None = None
     api_key: str | None = field(default=None, repr=False)
+    api_key_env: str | None = None
+    """The environment variable holding the key, instead of the provider's usual one."""
     concurrency: int = 16
     rps: float | None = None
     """Requests per second; None: learned from the server's headers, or estimated at a 429."""
@@ -72,6 +89,8 @@ class RunConfig:
     check_labels: bool = True
     mode: Literal["online", "batch"] = "online"
     """``batch`` sends the rows through Mistral's batch API (:mod:`batchjudge.engine.batch`)."""
+    dedupe: bool = True
+    """Send identical requests once per run and reuse the answer (:mod:`batchjudge.engine.dedupe`)."""
 
     @property
     def resolved_model(self) -> str:
@@ -104,8 +123,12 @@ class RunConfig:
             (0.0 < self.trace_sample <= 1.0, f"--trace-sample must be in (0, 1], got {self.trace_sample}"),
             (self.response_format in ("template", "json", "text"),
              f"--response-format must be template, json or text, got {self.response_format!r}"),
-            (self.provider in DEFAULT_MODELS,
-             f"--provider must be one of {', '.join(DEFAULT_MODELS)}, got {self.provider!r}"),
+            (self.provider in PROVIDERS,
+             f"--provider must be one of {', '.join(PROVIDERS)}, got {self.provider!r}"),
+            (self.provider != "openai" or bool(self.model),
+             "--provider openai needs --model (the name the server serves the judge under)"),
+            (self.api_key_env is None or self.api_key_env.isidentifier(),
+             f"--api-key-env must name an environment variable, got {self.api_key_env!r}"),
             (self.transport in (None, "http", "sdk"),
              f"--transport must be http or sdk, got {self.transport!r}"),
             (self.mode in ("online", "batch"), f"--mode must be online or batch, got {self.mode!r}"),
@@ -117,6 +140,47 @@ class RunConfig:
                 raise ConfigError(message)
         if self.samples > 1 and self.temperature == 0.0:
             raise ConfigError("--samples > 1 needs --temperature > 0 (identical samples vote alike)")
+
+    @property
+    def expected_completion_tokens(self) -> int:
+        """Completion tokens a request is expected to use before its reply says: what the TPM
+        bucket reserves, and what a dry run prices (a verdict and a reason fit in 64)."""
+        return min(64, self.max_tokens)
+
+    @property
+    def endpoint(self) -> str | None:
+        """``host[:port]`` of the server a remote provider talks to (the default API's when
+        ``base_url`` is None); None for the local judge. Part of the fingerprint, so that a run
+        started against one server is not resumed against another (the emulator, say)."""
+        if self.provider not in _REMOTE:
+            return None
+        from batchjudge.adapters.mistral import MISTRAL, OPENAI
+
+        dialect = OPENAI if self.provider == "openai" else MISTRAL
+        parts = urlsplit((self.base_url or dialect.default_base_url).strip())
+        if not parts.hostname:
+            raise ConfigError(f"--base-url {self.base_url!r} must be an http:// or https:// URL with a host")
+        return parts.hostname + (f":{parts.port}" if parts.port else "")
+
+    def command_line(self) -> list[str]:
+        """The ``batchjudge run`` command for this config: inputs, ``--out`` and every option
+        that differs from its default (never the key, ``--overwrite`` or ``--retry-failed``).
+        Run in the folder the run was started from, it resumes the run."""
+        argv = ["batchjudge", "run", *(os.fspath(p) for p in self.inputs), "--out", os.fspath(self.out)]
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            if spec.name in _NO_FLAG or value == spec.default:
+                continue
+            flag = "--" + spec.name.replace("_", "-")
+            if isinstance(value, bool):
+                argv.append(flag if value else f"--no-{flag[2:]}")
+            elif isinstance(value, Mapping):
+                argv += [flag, ",".join(f"{k}={v}" for k, v in value.items())]
+            elif isinstance(value, float):
+                argv += [flag, str(int(value)) if value.is_integer() else repr(value)]
+            else:
+                argv += [flag, str(value)]
+        return argv
 
     def public_dict(self) -> dict[str, Any]:
         """The config as stored in ``run.json``: paths as strings, never the API key."""
@@ -147,7 +211,11 @@ _LABELS = {
     "dataset": "dataset (input files or sizes)",
     "columns": "column mapping",
     "generation": "generation parameters",
+    "endpoint": "endpoint (server host)",
 }
+_ADDED_LATER = frozenset({"endpoint"})
+"""Fingerprint parts older run directories do not record: a resume accepts their absence
+(the part is unknown, not different) and the new session records it."""
 
 
 def describe_changes(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
@@ -155,7 +223,7 @@ def describe_changes(stored: Mapping[str, Any], current: Mapping[str, Any]) -> l
     changes: list[str] = []
     for key, label in _LABELS.items():
         old, new = stored.get(key), current.get(key)
-        if old == new:
+        if old == new or (key in _ADDED_LATER and key not in stored):
             continue
         if isinstance(old, Mapping) and isinstance(new, Mapping):
             diffs = [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))

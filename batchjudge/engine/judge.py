@@ -7,21 +7,26 @@ shared limits) and :class:`~batchjudge.engine.batch.BatchJudge` (Mistral's batch
 failure that must stop the whole run (a rejected key, an endpoint that never answered) is
 raised as :class:`~batchjudge.engine.retry.StopRun`; every other failure is the row's own
 result. :meth:`JudgeStep.stop` is how a run stops gracefully (SIGTERM): nothing new is sent,
-the replies already on their way are waited for (up to a grace period) and written.
+the replies already on their way are waited for (up to a grace period) and written. With
+a :class:`~batchjudge.engine.dedupe.Dedupe`, a row whose request is identical to one already
+answered (or being answered) gets that answer without a call: its own result row, with
+``attempts`` 0 and no tokens (nothing was sent or billed for it).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from batchjudge.adapters.mistral import EMULATOR_HEADER
 from batchjudge.core.results import FinishedRow, RowResult
-from batchjudge.core.types import Provider
+from batchjudge.core.types import JudgeReply, Provider
 from batchjudge.engine.budget import Budget, BudgetReachedError
+from batchjudge.engine.dedupe import Dedupe, request_key
 from batchjudge.engine.limits import Limits, SendingStopped
 from batchjudge.engine.outcomes import answered_result, failed_result
 from batchjudge.engine.reader import Work
@@ -56,7 +61,7 @@ class JudgeStep(Protocol):
 class OnlineJudge:
     """One request per row (``samples`` per row with self-consistency) through ``provider``,
     retried by ``policy`` under the shared ``limits`` and within ``budget``; counts tokens and
-    retries in ``stats``."""
+    retries in ``stats``; identical requests sent once when given a ``dedupe``."""
 
     def __init__(
         self,
@@ -68,6 +73,7 @@ class OnlineJudge:
         model: str,
         samples: int = 1,
         budget: Budget | None = None,
+        dedupe: Dedupe | None = None,
     ) -> None:
         self.provider = provider
         self.limits = limits
@@ -76,6 +82,7 @@ class OnlineJudge:
         self.model = model
         self.samples = samples
         self.budget = budget if budget is not None else Budget()
+        self.dedupe = dedupe
 
     def in_flight(self) -> Iterable[str]:
         return ()
@@ -92,9 +99,29 @@ class OnlineJudge:
                 await anyio.sleep(0.02)
 
     async def judge(self, work: Work) -> FinishedRow:
-        """The row's result after its calls; raises StopRun when the run must stop, and
-        :class:`~batchjudge.engine.limits.SendingStopped` when it is stopping, and
-        BudgetReachedError (before any call) when the run's allowance has no room for it."""
+        """The row's result after its calls (or an identical request's answer); raises StopRun
+        when the run must stop, :class:`~batchjudge.engine.limits.SendingStopped` when it is
+        stopping, and BudgetReachedError (before any call) when the run's allowance has no
+        room for it."""
+        key = request_key(work.request) if self.dedupe is not None else None
+        if key is None or self.dedupe is None:
+            return self._finished(work, self._result(work, await self._call(work)))
+        shared = await self.dedupe.claim(key)
+        if shared is not None:
+            self.stats.reused += 1
+            return self._finished(work, self._reused(work, shared))
+        answer: list[JudgeReply] | None = None
+        try:
+            outcomes = await self._call(work)
+            if outcomes[-1].reply is not None:
+                answer = [o.reply for o in outcomes if o.reply is not None]
+            return self._finished(work, self._result(work, outcomes))
+        finally:
+            self.dedupe.settle(key, answer)
+
+    async def _call(self, work: Work) -> list[CallOutcome]:
+        """The row's calls within the budget: one per sample, stopping at the first without a
+        reply."""
         budget = self.budget
         held_prompt = held_completion = 0.0
         if budget.limited:
@@ -117,12 +144,23 @@ class OnlineJudge:
                 replies = [o.reply for o in outcomes if o.reply is not None]
                 budget.settle(held_prompt, held_completion, sum(r.prompt_tokens for r in replies),
                               sum(r.completion_tokens for r in replies))
-        return FinishedRow(self._result(work, outcomes), work.row.premise, work.row.hypothesis,
-                           tuple(work.request.messages))
+        return outcomes
+
+    @staticmethod
+    def _finished(work: Work, result: RowResult) -> FinishedRow:
+        return FinishedRow(result, work.row.premise, work.row.hypothesis, tuple(work.request.messages))
+
+    def _reused(self, work: Work, replies: Sequence[JudgeReply]) -> RowResult:
+        """The row's result from an identical request's replies: no call, no tokens."""
+        free = [dataclasses.replace(r, prompt_tokens=0, completion_tokens=0) for r in replies]
+        return answered_result(work.row.row_id, work.row.target, free, model=self.model, attempts=0,
+                               truncated=work.truncated)
 
     def _result(self, work: Work, outcomes: list[CallOutcome]) -> RowResult:
         attempts = sum(o.attempts for o in outcomes)
         replies = [o.reply for o in outcomes if o.reply is not None]
+        if replies and EMULATOR_HEADER in replies[-1].headers:
+            self.stats.emulator = True
         prompt_tokens = sum(r.prompt_tokens for r in replies)
         completion_tokens = sum(r.completion_tokens for r in replies)
         self.stats.prompt_tokens += prompt_tokens

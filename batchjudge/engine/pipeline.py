@@ -9,9 +9,9 @@
 :func:`plan_run` checks everything that can be wrong with the inputs or options before the
 run directory is touched, so a refused run leaves nothing half-written. :func:`execute`
 builds the provider (which checks the key and the base URL), streams the input once to check
-it (label sanity, row keys given twice), opens the run directory (lock, resume check,
-``--retry-failed``, done-set), builds the three steps and runs them: the reader and the judge
-in one task group, the sink outside it, so that a failure that stops the run
+it (:func:`preflight`: label sanity, row keys given twice), opens the run directory (lock,
+resume check, ``--retry-failed``, done-set), builds the three steps and runs them: the reader
+and the judge in one task group, the sink outside it, so that a failure that stops the run
 (:class:`~batchjudge.engine.retry.StopRun`) cancels only the first two while the sink drains
 what already arrived and writes it. Memory is bounded by the two streams and the sink's flush
 size, never by the dataset.
@@ -25,15 +25,17 @@ and the cancellation goes on; replies still on the wire are lost and sent again 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import numpy as np
 
+from batchjudge.adapters.mistral import ApiClient
 from batchjudge.adapters.prompts import JSON_OBJECT, PromptAdapter, load_prompt
 from batchjudge.core.results import Counts, FinishedRow
 from batchjudge.core.tracer import Tracer
@@ -41,7 +43,8 @@ from batchjudge.core.types import Provider
 from batchjudge.engine.batch import BATCH_DIR, BatchJudge
 from batchjudge.engine.budget import Budget, TokenPrices
 from batchjudge.engine.checkpoint import RunDir, key_hashes
-from batchjudge.engine.config import RunConfig, describe_changes
+from batchjudge.engine.config import DEFAULT_MODELS, RunConfig, describe_changes
+from batchjudge.engine.dedupe import Dedupe
 from batchjudge.engine.duplicates import DuplicateKeys
 from batchjudge.engine.judge import JudgeStep, OnlineJudge
 from batchjudge.engine.limits import Clock, Limits, Sleep
@@ -54,10 +57,7 @@ from batchjudge.engine.source import Source, open_source
 from batchjudge.engine.stats import RunStats, StatsSnapshot
 from batchjudge.errors import AuthError, BatchJudgeError, CheckpointError, ConfigError
 
-if TYPE_CHECKING:
-    from batchjudge.adapters.mistral import ApiClient
-
-__all__ = ["ProgressCallback", "RunPlan", "RunResult", "execute", "plan_run"]
+__all__ = ["ProgressCallback", "RunPlan", "RunResult", "check_resume", "execute", "plan_run", "preflight"]
 
 ProgressCallback = Callable[[RunStats], None]
 
@@ -76,6 +76,24 @@ class RunPlan:
     def total(self) -> int:
         """Input rows the run covers (up to ``--limit``)."""
         return min(self.source.total, self.config.limit or self.source.total)
+
+    @property
+    def provider(self) -> str:
+        """The provider's name as recorded: the config's, or a provider object's own ``name``."""
+        return str(self.fingerprint["provider"])
+
+    @property
+    def model(self) -> str:
+        """The model every request names."""
+        return self.settings.model
+
+    def public_config(self) -> dict[str, Any]:
+        """The config as ``run.json`` stores it, naming the provider and model actually used."""
+        return {**self.config.public_dict(), "provider": self.provider, "model": self.model}
+
+    def exact(self) -> RunPlan:
+        """The same plan with every prompt counted exactly (what a dry run reports)."""
+        return dataclasses.replace(self, adapter=_adapter(self.config, self.model, provider=self.provider, exact=True))
 
 
 @dataclass(slots=True)
@@ -109,20 +127,36 @@ class RunResult:
         return 2 if isinstance(self.stopped_by, AuthError) else 1
 
 
-def plan_run(config: RunConfig) -> RunPlan:
-    """Check ``config`` and its inputs; raise InputError/ConfigError naming what cannot work."""
-    config.validate()
-    if config.provider == "mistral" or config.mode == "batch":
-        from batchjudge.adapters.mistral import MISTRAL, normalise_base_url
+_UNCOUNTED = frozenset({"local", "mock"})
+"""Providers that bill no tokens: their prompts are not tokenised unless a TPM limit needs it."""
 
-        normalise_base_url(config.base_url, MISTRAL, allow_insecure_http=config.allow_insecure_http)
-    source = open_source(config.inputs, config.columns)
-    adapter = PromptAdapter(
-        load_prompt(config.prompt), config.resolved_model,
-        count_tokens=config.provider != "local" or config.tpm is not None,
-        exact_counts=config.tpm is not None,
+
+def _adapter(config: RunConfig, model: str, *, provider: str, exact: bool = False) -> PromptAdapter:
+    """The prompt adapter of a run: counts only where a limit or a bill needs them."""
+    return PromptAdapter(
+        load_prompt(config.prompt), model,
+        count_tokens=exact or provider not in _UNCOUNTED or config.tpm is not None,
+        exact_counts=exact or config.tpm is not None,
         max_context_tokens=config.max_context_tokens, max_output_tokens=config.max_tokens,
     )
+
+
+def plan_run(config: RunConfig, *, provider: Provider | None = None) -> RunPlan:
+    """Check ``config`` and its inputs; raise InputError/ConfigError naming what cannot work.
+
+    ``provider``, when the run will be given one (a :class:`MockProvider`, a custom backend),
+    names the run's provider instead of ``config.provider``; its model defaults to that name.
+    """
+    config.validate()
+    name = provider.name if provider is not None else config.provider
+    if provider is None and (name in ("mistral", "openai") or config.mode == "batch"):
+        from batchjudge.adapters.mistral import MISTRAL, OPENAI, normalise_base_url
+
+        dialect = OPENAI if name == "openai" else MISTRAL
+        normalise_base_url(config.base_url, dialect, allow_insecure_http=config.allow_insecure_http)
+    model = config.model or DEFAULT_MODELS.get(name, name)
+    source = open_source(config.inputs, config.columns)
+    adapter = _adapter(config, model, provider=name)
     response_format: dict[str, Any] | None
     if config.response_format == "json":
         response_format = JSON_OBJECT
@@ -131,23 +165,24 @@ def plan_run(config: RunConfig) -> RunPlan:
     else:
         response_format = adapter.template.response_format
     settings = RequestSettings(
-        model=config.resolved_model, temperature=config.temperature, max_tokens=config.max_tokens,
+        model=model, temperature=config.temperature, max_tokens=config.max_tokens,
         seed=config.seed, response_format=response_format,
     )
     fingerprint = {
-        "provider": config.provider,
-        "model": config.resolved_model,
+        "provider": name,
+        "model": model,
         "prompt": {"spec": config.prompt, "sha256": adapter.fingerprint()},
         "dataset": source.identity(),
         "columns": dict(source.columns),
         "generation": config.generation(),
+        "endpoint": config.endpoint if provider is None else None,
     }
     return RunPlan(config, source, adapter, settings, fingerprint)
 
 
-def _preflight(source: Source, check_labels: bool) -> list[str]:
-    """One streamed pass over the input (hashes only): the label-sanity check's warnings, and
-    InputError when a row key is given to more than one row."""
+def preflight(source: Source, check_labels: bool) -> list[str]:
+    """One streamed pass over the input (hashes only): the label-sanity check's warnings (when
+    ``check_labels``), and InputError when a row key is given to more than one row."""
     from batchjudge.datasets.sanity import LabelChecker
 
     checker = LabelChecker() if check_labels else None
@@ -162,7 +197,21 @@ def _preflight(source: Source, check_labels: bool) -> list[str]:
     return [] if checker is None else [f"{w.code}: {w.message}" for w in checker.finish()]
 
 
-def _open_record(plan: RunPlan, run_dir: RunDir, stats: RunStats) -> tuple[RunRecord, np.ndarray, dict[str, int]]:
+def check_resume(plan: RunPlan, stored: dict[str, Any] | None, path: object) -> None:
+    """Refuse, naming what changed, to resume a run directory made with other settings."""
+    if stored is None or plan.config.overwrite:
+        return
+    changes = describe_changes(stored["fingerprint"], plan.fingerprint)
+    if changes:
+        raise ConfigError(
+            f"{path} was made with other settings ({'; '.join(changes)}); "
+            "resume with the same ones, or pass --overwrite to start over, or use another --out"
+        )
+
+
+def _open_record(
+    plan: RunPlan, run_dir: RunDir, stats: RunStats, command: list[str] | None
+) -> tuple[RunRecord, np.ndarray, dict[str, int]]:
     """Check a resume is compatible, apply ``--retry-failed``, and load the done-set.
 
     Returns the session's ``run.json`` record, the done-set and the stored counts by status.
@@ -177,35 +226,31 @@ def _open_record(plan: RunPlan, run_dir: RunDir, stats: RunStats) -> tuple[RunRe
             "matched to this run's settings; pass --overwrite to discard them and start over, "
             "or use another --out"
         )
-    if stored is not None:
-        changes = describe_changes(stored["fingerprint"], plan.fingerprint)
-        if changes:
-            raise ConfigError(
-                f"{run_dir.path} was made with other settings ({'; '.join(changes)}); "
-                "resume with the same ones, or pass --overwrite to start over, or use another --out"
-            )
+    check_resume(plan, stored, run_dir.path)
     if config.retry_failed:
         run_dir.drop_failed()
     done, counts = run_dir.done_keys()
     stats.done_before = int(done.size)
-    record = RunRecord.resumed(stored, config.public_dict(), plan.fingerprint)
+    record = RunRecord.resumed(stored, plan.public_config(), plan.fingerprint)
     record.labelled = plan.source.labelled
     record.warnings = list(stats.warnings)
+    record.command = command
+    stats.emulator = record.endpoint["emulator"]  # an earlier session's replies said so
     return record, done, counts
 
 
-def _backend(config: RunConfig, provider: Provider | None) -> Provider | ApiClient:
-    """What the judge step talks to: ``provider``, the one the config names, or (batch mode)
-    an API client. Built before anything is read or written: it checks the key and URL."""
+def _backend(plan: RunPlan, provider: Provider | None) -> Provider | ApiClient:
+    """What the judge step talks through: the provider, or batch mode's API client. Made before
+    the run directory is touched, so a missing key or a refused URL leaves nothing behind."""
+    config = plan.config
     if config.mode == "batch":
-        from batchjudge.adapters.mistral import ApiClient
-
-        return ApiClient(api_key=config.api_key, base_url=config.base_url, timeout=max(config.timeout, 60.0),
-                         allow_insecure_http=config.allow_insecure_http, max_reply_bytes=None)
+        return ApiClient(api_key=config.api_key, api_key_env=config.api_key_env, base_url=config.base_url,
+                         allow_insecure_http=config.allow_insecure_http, timeout=max(config.timeout, 60.0),
+                         max_reply_bytes=None)
     if provider is not None:
         return provider
     return make_provider(
-        config.provider, model=config.resolved_model, api_key=config.api_key,
+        config.provider, model=plan.model, api_key=config.api_key, api_key_env=config.api_key_env,
         base_url=config.base_url, transport=config.transport,
         concurrency=config.concurrency, timeout=config.timeout,
         allow_insecure_http=config.allow_insecure_http,
@@ -218,16 +263,16 @@ def _judge_step(
 ) -> JudgeStep:
     """The judge step the config asks for."""
     config = plan.config
-    if not isinstance(backend, Provider):  # batch mode's API client
-        return BatchJudge(backend, run_dir.path, stats, model=config.resolved_model, done=done)
+    if isinstance(backend, ApiClient):
+        return BatchJudge(backend, run_dir.path, stats, model=plan.model, done=done, dedupe=config.dedupe)
     limits = Limits(concurrency=config.concurrency, rps=config.rps, rpm=config.rpm, tpm=config.tpm,
-                    expected_completion_tokens=min(64, config.max_tokens), clock=clock, sleep=sleep,
+                    expected_completion_tokens=config.expected_completion_tokens, clock=clock, sleep=sleep,
                     stats=stats)
     policy = RetryPolicy(max_retries=config.max_retries, timeout=config.timeout,
                          backoff_base=config.backoff_base, backoff_cap=config.backoff_cap,
                          max_retry_after=config.max_retry_after)
-    return OnlineJudge(backend, limits, policy, stats, model=config.resolved_model, samples=config.samples,
-                       budget=budget)
+    return OnlineJudge(backend, limits, policy, stats, model=plan.model, samples=config.samples,
+                       budget=budget, dedupe=Dedupe() if config.dedupe else None)
 
 
 async def execute(
@@ -245,21 +290,26 @@ async def execute(
 ) -> RunResult:
     """Run ``plan`` into its run directory; resume what is there.
 
-    ``provider`` replaces the one the config names (tests, custom backends) and is closed at
-    the end like one the run made; ``tracer`` receives every finished row (its owner closes
-    it); ``progress`` is called with live counters; ``clock``/``sleep`` drive every limit,
-    wait and retry (tests pass a fake clock); ``prices`` (US dollars per token) are needed
-    when the config sets a cost allowance; ``stop``, once set, stops the run gracefully (see
-    the module docstring), waiting at most ``stop_grace`` seconds for replies on the wire.
+    ``provider`` replaces the one the config names (tests, custom backends; the plan must have
+    been made with it) and is closed at the end like one the run made; ``tracer`` receives
+    every finished row (its owner closes it); ``progress`` is called with live counters;
+    ``clock``/``sleep`` drive every limit, wait and retry (tests pass a fake clock); ``prices``
+    (US dollars per token) are needed when the config sets a cost allowance; ``stop``, once
+    set, stops the run gracefully (see the module docstring), waiting at most ``stop_grace``
+    seconds for replies on the wire.
     """
     config = plan.config
+    if provider is not None and provider.name != plan.provider:
+        raise ConfigError(f"the plan names provider {plan.provider!r} but the run was given "
+                          f"{provider.name!r}: pass the provider to plan_run too")
+    command = config.command_line() if provider is None else None
     stats = RunStats(total=plan.total)
-    backend = _backend(config, provider)
     judge: JudgeStep | None = None
+    backend = _backend(plan, provider)
     try:
-        stats.warnings = await anyio.to_thread.run_sync(_preflight, plan.source, config.check_labels)
+        stats.warnings = await anyio.to_thread.run_sync(preflight, plan.source, config.check_labels)
         with RunDir(config.out) as run_dir:
-            record, done, counts_before = await anyio.to_thread.run_sync(_open_record, plan, run_dir, stats)
+            record, done, counts_before = await anyio.to_thread.run_sync(_open_record, plan, run_dir, stats, command)
             budget = Budget(max_tokens=config.max_total_tokens, max_cost=config.max_cost, prices=prices,
                             used_prompt=record.tokens["prompt"], used_completion=record.tokens["completion"])
             judge = _judge_step(plan, backend, run_dir, stats, done, budget, clock, sleep)
@@ -275,10 +325,8 @@ async def execute(
             await sink.write_record()
             counts = sink.counts
     finally:
-        with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_SECONDS):
+        with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_SECONDS):  # a cancelled run too
             await (judge.aclose() if judge is not None else backend.aclose())
-            if provider is not None and provider is not backend:  # unused in batch mode
-                await provider.aclose()
     complete = stopped is None and counts["done"] >= stats.total
     return RunResult(os.fspath(config.out), stats.total, counts, stats.snapshot(), complete, stopped,
                      warnings=list(stats.warnings))

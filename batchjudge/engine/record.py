@@ -2,13 +2,16 @@
 
 It holds the run's configuration (never the API key), the fingerprint that guards resumes,
 the versions that wrote it, the label-sanity warnings, and the counts by status, rewritten
-atomically after every results part. It goes through the scrubber on every write, like
-everything else that leaves the process.
+atomically after every results part; the server it talks to (``endpoint``: its host, and
+whether it said it is the batchjudge emulator), and the ``batchjudge run`` command and folder
+that resume it (what ``batchjudge status`` prints). It goes through the scrubber on every
+write, like everything else that leaves the process.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import platform
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypedDict
@@ -66,14 +69,25 @@ class RunRecord:
     updated_at: str = field(default_factory=now_iso)
     batchjudge_version: str = field(default_factory=package_version)
     python: str = field(default_factory=platform.python_version)
+    endpoint: dict[str, Any] = field(default_factory=dict)
+    """``{"host": "api.mistral.ai", "emulator": false}``; the host is None for the local judge
+    and provider objects, ``emulator`` turns true once a reply says it came from the emulator."""
+    command: list[str] | None = None
+    """The ``batchjudge run`` command that resumes the run (None for a provider object)."""
+    cwd: str = field(default_factory=os.getcwd)
+    """The folder the run was started from: where ``command``'s relative paths lead."""
 
     @classmethod
     def resumed(cls, stored: dict[str, Any] | None, config: dict[str, Any], fingerprint: dict[str, Any]) -> RunRecord:
-        """The record of a new session: created_at and the session count carried over."""
+        """The record of a new session: created_at, the session count, the tokens spent and
+        whether the emulator answered carried over."""
         record = cls(config=config, fingerprint=fingerprint)
+        record.endpoint = {"host": fingerprint.get("endpoint"), "emulator": False}
         if stored is not None:
             record.created_at = str(stored.get("created_at") or record.created_at)
             record.sessions = int(stored.get("sessions") or 0) + 1
+            earlier = stored.get("endpoint")
+            record.endpoint["emulator"] = isinstance(earlier, dict) and earlier.get("emulator") is True
             tokens = stored.get("tokens")
             if isinstance(tokens, dict):
                 record.tokens = Usage(prompt=int(tokens.get("prompt") or 0),

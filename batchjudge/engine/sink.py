@@ -108,8 +108,10 @@ class ResultSink:
                 await self.write_record()
 
     async def write_record(self) -> None:
-        """Rewrite ``run.json`` with the current counts."""
+        """Rewrite ``run.json`` with the current counts (and the emulator, once it answered)."""
         self.record.counts = self.counts
+        if self.stats.emulator:
+            self.record.endpoint["emulator"] = True
         self.record.tokens = Usage(prompt=self._tokens_before["prompt"] + self.stats.prompt_tokens,
                                    completion=self._tokens_before["completion"] + self.stats.completion_tokens)
         self.record.limits = self.stats.limits

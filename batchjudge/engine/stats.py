@@ -30,6 +30,8 @@ class StatsSnapshot(TypedDict):
     concurrency: int
     flushed_parts: int
     trace_dropped: int
+    reused: int
+    emulator: bool
     limits: str
     outages: int
     finished: int
@@ -55,6 +57,10 @@ class RunStats:
     concurrency: int = 0
     flushed_parts: int = 0
     trace_dropped: int = 0
+    reused: int = 0
+    """Rows answered with the reply to an identical request (no call of their own)."""
+    emulator: bool = False
+    """A reply said it came from the batchjudge emulator (nothing is billed)."""
     limits: str = ""
     """The pace in force and where it came from (``100/s flag, 300,000 tok/min server``)."""
     outage: str | None = None
@@ -96,7 +102,8 @@ class RunStats:
             rate_limited=self.rate_limited, prompt_tokens=self.prompt_tokens,
             completion_tokens=self.completion_tokens, in_flight=self.in_flight,
             concurrency=self.concurrency, flushed_parts=self.flushed_parts,
-            trace_dropped=self.trace_dropped, limits=self.limits, outages=self.outages,
+            trace_dropped=self.trace_dropped, reused=self.reused, emulator=self.emulator, limits=self.limits,
+            outages=self.outages,
             finished=self.finished, completed=self.completed,
             elapsed_s=round(self.elapsed, 3), rows_per_second=round(self.rows_per_second, 2),
         )

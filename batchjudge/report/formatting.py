@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["CLASSES", "interval", "number", "quality_rows", "rows_of_total"]
+__all__ = ["CLASSES", "cost_text", "interval", "number", "quality_rows", "rows_of_total", "served_by"]
 
 CLASSES = ("consistent", "inconsistent")
 
@@ -24,6 +24,28 @@ def rows_of_total(summary: dict[str, Any]) -> str:
     """``1,200 of 5,000`` for a partial run, else just the rows with a result."""
     rows = number(summary["n_rows"])
     return f"{rows} of {number(summary['n_total'])}" if summary.get("partial") else rows
+
+
+def cost_text(summary: dict[str, Any]) -> str:
+    """``0.0123``, ``0.0062 (batch API, half price)``, ``none (emulator)`` or ``unknown price: M``."""
+    if summary.get("billed") is False:
+        return f"none ({summary.get('not_billed')})"
+    cost = summary.get("cost_usd")
+    if cost is None:
+        return f"unknown price: {', '.join(summary.get('unpriced_models') or [])}"
+    return f"{cost:.4f}" + (" (batch API, half price)" if summary.get("pricing") == "batch" else "")
+
+
+def served_by(summary: dict[str, Any]) -> str | None:
+    """``provider mistral via the emulator at 127.0.0.1:8000``: who answered, for titles."""
+    provider = summary.get("provider")
+    if not provider:
+        return None
+    host = summary.get("endpoint")
+    where = f" at {host}" if host else ""
+    if summary.get("emulator"):
+        return f"provider {provider} via the emulator{where}"
+    return f"provider {provider}{where}"
 
 
 def interval(summary: dict[str, Any], key: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from batchjudge.report.formatting import number, quality_rows, rows_of_total
+from batchjudge.report.formatting import cost_text, number, quality_rows, rows_of_total, served_by
 from batchjudge.report.html_rows import ROWS_CSS, rows_section
 from batchjudge.report.loading import RunData, input_texts
 from batchjudge.core.metrics import pr_curve, roc_curve
@@ -204,8 +204,7 @@ def _cards(summary: dict[str, Any]) -> str:
     ]
     if summary.get("pairwise_accuracy") is not None:
         cards.append(("pairwise accuracy", summary["pairwise_accuracy"], intervals.get("pairwise_accuracy")))
-    cost = summary.get("cost_usd")
-    cards.append(("cost (USD)", f"{cost:.4f}" if cost is not None else None, None))
+    cards.append(("cost (USD)", cost_text(summary), None))
     out = []
     for name, value, interval in cards:
         ci = f"<span>95% CI {interval[0]:.3f}–{interval[1]:.3f}</span>" if interval else ""
@@ -246,8 +245,10 @@ def render_html(
     at most ``table_rows`` rows in its table of every row."""
     sections: list[str] = []
     title = f"batchjudge report — {run.label}"
+    who = served_by(summary)
     meta = " · ".join(
-        f"{k}: {_esc(summary[k])}" for k in ("provider", "model", "prompt", "created_at") if summary.get(k)
+        ([_esc(who)] if who else [])
+        + [f"{k}: {_esc(summary[k])}" for k in ("model", "prompt", "created_at") if summary.get(k)]
     )
     sections.append(f"<h1>{_esc(title)}</h1><div class='meta'>{_esc(summary['run_dir'])}"
                     f"{' · ' + meta if meta else ''}</div>")  # fmt: skip

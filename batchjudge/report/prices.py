@@ -10,8 +10,9 @@ Prices are USD per million tokens, ``(input, output)``, from Mistral's public pr
 
 A model is priced by its exact name, then by the longest table name it starts with
 (``mistral-large-2411`` → ``mistral-large``), then — for a fine-tuned ``ft:BASE:...`` — as
-its base model. The ``local`` judge and the emulator cost nothing. A model with no price is
-named in the report instead of being silently counted as free.
+its base model. The batch API bills :data:`BATCH_DISCOUNT` of the online price. The ``local``
+judge, a mock provider and the emulator bill nothing (:func:`unbilled`). A model with no price
+is named in the report instead of being silently counted as free.
 """
 
 from __future__ import annotations
@@ -25,7 +26,20 @@ from pathlib import Path
 from batchjudge.adapters.tokens import base_model
 from batchjudge.errors import ConfigError
 
-__all__ = ["DEFAULT_PRICES", "Price", "PriceTable", "load_prices"]
+__all__ = ["BATCH_DISCOUNT", "DEFAULT_PRICES", "Price", "PriceTable", "load_prices", "unbilled"]
+
+BATCH_DISCOUNT = 0.5
+"""Mistral's batch API bills half the online price per token."""
+
+_UNBILLED = {"local": "local judge", "mock": "mock provider"}
+
+
+def unbilled(provider: str | None, *, emulator: bool = False) -> str | None:
+    """Why a run bills nothing (``local judge``, ``mock provider``, ``emulator``), or None
+    when its tokens cost money."""
+    if emulator:
+        return "emulator"
+    return _UNBILLED.get(provider or "")
 
 
 @dataclass(frozen=True)
@@ -35,8 +49,10 @@ class Price:
     input: float
     output: float
 
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        return (prompt_tokens * self.input + completion_tokens * self.output) / 1_000_000
+    def cost(self, prompt_tokens: int, completion_tokens: int, *, batch: bool = False) -> float:
+        """USD for these tokens, online or (``batch``) through the batch API."""
+        online = (prompt_tokens * self.input + completion_tokens * self.output) / 1_000_000
+        return online * BATCH_DISCOUNT if batch else online
 
 
 DEFAULT_PRICES: Mapping[str, Price] = {

@@ -10,7 +10,10 @@ Which rows each figure uses (stated here because it changes the numbers):
 - Pairwise accuracy uses the scored rows that the run's inputs put in one group (a
   ``pair_id``/``group`` column, else a shared premise) with both labels; their scores when
   every one has a score, else their verdicts.
-- Tokens and cost add up every row (a failed row's tokens were billed if it got a reply).
+- Tokens and cost add up every row (a failed row's tokens were billed if it got a reply; a
+  row that reused an identical request's answer carries no tokens). A batch-mode run is priced
+  at the batch API's rate; a run of the local judge, a mock provider or the emulator bills
+  nothing (``billed`` false, ``not_billed`` says why, ``cost_usd`` 0).
 - Latency percentiles use every row with a latency.
 """
 
@@ -37,7 +40,7 @@ from batchjudge.core.metrics import (
     roc_auc,
 )
 from batchjudge.report.pairs import input_groups
-from batchjudge.report.prices import PriceTable
+from batchjudge.report.prices import PriceTable, unbilled
 
 __all__ = ["Scored", "scored_rows", "summarize", "worst_mistakes"]
 
@@ -89,10 +92,15 @@ def summarize(run: RunData, prices: PriceTable, *, resamples: int = 1000, seed: 
     counts = df["status"].value_counts()
     by_status = dict(zip(counts["status"].to_list(), counts["count"].to_list(), strict=True))
     config = run.config
+    stored = run.meta.get("endpoint")
+    endpoint: dict[str, Any] = stored if isinstance(stored, dict) else {}
     summary: dict[str, Any] = {
         "run_dir": str(run.path),
         "model": config.get("model") or _single_model(df),
         "provider": config.get("provider"),
+        "endpoint": endpoint.get("host"),
+        "emulator": endpoint.get("emulator") is True,
+        "mode": config.get("mode") or "online",
         "prompt": config.get("prompt"),
         "fingerprint": run.meta.get("fingerprint"),
         "created_at": run.meta.get("created_at"),
@@ -103,13 +111,15 @@ def summarize(run: RunData, prices: PriceTable, *, resamples: int = 1000, seed: 
         "n_ok": by_status.get(STATUS_OK, 0),
         "n_failed": by_status.get(STATUS_FAILED, 0),
         "n_parse_error": by_status.get(STATUS_PARSE_ERROR, 0),
+        "n_reused": _reused(df),
     }
     summary.update(_quality(df, resamples=resamples, seed=seed))
     summary.update(_pairwise(run, resamples=resamples, seed=seed))
     if summary["pairwise"] is not None and summary["intervals"] is not None:
         summary["intervals"]["pairwise_accuracy"] = summary["pairwise"]["interval"]
     summary["tokens"] = _tokens(df)
-    summary.update(_cost(df, prices))
+    reason = unbilled(summary["provider"], emulator=summary["emulator"])
+    summary.update(_cost(df, prices, batch=summary["mode"] == "batch") if reason is None else _unbilled(reason))
     summary["latency_ms"] = {
         k: _round(v, 3) for k, v in latency_percentiles(df["latency_ms"].to_numpy()).items()
     }
@@ -250,7 +260,17 @@ def _tokens(df: pl.DataFrame) -> dict[str, int]:
     }
 
 
-def _cost(df: pl.DataFrame, prices: PriceTable) -> dict[str, Any]:
+def _reused(df: pl.DataFrame) -> int:
+    """Rows answered by an identical request's reply: a result, and no call of their own."""
+    return df.filter((pl.col("attempts") == 0) & (pl.col("status") != STATUS_FAILED)).height
+
+
+def _unbilled(reason: str) -> dict[str, Any]:
+    return {"cost_usd": 0.0, "cost_by_model": {}, "unpriced_models": [], "prices_usd_per_million": {},
+            "billed": False, "not_billed": reason, "pricing": None}
+
+
+def _cost(df: pl.DataFrame, prices: PriceTable, *, batch: bool) -> dict[str, Any]:
     per_model = (
         df.with_columns(pl.col("model").fill_null("unknown"))
         .group_by("model", maintain_order=True)
@@ -267,7 +287,7 @@ def _cost(df: pl.DataFrame, prices: PriceTable) -> dict[str, Any]:
             if prompt or completion:
                 unpriced.append(model)
             continue
-        by_model[model] = round(price.cost(int(prompt), int(completion)), 6)
+        by_model[model] = round(price.cost(int(prompt), int(completion), batch=batch), 6)
     return {
         "cost_usd": None if unpriced else round(sum(by_model.values()), 6),
         "cost_by_model": by_model,
@@ -275,6 +295,9 @@ def _cost(df: pl.DataFrame, prices: PriceTable) -> dict[str, Any]:
         "prices_usd_per_million": {
             m: asdict(p) for m in by_model if (p := prices.price(m)) is not None
         },
+        "billed": True,
+        "not_billed": None,
+        "pricing": "batch" if batch else "online",
     }
 
 

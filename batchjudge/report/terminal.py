@@ -9,7 +9,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from batchjudge.report.formatting import number, quality_rows, rows_of_total
+from batchjudge.report.formatting import cost_text, number, quality_rows, rows_of_total, served_by
 
 __all__ = ["compare_renderable", "diff_renderable", "report_renderable"]
 
@@ -18,7 +18,8 @@ def report_renderable(summary: dict[str, Any]) -> RenderableType:
     """The terminal view of :func:`batchjudge.report.summarize`'s output."""
     parts: list[RenderableType] = []
     title = Text(f"{summary['run_dir']}", style="bold")
-    details = [f"{k} {summary[k]}" for k in ("provider", "model", "prompt") if summary.get(k)]
+    who = served_by(summary)
+    details = ([who] if who else []) + [f"{k} {summary[k]}" for k in ("model", "prompt") if summary.get(k)]
     if details:
         title.append("  " + " · ".join(details), style="dim")
     parts.append(title)
@@ -73,9 +74,9 @@ def report_renderable(summary: dict[str, Any]) -> RenderableType:
     if tokens["truncated_rows"]:
         usage.add_row("documents cut to fit", f"{tokens['truncated_rows']:,} rows, "
                       f"{tokens['truncated_tokens']:,} tokens")  # fmt: skip
-    cost = summary["cost_usd"]
-    usage.add_row("cost (USD)", f"{cost:.4f}" if cost is not None else
-                  f"unknown price: {', '.join(summary['unpriced_models'])}")  # fmt: skip
+    usage.add_row("cost (USD)", cost_text(summary))
+    if summary.get("n_reused"):
+        usage.add_row("rows reusing an identical request's answer", number(summary["n_reused"]))
     latency = summary["latency_ms"]
     usage.add_row("latency p50 / p95 / p99 (ms)",
                   " / ".join(number(latency[k], 1) for k in ("p50", "p95", "p99")))  # fmt: skip

@@ -27,6 +27,7 @@ from batchjudge.adapters.finetune._examples import (
     asks_for_reason,
     build_example,
     read_examples,
+    training_preset,
 )
 from batchjudge.adapters.finetune._export import (
     DEFAULT_BASE_MODEL,
@@ -65,5 +66,6 @@ __all__ = [
     "load_inputs",
     "read_examples",
     "training_cost",
+    "training_preset",
     "training_price",
 ]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 
@@ -27,11 +28,14 @@ from batchjudge.adapters.prompts import (
     PromptAdapter,
     PromptTemplate,
     extract_pair,
+    preset_for,
 )
 from batchjudge.core.types import Message
 from batchjudge.errors import InputError
 
-__all__ = ["REASONS", "LabelledPairs", "answer_for", "asks_for_reason", "build_example", "read_examples"]
+__all__ = [
+    "REASONS", "LabelledPairs", "answer_for", "asks_for_reason", "build_example", "read_examples", "training_preset",
+]
 
 REASONS: dict[int, str] = {
     1: "All statements in the summary are supported by the document.",
@@ -105,3 +109,16 @@ def read_examples(lines: Iterable[bytes | str], *, where: str) -> LabelledPairs:
     if len(set(pairs.targets)) < 2:
         raise InputError(f"{where}: the training data needs examples of both labels")
     return pairs
+
+
+def training_preset(path: Path) -> str | None:
+    """The prompt preset the first example of the fine-tuning file ``path`` was rendered with
+    (``ft``, ``zero-shot``...), or None for a custom template or an unreadable file: what
+    ``--prompt`` evaluates the trained model with the prompt it learned."""
+    try:
+        with path.open("rb") as handle:
+            line = next((raw for raw in handle if raw.strip()), b"")
+        messages = orjson.loads(line)["messages"]
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    return preset_for(messages[:-1]) if isinstance(messages, list) else None

@@ -17,6 +17,7 @@ from batchjudge.adapters.mistral._client import DEFAULT_MAX_REPLY_BYTES, ApiClie
 from batchjudge.adapters.mistral._sdk import SdkChat
 from batchjudge.adapters.mistral._settings import is_loopback, normalise_base_url, resolve_api_key
 from batchjudge.adapters.mistral._wire import (
+    EMULATOR_HEADER,
     MISTRAL,
     OPENAI,
     Dialect,
@@ -30,6 +31,7 @@ from batchjudge.adapters.mistral._wire import (
 
 __all__ = [
     "DEFAULT_MAX_REPLY_BYTES",
+    "EMULATOR_HEADER",
     "MISTRAL",
     "OPENAI",
     "ApiClient",

@@ -24,6 +24,7 @@ import orjson
 
 from batchjudge.adapters.mistral._settings import normalise_base_url, resolve_api_key
 from batchjudge.adapters.mistral._wire import (
+    EMULATOR_HEADER,
     MISTRAL,
     Dialect,
     error_for_status,
@@ -95,6 +96,8 @@ class ApiClient:
         self.concurrency = concurrency
         self.timeout = timeout
         self.max_reply_bytes = max_reply_bytes
+        self.emulator = False
+        """Whether a reply said it came from ``batchjudge emulator`` (nothing is billed)."""
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -134,6 +137,8 @@ class ApiClient:
         try:
             async with self._client().request(method, url, **kwargs) as response:
                 body = await _read(response, limit, what)
+                if EMULATOR_HEADER in response.headers:
+                    self.emulator = True
                 return HttpReply(response.status, response.headers, body)
         except aiohttp.ConnectionTimeoutError:
             raise UnreachableError(

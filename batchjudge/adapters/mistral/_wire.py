@@ -31,6 +31,7 @@ from batchjudge.errors import (
 )
 
 __all__ = [
+    "EMULATOR_HEADER",
     "MISTRAL",
     "OPENAI",
     "Dialect",
@@ -60,8 +61,11 @@ class Dialect:
 MISTRAL = Dialect("mistral", "the Mistral API", "MISTRAL_API_KEY", "https://api.mistral.ai", "random_seed")
 OPENAI = Dialect("openai", "the server", "OPENAI_API_KEY", "https://api.openai.com", "seed")
 
+EMULATOR_HEADER = "x-batchjudge-emulator"
+"""Every reply of ``batchjudge emulator`` carries it: kept, so a run can say what answered it."""
+
 _MAX_MESSAGE = 300
-_KEPT_PREFIXES = ("x-ratelimit", "ratelimit")
+_KEPT_PREFIXES = ("x-ratelimit", "ratelimit", EMULATOR_HEADER)
 
 
 def request_body(request: JudgeRequest, model: str, dialect: Dialect = MISTRAL) -> dict[str, Any]:
@@ -80,8 +84,8 @@ def request_body(request: JudgeRequest, model: str, dialect: Dialect = MISTRAL) 
 
 
 def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """The rate-limit headers of a reply (``x-ratelimit*``, ``ratelimit*``), lower-cased:
-    what the engine learns limits from."""
+    """The rate-limit headers of a reply (``x-ratelimit*``, ``ratelimit*``), lower-cased, which
+    the engine learns limits from, and :data:`EMULATOR_HEADER`."""
     return {k.lower(): v for k, v in headers.items() if k.lower().startswith(_KEPT_PREFIXES)}
 
 

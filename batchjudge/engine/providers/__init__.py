@@ -21,21 +21,32 @@ def _local(**options: Any) -> Provider:
     return LocalProvider(model=options["model"])
 
 
+def _remote(options: dict[str, Any]) -> dict[str, Any]:
+    """The options every provider speaking to a server takes."""
+    return {
+        "model": options["model"],
+        "api_key": options.get("api_key"),
+        "api_key_env": options.get("api_key_env"),
+        "base_url": options.get("base_url"),
+        "concurrency": options.get("concurrency", 16),
+        "timeout": options.get("timeout", 60.0),
+        "allow_insecure_http": options.get("allow_insecure_http", False),
+    }
+
+
 def _mistral(**options: Any) -> Provider:
     from batchjudge.engine.providers.mistral import MistralProvider
 
-    return MistralProvider(
-        model=options["model"],
-        api_key=options.get("api_key"),
-        base_url=options.get("base_url"),
-        transport=options.get("transport"),
-        concurrency=options.get("concurrency", 16),
-        timeout=options.get("timeout", 60.0),
-        allow_insecure_http=options.get("allow_insecure_http", False),
-    )
+    return MistralProvider(transport=options.get("transport"), **_remote(options))
 
 
-_FACTORIES: dict[str, Callable[..., Provider]] = {"local": _local, "mistral": _mistral}
+def _openai(**options: Any) -> Provider:
+    from batchjudge.engine.providers.openai import OpenAIProvider
+
+    return OpenAIProvider(transport=options.get("transport"), **_remote(options))
+
+
+_FACTORIES: dict[str, Callable[..., Provider]] = {"local": _local, "mistral": _mistral, "openai": _openai}
 
 
 def provider_names() -> list[str]:

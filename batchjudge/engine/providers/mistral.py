@@ -33,13 +33,16 @@ DEFAULT_TRANSPORT: Literal["http"] = "http"
 class MistralProvider(ProviderBase):
     """Judge requests with a Mistral chat model (or anything speaking its API at ``base_url``).
 
-    ``api_key`` ``None`` reads ``MISTRAL_API_KEY``; without a key construction fails with
+    ``api_key`` ``None`` reads ``MISTRAL_API_KEY`` (or the variable ``api_key_env`` names);
+    without a key construction fails with
     :class:`~batchjudge.errors.AuthError`. ``transport`` is ``"http"`` (default) or ``"sdk"``;
     ``concurrency`` sizes the connection pool; ``timeout`` (seconds) bounds each call.
     """
 
     name = "mistral"
     dialect: Dialect = MISTRAL
+    transports: tuple[str, ...] = TRANSPORTS
+    """The transports this provider offers (the SDK speaks only Mistral's API)."""
 
     def __init__(
         self,
@@ -54,8 +57,9 @@ class MistralProvider(ProviderBase):
         allow_insecure_http: bool = False,
     ) -> None:
         kind = transport or DEFAULT_TRANSPORT
-        if kind not in TRANSPORTS:
-            raise ConfigError(f"--transport {kind!r} is not one of {', '.join(TRANSPORTS)}")
+        if kind not in self.transports:
+            raise ConfigError(f"--transport {kind!r} is not one of {', '.join(self.transports)} "
+                              f"for --provider {self.name}")
         if concurrency < 1:
             raise ConfigError("--concurrency must be at least 1")
         if timeout <= 0:

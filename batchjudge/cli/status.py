@@ -1,0 +1,83 @@
+"""``batchjudge status RUN_DIR``: how a run stands, whether one is writing, how to resume it.
+
+Reads only ``run.json``, the newest part's time and the lock (:func:`batchjudge.run_status`),
+so it is instant on a million-row run and safe while the run writes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shlex
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from batchjudge.cli._console import fail, out_console
+from batchjudge.cli._options import flag
+from batchjudge.errors import BatchJudgeError
+
+__all__ = ["register"]
+
+
+def _ago(when: float | None) -> str:
+    if when is None:
+        return "never"
+    from batchjudge.cli._progress import duration
+
+    stamp = dt.datetime.fromtimestamp(when, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"{duration(time.time() - when)} ago ({stamp})"
+
+
+def status_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `batchjudge run`.")],
+    as_json: Annotated[bool, flag("json", "Print one JSON object.")] = False,
+) -> None:
+    """Done of total, failures, last write, whether a run is writing, and the command that resumes it."""
+    from batchjudge.api import run_status
+
+    try:
+        status = run_status(run_dir)
+    except BatchJudgeError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        import orjson
+
+        typer.echo(orjson.dumps(asdict(status), option=orjson.OPT_INDENT_2).decode())
+        return
+    pct = f" ({100 * status.done / status.total:.1f}%)" if status.total else ""
+    state = {"running": f"running (pid {status.pid})" if status.pid else "running",
+             "complete": "complete", "stopped": "stopped before the end"}[status.state]  # fmt: skip
+    served = f"{status.provider} via the emulator" if status.emulator else status.provider
+    lines = [
+        f"{status.path}: {state} — {status.done:,} of {status.total:,} rows have results{pct}",
+        f"  ok {status.ok:,} · parse_error {status.parse_error:,} · failed {status.failed:,}",
+        f"  last write {_ago(status.last_write)}",
+        f"  provider {served} · model {status.model}" + (f" · endpoint {status.endpoint}" if status.endpoint else "")
+        + f" · mode {status.mode} · sessions {status.sessions}",
+    ]  # fmt: skip
+    if status.batch_jobs_pending:
+        lines.append(f"  batch jobs not collected yet: {status.batch_jobs_pending}")
+    command = status.command
+    if command is None:
+        lines.append("  started from Python with a provider object: resume it the same way")
+    else:
+        there = status.cwd and os.path.abspath(status.cwd) != os.path.abspath(os.getcwd())
+        shown = (f"cd {shlex.quote(status.cwd)} && " if there and status.cwd else "") + shlex.join(command)
+        if status.state == "stopped":
+            lines.append(f"  resume: {shown}")
+        elif status.state == "running":
+            lines.append(f"  started as: {shown}")
+        elif status.failed:
+            lines.append(f"  re-send the failed rows: {shown} --retry-failed")
+    console = out_console()
+    for line in lines:
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``status`` to the CLI."""
+    app.command("status")(status_command)

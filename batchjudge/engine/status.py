@@ -1,0 +1,104 @@
+"""How a run directory stands, seen from outside: ``batchjudge status RUN_DIR``.
+
+Read cheaply and without disturbing a run that may be writing: the counts come from
+``run.json`` (rewritten after every results part, so at most one flush behind), the last
+write from the newest file's modification time, whether a run is writing from the lock
+(:func:`~batchjudge.engine.checkpoint.lock_holder`: a shared lock tried and released at once,
+never the run's exclusive one), and the command that resumes the run from ``run.json``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from batchjudge.engine.batch import jobs_pending
+from batchjudge.engine.checkpoint import RunDir, lock_holder
+from batchjudge.engine.config import PROVIDERS, RunConfig
+from batchjudge.errors import InputError
+
+__all__ = ["RunState", "RunStatus", "read_status"]
+
+RunState = Literal["running", "complete", "stopped"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunStatus:
+    """A run directory at one moment."""
+
+    path: str
+    state: RunState
+    """``running`` (a process holds the lock), ``complete`` (every row has a result) or
+    ``stopped`` (interrupted: the resume command finishes it)."""
+    pid: int | None
+    """The running process (0 when it did not say), else None."""
+    done: int
+    total: int
+    ok: int
+    parse_error: int
+    failed: int
+    last_write: float | None
+    """When results or ``run.json`` were last written (seconds since the epoch)."""
+    provider: str | None
+    model: str | None
+    endpoint: str | None
+    emulator: bool
+    mode: str
+    sessions: int
+    batch_jobs_pending: int
+    command: list[str] | None
+    """The ``batchjudge run`` command that resumes the run (None: started from Python with a
+    provider object)."""
+    cwd: str | None
+    """The folder ``command`` was run from."""
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _command(meta: dict[str, Any], config: dict[str, Any]) -> list[str] | None:
+    """The stored command; for a ``run.json`` written before commands were stored, the one its
+    stored config implies (None when a provider object, which no command names, ran it)."""
+    if "command" in meta:
+        command = meta["command"]
+        return [str(a) for a in command] if isinstance(command, list) else None
+    known = {f.name for f in fields(RunConfig)}
+    try:
+        return RunConfig(**{k: v for k, v in config.items() if k in known}).command_line() \
+            if config.get("provider") in PROVIDERS else None  # fmt: skip
+    except TypeError:  # inputs or out missing: nothing to rebuild
+        return None
+
+
+def read_status(path: str | os.PathLike[str]) -> RunStatus:
+    """The status of the run in ``path``; InputError when it is not a run directory."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: {'not a directory' if folder.exists() else 'does not exist'} "
+                         "(expected a run directory)")
+    run_dir = RunDir(folder)  # never opened: no lock taken, nothing written
+    meta = run_dir.read_meta()
+    if meta is None:
+        raise InputError(f"{folder}: not a batchjudge run directory (no run.json)")
+    counts, config, endpoint = (_dict(meta.get(k)) for k in ("counts", "config", "endpoint"))
+    written = [folder / "run.json", *run_dir.parts()[-1:]]
+    pid = lock_holder(folder)
+    done, total = _int(counts.get("done")), _int(counts.get("total"))
+    state: RunState = "running" if pid is not None else "complete" if total and done >= total else "stopped"
+    return RunStatus(
+        path=os.fspath(folder), state=state, pid=pid, done=done, total=total,
+        ok=_int(counts.get("ok")), parse_error=_int(counts.get("parse_error")), failed=_int(counts.get("failed")),
+        last_write=max((f.stat().st_mtime for f in written if f.exists()), default=None),
+        provider=config.get("provider"), model=config.get("model"), endpoint=endpoint.get("host"),
+        emulator=endpoint.get("emulator") is True, mode=str(config.get("mode") or "online"),
+        sessions=_int(meta.get("sessions")), batch_jobs_pending=jobs_pending(folder),
+        command=_command(meta, config),
+        cwd=meta.get("cwd") if isinstance(meta.get("cwd"), str) else None,
+    )
