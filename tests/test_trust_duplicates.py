@@ -14,8 +14,8 @@ from conftest import pairs_table
 from emulator_fixtures import batchjudge_cli
 
 
-def _with_ids(path: Path, ids: list[object]) -> Path:
-    table = pairs_table(len(ids)).append_column("id", pa.array(ids))
+def _with_ids(path: Path, ids: list[object], start: int = 0) -> Path:
+    table = pairs_table(len(ids), start=start).append_column("id", pa.array(ids))
     pq.write_table(table, path)
     return path
 
@@ -57,7 +57,7 @@ def test_duplicates_across_files_are_found_and_null_ids_are_not_duplicates(tmp_p
     with pytest.raises(InputError, match=r"^1 id\(s\) .*'y' ×2 \(a.parquet row 2, b.parquet row 2\)"):
         run(RunConfig(inputs=[first, second], out=tmp_path / "run"), provider=provider)
     provider, sent = _counting_provider()
-    result = run(RunConfig(inputs=[first, _with_ids(tmp_path / "c.parquet", ["z", None, "w"])],
+    result = run(RunConfig(inputs=[first, _with_ids(tmp_path / "c.parquet", ["z", None, "w"], start=10)],
                            out=tmp_path / "ok"), provider=provider)
     assert result.complete and len(sent) == 4  # the two null-id rows fail alone, with their reason
     assert result.counts["failed"] == 2
