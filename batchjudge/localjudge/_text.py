@@ -142,8 +142,6 @@ class Text:
     """``stems`` joined the same way, for n-gram search."""
     keys: set[str] = field(default_factory=set)
     """For a document: the keys of all its sentences (what it writes as names and numbers)."""
-    windows: list[set[str]] = field(default_factory=list)
-    """For a document: the keys of every run of :data:`WINDOW` consecutive sentences."""
     places: dict[str, list[int]] = field(default_factory=dict)
     """Memo of :meth:`where`."""
     postings: dict[str, list[int]] = field(default_factory=dict)
@@ -343,11 +341,7 @@ def document(text: str) -> Text:
             cached.ngrams = bigrams | {f" {a} {b} {c} " for a, b, c in triples(s)}
         return cached
     premise = analyse(text, summary=False)
-    keys = [sentence.keys for sentence in premise.sentences]
-    premise.keys = set().union(*keys)
-    premise.windows = [
-        set().union(*keys[i : i + WINDOW]) for i in range(max(1, len(keys) - WINDOW + 1))
-    ]
+    premise.keys = set().union(*(sentence.keys for sentence in premise.sentences))
     with _CACHE_LOCK:
         _CACHE[text] = premise
         if len(_CACHE) > _CACHE_SIZE:
