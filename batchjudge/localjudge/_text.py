@@ -28,9 +28,10 @@ WINDOW = 3
 NEGATION_SCOPE = 4
 """Words after a negation cue that it negates ("has *not* been charged with murder")."""
 
-_WORD = re.compile(r"\d[\d,.]*\d|\w+(?:['’](?![sS]\b)\w+)*")
-"""A token: a number (with separators) or a word (with inner apostrophes, but a possessive
-``'s`` is split off, so "Leeds's" and "Leeds" are the same name)."""
+_WORD = re.compile(r"\d[\d,.]*\d|\d|\w+(?:['’](?![sS]\b)\w+)*")
+"""A token: a number (with separators; a unit written onto it is a token of its own, so
+"£1m" is the number 1 as "£1.7m" is 1.7) or a word (with inner apostrophes, but a
+possessive ``'s`` is split off, so "Leeds's" and "Leeds" are the same name)."""
 _SENTENCE_ENDS = ("! ", "? ", '." ', ".” ", ".' ", ".’ ", '!" ', '?" ', "\n")
 NUMBER = re.compile(r"\d[\d,.]*\d|\d")
 _NAME = re.compile(r"\b[A-Z]\w*(?:['’](?![sS]\b)\w+)*")

@@ -177,10 +177,11 @@ def row_weights(sources: Sequence[str], shares: Mapping[str, float] | None = Non
 def balanced(y: Array, weights: Array | None = None) -> Array:
     """``weights`` (1 per row when None) rescaled so each class holds half the total weight."""
     w = np.ones(len(y)) if weights is None else weights.astype(np.float64, copy=True)
+    half = 0.5 * w.sum()
     for label in (0.0, 1.0):
         mine = y == label
         if mine.any():
-            w[mine] *= 0.5 * w.sum() / w[mine].sum()
+            w[mine] *= half / w[mine].sum()
     return w
 
 
