@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+import anyio
 import orjson
 import pytest
 from emulator_fixtures import TEST_KEY, emulator  # noqa: F401  (fixture)
@@ -107,6 +108,31 @@ def test_requests_counted_by_the_server_but_not_sent_by_this_run_take_room() -> 
         return round(clock() - start, 3)
 
     assert run_virtual(main) == pytest.approx(1.01, abs=0.01)  # 1 + 5 foreign + 4 fit; the 5th waits
+
+
+def test_a_run_alone_at_the_announced_limit_is_never_slowed_by_its_own_sends_as_foreign() -> None:
+    # Replies come back 0.3 s after their send, when 3 more sends have pushed the oldest of
+    # the reply's window out of the pacer: they must still count as this run's own.
+    async def main() -> int:
+        limits = Limits(concurrency=8, clock=clock, sleep=sleep)
+        server: list[float] = []
+
+        async def one() -> None:
+            reservation = limits.charge(request())
+            await limits.before_send(reservation)
+            server.append(clock())
+            used = sum(1 for t in server if t > clock() - 1.0)
+            await sleep(0.3)
+            limits.settle(reservation, reply({"x-ratelimit-limit-req-second": "10",
+                                              "x-ratelimit-remaining-req-second": str(10 - used)}))
+            limits.after_send(reservation)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(60):
+                tg.start_soon(one)
+        return sum(1 for t in server if t < 5.0)
+
+    assert run_virtual(main) >= 48  # the probe, then 10 a second from its reply at 0.3 s (41 when own sends counted as foreign)
 
 
 def test_a_spent_monthly_budget_stops_instead_of_retrying() -> None:

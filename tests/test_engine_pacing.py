@@ -104,4 +104,3 @@ def test_sends_by_others_on_the_same_quota_take_room_in_the_window():
         return [await pacer.acquire() for _ in range(3)]
 
     assert anyio.run(main) == [0.0, 1.0, 1.0]
-    assert pacer.count_between(0.5, 1.5) == 2

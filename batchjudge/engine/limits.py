@@ -373,9 +373,13 @@ class Limits:
         sent = reservation.sent_at
         if sent <= window.foreign_after:
             return
+        ours = _count_between(self._recent, sent - window.seconds, sent + 1e-9)
+        if ours is None:
+            return
         server_used = quota.limit - quota.remaining
-        ours = pacer.count_between(sent - window.seconds, sent + 1e-9)
-        extra = int(server_used - ours) - 1  # one of slack for arrival jitter
+        # Arrival jitter moves a few sends across the window's edge either way: only more
+        # than 2% of the limit (at least one) is taken for someone else's use.
+        extra = int(server_used - ours) - max(1, math.ceil(0.02 * quota.limit))
         if extra > 0:
             pacer.add_foreign(extra)
             window.foreign_after = self.clock()
@@ -495,3 +499,16 @@ class Limits:
 async def _pass(awaitable: Awaitable[float]) -> None:
     """Await a pacer used as another pacer's gate (its send time is the outer one's)."""
     await awaitable
+
+
+def _count_between(sent: deque[float], start: float, end: float) -> int | None:
+    """This run's sends with ``start <= t < end`` (``sent`` in time order), or None when the
+    log no longer reaches back to ``start``.
+
+    The log, not the pacer: a pacer keeps only its last ``limit`` sends, and by the time a
+    reply comes back the sends made since have pushed out the oldest of its window, which
+    then looked like someone else's use of the quota.
+    """
+    if len(sent) == sent.maxlen and sent and sent[0] >= start:
+        return None
+    return bisect.bisect_left(sent, end) - bisect.bisect_left(sent, start)

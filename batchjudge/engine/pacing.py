@@ -88,11 +88,6 @@ class WindowPacer:
             return limit, window * limit / rate
         return 1, window / max(rate, 1e-9)
 
-    def count_between(self, start: float, end: float) -> int:
-        """Recorded sends with ``start <= t < end`` (only the last ``limit`` are kept)."""
-        sent = list(self._sent)
-        return bisect.bisect_left(sent, end) - bisect.bisect_left(sent, start)
-
     def seed(self, sent: list[float]) -> None:
         """Record sends made before this pacer existed (sorted times), so that a limit learned
         mid-run counts what was already sent in the current window."""
