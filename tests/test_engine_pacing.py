@@ -104,3 +104,16 @@ def test_sends_by_others_on_the_same_quota_take_room_in_the_window():
         return [await pacer.acquire() for _ in range(3)]
 
     assert anyio.run(main) == [0.0, 1.0, 1.0]
+
+
+def test_a_send_moved_to_when_it_really_left_holds_back_the_send_a_window_after_it():
+    clock = FakeClock()
+    pacer = WindowPacer(2, margin=0.0, spread=0.0, clock=clock, sleep=clock.sleep)
+
+    async def main() -> list[float]:
+        first = await pacer.acquire()
+        await pacer.acquire()
+        pacer.move(first + 0.0004, 0.3)  # found to within a millisecond: it left at 0.3 s
+        return [await pacer.acquire() for _ in range(2)]
+
+    assert anyio.run(main) == [1.0, 1.3]

@@ -172,3 +172,27 @@ def test_one_provider_serves_successive_event_loops(
     provider = _provider(server.url, transport)
     for _ in range(2):
         assert asyncio.run(_judge_all(provider, judge_requests(2)))
+
+
+def test_the_http_transport_says_when_each_request_is_written_and_if_it_opened_a_connection(
+    emulator: StartEmulator,
+) -> None:
+    from batchjudge.core.sending import on_request_written
+
+    server = emulator(rps=1000, rpm=60_000)
+    written: list[tuple[str, bool]] = []
+
+    async def judge(provider: MistralProvider, request: Any) -> JudgeReply:
+        on_request_written.set(lambda new: written.append((request.row_id, new)))  # this task's context
+        return await provider.judge(request)
+
+    async def main() -> None:
+        provider = _provider(server.url, "http")
+        try:
+            for request in judge_requests(2):  # one after the other: the second reuses the connection
+                await judge(provider, request)
+        finally:
+            await provider.aclose()
+
+    asyncio.run(main())
+    assert written == [("row-0", True), ("row-1", False)]

@@ -69,6 +69,8 @@ logger = logging.getLogger("batchjudge")
 
 _LONG_WAIT = 2.0
 """A Retry-After longer than this points at a per-minute window, not the per-second one."""
+_LATE_WRITE_S = 0.001
+"""A request written this much after its pacer let it go has its send time moved."""
 
 
 class SendingStopped(Exception):
@@ -109,6 +111,8 @@ class Reservation:
     sent_at: float = math.nan
     probe: bool = False
     """The run's first request, which the others wait for (see :meth:`Limits.after_send`)."""
+    late: bool = False
+    """Counted in the windows from its reply, not its send (the probe; a new connection)."""
     ticket: ProbeTicket | None = None
     """Held when this send probes an open breaker; handed back with the outcome."""
 
@@ -278,7 +282,7 @@ class Limits:
         if self._probing:
             if self._probe is None:
                 self._probe = anyio.Event()
-                reservation.probe = True
+                reservation.probe = reservation.late = True
             else:
                 await self._probe.wait()
         if self.tokens is not None:
@@ -314,15 +318,34 @@ class Limits:
     def after_send(self, reservation: Reservation) -> None:
         """The send is over and what its reply said is learned (or it failed): release the
         senders waiting on the probe."""
-        if reservation.probe and self._probe is not None:
-            # The first request opened the connection (and may have met a cold server): it
+        if reservation.late:
+            # It opened a connection (the first request may also have met a cold server): it
             # reached the server anywhere up to now, so count it as sent now.
-            now = self.clock()
-            for window in (self.second, self.minute):
-                if window.pacer is not None:
-                    window.pacer.move(reservation.sent_at, now)
+            self._move(reservation, self.clock())
+        if reservation.probe and self._probe is not None:
             self._probing = False
             self._probe.set()
+
+    def written(self, reservation: Reservation, new_connection: bool) -> None:
+        """The request was written to the wire just now (see :mod:`batchjudge.core.sending`).
+
+        When that is later than its pacer let it go (the loop was busy), its place in the
+        windows moves to now, so the sends paced a window after it wait for when it really
+        left. A request that opened a connection is counted from its reply, like the probe.
+        """
+        if new_connection:
+            reservation.late = True
+            return
+        now = self.clock()
+        if reservation.late or not now - reservation.sent_at > _LATE_WRITE_S:
+            return
+        self._move(reservation, now)
+
+    def _move(self, reservation: Reservation, to: float) -> None:
+        for window in (self.second, self.minute):
+            if window.pacer is not None:
+                window.pacer.move(reservation.sent_at, to)
+        reservation.sent_at = to
 
     def settle(self, reservation: Reservation, reply: JudgeReply) -> None:
         """Correct the token charge with the reported usage; learn from the reply's headers."""

@@ -30,6 +30,9 @@ import anyio
 
 __all__ = ["WindowPacer"]
 
+_SAME_SEND = 0.001
+"""Two recorded times this close are one send (the pacers of one request record it µs apart)."""
+
 
 class WindowPacer:
     """At most ``limit`` sends (at least one) in any ``window + margin`` seconds.
@@ -97,14 +100,13 @@ class WindowPacer:
         self._sent = deque(merged[-self.limit :], maxlen=self.limit)
 
     def move(self, sent: float, to: float) -> None:
-        """Count the send recorded at ``sent`` as made at ``to`` instead (a request known to have
-        reached the server late, e.g. the first one, which opened the connection)."""
-        times = list(self._sent)
-        if sent in times:
-            times.remove(sent)
-            times.append(to)
-            times.sort()
-            self._sent = deque(times, maxlen=self.limit)
+        """Count the send recorded at ``sent`` (to within a millisecond) as made at ``to``
+        instead: a request known to have left, hence reached the server, late."""
+        times = self._sent
+        i = bisect.bisect_left(times, sent - _SAME_SEND)
+        if i < len(times) and times[i] <= sent + _SAME_SEND:
+            del times[i]
+            bisect.insort(times, to)
 
     def add_foreign(self, count: int) -> None:
         """Record ``count`` sends made now by someone else on the same quota."""

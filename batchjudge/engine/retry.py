@@ -22,12 +22,14 @@ lasts the breaker's ``abort_after`` stops the run (:class:`StopRun` with an
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 
 import anyio
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from batchjudge.core.sending import on_request_written
 from batchjudge.core.types import JudgeReply, JudgeRequest, Provider, RetryDecision, RetryKind
 from batchjudge.engine.limits import Limits, Reservation, SendingStopped
 from batchjudge.engine.stats import RunStats
@@ -140,6 +142,7 @@ class _Call:
                 await limits.before_send(reservation)
                 start = limits.clock()
                 limits.sending += 1
+                written = on_request_written.set(functools.partial(limits.written, reservation))
                 try:
                     with anyio.fail_after(self.timeout):
                         reply = await self.provider.judge(self.request)
@@ -161,6 +164,7 @@ class _Call:
                     limits.on_success()
                     limits.settle(reservation, reply)
                 finally:
+                    on_request_written.reset(written)
                     limits.sending -= 1
                     limits.after_send(reservation)
             return CallOutcome(reply, None, self.attempts, latency_ms)

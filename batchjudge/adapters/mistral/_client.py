@@ -18,6 +18,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -31,6 +32,7 @@ from batchjudge.adapters.mistral._wire import (
     kept_headers,
     reply_from_payload,
 )
+from batchjudge.core.sending import request_written
 from batchjudge.core.types import JudgeReply
 from batchjudge.errors import (
     DisconnectedError,
@@ -119,6 +121,7 @@ class ApiClient:
                 headers=self._headers,
                 timeout=aiohttp.ClientTimeout(total=self.timeout, sock_connect=min(self.timeout, _CONNECT_SECONDS)),
                 skip_auto_headers=("User-Agent",),
+                trace_configs=[_written_trace()],
             )
             self._loop = loop
         return self._session
@@ -262,3 +265,20 @@ def _cause(exc: BaseException) -> str:
     else:
         text = getattr(inner, "strerror", None) or str(inner) or type(inner).__name__
     return " ".join(str(text).split())[:200]
+
+
+def _written_trace() -> aiohttp.TraceConfig:
+    """Tell the engine when each request's headers are written, and whether a new connection
+    was opened for it (see :mod:`batchjudge.core.sending`)."""
+    import aiohttp
+
+    async def connected(_: object, context: SimpleNamespace, __: object) -> None:
+        context.new_connection = True
+
+    async def written(_: object, context: SimpleNamespace, __: object) -> None:
+        request_written(getattr(context, "new_connection", False))
+
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_create_end.append(connected)
+    trace.on_request_headers_sent.append(written)
+    return trace
