@@ -234,11 +234,18 @@ def _client_command(
             str(out), str(rps or 0)]
 
 
+CLIENT_SRC: Path | None = None
+"""Another checkout whose ``batchjudge`` the ``cli/`` clients run (``--client-src``)."""
+
+
 def _run_client(command: list[str], key: str) -> tuple[float, float, subprocess.CompletedProcess[str]]:
     """Run one client process; (cpu seconds, wall seconds, the finished process)."""
     env = {**os.environ, "MISTRAL_API_KEY": key, "WEAVE_DISABLED": "true", "WANDB_ERROR_REPORTING": "false"}
+    cwd = None
+    if CLIENT_SRC is not None and command[1:3] == ["-m", "batchjudge"]:
+        env["PYTHONPATH"], cwd = str(CLIENT_SRC), CLIENT_SRC  # its own cwd, so ours cannot shadow it
     cpu, wall = _children_cpu(), time.monotonic()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, check=False)
     return _children_cpu() - cpu, time.monotonic() - wall, done
 
 
@@ -463,7 +470,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=20.0, help="workload size: seconds at the limit")
     parser.add_argument("--no-readme", action="store_true", help="do not rewrite benchmarks/README.md")
+    parser.add_argument("--client-src", type=Path, help="run the cli/ clients from this checkout (a before/after "
+                        "against the same server); writes results/throughput-LABEL.json, not the README")
+    parser.add_argument("--label", default="before", help="names the --client-src results")
     args = parser.parse_args()
+    global CLIENT_SRC, RESULTS
+    if args.client_src is not None:
+        CLIENT_SRC, RESULTS = args.client_src.resolve(), RESULTS.with_name(f"throughput-{args.label}.json")
+        args.no_readme = True
     chosen = [SCENARIOS[n] for n in (args.scenario or list(SCENARIOS))]
     limits = [int(x) for x in args.limits.split(",")]
     wanted = set(args.clients.split(",")) if args.clients else None
