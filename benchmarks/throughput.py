@@ -122,6 +122,7 @@ class Outcome:
     marginal_cpu_s_per_1000: float
     concurrency: int
     limits_seen: str = ""
+    measured_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -462,6 +463,18 @@ def write_readme_table(text: str) -> None:
     README.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}", encoding="utf-8")
 
 
+def _kept_runs(measured: list[Scenario]) -> list[Outcome]:
+    """The runs of the scenarios not measured now, from the last results file: scenarios can
+    be measured in separate sittings (each run carries its time)."""
+    if not RESULTS.exists():
+        return []
+    names = {s.name for s in measured}
+    fields = set(Outcome.__dataclass_fields__)
+    runs = orjson.loads(RESULTS.read_bytes()).get("runs", [])
+    return [Outcome(**{k: v for k, v in r.items() if k in fields}) for r in runs
+            if isinstance(r, dict) and "scenario" in r and r["scenario"] not in names]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS), help="repeatable; default all")
@@ -507,6 +520,7 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
+    outcomes = _kept_runs(chosen) + outcomes
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "benchmark": "throughput",
