@@ -212,8 +212,10 @@ def test_several_training_files_are_sources_mixed_by_their_weights(home: Path, l
     assert job.status == "SUCCESS"
     assert job.details["sources"] == {"small.jsonl": {"rows": 40, "weight": 3.0},
                                       "big.jsonl": {"rows": len(lines) - 40, "weight": 1.0}}  # fmt: skip
-    sources = LocalJudge.load(job.fine_tuned_model).provenance["sources"]
+    provenance = LocalJudge.load(job.fine_tuned_model).provenance
+    sources = provenance["sources"]
     assert sources["small.jsonl"]["row_weight"] * 40 == pytest.approx(3 * sources["big.jsonl"]["row_weight"] * (len(lines) - 40))
+    assert provenance["second_pass_rows"] == 40  # the first file, the data the judge is for, has the last word
     with pytest.raises(ConfigError, match="one per file"):
         LaunchSpec(small, more_train_files=(big,), train_weights=(1.0,))
 

@@ -155,6 +155,47 @@ def test_a_nationality_is_supported_by_its_country() -> None:
     assert _feature(doc, "A Korean court ruled that two reactors can restart.", "unsupported_names") == 1
 
 
+def test_a_nationality_the_document_says_nothing_against_is_background_not_an_invention() -> None:
+    doc = "A court in Cardiff fined the firm £260,000 over safety failures."
+    summary = "A court in the Welsh city of Cardiff fined the firm £260,000."
+    assert _feature(doc, summary, "unsupported_names") == 0
+    assert _feature(doc, summary.replace("Cardiff", "Swansea"), "unsupported_names") == 1
+
+
+@pytest.mark.parametrize(
+    ("written", "summarised"),
+    [("Tiverton", "Tiveton"), ("Crown Estates", "Crown Estate"), ("Germany", "German")],
+)
+def test_a_near_spelling_of_a_name_the_document_writes_is_not_unsupported(written: str, summarised: str) -> None:
+    doc = f"Police said the van hit two men near {written} on Monday. Both were taken to hospital."
+    summary = f"Two men were hurt near {summarised}."
+    assert _feature(doc, summary, "unsupported_names") == 0
+    assert _feature(doc, "Two men were hurt near Bideford.", "unsupported_names") == 1
+
+
+def test_a_name_the_document_writes_only_at_sentence_starts_still_aligns() -> None:
+    doc = "Lucas won seven of the last nine races. She is the only confirmed member of the team."
+    summary = "Britain's Lucas finished the series with a win."
+    assert _feature(doc, summary, "window_alignment") == 1.0
+    assert _feature(doc, summary, "key_alignment") == 1.0
+    assert _feature(doc, "Britain's Jones finished the series with a win.", "window_alignment") < 1.0
+
+
+def test_found_terms_count_what_the_document_holds_and_only_that() -> None:
+    short = _feature(DOC, "Greyfield Foods is to cut jobs.", "found_terms")
+    longer = _feature(DOC, FAITHFUL, "found_terms")
+    padded = _feature(DOC, "Greyfield Foods is to cut jobs in marvellous glittering towers.", "found_terms")
+    assert longer > short == padded > 0
+
+
+def test_a_number_with_its_unit_written_on_is_read_as_a_fact() -> None:
+    doc = ("A campaign raised £1.7m for the painting. It was completed in 1602. The artist trained in Antwerp. "
+           "The memorial fund then paid the final £1m to save it.")
+    faithful, swapped = "A fund paid £1m to save the painting.", "A fund paid £1.7m to save the painting."
+    assert extract(doc, swapped)[1].contradicted == [("1.7", "1")]
+    assert _feature(doc, faithful, "fact_support") > _feature(doc, swapped, "fact_support")
+
+
 def test_ngram_precision_falls_with_words_the_document_lacks() -> None:
     copied = "it would cut 47 jobs at its factory in Leeds"
     invented = "it would hire 47 chefs for its bakery in Leeds"
@@ -295,6 +336,57 @@ def test_recalibration_rescales_confidence_without_changing_any_verdict(trained:
     assert all(abs(b.score - 0.5) >= abs(x.score - 0.5) for b, x in zip(before, after, strict=True))
     calibration = softer.provenance["calibration"]
     assert 0 < calibration["temperature"] < 1 and calibration["log_loss_after"] < calibration["log_loss_before"]
+
+
+def test_a_conservative_recalibration_takes_a_temperature_the_data_cannot_rule_out(trained: LocalJudge) -> None:
+    from batchjudge.localjudge import recalibrate
+
+    premises, hypotheses, targets = _rows(200, start=400_000)
+    flipped = [t if i % 4 else 1 - t for i, t in enumerate(targets)]
+    fitted = recalibrate(trained, premises, hypotheses, flipped)
+    bounded = recalibrate(trained, premises, hypotheses, flipped, confidence=0.95)
+    calibration = bounded.provenance["calibration"]
+    assert calibration["temperature"] < calibration["fitted_temperature"] == fitted.provenance["calibration"]["temperature"]
+    assert bounded.to_dict() == recalibrate(trained, premises, hypotheses, flipped, confidence=0.95).to_dict()
+    before = [j.verdict for j in fitted.predict_many(zip(premises, hypotheses, strict=True))]
+    assert before == [j.verdict for j in bounded.predict_many(zip(premises, hypotheses, strict=True))]
+    with pytest.raises(InputError, match="confidence"):
+        recalibrate(trained, premises, hypotheses, flipped, confidence=1.0)
+
+
+def test_balanced_classes_weigh_the_same_whatever_the_mix() -> None:
+    from batchjudge.localjudge._train import balanced
+
+    y = np.array([1.0, 0.0, 0.0, 0.0])
+    weights = balanced(y, np.array([1.0, 1.0, 2.0, 1.0]))
+    assert weights[y == 1].sum() == pytest.approx(weights[y == 0].sum()) == pytest.approx(2.5)
+    premises, hypotheses, targets = _rows(600, start=500_000)
+    keep = [i for i, t in enumerate(targets) if t == 0 or i % 3 == 0]  # a quarter consistent
+    rows = ([premises[i] for i in keep], [hypotheses[i] for i in keep], [targets[i] for i in keep])
+    skewed = train(*rows, name="skewed")
+    even = train(*rows, name="even", balance=True)
+    assert even.provenance["balanced_classes"] is True
+    mean_score = {j.name: np.mean([r.score for r in j.predict_many(zip(rows[0], rows[1], strict=True))]) for j in (skewed, even)}
+    assert mean_score["skewed"] < mean_score["even"]
+
+
+def test_a_main_source_has_the_last_word_after_a_mix(trained: LocalJudge) -> None:
+    premises, hypotheses, targets = _rows(600, start=600_000)
+    half = len(targets) // 2
+    noisy = [1 - t for t in targets[half:]]  # an auxiliary source that says the opposite
+    rows = (premises, hypotheses, targets[:half] + noisy)
+    sources = ["main"] * half + ["aux"] * (len(targets) - half)
+    mixed = train(*rows, name="mixed", prior=trained, sources=sources)
+    focused = train(*rows, name="focused", prior=trained, sources=sources, main_source="main")
+    assert focused.provenance["second_pass_rows"] == half and "second_pass_rows" not in mixed.provenance
+
+    def accuracy(judge: LocalJudge) -> float:
+        found = judge.predict_many(zip(premises[:half], hypotheses[:half], strict=True))
+        return float(np.mean([j.verdict == t for j, t in zip(found, targets[:half], strict=True)]))
+
+    assert accuracy(focused) > accuracy(mixed) + 0.1
+    with pytest.raises(InputError, match="main source 'other'"):
+        train(*rows, name="x", prior=trained, sources=sources, main_source="other")
 
 
 def test_training_is_deterministic(trained: LocalJudge) -> None:

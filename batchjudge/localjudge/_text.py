@@ -28,9 +28,10 @@ WINDOW = 3
 NEGATION_SCOPE = 4
 """Words after a negation cue that it negates ("has *not* been charged with murder")."""
 
-_WORD = re.compile(r"\d[\d,.]*\d|\w+(?:['’](?![sS]\b)\w+)*")
-"""A token: a number (with separators) or a word (with inner apostrophes, but a possessive
-``'s`` is split off, so "Leeds's" and "Leeds" are the same name)."""
+_WORD = re.compile(r"\d[\d,.]*\d|\d|\w+(?:['’](?![sS]\b)\w+)*")
+"""A token: a number (with separators; a unit written onto it is a token of its own, so
+"£1m" is the number 1 as "£1.7m" is 1.7) or a word (with inner apostrophes, but a
+possessive ``'s`` is split off, so "Leeds's" and "Leeds" are the same name)."""
 _SENTENCE_ENDS = ("! ", "? ", '." ', ".” ", ".' ", ".’ ", '!" ', '?" ', "\n")
 NUMBER = re.compile(r"\d[\d,.]*\d|\d")
 _NAME = re.compile(r"\b[A-Z]\w*(?:['’](?![sS]\b)\w+)*")
@@ -142,8 +143,6 @@ class Text:
     """``stems`` joined the same way, for n-gram search."""
     keys: set[str] = field(default_factory=set)
     """For a document: the keys of all its sentences (what it writes as names and numbers)."""
-    windows: list[set[str]] = field(default_factory=list)
-    """For a document: the keys of every run of :data:`WINDOW` consecutive sentences."""
     places: dict[str, list[int]] = field(default_factory=dict)
     """Memo of :meth:`where`."""
     postings: dict[str, list[int]] = field(default_factory=dict)
@@ -343,11 +342,7 @@ def document(text: str) -> Text:
             cached.ngrams = bigrams | {f" {a} {b} {c} " for a, b, c in triples(s)}
         return cached
     premise = analyse(text, summary=False)
-    keys = [sentence.keys for sentence in premise.sentences]
-    premise.keys = set().union(*keys)
-    premise.windows = [
-        set().union(*keys[i : i + WINDOW]) for i in range(max(1, len(keys) - WINDOW + 1))
-    ]
+    premise.keys = set().union(*(sentence.keys for sentence in premise.sentences))
     with _CACHE_LOCK:
         _CACHE[text] = premise
         if len(_CACHE) > _CACHE_SIZE:

@@ -13,6 +13,13 @@ rows say little about keeps the weight it had (a judge that finds negations stil
 them after fine-tuning on data without any), while what the rows do show moves the
 weights. ``sources`` with ``source_weights`` weigh each source's rows so that its total
 weight is its share (equal shares by default): a large source cannot drown a small one.
+With a ``main_source`` (the data the judge is for, the first training file of a job), the
+mixed fit is followed by a second pass on that source alone, from the mix's weights: the
+other sources teach what the main one says little about, and cannot pull the weights the
+main one does speak to away from it (FIB + USB in equal shares lost 0.02 ROC-AUC on FIB
+against FIB alone; mixed then FIB, it does not). ``balance`` weighs the two classes
+equally, so a training mix that holds more of one class (perturbed twins are all
+inconsistent) does not become the judge's base rate.
 Everything is deterministic for a given input and seed.
 """
 
@@ -32,15 +39,26 @@ from batchjudge.localjudge._features import FEATURE_NAMES, FEATURE_SIGNS, extrac
 from batchjudge.localjudge._judge import LocalJudge
 from batchjudge.core.metrics import roc_auc
 
-__all__ = ["L2", "L2_PRIOR", "feature_matrix", "log_loss", "recalibrate", "row_weights", "train"]
+__all__ = [
+    "L2",
+    "L2_PRIOR",
+    "balanced",
+    "feature_matrix",
+    "log_loss",
+    "recalibrate",
+    "row_weights",
+    "train",
+]
 
 L2 = 1.0
 """Ridge penalty on the standardised coefficients (not on the intercept)."""
-L2_PRIOR = 3.0
+L2_PRIOR = 1.0
 """Penalty pulling a fine-tuned judge's standardised weights toward its prior's, per unit of
 evidence: each feature's penalty is this over the share of rows where the feature is not at
 its usual value, so a feature few rows exercise (a negation) keeps its prior weight unless
-those rows say otherwise clearly, while one every row shows (a name count) follows the data."""
+those rows say otherwise clearly, while one every row shows (a name count) follows the data.
+(Five-fold cross-validation on FIB's train split, by article: 1.0 gave ROC-AUC 0.828 where
+3.0 gave 0.821.)"""
 _PLATT_L2 = 1.0
 """Keeps the calibration slope finite when a small held-out part is perfectly separated."""
 _HELDOUT_PER_MILLE = 200
@@ -156,6 +174,17 @@ def row_weights(sources: Sequence[str], shares: Mapping[str, float] | None = Non
     return np.array([per_row[source] for source in sources], dtype=np.float64)
 
 
+def balanced(y: Array, weights: Array | None = None) -> Array:
+    """``weights`` (1 per row when None) rescaled so each class holds half the total weight."""
+    w = np.ones(len(y)) if weights is None else weights.astype(np.float64, copy=True)
+    half = 0.5 * w.sum()
+    for label in (0.0, 1.0):
+        mine = y == label
+        if mine.any():
+            w[mine] *= half / w[mine].sum()
+    return w
+
+
 def _heldout_mask(premises: Sequence[str], seed: int) -> NDArray[np.bool_]:
     """Which rows are held out: about 20% of the documents, chosen by a seeded hash."""
     salt = str(seed).encode()
@@ -190,6 +219,8 @@ def train(
     prior: LocalJudge | None = None,
     sources: Sequence[str] | None = None,
     source_weights: Mapping[str, float] | None = None,
+    main_source: str | None = None,
+    balance: bool = False,
 ) -> LocalJudge:
     """Fit a local judge on labelled pairs (target 1 consistent, 0 inconsistent).
 
@@ -203,7 +234,9 @@ def train(
     pulled toward them (``l2``, default :data:`L2_PRIOR`); see the module docstring.
 
     ``sources`` names each row's source and ``source_weights`` each source's share (see
-    :func:`row_weights`); ``data`` is a free-text description kept in the provenance.
+    :func:`row_weights`); with a ``prior``, ``main_source`` (one of ``sources``) gets a
+    second pass of its own after the mix. ``balance`` weighs the classes equally (see
+    :func:`balanced`). ``data`` is a free-text description kept in the provenance.
     """
     n = len(targets)
     if not len(premises) == len(hypotheses) == n:
@@ -219,9 +252,15 @@ def train(
         )
     if sources is not None and len(sources) != n:
         raise InputError(f"training data: {len(sources)} sources for {n} rows")
+    if main_source is not None and (sources is None or main_source not in sources):
+        raise InputError(f"training data: main source {main_source!r} is not one of the rows' sources")
     weights = None if sources is None else row_weights(sources, source_weights)
+    if balance:
+        weights = balanced(y, weights)
     x = feature_matrix(premises, hypotheses)
     provenance: dict[str, Any] = {"data": data, "rows": n, "seed": seed}
+    if balance:
+        provenance["balanced_classes"] = True
     if sources is not None and weights is not None:
         first = {source: i for i, source in reversed(list(enumerate(sources)))}
         provenance["sources"] = {
@@ -229,8 +268,9 @@ def train(
             for source, i in sorted(first.items())
         }
     if prior is not None:
+        main = None if main_source is None or sources is None else np.array([s == main_source for s in sources])
         return _fine_tune(prior, x, y, weights, name=name, l2=L2_PRIOR if l2 is None else l2,
-                          provenance=provenance)
+                          provenance=provenance, main=main)
     l2 = L2 if l2 is None else l2
     heldout = _heldout_mask(premises, seed)
     calibrate = len(np.unique(y[heldout])) == 2 and len(np.unique(y[~heldout])) == 2
@@ -281,18 +321,30 @@ def _evidence_share(x: Array, weights: Array | None) -> Array:
     return np.array(shares)
 
 
+def _pulled(z: Array, y: Array, x: Array, weights: Array | None, center: Array, l2: float) -> tuple[float, Array]:
+    """The sign-constrained fit of standardised ``z`` pulled toward ``center``, each
+    feature's penalty ``l2`` over its evidence share in the raw features ``x``."""
+    penalty = l2 / np.maximum(_evidence_share(x, weights), _MIN_SHARE)
+    return _monotone_logistic(z, y, penalty, weights=weights, center=center)
+
+
 def _fine_tune(
     prior: LocalJudge, x: Array, y: Array, weights: Array | None, *, name: str, l2: float,
-    provenance: dict[str, Any],
+    provenance: dict[str, Any], main: NDArray[np.bool_] | None = None,
 ) -> LocalJudge:
-    """Fit every row from ``prior``'s weights, pulled toward them; calibration folded in."""
+    """Fit every row from ``prior``'s weights, pulled toward them; calibration folded in.
+    With ``main`` (the main source's rows, when there are others too), a second pass fits
+    those rows alone, pulled toward the first pass's weights."""
     mean = np.array(prior.mean)
     scale = np.array(prior.scale)
     a, c = prior.calibration
     center = np.r_[a * prior.intercept + c, a * np.array(prior.coef)]
-    shown = _evidence_share(x, weights)
-    penalty = l2 / np.maximum(shown, _MIN_SHARE)
-    intercept, coef = _monotone_logistic((x - mean) / scale, y, penalty, weights=weights, center=center)
+    z = (x - mean) / scale
+    intercept, coef = _pulled(z, y, x, weights, center, l2)
+    if main is not None and not main.all() and len(np.unique(y[main])) == 2:
+        kept = None if weights is None else weights[main]
+        intercept, coef = _pulled(z[main], y[main], x[main], kept, np.r_[intercept, coef], l2)
+        provenance["second_pass_rows"] = int(main.sum())
     provenance.update(prior=prior.name, l2=l2, fit_rows=len(y), heldout_rows=0)
     return LocalJudge(
         name=name,
@@ -321,9 +373,28 @@ def _temperature(z: Array, y: Array, iterations: int = 100) -> float:
     return t
 
 
+RESAMPLES = 2000
+"""Bootstrap resamples behind a conservative temperature (see :func:`recalibrate`)."""
+
+
+def _temperature_bound(z: Array, y: Array, groups: Sequence[str], confidence: float, seed: int) -> float:
+    """The lower one-sided ``confidence`` bound of the temperature: its ``1 - confidence``
+    quantile over :data:`RESAMPLES` bootstrap resamples of the groups (rows of one document
+    are resampled together: they are not independent)."""
+    inverse = np.unique(np.asarray(groups), return_inverse=True)[1]
+    members = [np.flatnonzero(inverse == g) for g in range(int(inverse.max()) + 1)]
+    rng = np.random.default_rng(seed)
+    found = []
+    for _ in range(RESAMPLES):
+        rows = np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
+        if len(np.unique(y[rows])) == 2:
+            found.append(_temperature(z[rows], y[rows]))
+    return float(np.quantile(found, 1.0 - confidence))
+
+
 def recalibrate(
     judge: LocalJudge, premises: Sequence[str], hypotheses: Sequence[str], targets: Sequence[int],
-    *, data: str = "",
+    *, data: str = "", confidence: float | None = None, seed: int = 0,
 ) -> LocalJudge:
     """``judge`` with its confidence rescaled by a temperature fitted on other labelled pairs.
 
@@ -331,22 +402,33 @@ def recalibrate(
     the scores move toward ½ (a judge overconfident on these data), above 1 away from it.
     The ranking and the decision threshold are unchanged (same verdicts, same ROC-AUC); only
     how sure the score says it is moves, so a score of 0.8 is right about 80% of the time on
-    data like these. The provenance records the data, ``t`` and the log-loss before and after.
+    data like these.
+
+    With ``confidence`` (say 0.95), ``t`` is instead the lowest temperature these pairs
+    cannot rule out at that confidence (a one-sided bootstrap bound, documents resampled
+    with ``seed``): for a judge calibrated on a small sample and used on data unlike it, a
+    score that errs toward ½ is the honest one. The provenance records the data, the fitted
+    ``t``, the one used, and the log-loss before and after.
     """
     y = np.asarray(targets, dtype=np.float64)
     if len(np.unique(y)) < 2 or len(y) != len(premises) or len(y) != len(hypotheses):
         raise InputError("calibration data: need matching columns with targets 0 and 1 (both)")
+    if confidence is not None and not 0.5 <= confidence < 1.0:
+        raise InputError(f"calibration confidence must be in [0.5, 1), got {confidence}")
     a, c = judge.calibration
     z = np.array([a * judge.logit(row) + c for row in feature_matrix(premises, hypotheses)])
-    t = _temperature(z, y)
+    fitted = _temperature(z, y)
+    t = fitted if confidence is None else _temperature_bound(z, y, premises, confidence, seed)
     provenance = dict(judge.provenance)
     provenance["calibration"] = {
         "data": data,
         "rows": len(y),
         "temperature": round(t, 6),
+        **({} if confidence is None else {"fitted_temperature": round(fitted, 6), "confidence": confidence,
+                                          "resamples": RESAMPLES, "seed": seed}),
         "log_loss_before": round(log_loss(y, _sigmoid(z)), 6),
         "log_loss_after": round(log_loss(y, _sigmoid(t * z)), 6),
-    }
+    }  # fmt: skip
     return replace(judge, calibration=(_round(t * a), _round(t * c)), provenance=provenance)
 
 

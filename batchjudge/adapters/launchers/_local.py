@@ -4,7 +4,8 @@ It reads the same fine-tuning JSONL a hosted job would get (checked against the 
 recovers each (document, summary) pair from the rendered prompt and the label from the
 assistant's answer (:func:`~batchjudge.adapters.finetune.read_examples`), and fine-tunes the
 shipped judge: training starts from its weights with a penalty toward them, each training
-file is one source with its own mixing weight (:func:`batchjudge.localjudge.train`).
+file is one source with its own mixing weight, and the first file, the data the judge is
+for, gets a second pass of its own after the mix (:func:`batchjudge.localjudge.train`).
 
 Before registering, the new judge and its starting point are both measured on a held-out
 split: the ``--val`` file, or else a fifth of the training documents (kept out of the
@@ -88,11 +89,14 @@ def read_training(files: Sequence[tuple[str, Sequence[bytes | str]]], weights: S
 
 
 def _fine_tune(data: TrainingSet, name: str, seed: int) -> LocalJudge:
-    """The shipped judge fine-tuned on ``data`` (from its weights, sources weighed)."""
+    """The shipped judge fine-tuned on ``data`` (from its weights, sources weighed); the
+    first training file is the main one, which gets a pass of its own after the mix."""
     from batchjudge.localjudge import LocalJudge, train
 
+    main = next((source for source in data.shares if source in data.sources), None)
     return train(data.premises, data.hypotheses, data.targets, name=name, seed=seed, data=name,
-                 prior=LocalJudge.load(), sources=data.sources, source_weights=data.shares)  # fmt: skip
+                 prior=LocalJudge.load(), sources=data.sources, source_weights=data.shares,
+                 main_source=main)  # fmt: skip
 
 
 def train_and_register(data: TrainingSet, name: str, seed: int) -> str:

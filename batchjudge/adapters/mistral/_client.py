@@ -243,6 +243,8 @@ async def _read(response: aiohttp.ClientResponse, cap: int | None, what: str) ->
     length = response.content_length
     if length is not None and length > cap:
         raise ReplyTooLargeError(f"{what}: reply of {length:,} bytes is over the {cap:,}-byte cap; not read")
+    if length is not None:  # declared and within the cap: read it in one go (the common case)
+        return await response.read()
     body = bytearray()
     async for chunk in response.content.iter_chunked(_CHUNK):
         body += chunk
