@@ -6,8 +6,9 @@ Two measurements, each against the single-process engine on the same machine:
   process vs ``--engine ray --workers 1`` and ``2``. Reported: rows/s over the whole command
   (Ray's start-up included) and the steady rate (rows written between the first and the last
   results part, over the time between them).
-- **API efficiency** (rate-limit-bound): ``batchjudge emulator`` in its own process with a strict
-  per-second window and 300±150 ms latency (warmed first, as in ``throughput.py``), then
+- **API efficiency** (rate-limit-bound): ``batchjudge emulator`` in its own process as
+  ``throughput.py``'s *known* scenario runs it (a strict per-second window, 300±150 ms latency,
+  2% of replies a 500; warmed first), then
   ``--engine ray`` with 1, 2 and 4 workers at 100 and 400 RPS (``--rps`` set to the limit,
   ``--concurrency`` 1.2 × the limit shared by the workers), and the single-process engine as the
   reference. Efficiency = (ok rows / limit) / the server's active time (first request to last
@@ -38,7 +39,7 @@ import orjson
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import LATENCY, MODEL, emulator, stats, warm  # noqa: E402
+from throughput import FAULTS, LATENCY, MODEL, SCENARIOS, emulator, stats, warm  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ray_scale.json"
 
@@ -89,7 +90,7 @@ def api(work: Path, seconds: float) -> list[dict[str, Any]]:
     for rps in (100, 400):
         rows = int(rps * seconds)
         data = write_synth(work / f"api-data-{rps}", rows=rows, seed=0)[0]
-        with emulator(rps, "") as url:
+        with emulator(SCENARIOS["known"], rps) as url:
             warm(url, data, rows)
             for workers in (None, 1, 2, 4):
                 label = "single process" if workers is None else f"ray, {workers} worker{'s' * (workers > 1)}"
@@ -142,7 +143,7 @@ def main() -> None:
     report = {"benchmark": "ray_scale", "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                                      "platform": platform.platform(), "load_average_at_start": started,
                                                      "load_average_at_end": os.getloadavg()},
-              "latency_ms": LATENCY, "local_judge": local, "api": calls}
+              "latency_ms": LATENCY, "faults": FAULTS, "local_judge": local, "api": calls}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     print(table(local, calls))
