@@ -36,13 +36,18 @@ class InProcessEngine:
 
     async def feed(self, reader: Reader, stats: RunStats, outbox: MemoryObjectSendStream[FinishedRow]) -> None:
         worker = JudgeWorker(self.config, [SharedLimiter(concurrency=8)], workers=1, keyed=True)
-        async with anyio.create_task_group() as group:
+        async with outbox, anyio.create_task_group() as group:  # an engine closes its outbox when done
             group.start_soon(worker.run_limits)
             for rows in pending_rows(reader.source, reader.done, reader.limit, 16):
                 for result in await worker.judge_rows(rows):
+                    assert result is not None  # nothing stops this run
                     self.fed += 1
                     await outbox.send(FinishedRow(result))
             group.cancel_scope.cancel()
+        await worker.aclose()
+
+    async def stop(self, grace: float) -> None:
+        """Nothing to stop: these runs are never asked to."""
 
 
 def test_an_engine_feeds_the_same_run_directory_and_resumes_like_the_process_run(write_pairs, tmp_path):
