@@ -78,7 +78,9 @@ class LeasedLimits:
         self._state: Broadcast | None = None
         """The last broadcast; None until the limiter first answers (then sends need a lease)."""
         self._offset = 0.0
-        """The limiter's clock minus this one (as of the last answer)."""
+        """The limiter's clock minus this one: the largest ``now - arrival`` of its answers
+        so far (see :meth:`_apply`)."""
+        self._synced = False
         self._slots: deque[float] = deque()
         """Leased send times, on the limiter's clock."""
         self._tokens: deque[tuple[int, float]] = deque()
@@ -200,8 +202,17 @@ class LeasedLimits:
 
     # -- broadcasts ----------------------------------------------------------------------
     def _apply(self, state: Broadcast) -> None:
-        """Take the limiter's clock from any answer; obey a broadcast newer than the last one."""
-        self._offset = state.now - self.clock()
+        """Take the limiter's clock from any answer; obey a broadcast newer than the last one.
+
+        An answer left the limiter before it arrived here, so ``now - arrival`` is never above
+        the true offset, and the quickest answer comes closest: the largest one is kept. With
+        the last one instead, every send time moved by that answer's trip (a few to tens of
+        milliseconds on a busy machine, different each time), so sends left late by varying
+        amounts, which is what the window's margin has to absorb.
+        """
+        seen = state.now - self.clock()
+        self._offset = max(self._offset, seen) if self._synced else seen
+        self._synced = True
         if self._state is not None and state.epoch <= self._state.epoch:
             return
         self._state = state

@@ -126,10 +126,12 @@ class JudgeWorker:
         """Each row's result, in order; raises StopRun when the run must stop. Every row has
         one unless the run is stopping (those never sent then have None)."""
         out: list[RowResult | None] = [None] * len(rows)
+        # Rendering and counting tokens is CPU work: in a thread, as the single process's
+        # reader does, so that it never holds up the sends booked on this event loop.
+        items = await anyio.to_thread.run_sync(lambda: [self.preparer.prepare(row) for row in rows])
         try:
             async with anyio.create_task_group() as group:
-                for i, row in enumerate(rows):
-                    item = self.preparer.prepare(row)
+                for i, item in enumerate(items):
                     if isinstance(item, Work):
                         group.start_soon(self._judge, item, out, i)
                     else:
