@@ -23,7 +23,7 @@ from batchjudge.engine.budget import TokenPrices
 from batchjudge.engine.config import RunConfig
 from batchjudge.engine.dryrun import DryRun, dry_run_plan
 from batchjudge.engine.limits import Clock, Sleep
-from batchjudge.engine.pipeline import ProgressCallback, RunResult, execute, plan_run
+from batchjudge.engine.pipeline import Engine, ProgressCallback, RunResult, execute, plan_run
 from batchjudge.engine.status import RunStatus, read_status
 from batchjudge.errors import ConfigError
 
@@ -60,6 +60,7 @@ async def run_async(
     goes on; replies still on the wire are lost, and sent again by the next run.
     """
     plan = plan_run(config, provider=provider)
+    engine = _engine(config, provider, traced=tracer is not None or bool(config.trace))
     prices = _token_prices(plan.model) if config.max_cost is not None else None
     if tracer is None and config.trace:
         from batchjudge.adapters.tracing import make_tracer
@@ -71,7 +72,7 @@ async def run_async(
     try:
         result = await execute(plan, provider=provider, tracer=tracer, progress=progress,
                                progress_interval=progress_interval, clock=clock, sleep=sleep, prices=prices,
-                               stop=stop, stop_grace=stop_grace)
+                               stop=stop, stop_grace=stop_grace, engine=engine)
     finally:
         if tracer is not None:
             with anyio.CancelScope(shield=result is None):  # a cancelled run still closes it
@@ -82,6 +83,19 @@ async def run_async(
                 result.stats["trace_dropped"] = trace.get("dropped", 0)
     assert result is not None  # execute returned, or its error went up
     return result
+
+
+def _engine(config: RunConfig, provider: Provider | None, *, traced: bool) -> Engine | None:
+    """The distributed engine ``config.engine`` names (Ray is imported only then), or None.
+    ``traced`` brings each row's inputs back to this process for the tracer."""
+    if config.engine == "process":
+        return None
+    if provider is not None:
+        raise ConfigError("--engine ray builds its providers in its workers: name one with --provider, "
+                          "not a provider object")
+    from batchjudge.ray import RayEngine
+
+    return RayEngine(config, keep_inputs=traced)
 
 
 def _token_prices(model: str) -> TokenPrices:

@@ -1,13 +1,15 @@
 """The one exception tree of batchjudge.
 
 Every error a user or a calling pipeline can see is one of these; errors from the SDK,
-the HTTP library or pyarrow are translated at the boundary (``raise ... from exc``)::
+the HTTP library or pyarrow are translated at the boundary (``raise ... from exc``). Each one
+pickles with its attributes (``--engine ray`` carries them between processes)::
 
     BatchJudgeError
     ├── ConfigError            bad options or a refused resume           (exit 2)
     ├── InputError             a missing/unreadable file, column, type   (exit 2)
     ├── CheckpointError        a run directory that cannot be used as is (exit 2)
     ├── StorageError           the disk refused: full, read-only, denied (exit 1)
+    ├── EngineError            the distributed engine failed (a cluster lost): run again
     └── ProviderError          a call to a judge failed
         ├── RateLimitError     429: retryable, may carry ``retry_after`` seconds
         ├── TransientError     5xx, timeouts, dropped connections: retryable
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Any
 
 __all__ = [
     "AuthError",
@@ -31,6 +34,7 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "DisconnectedError",
+    "EngineError",
     "InputError",
     "ProviderError",
     "QuotaExhaustedError",
@@ -44,6 +48,19 @@ __all__ = [
 
 class BatchJudgeError(Exception):
     """Base of every error batchjudge raises on purpose."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its message and attributes, whatever its constructor's keywords."""
+        return _rebuild, (type(self), self.args, self.__dict__)
+
+
+def _rebuild(cls: type[BatchJudgeError], args: tuple[Any, ...], state: dict[str, Any]) -> BatchJudgeError:
+    """An error of class ``cls`` with ``args`` and attributes ``state``, not calling its
+    ``__init__`` (whose keywords the pickle does not know)."""
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class ConfigError(BatchJudgeError):
@@ -69,6 +86,11 @@ class StorageError(BatchJudgeError):
     def __init__(self, message: str, *, path: str) -> None:
         super().__init__(message)
         self.path = path
+
+
+class EngineError(BatchJudgeError):
+    """The distributed engine could not go on (a cluster that stopped, a worker that kept
+    failing); what was committed stays, and the same command resumes."""
 
 
 class ProviderError(BatchJudgeError):

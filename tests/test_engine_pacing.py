@@ -104,6 +104,7 @@ def test_sends_by_others_on_the_same_quota_take_room_in_the_window():
         return [await pacer.acquire() for _ in range(3)]
 
     assert anyio.run(main) == [0.0, 1.0, 1.0]
+    assert pacer.count_between(0.5, 1.5) == 2
 
 
 def test_a_send_moved_to_when_it_really_left_holds_back_the_send_a_window_after_it():
@@ -117,3 +118,55 @@ def test_a_send_moved_to_when_it_really_left_holds_back_the_send_a_window_after_
         return [await pacer.acquire() for _ in range(2)]
 
     assert anyio.run(main) == [1.0, 1.3]
+
+
+def most_in_any_window(times: list[float], window: float) -> int:
+    times = sorted(times)
+    return max(len([u for u in times[i:] if u < t + window - 1e-9]) for i, t in enumerate(times))
+
+
+def test_booked_sends_are_the_times_acquire_would_give():
+    clock = FakeClock()
+    pacer = WindowPacer(10, margin=0.01, clock=clock, sleep=clock.sleep)
+    assert pacer.reserve(25) == sends(10, 25)
+
+
+def test_booked_sends_never_put_more_than_the_limit_in_a_widened_window_nor_come_closer_than_the_spread():
+    clock = FakeClock()
+    pacer = WindowPacer(10, margin=0.01, clock=clock, sleep=clock.sleep)
+    times: list[float] = []
+    for _ in range(12):  # several borrowers booking ahead, while time moves on
+        times += pacer.reserve(7, until=clock.now + 0.5)
+        clock.now += 0.3
+    assert times == sorted(times) and len(times) > 30
+    assert most_in_any_window(times, 1.01) <= 10
+    assert min(b - a for a, b in zip(times, times[1:], strict=False)) == pytest.approx(0.05)
+
+
+def test_a_booking_stops_at_its_horizon_but_always_gets_one_send():
+    clock = FakeClock()
+    pacer = WindowPacer(10, margin=0.0, spread=0.0, clock=clock, sleep=clock.sleep)
+    assert pacer.reserve(10, until=0.0) == [0.0] * 10  # the first window is free at once
+    assert pacer.reserve(5, until=0.5) == [1.0]  # past the horizon: only the first
+    assert pacer.reserve(3, not_before=2.5) == [2.5, 2.5, 2.5]
+    assert pacer.earliest() == 2.5 and pacer.earliest(7.0) == 7.0
+
+
+def test_released_bookings_can_be_booked_again():
+    clock = FakeClock()
+    pacer = WindowPacer(4, margin=0.0, spread=0.0, clock=clock, sleep=clock.sleep)
+    booked = pacer.reserve(4)
+    assert pacer.reserve(1) == [1.0]
+    pacer.release(booked[2:] + [1.0])  # two of the first window and the later one, unused
+    assert pacer.reserve(3) == [0.0, 0.0, 1.0]
+
+
+def test_a_released_booking_frees_its_place_but_the_sends_before_it_still_count():
+    clock = FakeClock()
+    pacer = WindowPacer(2, margin=0.0, spread=0.0, clock=clock, sleep=clock.sleep)
+    booked = pacer.reserve(1) + pacer.reserve(1, not_before=0.9) + pacer.reserve(1) + pacer.reserve(1)
+    assert booked == [0.0, 0.9, 1.0, 1.9]
+    pacer.release([1.9])
+    # its place comes back, not the one before it: 0.9 and 1.0 still fill the window to 1.9
+    assert pacer.reserve(1) == [1.9]
+    assert most_in_any_window([0.0, 0.9, 1.0, 1.9], 1.0) <= 2

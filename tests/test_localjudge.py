@@ -233,7 +233,7 @@ def test_predict_many_equals_predicting_one_by_one_with_interleaved_documents(
 
 
 def test_judgements_are_identical_across_processes_and_hash_seeds() -> None:
-    premises, hypotheses, _ = _rows(64)
+    premises, hypotheses, _ = _rows(600)  # enough rows for reasons naming several misplaced facts
     pairs = json.dumps(list(zip(premises, hypotheses, strict=True)))
     script = (
         "import json, sys\n"

@@ -69,7 +69,7 @@ def run_command(
     model: Annotated[Optional[str], typer.Option(help="Model name (default per provider).")] = None,
     prompt: Annotated[str, typer.Option(help="Prompt preset (zero-shot, few-shot, ft) or template file.")] = "zero-shot",
     columns: Annotated[Optional[str], typer.Option(help="Column mapping, e.g. premise=doc,hypothesis=summary,target=label,id=uid.")] = None,
-    base_url: Annotated[Optional[str], typer.Option(help="The server's URL (default: the provider's API; e.g. the emulator's).")] = None,
+    base_url: Annotated[Optional[list[str]], typer.Option(help="The server's URL (default: the provider's API; e.g. the emulator's); repeat it for several (--engine ray).")] = None,
     api_key_env: Annotated[Optional[str], typer.Option(help="Environment variable holding the key (default MISTRAL_API_KEY, or OPENAI_API_KEY for openai).")] = None,
     allow_insecure_http: Annotated[bool, flag("allow-insecure-http", "Allow sending the key over plain http:// to another machine.")] = False,
     transport: Annotated[Optional[str], typer.Option(help="mistral provider transport: http (lean) or sdk.")] = None,
@@ -102,11 +102,14 @@ def run_command(
     prices: Annotated[Optional[Path], typer.Option(help="JSON or TOML prices (USD per million tokens by model) for --dry-run and the live cost.")] = None,
     progress_every: Annotated[float, typer.Option(min=0.1, help="Seconds between progress lines when stderr is not a terminal.")] = 10.0,
     debug: Annotated[bool, flag("debug", "Show the traceback of an error.")] = False,
+    engine: Annotated[str, typer.Option(help="process (this process) or ray (a Ray cluster; pip install \"batchjudge[ray]\").")] = "process",
+    address: Annotated[Optional[str], typer.Option(help="--engine ray: the Ray cluster to join (default: start Ray here).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="--engine ray: judging actors (default: one per CPU).")] = None,
 ) -> None:
     """Judge every row of INPUT into RUN_DIR; the same command again resumes."""
     config = RunConfig(
         inputs=inputs, out=out, provider=provider, model=model, prompt=prompt, columns=columns,
-        base_url=base_url, api_key_env=api_key_env, allow_insecure_http=allow_insecure_http,
+        base_url=(base_url[0] if len(base_url) == 1 else base_url) if base_url else None, api_key_env=api_key_env, allow_insecure_http=allow_insecure_http,
         transport=transport, concurrency=concurrency, rps=rps, rpm=rpm, tpm=tpm,
         max_retry_after=max_retry_after, max_total_tokens=max_total_tokens, max_cost=max_cost,
         max_retries=max_retries, timeout=timeout, limit=limit, retry_failed=retry_failed,
@@ -115,6 +118,7 @@ def run_command(
         max_context_tokens=max_context_tokens, flush_rows=flush_rows,
         flush_seconds=flush_seconds, trace=trace, trace_sample=trace_sample,
         mode=mode, dedupe=dedupe,  # type: ignore[arg-type]
+        engine=engine, address=address, workers=workers,  # type: ignore[arg-type]
     )
     import anyio
 

@@ -10,13 +10,15 @@ the result is written.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from typing import Final, Literal, TypedDict
+from typing import Any, Final, Literal, TypedDict
 
 from batchjudge.core.types import Message
 
 __all__ = [
     "RESULT_COLUMNS",
+    "SERVER_TEXT_COLUMNS",
     "STATUSES",
     "STATUS_FAILED",
     "STATUS_OK",
@@ -25,6 +27,7 @@ __all__ = [
     "FinishedRow",
     "RowResult",
     "Status",
+    "result_columns",
 ]
 
 Status = Literal["ok", "parse_error", "failed"]
@@ -58,6 +61,18 @@ class RowResult:
 
 RESULT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RowResult))
 """The result columns, in schema order."""
+SERVER_TEXT_COLUMNS: tuple[str, ...] = ("reason", "raw_response", "error")
+"""Result columns holding text a server sent: scrubbed before they leave the engine."""
+
+
+def result_columns(results: Sequence[RowResult], *, scrub: Callable[[str], str] | None = None) -> dict[str, list[Any]]:
+    """``results`` as lists by column, in schema order; with ``scrub``, the server's text
+    (:data:`SERVER_TEXT_COLUMNS`) goes through it."""
+    columns: dict[str, list[Any]] = {c: [getattr(r, c) for r in results] for c in RESULT_COLUMNS}
+    if scrub is not None:
+        for name in SERVER_TEXT_COLUMNS:
+            columns[name] = [v if v is None else scrub(v) for v in columns[name]]
+    return columns
 
 
 @dataclass(slots=True)

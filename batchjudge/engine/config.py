@@ -47,7 +47,8 @@ class RunConfig:
     model: str | None = None
     prompt: str = "zero-shot"
     columns: Mapping[str, str] | str | None = None
-    base_url: str | None = None
+    base_url: str | Sequence[str] | None = None
+    """The server (default: the provider's API), or several (``--engine ray`` spreads rows over them)."""
     allow_insecure_http: bool = False
     """Send the key over plain ``http://`` to another machine (refused by default)."""
     transport: str | None = None
@@ -91,6 +92,21 @@ class RunConfig:
     """``batch`` sends the rows through Mistral's batch API (:mod:`batchjudge.engine.batch`)."""
     dedupe: bool = True
     """Send identical requests once per run and reuse the answer (:mod:`batchjudge.engine.dedupe`)."""
+    engine: Literal["process", "ray"] = "process"
+    """``ray`` judges on a Ray cluster (:mod:`batchjudge.ray`); ``process`` in this process."""
+    address: str | None = None
+    """``--engine ray``: the cluster to join; None starts Ray on this machine."""
+    workers: int | None = None
+    """``--engine ray``: judging actors (None: one per CPU)."""
+
+    @property
+    def base_urls(self) -> list[str | None]:
+        """The endpoints, in order (``[None]``: the provider's default)."""
+        if self.base_url is None:
+            return [None]
+        if isinstance(self.base_url, str):
+            return [self.base_url]
+        return list(self.base_url) or [None]
 
     @property
     def resolved_model(self) -> str:
@@ -134,6 +150,15 @@ class RunConfig:
             (self.mode in ("online", "batch"), f"--mode must be online or batch, got {self.mode!r}"),
             (self.mode == "online" or (self.provider == "mistral" and self.samples == 1),
              "--mode batch needs --provider mistral and --samples 1"),
+            (self.engine in ("process", "ray"), f"--engine must be process or ray, got {self.engine!r}"),
+            (self.engine == "ray" or (self.address is None and self.workers is None),
+             "--address and --workers need --engine ray"),
+            (self.workers is None or self.workers >= 1, f"--workers must be >= 1, got {self.workers}"),
+            (self.engine == "process" or self.mode == "online", "--engine ray needs --mode online"),
+            (self.engine == "process" or (self.max_total_tokens is None and self.max_cost is None),
+             "--max-total-tokens and --max-cost need --engine process (Ray workers share no budget)"),
+            (len(self.base_urls) == 1 or (self.engine == "ray" and self.provider in _REMOTE),
+             "several --base-url need --engine ray and --provider mistral or openai"),
         ]
         for ok, message in checks:
             if not ok:
@@ -157,10 +182,13 @@ class RunConfig:
         from batchjudge.adapters.mistral import MISTRAL, OPENAI
 
         dialect = OPENAI if self.provider == "openai" else MISTRAL
-        parts = urlsplit((self.base_url or dialect.default_base_url).strip())
-        if not parts.hostname:
-            raise ConfigError(f"--base-url {self.base_url!r} must be an http:// or https:// URL with a host")
-        return parts.hostname + (f":{parts.port}" if parts.port else "")
+        hosts = []
+        for url in self.base_urls:
+            parts = urlsplit((url or dialect.default_base_url).strip())
+            if not parts.hostname:
+                raise ConfigError(f"--base-url {url!r} must be an http:// or https:// URL with a host")
+            hosts.append(parts.hostname + (f":{parts.port}" if parts.port else ""))
+        return ",".join(hosts)
 
     def command_line(self) -> list[str]:
         """The ``batchjudge run`` command for this config: inputs, ``--out`` and every option
@@ -176,6 +204,9 @@ class RunConfig:
                 argv.append(flag if value else f"--no-{flag[2:]}")
             elif isinstance(value, Mapping):
                 argv += [flag, ",".join(f"{k}={v}" for k, v in value.items())]
+            elif isinstance(value, (list, tuple)):  # a repeatable option (--base-url)
+                for item in value:
+                    argv += [flag, str(item)]
             elif isinstance(value, float):
                 argv += [flag, str(int(value)) if value.is_integer() else repr(value)]
             else:
@@ -191,6 +222,8 @@ class RunConfig:
         data["model"] = self.resolved_model
         if isinstance(self.columns, Mapping):
             data["columns"] = dict(self.columns)
+        if self.base_url is not None and not isinstance(self.base_url, str):
+            data["base_url"] = list(self.base_url)
         return data
 
     def generation(self) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from batchjudge.core.results import FinishedRow, RowResult
 from batchjudge.core.types import JudgeReply, Provider
 from batchjudge.engine.budget import Budget, BudgetReachedError
 from batchjudge.engine.dedupe import Dedupe, request_key
-from batchjudge.engine.limits import Limits, SendingStopped
+from batchjudge.engine.limits import SendingStopped, SendLimits
 from batchjudge.engine.outcomes import answered_result, failed_result
 from batchjudge.engine.reader import Work
 from batchjudge.engine.retry import CallOutcome, RetryPolicy, StopRun, call_with_retries
@@ -66,7 +66,7 @@ class OnlineJudge:
     def __init__(
         self,
         provider: Provider,
-        limits: Limits,
+        limits: SendLimits,
         policy: RetryPolicy,
         stats: RunStats,
         *,

@@ -34,6 +34,11 @@ sender waits at the same gate as the cooldown while one probe finds out when it 
 :class:`SendingStopped`, while :attr:`Limits.sending` counts the requests still on the wire.
 
 Clock and sleep are injectable, so the tests of all of this run on virtual time.
+
+:class:`SendLimits` is what a call asks of its limits (:mod:`~batchjudge.engine.retry`,
+:mod:`~batchjudge.engine.judge`); :class:`Limits` is one, and a distributed engine puts limits
+shared by many processes behind the same methods (their sends recorded here with
+:meth:`Limits.record_sends`).
 """
 
 from __future__ import annotations
@@ -43,9 +48,9 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import anyio
 
@@ -57,7 +62,9 @@ from batchjudge.engine.stats import RunStats
 from batchjudge.engine.token_window import Charge, TokenWindow
 from batchjudge.errors import QuotaExhaustedError
 
-__all__ = ["Clock", "Cooldown", "Limits", "Reservation", "SendingStopped", "Sleep", "Source"]
+__all__ = [
+    "Clock", "Cooldown", "Limits", "Reservation", "SendLimits", "SendingStopped", "Sleep", "Source", "TokenEstimate",
+]
 
 Clock = Callable[[], float]
 """Monotonic seconds."""
@@ -115,6 +122,84 @@ class Reservation:
     """Counted in the windows from its reply, not its send (the probe; a new connection)."""
     ticket: ProbeTicket | None = None
     """Held when this send probes an open breaker; handed back with the outcome."""
+
+
+class TokenEstimate:
+    """What a request is expected to use before its reply says: its prompt count (an estimate
+    scaled by what replies reported for earlier estimates) plus the expected completion, both
+    learned from the replies."""
+
+    def __init__(self, expected_completion_tokens: float) -> None:
+        self.expected_completion = float(expected_completion_tokens)
+        self.prompt_ratio = 1.0
+
+    def charge(self, request: JudgeRequest) -> float:
+        """Tokens to reserve for ``request`` before it is sent."""
+        completion = min(self.expected_completion, float(request.max_tokens))
+        return request.prompt_tokens * self.prompt_ratio + completion
+
+    def learn(self, reservation: Reservation, reply: JudgeReply) -> None:
+        """Move the estimates toward what ``reply`` reports."""
+        self.expected_completion += 0.05 * (reply.completion_tokens - self.expected_completion)
+        if reservation.prompt_estimate > 0 and reply.prompt_tokens > 0:
+            ratio = reply.prompt_tokens / reservation.prompt_estimate
+            self.prompt_ratio += 0.05 * (min(4.0, max(0.25, ratio)) - self.prompt_ratio)
+
+
+class SendLimits(Protocol):
+    """What one call goes through (:mod:`~batchjudge.engine.retry`): take a ``capacity`` slot,
+    ``charge`` the request, wait in ``before_send``, send (counted in ``sending``); then
+    ``on_success`` and ``settle`` after a reply, or ``on_rate_limited`` after a 429, and
+    ``after_send`` however it ended. ``breaker`` is told how each attempt ended; ``clock`` and
+    ``sleep`` time the call and its retries; :meth:`stop_sending` stops a run gracefully."""
+
+    max_concurrency: int
+    capacity: anyio.CapacityLimiter
+    clock: Clock
+    sleep: Sleep
+    breaker: Breaker
+    stopping: bool
+    sending: int
+
+    @property
+    def expected_completion(self) -> float:
+        """Completion tokens a reply is expected to use."""
+        ...
+
+    def charge(self, request: JudgeRequest) -> Reservation:
+        """What ``request`` must reserve before it is sent."""
+        ...
+
+    async def before_send(self, reservation: Reservation) -> None:
+        """Return when the request may leave (raise :class:`SendingStopped` once stopping)."""
+        ...
+
+    def after_send(self, reservation: Reservation) -> None:
+        """The send is over, however it ended."""
+        ...
+
+    def written(self, reservation: Reservation, new_connection: bool) -> None:
+        """The transport wrote the request just now (see :mod:`batchjudge.core.sending`)."""
+        ...
+
+    def settle(self, reservation: Reservation, reply: JudgeReply) -> None:
+        """Correct the reservation with what the reply used; learn from its headers."""
+        ...
+
+    def on_rate_limited(
+        self, retry_after: float | None, reservation: Reservation | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """A 429, with the server's wait and headers when it gave them."""
+        ...
+
+    def on_success(self) -> None:
+        """A reply."""
+        ...
+
+    def stop_sending(self) -> None:
+        """From now on no request leaves."""
+        ...
 
 
 class _Window:
@@ -183,7 +268,8 @@ class _Window:
 
 
 class Limits:
-    """The rate, token and concurrency limits one run shares across its senders."""
+    """The rate, token and concurrency limits one run shares across its senders (a
+    :class:`SendLimits`)."""
 
     def __init__(
         self,
@@ -233,8 +319,7 @@ class Limits:
         self._minute_margin = minute_margin
         if tpm:
             self._set_tokens(tpm, "flag")
-        self._expected_completion = float(expected_completion_tokens)
-        self._prompt_ratio = 1.0
+        self.estimate = TokenEstimate(expected_completion_tokens)
         self._default_pause = default_pause
         self._noticed: set[str] = set()
         self._recent_429s = 0
@@ -254,15 +339,12 @@ class Limits:
     @property
     def expected_completion(self) -> float:
         """Completion tokens a reply is expected to use (learned from the replies so far)."""
-        return self._expected_completion
+        return self.estimate.expected_completion
 
     # -- before a send -------------------------------------------------------------------
     def charge(self, request: JudgeRequest) -> Reservation:
-        """What ``request`` must reserve before it is sent: its prompt tokens (an estimate is
-        scaled by what replies reported for earlier estimates) plus the expected reply."""
-        prompt = request.prompt_tokens * self._prompt_ratio
-        completion = min(self._expected_completion, float(request.max_tokens))
-        return Reservation(prompt + completion, request.prompt_tokens)
+        """What ``request`` must reserve before it is sent (:class:`TokenEstimate`)."""
+        return Reservation(self.estimate.charge(request), request.prompt_tokens)
 
     def stop_sending(self) -> None:
         """From now on every :meth:`before_send` raises :class:`SendingStopped`."""
@@ -314,6 +396,16 @@ class Limits:
         reservation.sent_at = sent
         self._recent.append(sent)
 
+    def record_sends(self, times: Iterable[float]) -> None:
+        """Sends made elsewhere under these limits (a shared limiter's workers), at ``times``
+        on this clock: counted like this process's own, for a limit learned later and for the
+        estimate at the first 429. Their places in the pacers are the caller's business."""
+        recent = self._recent
+        for at in sorted(times):
+            if len(recent) == recent.maxlen:
+                recent.popleft()
+            bisect.insort(recent, at)
+
     # -- after a reply -------------------------------------------------------------------
     def after_send(self, reservation: Reservation) -> None:
         """The send is over and what its reply said is learned (or it failed): release the
@@ -349,10 +441,7 @@ class Limits:
 
     def settle(self, reservation: Reservation, reply: JudgeReply) -> None:
         """Correct the token charge with the reported usage; learn from the reply's headers."""
-        self._expected_completion += 0.05 * (reply.completion_tokens - self._expected_completion)
-        if reservation.prompt_estimate > 0 and reply.prompt_tokens > 0:
-            ratio = reply.prompt_tokens / reservation.prompt_estimate
-            self._prompt_ratio += 0.05 * (min(4.0, max(0.25, ratio)) - self._prompt_ratio)
+        self.estimate.learn(reservation, reply)
         used = reply.prompt_tokens + reply.completion_tokens
         if reservation.charge is not None and self.tokens is not None and used:
             self.tokens.correct(reservation.charge, used)

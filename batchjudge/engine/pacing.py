@@ -16,6 +16,11 @@ where most 429s at a known limit came from; at twice the average rate the pacer 
 make up for late wake-ups. The limit can change while the run works (a
 limit announced by the server, an estimate after a 429, a slow-down), and sends made by others
 on the same quota can be recorded (:meth:`WindowPacer.add_foreign`).
+
+Senders in this process wait in :meth:`WindowPacer.acquire`. A limiter shared by several
+processes books send times for them instead (:meth:`WindowPacer.reserve`: the same earliest
+times under the same window, margin and spread, possibly ahead of now) and takes back those
+not used (:meth:`WindowPacer.release`), which frees their places for later bookings.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import bisect
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 import anyio
 
@@ -56,7 +61,10 @@ class WindowPacer:
         self.window = window
         self.margin = margin
         self.spread = spread
-        self._sent: deque[float] = deque(maxlen=limit)
+        self._limit = limit
+        self._sent: deque[float] = deque()
+        """Send times, sorted (booked ones may lie ahead of now): every one that can still
+        matter (the last ``limit``, and any in the last widened window)."""
         self._lock = anyio.Lock()
         self._clock = clock
         self._sleep = sleep
@@ -64,8 +72,7 @@ class WindowPacer:
     @property
     def limit(self) -> int:
         """Sends allowed in one window."""
-        assert self._sent.maxlen is not None
-        return self._sent.maxlen
+        return self._limit
 
     @property
     def rate(self) -> float:
@@ -75,11 +82,9 @@ class WindowPacer:
     def configure(self, limit: int, window: float | None = None) -> None:
         """Allow ``limit`` sends per ``window`` seconds from now on (the recent sends still
         count)."""
-        limit = max(1, int(limit))
         if window is not None and window > 0:
             self.window = window
-        if limit != self.limit:
-            self._sent = deque(list(self._sent)[-limit:], maxlen=limit)
+        self._limit = max(1, int(limit))
 
     @staticmethod
     def shape(rate: float, window: float = 1.0) -> tuple[int, float]:
@@ -91,13 +96,19 @@ class WindowPacer:
             return limit, window * limit / rate
         return 1, window / max(rate, 1e-9)
 
+    def count_between(self, start: float, end: float) -> int:
+        """Recorded sends with ``start <= t < end`` (the last ``limit`` and those of the last
+        widened window are kept)."""
+        sent = self._sent
+        return bisect.bisect_left(sent, end) - bisect.bisect_left(sent, start)
+
     def seed(self, sent: list[float]) -> None:
         """Record sends made before this pacer existed (sorted times), so that a limit learned
         mid-run counts what was already sent in the current window."""
         now = self._clock()
         recent = [t for t in sent if t > now - self.window - self.margin]
-        merged = sorted([*self._sent, *recent])
-        self._sent = deque(merged[-self.limit :], maxlen=self.limit)
+        self._sent = deque(sorted([*self._sent, *recent]))
+        self._forget(now)
 
     def move(self, sent: float, to: float) -> None:
         """Count the send recorded at ``sent`` (to within a millisecond) as made at ``to``
@@ -112,7 +123,7 @@ class WindowPacer:
         """Record ``count`` sends made now by someone else on the same quota."""
         now = self._clock()
         for _ in range(min(count, self.limit)):
-            self._sent.append(now)
+            bisect.insort(self._sent, now)  # before any send booked ahead
 
     async def acquire(self, gate: Callable[[], Awaitable[None]] | None = None) -> float:
         """Wait until one more send fits in the window, then for ``gate``; record and return
@@ -124,15 +135,65 @@ class WindowPacer:
         """
         async with self._lock:
             now = self._clock()
-            wait = 0.0
-            if self._sent:
-                wait = self._sent[-1] + self.spread * self.window / self.limit - now
-            if len(self._sent) == self.limit:
-                wait = max(wait, self._sent[0] + self.window + self.margin - now)
+            wait = self._earliest(now) - now
             if wait > 0:
                 await self._sleep(wait)
             if gate is not None:
                 await gate()
             now = self._clock()
             self._sent.append(now)
+            self._forget(now)
             return now
+
+    def reserve(self, n: int, *, not_before: float = -math.inf, until: float = math.inf) -> list[float]:
+        """Book up to ``n`` sends for someone else, at the earliest times that fit (as
+        :meth:`acquire` would let them go, one after another), none before ``not_before`` and
+        none after ``until`` except the first: at least one is booked. Returns the times, in
+        order, on this pacer's clock; give back those not used with :meth:`release`."""
+        now = self._clock()
+        self._forget(now)
+        times: list[float] = []
+        while len(times) < n:
+            at = self._earliest(max(now, not_before))
+            if times and at > until:
+                break
+            self._sent.append(at)
+            times.append(at)
+        return times
+
+    def release(self, times: Iterable[float]) -> None:
+        """Forget booked sends that were not made, so that their places can be booked again."""
+        for at in times:
+            self._remove(at)
+
+    def earliest(self, not_before: float = -math.inf) -> float:
+        """The earliest time, from now and ``not_before`` on, that one more send fits (what
+        :meth:`reserve` would book)."""
+        now = self._clock()
+        self._forget(now)
+        return self._earliest(max(now, not_before))
+
+    def _earliest(self, at: float) -> float:
+        """The earliest time from ``at`` one more send fits: after the last one (by the
+        spread) and a widened window after the ``limit``-th last."""
+        sent = self._sent
+        if sent:
+            at = max(at, sent[-1] + self.spread * self.window / self.limit)
+        if len(sent) >= self.limit:
+            at = max(at, sent[-self.limit] + self.window + self.margin)
+        return at
+
+    def _forget(self, now: float) -> None:
+        """Drop sends that can no longer matter: beyond the last ``limit`` and older than the
+        widened window."""
+        sent, oldest = self._sent, now - self.window - self.margin
+        while len(sent) > self.limit and sent[0] <= oldest:
+            sent.popleft()
+
+    def _remove(self, at: float) -> bool:
+        """Remove one send recorded at ``at``; False when there is none."""
+        i = bisect.bisect_left(self._sent, at)
+        if i < len(self._sent) and self._sent[i] == at:
+            del self._sent[i]
+            return True
+        return False

@@ -16,6 +16,10 @@ and the judge in one task group, the sink outside it, so that a failure that sto
 what already arrived and writes it. Memory is bounded by the two streams and the sink's flush
 size, never by the dataset.
 
+A distributed engine (an :class:`Engine`, e.g. Ray's) replaces the reader and the judge: it
+judges the reader's pending rows on its workers, each built with :func:`request_setup` and
+:func:`online_judge` as here, and feeds the same sink, so the run directory is the same.
+
 Stopping: setting ``stop`` (the CLI does on SIGTERM and Ctrl-C) writes what has arrived,
 sends nothing more, waits up to ``stop_grace`` seconds for the replies on the wire, writes
 them and returns an incomplete result. Cancelling :func:`execute` instead stops at once: the
@@ -30,10 +34,11 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol
 
 import anyio
 import numpy as np
+from anyio.streams.memory import MemoryObjectSendStream
 
 from batchjudge.adapters.mistral import ApiClient
 from batchjudge.adapters.prompts import JSON_OBJECT, PromptAdapter, load_prompt
@@ -47,19 +52,40 @@ from batchjudge.engine.config import DEFAULT_MODELS, RunConfig, describe_changes
 from batchjudge.engine.dedupe import Dedupe
 from batchjudge.engine.duplicates import DuplicateKeys
 from batchjudge.engine.judge import JudgeStep, OnlineJudge
-from batchjudge.engine.limits import Clock, Limits, Sleep
+from batchjudge.engine.limits import Clock, Limits, SendLimits, Sleep
 from batchjudge.engine.providers import make_provider
 from batchjudge.engine.reader import Reader, RequestSettings, Work
 from batchjudge.engine.record import RunRecord
-from batchjudge.engine.retry import RetryPolicy, StopRun
+from batchjudge.engine.retry import RetryPolicy, StopRun, first_error
 from batchjudge.engine.sink import ResultSink
 from batchjudge.engine.source import Source, open_source
 from batchjudge.engine.stats import RunStats, StatsSnapshot
 from batchjudge.errors import AuthError, BatchJudgeError, CheckpointError, ConfigError
 
-__all__ = ["ProgressCallback", "RunPlan", "RunResult", "check_resume", "execute", "plan_run", "preflight"]
+__all__ = [
+    "Engine", "ProgressCallback", "RunPlan", "RunResult", "check_resume", "execute", "online_judge", "plan_run",
+    "preflight", "provider_for", "request_setup",
+]
 
 ProgressCallback = Callable[[RunStats], None]
+
+
+class Engine(Protocol):
+    """What fills the sink: the reader and the judge step in this process, or a distributed
+    engine judging the same rows elsewhere (a cluster); the run directory, the sink and the
+    progress stay this process's."""
+
+    async def feed(self, reader: Reader, stats: RunStats, outbox: MemoryObjectSendStream[FinishedRow]) -> None:
+        """Send one finished row into ``outbox`` for each row ``reader`` would read (its source,
+        done-set and limit), each at most once; count tokens, retries and 429s in ``stats``;
+        raise :class:`~batchjudge.engine.retry.StopRun` when the run must stop; close
+        ``outbox`` when done."""
+        ...
+
+    async def stop(self, grace: float) -> None:
+        """Send nothing more; return once no request is on the wire, or after ``grace``
+        seconds (the run then cancels :meth:`feed`)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,10 +179,28 @@ def plan_run(config: RunConfig, *, provider: Provider | None = None) -> RunPlan:
         from batchjudge.adapters.mistral import MISTRAL, OPENAI, normalise_base_url
 
         dialect = OPENAI if name == "openai" else MISTRAL
-        normalise_base_url(config.base_url, dialect, allow_insecure_http=config.allow_insecure_http)
-    model = config.model or DEFAULT_MODELS.get(name, name)
+        for url in config.base_urls:
+            normalise_base_url(url, dialect, allow_insecure_http=config.allow_insecure_http)
     source = open_source(config.inputs, config.columns)
-    adapter = _adapter(config, model, provider=name)
+    adapter, settings = request_setup(config, name)
+    fingerprint = {
+        "provider": name,
+        "model": settings.model,
+        "prompt": {"spec": config.prompt, "sha256": adapter.fingerprint()},
+        "dataset": source.identity(),
+        "columns": dict(source.columns),
+        "generation": config.generation(),
+        "endpoint": config.endpoint if provider is None else None,
+    }
+    return RunPlan(config, source, adapter, settings, fingerprint)
+
+
+def request_setup(config: RunConfig, provider: str | None = None) -> tuple[PromptAdapter, RequestSettings]:
+    """The prompt adapter and request settings of a run of ``config`` with the provider named
+    ``provider`` (default: the config's): what renders a row into its request, here and in
+    every worker of a distributed engine."""
+    name = provider or config.provider
+    adapter = _adapter(config, config.model or DEFAULT_MODELS.get(name, name), provider=name)
     response_format: dict[str, Any] | None
     if config.response_format == "json":
         response_format = JSON_OBJECT
@@ -165,19 +209,10 @@ def plan_run(config: RunConfig, *, provider: Provider | None = None) -> RunPlan:
     else:
         response_format = adapter.template.response_format
     settings = RequestSettings(
-        model=model, temperature=config.temperature, max_tokens=config.max_tokens,
+        model=adapter.model, temperature=config.temperature, max_tokens=config.max_tokens,
         seed=config.seed, response_format=response_format,
     )
-    fingerprint = {
-        "provider": name,
-        "model": model,
-        "prompt": {"spec": config.prompt, "sha256": adapter.fingerprint()},
-        "dataset": source.identity(),
-        "columns": dict(source.columns),
-        "generation": config.generation(),
-        "endpoint": config.endpoint if provider is None else None,
-    }
-    return RunPlan(config, source, adapter, settings, fingerprint)
+    return adapter, settings
 
 
 def preflight(source: Source, check_labels: bool) -> list[str]:
@@ -244,17 +279,36 @@ def _backend(plan: RunPlan, provider: Provider | None) -> Provider | ApiClient:
     the run directory is touched, so a missing key or a refused URL leaves nothing behind."""
     config = plan.config
     if config.mode == "batch":
-        return ApiClient(api_key=config.api_key, api_key_env=config.api_key_env, base_url=config.base_url,
+        return ApiClient(api_key=config.api_key, api_key_env=config.api_key_env, base_url=config.base_urls[0],
                          allow_insecure_http=config.allow_insecure_http, timeout=max(config.timeout, 60.0),
                          max_reply_bytes=None)
     if provider is not None:
         return provider
+    return provider_for(config, plan.model, base_url=config.base_urls[0], concurrency=config.concurrency)
+
+
+def provider_for(config: RunConfig, model: str, *, base_url: str | None, concurrency: int) -> Provider:
+    """The provider ``config`` names, talking to ``base_url`` with ``concurrency`` connections
+    (raises ConfigError/AuthError when its key or URL cannot work)."""
     return make_provider(
-        config.provider, model=plan.model, api_key=config.api_key, api_key_env=config.api_key_env,
-        base_url=config.base_url, transport=config.transport,
-        concurrency=config.concurrency, timeout=config.timeout,
+        config.provider, model=model, api_key=config.api_key, api_key_env=config.api_key_env,
+        base_url=base_url, transport=config.transport, concurrency=concurrency, timeout=config.timeout,
         allow_insecure_http=config.allow_insecure_http,
     )
+
+
+def online_judge(
+    config: RunConfig, provider: Provider, limits: SendLimits, stats: RunStats, *, model: str,
+    budget: Budget | None = None,
+) -> OnlineJudge:
+    """The online judge ``config`` asks for (retries, samples, identical requests sent once),
+    sending through ``provider`` under ``limits``: the single-process run's, and each
+    distributed worker's."""
+    policy = RetryPolicy(max_retries=config.max_retries, timeout=config.timeout,
+                         backoff_base=config.backoff_base, backoff_cap=config.backoff_cap,
+                         max_retry_after=config.max_retry_after)
+    return OnlineJudge(provider, limits, policy, stats, model=model, samples=config.samples, budget=budget,
+                       dedupe=Dedupe() if config.dedupe else None)
 
 
 def _judge_step(
@@ -268,11 +322,7 @@ def _judge_step(
     limits = Limits(concurrency=config.concurrency, rps=config.rps, rpm=config.rpm, tpm=config.tpm,
                     expected_completion_tokens=config.expected_completion_tokens, clock=clock, sleep=sleep,
                     stats=stats)
-    policy = RetryPolicy(max_retries=config.max_retries, timeout=config.timeout,
-                         backoff_base=config.backoff_base, backoff_cap=config.backoff_cap,
-                         max_retry_after=config.max_retry_after)
-    return OnlineJudge(backend, limits, policy, stats, model=plan.model, samples=config.samples,
-                       budget=budget, dedupe=Dedupe() if config.dedupe else None)
+    return online_judge(config, backend, limits, stats, model=plan.model, budget=budget)
 
 
 async def execute(
@@ -287,6 +337,7 @@ async def execute(
     prices: TokenPrices | None = None,
     stop: anyio.Event | None = None,
     stop_grace: float = 10.0,
+    engine: Engine | None = None,
 ) -> RunResult:
     """Run ``plan`` into its run directory; resume what is there.
 
@@ -296,7 +347,8 @@ async def execute(
     ``clock``/``sleep`` drive every limit, wait and retry (tests pass a fake clock); ``prices``
     (US dollars per token) are needed when the config sets a cost allowance; ``stop``, once
     set, stops the run gracefully (see the module docstring), waiting at most ``stop_grace``
-    seconds for replies on the wire.
+    seconds for replies on the wire; ``engine`` judges the rows elsewhere instead of this
+    process's reader and judge steps (the provider made here only checks the key and URL).
     """
     config = plan.config
     if provider is not None and provider.name != plan.provider:
@@ -312,16 +364,18 @@ async def execute(
             record, done, counts_before = await anyio.to_thread.run_sync(_open_record, plan, run_dir, stats, command)
             budget = Budget(max_tokens=config.max_total_tokens, max_cost=config.max_cost, prices=prices,
                             used_prompt=record.tokens["prompt"], used_completion=record.tokens["completion"])
-            judge = _judge_step(plan, backend, run_dir, stats, done, budget, clock, sleep)
-            in_flight = list(judge.in_flight())
-            if in_flight:  # rows of jobs from an earlier session: followed, not sent again
-                done = np.union1d(done, key_hashes(in_flight))
+            if engine is None:
+                judge = _judge_step(plan, backend, run_dir, stats, done, budget, clock, sleep)
+                in_flight = list(judge.in_flight())
+                if in_flight:  # rows of jobs from an earlier session: followed, not sent again
+                    done = np.union1d(done, key_hashes(in_flight))
+                engine = _HereSteps(judge, max(2 * config.concurrency, 64))
             reader = Reader(plan.source, plan.adapter, plan.settings, done=done, limit=config.limit)
             sink = ResultSink(run_dir, record, stats, counts_before=counts_before, tracer=tracer,
                               flush_rows=config.flush_rows, flush_seconds=config.flush_seconds)
             await sink.write_record()
-            stopped = await _run_steps(reader, judge, sink, stats, config.concurrency, progress, progress_interval,
-                                       _Stop(stop, stop_grace))
+            stopped = await _run_steps(reader, engine, sink, stats, max(2 * config.concurrency, 64), progress,
+                                       progress_interval, _Stop(stop, stop_grace))
             await sink.write_record()
             counts = sink.counts
     finally:
@@ -344,15 +398,31 @@ class _Stop:
     grace: float
 
 
+class _HereSteps:
+    """The :class:`Engine` of a single-process run: the reader and the judge step in one
+    group, joined by a bounded stream of work."""
+
+    def __init__(self, judge: JudgeStep, capacity: int) -> None:
+        self.judge = judge
+        self.capacity = capacity
+
+    async def feed(self, reader: Reader, stats: RunStats, outbox: MemoryObjectSendStream[FinishedRow]) -> None:
+        work_send, work_recv = anyio.create_memory_object_stream[Work](self.capacity)
+        async with outbox, anyio.create_task_group() as steps:
+            steps.start_soon(reader.run, work_send, outbox.clone())
+            steps.start_soon(self.judge.run, work_recv, outbox.clone())
+
+    async def stop(self, grace: float) -> None:
+        await self.judge.stop(grace)
+
+
 async def _run_steps(
-    reader: Reader, judge: JudgeStep, sink: ResultSink, stats: RunStats, concurrency: int,
+    reader: Reader, engine: Engine, sink: ResultSink, stats: RunStats, capacity: int,
     progress: ProgressCallback | None, interval: float, stop: _Stop,
 ) -> BaseException | None:
-    """Reader and judge in one group, the sink (and the progress ticker) outside it; returns
+    """The engine's feed in one group, the sink (and the progress ticker) outside it; returns
     what stopped the run, if anything. An error of the sink (a full disk) is raised as it is,
     not as an exception group."""
-    capacity = max(2 * concurrency, 64)
-    work_send, work_recv = anyio.create_memory_object_stream[Work](capacity)
     done_send, done_recv = anyio.create_memory_object_stream[FinishedRow](capacity)
     stopped: BaseException | None = None
     finished = anyio.Event()
@@ -364,23 +434,22 @@ async def _run_steps(
             try:
                 async with done_send, anyio.create_task_group() as steps:
                     if stop.event is not None:
-                        outer.start_soon(_stop_when_asked, stop, finished, judge, sink, steps.cancel_scope)
-                    steps.start_soon(reader.run, work_send, done_send.clone())
-                    steps.start_soon(judge.run, work_recv, done_send.clone())
+                        outer.start_soon(_stop_when_asked, stop, finished, engine, sink, steps.cancel_scope)
+                    steps.start_soon(engine.feed, reader, stats, done_send.clone())
             except* StopRun as group:
-                stopped = _first(group).cause
+                stopped = first_error(group).cause
             finally:
                 finished.set()
     except* BatchJudgeError as group:
-        raise _first(group) from None
+        raise first_error(group) from None
     return stopped
 
 
 async def _stop_when_asked(
-    stop: _Stop, finished: anyio.Event, judge: JudgeStep, sink: ResultSink, steps: anyio.CancelScope
+    stop: _Stop, finished: anyio.Event, engine: Engine, sink: ResultSink, steps: anyio.CancelScope
 ) -> None:
     """Once ``stop`` is set (unless the run finishes first): write what arrived, let the
-    judge stop sending and wait for its replies, then cancel the reader and the judge."""
+    engine stop sending and wait for its replies, then cancel its feed."""
     assert stop.event is not None
     event = stop.event
     async with anyio.create_task_group() as watch:
@@ -393,18 +462,9 @@ async def _stop_when_asked(
         await event.wait()
         sink.stats.stopping = True
         await sink.flush()  # what arrived is safe before the wait, should a SIGKILL follow
-        await judge.stop(stop.grace)
+        await engine.stop(stop.grace)
         steps.cancel()
         watch.cancel_scope.cancel()
-
-
-_E = TypeVar("_E", bound=BaseException)
-
-
-def _first(group: BaseExceptionGroup[_E]) -> _E:
-    """The first error of a (possibly nested) exception group."""
-    first = group.exceptions[0]
-    return _first(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 async def _tick(stats: RunStats, progress: ProgressCallback, interval: float, finished: anyio.Event) -> None:

@@ -8,8 +8,9 @@ does not stop anything: it becomes its own failed result here and goes straight 
 
 :meth:`Reader.batches` is a plain iterator (reading Parquet and rendering are blocking work),
 so any executor can drive it: :meth:`Reader.run` drives it from a worker thread into the
-single-process run's streams, and a distributed engine can call :meth:`Reader.prepare` on the
-rows of its own blocks.
+single-process run's streams, and a distributed engine reads the pending rows with
+:func:`pending_rows` and builds a :class:`Preparer` (what the reader renders rows with) in
+each worker for the rows of its own blocks.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from batchjudge.engine.checkpoint import key_hashes_in_order
 from batchjudge.engine.outcomes import failed_result
 from batchjudge.engine.source import Source, SourceRow
 
-__all__ = ["READ_BATCH", "Reader", "RequestSettings", "Work"]
+__all__ = ["READ_BATCH", "Preparer", "Reader", "RequestSettings", "Work", "pending", "pending_rows"]
 
 READ_BATCH = 512
 """Rows read, filtered and rendered at a time."""
@@ -55,26 +56,34 @@ class Work:
     truncated: int = 0
 
 
-class Reader:
-    """Turns a source's rows into :class:`Work` (or failed results); see the module docstring.
+def pending(rows: Sequence[SourceRow], done: np.ndarray) -> list[SourceRow]:
+    """``rows`` without those whose key hash is in ``done`` (sorted, unique)."""
+    if not done.size:
+        return list(rows)
+    keep = ~np.isin(key_hashes_in_order(r.row_id for r in rows), done)
+    return [row for row, k in zip(rows, keep, strict=True) if k]
 
-    ``done`` holds the 64-bit key hashes of rows that already have a result (sorted, unique).
-    """
 
-    def __init__(
-        self,
-        source: Source,
-        adapter: PromptAdapter,
-        settings: RequestSettings,
-        *,
-        done: np.ndarray | None = None,
-        limit: int | None = None,
-    ) -> None:
-        self.source = source
+def pending_rows(source: Source, done: np.ndarray, limit: int | None, batch_size: int) -> Iterator[list[SourceRow]]:
+    """The rows of ``source`` without a result in ``done``, read ``batch_size`` input rows at
+    a time (a batch may come out smaller, even empty), up to ``limit`` input rows."""
+    seen = 0
+    for batch in source.batches(batch_size):
+        if limit is not None and seen + len(batch) > limit:
+            batch = batch[: limit - seen]
+        seen += len(batch)
+        yield pending(batch, done)
+        if limit is not None and seen >= limit:
+            return
+
+
+class Preparer:
+    """Renders rows into :class:`Work` with the run's prompt adapter and request settings; a
+    row that cannot be judged becomes its failed result instead."""
+
+    def __init__(self, adapter: PromptAdapter, settings: RequestSettings) -> None:
         self.adapter = adapter
         self.settings = settings
-        self.done = done if done is not None else np.empty(0, dtype=np.uint64)
-        self.limit = limit
 
     def prepare(self, row: SourceRow) -> Work | FinishedRow:
         """The row's request, or its failed result when it cannot be judged."""
@@ -104,23 +113,31 @@ class Reader:
         result = failed_result(row.row_id, row.target, error, model=self.settings.model)
         return FinishedRow(result, row.premise, row.hypothesis)
 
-    def pending(self, rows: Sequence[SourceRow]) -> list[SourceRow]:
-        """``rows`` without those that already have a result."""
-        if not self.done.size:
-            return list(rows)
-        keep = ~np.isin(key_hashes_in_order(r.row_id for r in rows), self.done)
-        return [row for row, k in zip(rows, keep, strict=True) if k]
+
+class Reader:
+    """Turns a source's rows into :class:`Work` (or failed results); see the module docstring.
+
+    ``done`` holds the 64-bit key hashes of rows that already have a result (sorted, unique).
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        adapter: PromptAdapter,
+        settings: RequestSettings,
+        *,
+        done: np.ndarray | None = None,
+        limit: int | None = None,
+    ) -> None:
+        self.source = source
+        self.preparer = Preparer(adapter, settings)
+        self.done = done if done is not None else np.empty(0, dtype=np.uint64)
+        self.limit = limit
 
     def batches(self, batch_size: int = READ_BATCH) -> Iterator[list[Work | FinishedRow]]:
         """The pending rows, prepared, ``batch_size`` input rows at a time, up to ``limit``."""
-        seen = 0
-        for batch in self.source.batches(batch_size):
-            if self.limit is not None and seen + len(batch) > self.limit:
-                batch = batch[: self.limit - seen]
-            seen += len(batch)
-            yield [self.prepare(row) for row in self.pending(batch)]
-            if self.limit is not None and seen >= self.limit:
-                return
+        for rows in pending_rows(self.source, self.done, self.limit, batch_size):
+            yield [self.preparer.prepare(row) for row in rows]
 
     async def run(self, work: MemoryObjectSendStream[Work], results: MemoryObjectSendStream[FinishedRow]) -> None:
         """Feed ``work`` and ``results`` from :meth:`batches`, read in a worker thread;

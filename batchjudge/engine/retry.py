@@ -6,7 +6,7 @@ and transient failures are retried up to ``max_retries`` times, waiting exactly 
 ``Retry-After`` when the decision carries one and otherwise an exponential backoff with full
 jitter; other errors fail the row at once; a fatal one (a rejected key) stops the run. The
 wait comes from the decision alone, never from the exception's attributes, so a provider
-controls it completely. Each attempt goes through the shared :class:`~.limits.Limits`; a 429
+controls it completely. Each attempt goes through the shared :class:`~.limits.SendLimits`; a 429
 also starts the shared cooldown there.
 
 An outage is not the row's failure. When the decision is
@@ -25,13 +25,14 @@ from __future__ import annotations
 import functools
 import random
 from dataclasses import dataclass
+from typing import TypeVar
 
 import anyio
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from batchjudge.core.sending import on_request_written
 from batchjudge.core.types import JudgeReply, JudgeRequest, Provider, RetryDecision, RetryKind
-from batchjudge.engine.limits import Limits, Reservation, SendingStopped
+from batchjudge.engine.limits import Reservation, SendingStopped, SendLimits
 from batchjudge.engine.stats import RunStats
 from batchjudge.errors import (
     DisconnectedError,
@@ -41,7 +42,7 @@ from batchjudge.errors import (
     UnreachableError,
 )
 
-__all__ = ["CallOutcome", "RetryPolicy", "StopRun", "call_with_retries", "describe_error"]
+__all__ = ["CallOutcome", "RetryPolicy", "StopRun", "call_with_retries", "describe_error", "first_error"]
 
 
 class StopRun(Exception):
@@ -50,6 +51,20 @@ class StopRun(Exception):
     def __init__(self, cause: BaseException) -> None:
         super().__init__(str(cause))
         self.cause = cause
+
+    def __reduce__(self) -> tuple[type[StopRun], tuple[BaseException]]:
+        """Pickled with its cause (a worker process raises it, the driver reads the cause)."""
+        return StopRun, (self.cause,)
+
+
+_E = TypeVar("_E", bound=BaseException)
+
+
+def first_error(group: BaseExceptionGroup[_E]) -> _E:
+    """The first error of a (possibly nested) exception group from a task group (a
+    :class:`StopRun` caught with ``except*``, say)."""
+    first = group.exceptions[0]
+    return first_error(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +101,7 @@ class CallOutcome:
 class _Call:
     """One row's calls: each :meth:`attempt` is one send under the shared limits."""
 
-    def __init__(self, provider: Provider, request: JudgeRequest, limits: Limits, stats: RunStats,
+    def __init__(self, provider: Provider, request: JudgeRequest, limits: SendLimits, stats: RunStats,
                  policy: RetryPolicy) -> None:
         self.provider = provider
         self.request = request
@@ -202,7 +217,7 @@ class _Call:
 
 
 async def call_with_retries(
-    provider: Provider, request: JudgeRequest, limits: Limits, stats: RunStats, policy: RetryPolicy
+    provider: Provider, request: JudgeRequest, limits: SendLimits, stats: RunStats, policy: RetryPolicy
 ) -> CallOutcome:
     """Judge one request under the shared limits, retrying as the provider's decisions say.
 

@@ -11,18 +11,17 @@ sent again on resume.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from batchjudge.core.results import (
-    RESULT_COLUMNS,
     STATUS_FAILED,
     STATUS_OK,
     Counts,
     FinishedRow,
     RowResult,
+    result_columns,
 )
 from batchjudge.core.scrub import default_scrubber
 from batchjudge.core.tracer import Tracer
@@ -31,9 +30,6 @@ from batchjudge.engine.record import RunRecord, Usage, now_iso
 from batchjudge.engine.stats import RunStats
 
 __all__ = ["ResultSink"]
-
-_SERVER_TEXT = ("reason", "raw_response", "error")
-"""Columns holding text a server sent: scrubbed before they are written."""
 
 
 class ResultSink:
@@ -119,11 +115,7 @@ class ResultSink:
         await anyio.to_thread.run_sync(self.run_dir.write_meta, self.record.to_json())
 
     def _write_part(self, rows: Sequence[RowResult]) -> None:
-        scrub = default_scrubber().text
-        columns: dict[str, list[Any]] = {c: [getattr(r, c) for r in rows] for c in RESULT_COLUMNS}
-        for name in _SERVER_TEXT:
-            columns[name] = [v if v is None else scrub(v) for v in columns[name]]
-        self.run_dir.write_part(columns)
+        self.run_dir.write_part(result_columns(rows, scrub=default_scrubber().text))
 
     async def run(self, inbox: MemoryObjectReceiveStream[FinishedRow]) -> None:
         """Consume ``inbox`` until it ends; flush by size as rows arrive and by time from a

@@ -38,6 +38,7 @@ __all__ = [
     "open_source",
     "parse_columns",
     "row_key",
+    "source_rows",
 ]
 
 LOGICAL_COLUMNS: tuple[str, ...] = ("premise", "hypothesis", "target", "id")
@@ -246,12 +247,18 @@ def _check_type(file: InputFile, logical: str, physical: str, typ: pa.DataType) 
 class Source:
     """Validated inputs, ready to stream. Build it with :func:`open_source`."""
 
-    def __init__(self, files: list[InputFile], columns: dict[str, str], present: set[str], total: int):
+    def __init__(self, files: list[InputFile], columns: dict[str, str], present: set[str], rows: Sequence[int]):
         self.files = files
         self.columns = columns
         self.present = present
         """Logical columns present in every file (``target``/``id`` are optional)."""
-        self.total = total
+        self.rows = list(rows)
+        """Rows of each file, in ``files`` order."""
+        self.total = sum(self.rows)
+
+    def file(self, index: int) -> Source:
+        """The source of ``files[index]`` alone (its rows keep their keys)."""
+        return Source([self.files[index]], self.columns, self.present, [self.rows[index]])
 
     @property
     def labelled(self) -> bool:
@@ -311,39 +318,51 @@ class Source:
             yield self._rows(file, batch, index)
 
     def _rows(self, file: InputFile, batch: pa.RecordBatch, start: int) -> list[SourceRow]:
-        cols = {c: batch.column(c).to_pylist() for c in self.present}
-        n = batch.num_rows
-        premises: list[object] = cols["premise"]
-        hypotheses: list[object] = cols["hypothesis"]
-        targets: list[object] = cols.get("target", [None] * n)
-        ids: list[object] | None = cols.get("id")
-        rows: list[SourceRow] = []
-        for i in range(n):
-            premise, hypothesis, target = premises[i], hypotheses[i], targets[i]
-            index = start + i
-            raw_id = ids[i] if ids is not None else None
-            problem = None
-            if ids is not None and raw_id is None:
-                problem = f"{file.rel} row {index}: null {self.columns['id']!r} (id)"
-                key = row_key(file.rel, index, _str(premise), _str(hypothesis))
-            else:
-                key = str(raw_id) if ids is not None else row_key(
-                    file.rel, index, _str(premise), _str(hypothesis)
-                )
-            label: int | None = None
-            if target is not None:
-                label = int(cast("int | bool", target))  # the column's type was checked up front
-                if label not in (0, 1):
-                    problem = problem or (
-                        f"{file.rel} row {index}: {self.columns['target']!r} is {target!r}, expected 0 or 1"
-                    )
-                    label = None
-            for role, value in (("premise", premise), ("hypothesis", hypothesis)):
-                if problem is None and (value is None or not str(value).strip()):
-                    what = "null" if value is None else "empty"
-                    problem = f"{file.rel} row {index}: {what} {self.columns[role]!r} ({role})"
-            rows.append(SourceRow(key, _str(premise), _str(hypothesis), label, problem))
-        return rows
+        return source_rows(batch, self.columns, file.rel, start)
+
+
+def source_rows(
+    batch: pa.RecordBatch | pa.Table, columns: Mapping[str, str], rel: str, start: int | None
+) -> list[SourceRow]:
+    """The rows of ``batch`` (columns named by role: ``premise``, ``hypothesis``, optional
+    ``target`` and ``id``) with their keys and problems, as :meth:`Source.batches` yields them.
+
+    ``rel`` and ``start`` (the file's stable name and the batch's first row index in it) go
+    into the key of a row without an ``id``; ``start`` None is for rows with no stable place
+    (a stream, e.g. a user's Ray dataset): their key is their content. ``columns`` maps roles
+    to the input's own column names, which the problems name.
+    """
+    present = [c for c in LOGICAL_COLUMNS if c in batch.column_names]
+    cols = {c: batch.column(c).to_pylist() for c in present}
+    n = batch.num_rows
+    premises: list[object] = cols["premise"]
+    hypotheses: list[object] = cols["hypothesis"]
+    targets: list[object] = cols.get("target", [None] * n)
+    ids: list[object] | None = cols.get("id")
+    rows: list[SourceRow] = []
+    for i in range(n):
+        premise, hypothesis, target = premises[i], hypotheses[i], targets[i]
+        index = start + i if start is not None else 0
+        where = f"{rel} row {index}" if start is not None else rel
+        raw_id = ids[i] if ids is not None else None
+        problem = None
+        if ids is not None and raw_id is None:
+            problem = f"{where}: null {columns['id']!r} (id)"
+            key = row_key(rel, index, _str(premise), _str(hypothesis))
+        else:
+            key = str(raw_id) if ids is not None else row_key(rel, index, _str(premise), _str(hypothesis))
+        label: int | None = None
+        if target is not None:
+            label = int(cast("int | bool", target))  # the column's type was checked up front
+            if label not in (0, 1):
+                problem = problem or f"{where}: {columns['target']!r} is {target!r}, expected 0 or 1"
+                label = None
+        for role, value in (("premise", premise), ("hypothesis", hypothesis)):
+            if problem is None and (value is None or not str(value).strip()):
+                what = "null" if value is None else "empty"
+                problem = f"{where}: {what} {columns[role]!r} ({role})"
+        rows.append(SourceRow(key, _str(premise), _str(hypothesis), label, problem))
+    return rows
 
 
 def _str(value: object) -> str | None:
@@ -375,7 +394,7 @@ def open_source(inputs: Sequence[str | os.PathLike[str]], columns: Mapping[str, 
                 rel = path.name
             files.append(InputFile(path, rel, fmt, path.stat().st_size))
     present = {"premise", "hypothesis", "target", "id"}
-    total = 0
+    counts: list[int] = []
     for file in files:
         schema, rows = _shape(file)
         for logical in LOGICAL_COLUMNS:
@@ -390,8 +409,8 @@ def open_source(inputs: Sequence[str | os.PathLike[str]], columns: Mapping[str, 
                 present.discard(logical)
                 continue
             _check_type(file, logical, physical, schema.field(physical).type)
-        total += rows
-    if total == 0:
+        counts.append(rows)
+    if sum(counts) == 0:
         names = ", ".join(str(f.path) for f in files[:3]) + (" ..." if len(files) > 3 else "")
         raise InputError(f"{names}: the dataset is empty (0 rows)")
-    return Source(files, mapping, present, total)
+    return Source(files, mapping, present, counts)

@@ -155,7 +155,8 @@ def _local_support(fact: str, context: dict[str, int], index: _Index, p: Text) -
 
 
 def _facts(sentence: Sentence, p: Text) -> list[tuple[str, str, list[int]]]:
-    """(fact, kind, token positions) of each name, number and date of a summary sentence."""
+    """(fact, kind, token positions) of each name, number and date of a summary sentence, in
+    the order of their first position."""
     found: dict[str, str] = dict.fromkeys(sentence.numbers, "number")
     found.update((d, date_kind(d) or "date") for d in sentence.dates)
     for key in sentence.keys:
@@ -169,7 +170,10 @@ def _facts(sentence: Sentence, p: Text) -> list[tuple[str, str, list[int]]]:
         fact = NUMBER_WORDS.get(token, token)
         if fact in positions:
             positions[fact].append(i)
-    return [(fact, kind, positions[fact]) for fact, kind in found.items() if positions[fact]]
+    facts = [(fact, kind, positions[fact]) for fact, kind in found.items() if positions[fact]]
+    # In the order the sentence states them: the keys are a set, whose order changes with the
+    # process's hash seed, and the reason names facts in this order.
+    return sorted(facts, key=lambda item: item[2][0])
 
 
 def read_facts(sentence: Sentence, p: Text, reading: Reading) -> None:

@@ -1,0 +1,234 @@
+"""One shared limiter, many workers: the limit is shared, never multiplied; a 429 anywhere
+pauses everyone; leases come back; the judge runs unchanged on leased limits. All of it runs
+in one process on virtual time, without Ray (the limiter and worker do not need it).
+
+Workers take their limits from the limiter (a flag, or what it learns from the replies), so a
+worker is built from the limiter and its own concurrency alone."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import anyio
+import pytest
+from emulator_fixtures import emulator  # noqa: F401 - a fixture
+from virtual_time import clock, run_virtual, sleep
+
+from batchjudge import RunConfig
+from batchjudge.core.results import RowResult
+from batchjudge.core.types import JudgeReply, JudgeRequest
+from batchjudge.engine.limits import Reservation
+from batchjudge.engine.source import open_source
+from batchjudge.ray._leased import LeasedLimits
+from batchjudge.ray._limiter import SharedLimiter
+from batchjudge.ray._worker import JudgeWorker
+
+
+def leased(limiter: SharedLimiter, *, concurrency: int = 10) -> LeasedLimits:
+    return LeasedLimits(limiter, concurrency=concurrency, expected_completion_tokens=10, clock=clock, sleep=sleep)
+
+
+def request(prompt_tokens: int = 0) -> JudgeRequest:
+    """A request charged ``prompt_tokens`` plus the 10 completion tokens a worker expects."""
+    return JudgeRequest("row", [], "premise", "hypothesis", "model", max_tokens=10, prompt_tokens=prompt_tokens)
+
+
+async def send(limits: LeasedLimits, prompt_tokens: int = 0, *, latency: float = 0.0) -> Reservation:
+    """One request through ``limits`` as the judge sends it: wait, send, the reply after
+    ``latency`` seconds (using what was charged), done."""
+    reservation = limits.charge(request(prompt_tokens))
+    await limits.before_send(reservation)
+    await sleep(latency)
+    limits.on_success()
+    limits.settle(reservation, JudgeReply("", prompt_tokens=prompt_tokens, completion_tokens=10))
+    limits.after_send(reservation)
+    return reservation
+
+
+async def with_workers(workers: list[LeasedLimits], body: Callable[[], Awaitable[None]]) -> None:
+    """Run ``body`` while every worker's reports and broadcasts flow, then stop them."""
+    async with anyio.create_task_group() as group:
+        for worker in workers:
+            group.start_soon(worker.run)
+        await body()
+        group.cancel_scope.cancel()
+
+
+def most_in_any_window(times: list[float], window: float) -> int:
+    times = sorted(times)
+    return max(len([u for u in times[i:] if u < t + window]) for i, t in enumerate(times))
+
+
+def test_four_workers_together_never_exceed_one_limit_and_nearly_reach_it():
+    async def main() -> list[float]:
+        limiter = SharedLimiter(concurrency=40, rps=20, clock=clock, sleep=sleep)
+        workers = [leased(limiter) for _ in range(4)]
+        sent: list[float] = []
+
+        async def sender(limits: LeasedLimits) -> None:
+            for _ in range(25):
+                reservation = await send(limits, latency=0.3)
+                sent.append(reservation.sent_at)
+
+        async def senders() -> None:
+            async with anyio.create_task_group() as group:
+                for worker in workers:
+                    for _ in range(3):
+                        group.start_soon(sender, worker)
+
+        await with_workers(workers, senders)
+        return sent
+
+    sent = sorted(run_virtual(main))
+    assert len(sent) == 300
+    assert most_in_any_window(sent, 1.0) <= 20  # one limit for all four, never four limits
+    # ...and all of it: each window of 1.05 s (the shared pacer's margin) opens with a send
+    assert all(sent[20 * k] <= 1.05 * k + 1e-6 for k in range(14))
+
+
+def test_a_429_seen_by_one_worker_pauses_every_worker_until_its_retry_after():
+    async def main() -> tuple[float, list[float]]:
+        limiter = SharedLimiter(concurrency=20, clock=clock, sleep=sleep)
+        first, other = leased(limiter), leased(limiter)
+        sent: list[float] = []
+        hit_at = 0.0
+
+        async def body() -> None:
+            nonlocal hit_at
+
+            async def steady() -> None:
+                while clock() < 5.0:
+                    sent.append((await send(other)).sent_at)
+                    await sleep(0.1)
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(steady)
+                await sleep(1.05)
+                hit_at = clock()
+                first.on_rate_limited(2.0)
+
+        await with_workers([first, other], body)
+        return hit_at, sent
+
+    hit_at, sent = run_virtual(main)
+    assert [t for t in sent if hit_at < t < hit_at + 2.0] == []
+    assert any(t >= hit_at + 2.0 for t in sent)  # and it goes on afterwards
+    assert sum(t < hit_at for t in sent) >= 10
+
+
+def test_repeated_429s_shrink_every_workers_concurrency_and_calm_grows_it_back():
+    async def main() -> tuple[int, int, int]:
+        limiter = SharedLimiter(concurrency=40, clock=clock, sleep=sleep)
+        first, other = leased(limiter), leased(limiter)
+        sizes: list[int] = []
+
+        async def body() -> None:
+            await send(other)
+            sizes.append(int(other.capacity.total_tokens))
+            for _ in range(3):  # three episodes, each after the last one's pause ended
+                first.on_rate_limited(0.1)
+                await sleep(0.5)
+            sizes.append(int(other.capacity.total_tokens))
+            for _ in range(50 * 10):
+                first.on_success()
+            await sleep(0.5)
+            sizes.append(int(other.capacity.total_tokens))
+
+        await with_workers([first, other], body)
+        return sizes[0], sizes[1], sizes[2]
+
+    before, shrunk, recovered = run_virtual(main)
+    assert (before, recovered) == (10, 10)
+    assert shrunk < before
+
+
+def test_unused_send_times_and_tokens_are_given_back():
+    async def main() -> tuple[float, float, int, int]:
+        limiter = SharedLimiter(concurrency=8, rps=10, tpm=6000, horizon=1.0, clock=clock, sleep=sleep)
+        pacer, window = limiter.limits.second.pacer, limiter.limits.tokens
+        assert pacer is not None and window is not None
+        worker = leased(limiter)
+        await worker._lease(slots=8, tokens=800)  # what a lease for eight senders in line gets
+        booked, tokens_leased = pacer.count_between(-1.0, 10.0), window.used
+        await worker.before_send(worker.charge(request(90)))  # one of them sends (100 tokens)
+        await worker.aclose()
+        return tokens_leased, window.used, booked, pacer.count_between(-1.0, 10.0)
+
+    tokens_leased, tokens_after, booked, after = run_virtual(main)
+    assert tokens_leased == pytest.approx(800) and tokens_after == pytest.approx(100)
+    assert booked == 8 and after == 1  # the one send made stays; seven times come back
+
+
+def test_a_token_limit_is_shared_by_the_workers_not_multiplied():
+    async def main() -> tuple[list[float], float]:
+        limiter = SharedLimiter(concurrency=8, tpm=6000, clock=clock, sleep=sleep)
+        workers = [leased(limiter) for _ in range(2)]
+        sent: list[float] = []
+
+        async def body() -> None:
+            async def sender(limits: LeasedLimits) -> None:
+                for _ in range(40):
+                    sent.append((await send(limits, 490)).sent_at)  # 500 tokens each
+
+            async with anyio.create_task_group() as group:
+                for worker in workers:
+                    group.start_soon(sender, worker)
+
+        await with_workers(workers, body)
+        return sent, clock()
+
+    sent, took = run_virtual(main)
+    assert len(sent) == 80 and most_in_any_window(sent, 60.0) <= 12  # 6,000 tokens a minute for both
+    assert 360 <= took <= 370  # 40,000 tokens: six full minutes, then the last 4,000
+
+
+def test_the_online_judge_runs_unchanged_in_a_worker_and_gives_the_single_process_results(write_pairs, tmp_path):
+    import batchjudge
+    import polars as pl
+
+    data = write_pairs(60)
+    config = RunConfig(inputs=[data], out=tmp_path / "run", provider="local", rps=50, concurrency=8)
+    single = pl.read_parquet(batchjudge.run(config).run_dir + "/results/*.parquet").sort("row_id")
+    rows = [row for batch in open_source([data]).batches() for row in batch]
+
+    async def main() -> list[RowResult | None]:
+        limiter = SharedLimiter(concurrency=8, rps=50, clock=clock, sleep=sleep)
+        worker = JudgeWorker(config, [limiter], workers=2, keyed=True, clock=clock, sleep=sleep)
+        async with anyio.create_task_group() as group:
+            group.start_soon(worker.run_limits)
+            results = await worker.judge_rows(rows)
+            group.cancel_scope.cancel()
+        await worker.aclose()
+        return results
+
+    results = run_virtual(main)
+    assert None not in results  # every row has its result
+    table = pl.DataFrame([dataclasses.asdict(r) for r in results if r is not None]).sort("row_id")
+    same = [c for c in single.columns if c != "latency_ms"]
+    assert table.select(same).equals(single.select(same))
+
+
+def test_rows_go_to_the_endpoint_with_the_least_in_flight(emulator, tmp_path: Path, write_pairs):
+    fast, slow = emulator(latency_ms=10), emulator(latency_ms=400)
+    data = write_pairs(120)
+    config = RunConfig(inputs=[data], out=tmp_path / "unused", provider="mistral", base_url=[fast.url, slow.url],
+                       api_key="test-key-not-secret", concurrency=8, engine="ray")
+    rows = [row for batch in open_source([data]).batches() for row in batch]
+
+    async def main() -> list[str | None]:
+        limiters = [SharedLimiter(concurrency=8), SharedLimiter(concurrency=8)]
+        worker = JudgeWorker(config, limiters, workers=1, keyed=True)
+        async with anyio.create_task_group() as group:
+            group.start_soon(worker.run_limits)
+            results = await worker.judge_rows(rows)
+            group.cancel_scope.cancel()
+        await worker.aclose()
+        return [r.status if r is not None else None for r in results]
+
+    statuses = anyio.run(main)
+    assert statuses == ["ok"] * 120
+    fast_n, slow_n = fast.stats()["chat_completions"], slow.stats()["chat_completions"]
+    assert fast_n + slow_n == 120
+    assert slow_n >= 1 and fast_n > 3 * slow_n
