@@ -502,7 +502,7 @@ def main() -> None:
         for scenario in chosen:
             tokens = scenario.name == "tokens"
             for limit in [TOKENS_TPM] if tokens else limits:
-                rows = int(limit / 1000 * TOKENS_SECONDS) if tokens else int(limit * args.seconds)
+                rows = int(limit / 60 / 1000 * TOKENS_SECONDS) if tokens else int(limit * args.seconds)  # ~1,000-token prompts
                 data = write_data(work / f"{scenario.name}-{limit}", rows, long_prompts=tokens)
                 clients = [c for c in scenario.clients if wanted is None or c in wanted]
                 with emulator(scenario, limit) as url:
