@@ -19,13 +19,15 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from throughput import emulator_url  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 SCENARIOS: dict[str, list[str]] = {
@@ -89,12 +91,7 @@ def run_once(python: str, flags: list[str], requests: int, concurrency: int) -> 
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                              text=True, env=env, cwd="/")
     try:
-        assert child.stdout is not None
-        banner = child.stdout.readline()
-        match = re.search(r"(http://\S+)", banner)
-        if match is None:
-            raise RuntimeError(f"the emulator did not start: {banner!r}")
-        url = match.group(1)
+        url = emulator_url(child)
         bodies = _bodies()
         deadline = time.monotonic() + 60
         while True:

@@ -129,6 +129,16 @@ class Outcome:
 # --- the emulator process ------------------------------------------------------------------
 
 
+def emulator_url(child: subprocess.Popen[str]) -> str:
+    """The base URL a ``batchjudge emulator`` child prints on its first line of stdout."""
+    assert child.stdout is not None
+    banner = child.stdout.readline()
+    match = re.search(r"(http://\S+)", banner)
+    if match is None:
+        raise RuntimeError(f"the emulator did not start: {banner!r}")
+    return match.group(1)
+
+
 @contextmanager
 def emulator(scenario: Scenario, limit: int, seed: int = 0) -> Iterator[str]:
     """``batchjudge emulator`` in a child process; yields its base URL."""
@@ -139,12 +149,7 @@ def emulator(scenario: Scenario, limit: int, seed: int = 0) -> Iterator[str]:
     ]  # fmt: skip
     child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
-        assert child.stdout is not None
-        banner = child.stdout.readline()
-        match = re.search(r"(http://\S+)", banner)
-        if match is None:
-            raise RuntimeError(f"the emulator did not start: {banner!r}")
-        url = match.group(1)
+        url = emulator_url(child)
         for _ in range(100):
             try:
                 stats(url)
