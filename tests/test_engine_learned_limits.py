@@ -213,6 +213,52 @@ def test_without_any_announced_limit_the_first_429_sets_an_estimate_from_what_wa
         assert sum(1 for t in later if start <= t < start + 1.0) <= 25
 
 
+def test_a_429_from_the_token_window_is_not_read_as_a_request_limit() -> None:
+    tokens_left = {"x-ratelimit-limit-tokens-minute": "30000", "x-ratelimit-remaining-tokens-minute": "40"}
+
+    async def main() -> tuple[Limits, list[float]]:
+        limits = Limits(concurrency=64, clock=clock, sleep=sleep)
+        probe = limits.charge(request())
+        await limits.before_send(probe)
+        limits.settle(probe, reply({**tokens_left, "x-ratelimit-remaining-tokens-minute": "29000"}))
+        limits.after_send(probe)
+        sent = []
+        for _ in range(5):
+            await sleep(0.01)
+            r = limits.charge(request())
+            await limits.before_send(r)
+            sent.append(r)
+        assert limits.tokens is not None
+        before = limits.tokens.used
+        # Short and long waits alike: the headers say the request did not fit in the tokens left.
+        limits.on_rate_limited(1.0, sent[-1], tokens_left)
+        await sleep(1.5)
+        limits.on_rate_limited(20.0, sent[-2], tokens_left)
+        return limits, [before, limits.tokens.used]
+
+    limits, used = run_virtual(main)
+    assert limits.second.limit is None and limits.minute.limit is None
+    assert limits.tokens is not None and limits.tokens.limit == 30000
+    assert used[1] == pytest.approx(30000 - 40)  # the server's count of the window is taken
+    assert "/s" not in limits.stats.limits and "estimate" not in limits.stats.limits
+
+
+def test_a_429_from_a_spent_request_window_names_that_window() -> None:
+    spent = {"x-ratelimit-limit-req-minute": "600", "x-ratelimit-remaining-req-minute": "0",
+             "x-ratelimit-limit-tokens-minute": "500000", "x-ratelimit-remaining-tokens-minute": "400000"}
+
+    async def main() -> Limits:
+        limits = Limits(concurrency=8, rps=100, rpm=600, clock=clock, sleep=sleep)
+        r = limits.charge(request())
+        await limits.before_send(r)
+        limits.on_rate_limited(1.0, r, spent)  # a short wait, but the minute window said it
+        return limits
+
+    limits = run_virtual(main)
+    assert limits.minute.limit == 600 and limits.minute.factor < 1.0
+    assert limits.second.factor == 1.0
+
+
 def test_429s_despite_pacing_cut_the_rate_and_calm_brings_it_back() -> None:
     async def main() -> list[float]:
         limits = Limits(concurrency=8, rps=100, clock=clock, sleep=sleep, calm_seconds=10.0)

@@ -549,8 +549,12 @@ class Limits:
             self.observe(announced, reservation)
         if same_episode:
             return
-        long_wait = retry_after is not None and retry_after > _LONG_WAIT
-        window = self.minute if long_wait else self.second
+        refused = _refused_by(announced, reservation, retry_after)
+        if refused == "tokens":
+            self._tokens_refused(announced.tokens_minute)
+            self._report()
+            return
+        window = self.minute if refused == "minute" else self.second
         sent_at = reservation.sent_at if reservation is not None else math.nan
         if window.limit is None and self.learn:
             self._estimate(window, reservation)
@@ -562,6 +566,17 @@ class Limits:
             self.capacity.total_tokens = max(floor, math.floor(self.capacity.total_tokens * 0.75))
             self._recent_429s = 0
         self._report()
+
+    def _tokens_refused(self, quota: Quota | None) -> None:
+        """The token window refused a request: what the server counted beyond this run's own
+        charges is someone else's (or a completion longer than expected), so it takes room
+        now, whatever its size. The request windows learn nothing from it."""
+        if self.tokens is None or quota is None or quota.remaining is None:
+            return
+        extra = (quota.limit - quota.remaining) - self.tokens.used
+        if extra > 0:
+            self.tokens.add_foreign(extra)
+            self._tokens_foreign_at = self.clock()
 
     def _estimate(self, window: _Window, reservation: Reservation | None) -> None:
         """No limit known: the server admitted exactly its limit in the window before the
@@ -606,6 +621,33 @@ class Limits:
         if self.tokens is not None:
             parts.append(f"{self.tokens.limit:,.0f} tok/min {self.tokens_source}")
         stats.limits = ", ".join(parts)
+
+
+def _refused_by(
+    announced: Announced, reservation: Reservation | None, retry_after: float | None,
+) -> Literal["second", "minute", "tokens"]:
+    """Which window refused a request, from the 429's headers where they tell: a token
+    window with less left than the request costs, or a request window with nothing left.
+    Mistral's 429 body says only "Rate limit exceeded", so without headers the wait decides:
+    one longer than :data:`_LONG_WAIT` points at a per-minute window.
+
+    Without this, a token-bound run read the token window's 429s as request-window limits
+    and paced requests at a made-up "estimate" (e.g. 6/s while the tokens allowed 3/s).
+    """
+    tokens = announced.tokens_minute
+    cost = reservation.tokens if reservation is not None else 0.0
+    if tokens is not None and tokens.remaining is not None and tokens.remaining < max(cost, 1.0):
+        return "tokens"
+    if _spent(announced.requests_second):
+        return "second"
+    if _spent(announced.requests_minute):
+        return "minute"
+    return "minute" if retry_after is not None and retry_after > _LONG_WAIT else "second"
+
+
+def _spent(quota: Quota | None) -> bool:
+    """Whether an announced request window has nothing left."""
+    return quota is not None and quota.remaining is not None and quota.remaining <= 0
 
 
 async def _pass(awaitable: Awaitable[float]) -> None:
