@@ -152,8 +152,9 @@ def test_a_request_written_late_counts_from_when_it_left_so_the_next_window_wait
             times.append(round(reservation.sent_at, 3))
         return [round(first.sent_at, 3), round(second.sent_at, 3), *times]
 
-    # the second was let go at 0.25 s and written at 0.5 s: the fourth waits for 1.5 s, not 1.25 s
-    assert run_virtual(main) == [0.0, 0.5, 1.0, 1.5]
+    # the second was let go at 0.45 s (0.9 of the average gap) and written at 0.7 s: the fourth
+    # waits for 1.7 s, not 1.45 s
+    assert run_virtual(main) == [0.0, 0.7, 1.15, 1.7]
 
 
 def test_a_request_that_opened_a_connection_counts_from_its_reply() -> None:

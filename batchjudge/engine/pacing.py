@@ -10,10 +10,14 @@ window old, so a late wake-up is made up by the next send instead of lost.
 The window is widened by a fixed ``margin`` (seconds, not a percentage): arrival jitter between
 client and server is a few milliseconds whatever the rate, so 10 ms costs 1% of a one-second
 window at any rate, where the former 3% cost 3%. Sends are also kept ``spread`` × the average
-gap apart (half of it by default): a burst of a whole window's sends reaches a server one after
+gap apart (0.9 of it by default): a burst of a whole window's sends reaches a server one after
 another, and the last of them arrives late enough to fill the server's *next* window, which is
-where most 429s at a known limit came from; at twice the average rate the pacer can still
-make up for late wake-ups. The limit can change while the run works (a
+where most 429s at a known limit came from. Half the gap was the default first (bursts at
+twice the rate, to make up for late wake-ups), but a server that stamps arrivals from a busy
+event loop reads such bursts late and bunched: at 400 RPS on the strict arrival-time emulator
+that drew 2-4 429s a run (each stopping every sender for its 1 s ``Retry-After``), 0.75 drew
+one, 0.9 none, at the same efficiency otherwise (``benchmarks/README.md``). The limit can
+change while the run works (a
 limit announced by the server, an estimate after a 429, a slow-down), and sends made by others
 on the same quota can be recorded (:meth:`WindowPacer.add_foreign`).
 
@@ -51,7 +55,7 @@ class WindowPacer:
         window: float = 1.0,
         *,
         margin: float = 0.010,
-        spread: float = 0.5,
+        spread: float = 0.9,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
