@@ -161,6 +161,30 @@ def test_unused_send_times_and_tokens_are_given_back():
     assert booked == 8 and after == 1  # the one send made stays; seven times come back
 
 
+def test_a_workers_429_from_the_token_window_sets_no_request_limit():
+    tokens_left = {"x-ratelimit-limit-tokens-minute": "30000", "x-ratelimit-remaining-tokens-minute": "40"}
+
+    async def main() -> SharedLimiter:
+        limiter = SharedLimiter(concurrency=8, tpm=30000, clock=clock, sleep=sleep)
+        worker = leased(limiter)
+
+        async def body() -> None:
+            for _ in range(5):
+                await send(worker, 90)
+                await sleep(0.01)
+            refused = worker.charge(request(90))  # 100 tokens, more than the 40 left
+            await worker.before_send(refused)
+            worker.on_rate_limited(1.0, refused, tokens_left)
+            await sleep(0.5)  # its report reaches the limiter
+
+        await with_workers([worker], body)
+        return limiter
+
+    limiter = run_virtual(main)
+    assert limiter.limits.stats.rate_limited == 1
+    assert limiter.limits.second.limit is None and limiter.limits.minute.limit is None
+
+
 def test_a_token_limit_is_shared_by_the_workers_not_multiplied():
     async def main() -> tuple[list[float], float]:
         limiter = SharedLimiter(concurrency=8, tpm=6000, clock=clock, sleep=sleep)

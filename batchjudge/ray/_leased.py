@@ -262,7 +262,8 @@ class LeasedLimits:
         if retry_after:
             self._pause(retry_after)
         sent_at = reservation.booked if isinstance(reservation, _Leased) else self.clock() + self._offset
-        self._report.rate_limited.append(RateLimited(retry_after, sent_at, rate_headers(headers)))
+        tokens = reservation.tokens if reservation is not None else 0.0
+        self._report.rate_limited.append(RateLimited(retry_after, sent_at, rate_headers(headers), tokens))
         self._flush_now.set()
 
     def on_success(self) -> None:

@@ -120,11 +120,13 @@ class Settled:
 
 @dataclass(frozen=True, slots=True)
 class RateLimited:
-    """A 429: its ``Retry-After`` (None when it gave none), send time and headers."""
+    """A 429: its ``Retry-After`` (None when it gave none), send time and headers, and the
+    tokens the refused request was charged (its headers may show the token window refused it)."""
 
     retry_after: float | None
     sent_at: float
     headers: dict[str, str]
+    tokens: float = 0.0
 
 
 @dataclass(slots=True)
@@ -321,7 +323,7 @@ class SharedLimiter:
         limits.record_sends(report.sent)
         try:
             for hit in report.rate_limited:
-                limits.on_rate_limited(hit.retry_after, Reservation(0.0, sent_at=hit.sent_at), hit.headers)
+                limits.on_rate_limited(hit.retry_after, Reservation(hit.tokens, sent_at=hit.sent_at), hit.headers)
             for done in report.settled:
                 self._settle(done)
         except QuotaExhaustedError as exc:  # the month's tokens are spent: nothing more can succeed
