@@ -23,7 +23,9 @@ from batchjudge.core.types import JudgeRequest
 from batchjudge.emulator import EmulatorConfig, EmulatorServer, FaultSpec
 
 __all__ = [
+    "MODEL",
     "TEST_KEY",
+    "StartEmulator",
     "FakeClock",
     "batchjudge_cli",
     "cli_command",
@@ -35,6 +37,8 @@ __all__ = [
 
 TEST_KEY = "test-key-not-secret"
 MODEL = "mistral-small-latest"
+StartEmulator = Callable[..., EmulatorServer]
+"""What the ``emulator`` fixture is: call it to start one, with the config's fields as options."""
 
 
 class FakeClock:
@@ -53,7 +57,7 @@ def _config(**options: Any) -> EmulatorConfig:
 
 
 @pytest.fixture
-def emulator() -> Iterator[Callable[..., EmulatorServer]]:
+def emulator() -> Iterator[StartEmulator]:
     """Start emulators over real HTTP on free ports: ``emulator(rps=5, faults="500:0.1")``.
 
     ``clock=FakeClock()`` makes the limits and outages read that clock instead of the real one.

@@ -3,7 +3,6 @@ chunks under the limits keyed by row, error answers kept, running jobs picked up
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,18 +10,16 @@ import anyio
 import orjson
 import polars as pl
 import pytest
-from emulator_fixtures import TEST_KEY, emulator, sdk_over_http  # noqa: F401  (fixture)
+from emulator_fixtures import TEST_KEY, StartEmulator, emulator, sdk_over_http  # noqa: F401  (fixture)
 from ft_fixtures import labelled_parquet
 
-from batchjudge.emulator import EmulatorServer
+from batchjudge.api import run_async
 from batchjudge.engine import batch
 from batchjudge.engine.config import RunConfig
-from batchjudge.api import run_async
 from batchjudge.engine.pipeline import RunResult
 from batchjudge.errors import ConfigError
 from batchjudge.report import load_run
 
-StartEmulator = Callable[..., EmulatorServer]
 _COMPARED = ["row_id", "status", "verdict", "reason", "prompt_tokens", "completion_tokens", "model", "target"]
 
 

@@ -15,6 +15,7 @@ import polars as pl
 import pytest
 from emulator_fixtures import (  # noqa: F401  (emulator is a fixture)
     TEST_KEY,
+    StartEmulator,
     batchjudge_cli,
     cli_command,
     emulator,
@@ -22,7 +23,6 @@ from emulator_fixtures import (  # noqa: F401  (emulator is a fixture)
 
 from batchjudge.emulator import EmulatorServer
 
-StartEmulator = Callable[..., EmulatorServer]
 FAULTS = "500:0.05,503:0.02,drop:0.02,slow:0.02,malformed:0.02,nonjson:0.01"
 
 

@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import anyio
 import pytest
-from emulator_fixtures import TEST_KEY, emulator  # noqa: F401  (fixture)
+from emulator_fixtures import TEST_KEY, StartEmulator, emulator  # noqa: F401  (fixture)
 from ft_fixtures import labelled_parquet
 
-from batchjudge.emulator import EmulatorServer
-
-StartEmulator = Callable[..., EmulatorServer]
 _SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "cookbook.py"
 
 

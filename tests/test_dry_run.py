@@ -9,16 +9,14 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from emulator_fixtures import TEST_KEY, emulator  # noqa: F401  (fixture)
+from emulator_fixtures import TEST_KEY, StartEmulator, emulator  # noqa: F401  (fixture)
 from typer.testing import CliRunner
 
 import batchjudge
 from batchjudge import JudgeReply, JudgeRequest, MockProvider, RunConfig
 from batchjudge.cli import app
-from batchjudge.emulator import EmulatorServer
 from batchjudge.report.prices import load_prices
 
-StartEmulator = Callable[..., EmulatorServer]
 runner = CliRunner()
 
 

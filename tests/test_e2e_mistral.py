@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from emulator_fixtures import TEST_KEY, batchjudge_cli, emulator  # noqa: F401  (fixture)
+from emulator_fixtures import TEST_KEY, StartEmulator, batchjudge_cli, emulator  # noqa: F401  (fixture)
 
 from batchjudge.emulator import EmulatorServer
 from batchjudge.localjudge import LocalJudge
 
-StartEmulator = Callable[..., EmulatorServer]
 ROWS = 30
 
 

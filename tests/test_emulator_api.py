@@ -9,7 +9,7 @@ from typing import Any
 import httpx2
 import orjson
 import pytest
-from emulator_fixtures import TEST_KEY, judge_requests, sdk_over_asgi
+from emulator_fixtures import MODEL, TEST_KEY, judge_requests, sdk_over_asgi
 from mistralai.client.errors import ResponseValidationError, SDKError
 
 from batchjudge.adapters.parsing import parse_verdict
@@ -21,7 +21,6 @@ from batchjudge.localjudge import LocalJudge
 
 pytestmark = pytest.mark.anyio
 
-MODEL = "mistral-small-latest"
 
 
 @pytest.fixture

@@ -10,7 +10,9 @@ import httpx2
 import orjson
 import pytest
 from emulator_fixtures import (  # noqa: F401  (emulator is a fixture)
+    MODEL,
     FakeClock,
+    StartEmulator,
     emulator,
     judge_requests,
     sdk_over_http,
@@ -20,8 +22,6 @@ from batchjudge.emulator import EmulatorServer, FaultSpec, parse_outage
 from batchjudge.emulator.fault_replies import HUGE_BODY_BYTES
 from batchjudge.errors import ConfigError
 
-StartEmulator = Callable[..., EmulatorServer]
-MODEL = "mistral-small-latest"
 BODY: dict[str, Any] = {"model": MODEL, "messages": judge_requests(1)[0].messages}
 SECRET = "sk-echo-me-not-0123456789"
 

@@ -11,8 +11,10 @@ from typing import Any
 import httpx2
 import pytest
 from emulator_fixtures import (  # noqa: F401  (emulator is a fixture)
+    MODEL,
     TEST_KEY,
     FakeClock,
+    StartEmulator,
     emulator,
     judge_requests,
     sdk_over_http,
@@ -22,8 +24,6 @@ from mistralai.client.errors import SDKError
 from batchjudge.emulator import EmulatorServer
 from batchjudge.emulator.state import key_label
 
-StartEmulator = Callable[..., EmulatorServer]
-MODEL = "mistral-small-latest"
 BODY: dict[str, Any] = {"model": MODEL, "messages": judge_requests(1)[0].messages}
 API_429 = {
     "object": "error",

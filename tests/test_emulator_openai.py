@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import httpx2
 import orjson
 import pytest
 from emulator_fixtures import (  # noqa: F401  (emulator is a fixture)
+    MODEL,
     TEST_KEY,
     FakeClock,
+    StartEmulator,
     emulator,
     judge_requests,
 )
@@ -19,8 +20,6 @@ from batchjudge.adapters.prompts import JSON_SCHEMA
 from batchjudge.emulator import BASE_MODELS, EmulatorServer
 from batchjudge.localjudge import LocalJudge
 
-StartEmulator = Callable[..., EmulatorServer]
-MODEL = "mistral-small-latest"
 REQUEST = judge_requests(1)[0]
 BODY: dict[str, Any] = {"model": MODEL, "messages": REQUEST.messages}
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 import orjson
 import pytest
-from emulator_fixtures import TEST_KEY, emulator  # noqa: F401  (fixture)
+from emulator_fixtures import TEST_KEY, StartEmulator, emulator  # noqa: F401  (fixture)
 from virtual_time import clock, run_virtual, sleep
 
 from batchjudge import RunConfig, run
@@ -19,8 +19,6 @@ from batchjudge.emulator import EmulatorServer
 from batchjudge.engine.limits import Limits, Reservation
 from batchjudge.engine.ratelimits import Announced, Quota, read_rate_headers
 from batchjudge.errors import QuotaExhaustedError
-
-StartEmulator = Callable[..., EmulatorServer]
 
 
 def request() -> JudgeRequest:
@@ -321,8 +319,9 @@ def test_a_server_announcing_nothing_is_estimated_after_one_episode(
 def test_a_token_allowance_stops_sending_cleanly_and_a_larger_one_resumes(
     write_pairs: Callable[..., Path], tmp_path: Path
 ) -> None:
-    from batchjudge import MockProvider
     from virtual_time import run_engine_virtual
+
+    from batchjudge import MockProvider
 
     def handler(req: JudgeRequest) -> JudgeReply:
         return JudgeReply('{"consistency": 1}', prompt_tokens=100, completion_tokens=10)

@@ -5,13 +5,12 @@ the model an emulated job trains answers through ``--provider mistral`` and ``--
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from emulator_fixtures import TEST_KEY, emulator  # noqa: F401  (fixture)
+from emulator_fixtures import TEST_KEY, StartEmulator, emulator  # noqa: F401  (fixture)
 from ft_fixtures import labelled_parquet
 from typer.testing import CliRunner
 
@@ -24,13 +23,11 @@ from batchjudge.adapters.launchers import (
     wait_for_job,
 )
 from batchjudge.adapters.launchers._mistral import MistralLauncher
-from batchjudge.cli.ft import EXIT_REFUSED, ft_app
-from batchjudge.emulator import EmulatorServer
-from batchjudge.engine.config import RunConfig
 from batchjudge.api import run_async
+from batchjudge.cli.ft import EXIT_REFUSED, ft_app
+from batchjudge.engine.config import RunConfig
 from batchjudge.errors import AuthError, ConfigError
 
-StartEmulator = Callable[..., EmulatorServer]
 runner = CliRunner()
 
 

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from emulator_fixtures import TEST_KEY, emulator, judge_requests  # noqa: F401  (fixture)
+from emulator_fixtures import TEST_KEY, StartEmulator, emulator, judge_requests  # noqa: F401  (fixture)
 
-from batchjudge.emulator import EmulatorServer
-from batchjudge.engine.providers.mistral import MistralProvider
 from batchjudge.core.types import JudgeReply, RetryKind
+from batchjudge.engine.providers.mistral import MistralProvider
 from batchjudge.errors import (
     AuthError,
     BadRequestError,
@@ -24,7 +22,6 @@ from batchjudge.errors import (
 )
 
 TRANSPORTS = ("http", "sdk")
-StartEmulator = Callable[..., EmulatorServer]
 
 
 def _provider(url: str, transport: str, **options: Any) -> MistralProvider:

@@ -10,15 +10,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from emulator_fixtures import TEST_KEY, emulator  # noqa: F401  (fixture)
+from emulator_fixtures import MODEL, TEST_KEY, StartEmulator, emulator  # noqa: F401  (fixture)
 from typer.testing import CliRunner
 
 from batchjudge.cli import app
-from batchjudge.emulator import EmulatorServer
 from batchjudge.localjudge import LocalJudge
 
-StartEmulator = Callable[..., EmulatorServer]
-MODEL = "mistral-small-latest"
 runner = CliRunner()
 
 

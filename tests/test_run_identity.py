@@ -9,14 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from emulator_fixtures import TEST_KEY, emulator  # noqa: F401  (fixture)
+from emulator_fixtures import TEST_KEY, StartEmulator, emulator  # noqa: F401  (fixture)
 from typer.testing import CliRunner
 
 from batchjudge import ConfigError, JudgeReply, JudgeRequest, MockProvider, RunConfig, run
 from batchjudge.cli import app
-from batchjudge.emulator import EmulatorServer
 
-StartEmulator = Callable[..., EmulatorServer]
 runner = CliRunner()
 
 
