@@ -134,10 +134,11 @@ def test_retry_failed_on_ray_sends_again_only_the_failed_rows(emulator, tmp_path
 
 def test_four_workers_share_one_100_rps_limit_near_its_ceiling_without_breaking_retry_after(emulator, tmp_path):  # noqa: F811
     # Issue 12 asks for 90%; on the 2-core dev machine, with this in-process server sharing
-    # the test's GIL, it measures 86-89% (each 429 pauses every worker for its 1 s): the floor
-    # here is what must never regress, the gap is open work. Likewise Retry-After: a worker
-    # can send in the few milliseconds before another's 429 reaches it through the limiter;
-    # one such arrival on a loaded machine is the known gap, never more.
+    # the test's GIL, it measures 91.5-94.0% (5 runs; 86-89% before the pacer kept sends 0.9
+    # of the average gap apart): the floor leaves room for a loaded CI machine, since each 429
+    # pauses every worker for its 1 s. Retry-After: a worker can send in the milliseconds
+    # before another's 429 reaches it through the limiter (1 such arrival in 5 runs); one is
+    # the known gap, never more.
     server = emulator(rps=100, latency_ms=300, jitter_ms=150)
     data = tmp_path / "data"
     write_synth(data, rows=4000, shards=4, seed=4)  # 40 s at the limit: start-up and the last replies weigh little
@@ -148,7 +149,7 @@ def test_four_workers_share_one_100_rps_limit_near_its_ceiling_without_breaking_
     assert seen["retry_after_violations"] <= 1, seen
     ok = results(tmp_path / "run").filter(pl.col("status") == "ok").height
     efficiency = ok / 100 / (seen["last_chat_s"] - seen["first_chat_s"])
-    assert ok == 4000 and efficiency >= 0.85, (efficiency, seen)
+    assert ok == 4000 and efficiency >= 0.88, (efficiency, seen)
 
 
 def test_rows_spread_over_several_endpoints_each_under_its_own_limit(emulator, tmp_path):  # noqa: F811
