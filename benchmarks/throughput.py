@@ -240,16 +240,15 @@ def _client_command(
             str(out), str(rps or 0)]
 
 
-CLIENT_SRC: Path | None = None
-"""Another checkout whose ``batchjudge`` the ``cli/`` clients run (``--client-src``)."""
-
-
-def _run_client(command: list[str], key: str) -> tuple[float, float, subprocess.CompletedProcess[str]]:
-    """Run one client process; (cpu seconds, wall seconds, the finished process)."""
+def _run_client(
+    command: list[str], key: str, client_src: Path | None
+) -> tuple[float, float, subprocess.CompletedProcess[str]]:
+    """Run one client process (the ``cli/`` clients from ``client_src``'s ``batchjudge`` when
+    given: ``--client-src``); (cpu seconds, wall seconds, the finished process)."""
     env = {**os.environ, "MISTRAL_API_KEY": key, "WEAVE_DISABLED": "true", "WANDB_ERROR_REPORTING": "false"}
     cwd = None
-    if CLIENT_SRC is not None and command[1:3] == ["-m", "batchjudge"]:
-        env["PYTHONPATH"], cwd = str(CLIENT_SRC), CLIENT_SRC  # its own cwd, so ours cannot shadow it
+    if client_src is not None and command[1:3] == ["-m", "batchjudge"]:
+        env["PYTHONPATH"], cwd = str(client_src), client_src  # its own cwd, so ours cannot shadow it
     cpu, wall = _children_cpu(), time.monotonic()
     done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, check=False)
     return _children_cpu() - cpu, time.monotonic() - wall, done
@@ -268,7 +267,7 @@ def _rows_outcome(client: str, out: Path) -> tuple[int, int, int, str]:
 
 def measure(
     scenario: Scenario, client: str, url: str, data: Path, work: Path, *, rows: int, limit: int,
-    repeat: int, startup_cpu: float,
+    repeat: int, startup_cpu: float, client_src: Path | None = None,
 ) -> Outcome:
     """One client run under its own API key; the server's counters for that key."""
     from batchjudge.emulator.state import key_label
@@ -279,7 +278,8 @@ def measure(
     out = work / f"{scenario.name}-{client.replace('/', '-')}-{limit}-{repeat}"
     key = f"bench-{out.name}"
     cpu, wall, done = _run_client(
-        _client_command(client, url, data, out, rows, rps if scenario.client_flags else None, concurrency), key=key
+        _client_command(client, url, data, out, rows, rps if scenario.client_flags else None, concurrency), key,
+        client_src,
     )
     if done.returncode not in (0, 1):
         raise RuntimeError(f"{client} failed ({done.returncode}): {done.stderr[-2000:]}")
@@ -330,10 +330,10 @@ def _steady_token_share(out: Path, tpm: int) -> float | None:
     return round(later / (tpm / 60.0 * (end - 60.0)), 4) if end > 75 else None
 
 
-def startup_cpu(client: str, url: str, data: Path, work: Path) -> float:
+def startup_cpu(client: str, url: str, data: Path, work: Path, client_src: Path | None = None) -> float:
     """CPU of a one-row run: imports, setup — what a longer run does once."""
     out = work / f"startup-{client.replace('/', '-')}"
-    cpu, _, done = _run_client(_client_command(client, url, data, out, 1, 100, 1), key=f"bench-{out.name}")
+    cpu, _, done = _run_client(_client_command(client, url, data, out, 1, 100, 1), f"bench-{out.name}", client_src)
     if done.returncode != 0:
         raise RuntimeError(f"{client} one-row run failed: {done.stderr[-2000:]}")
     return cpu
@@ -468,14 +468,14 @@ def write_readme_table(text: str) -> None:
     README.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}", encoding="utf-8")
 
 
-def _kept_runs(measured: list[Scenario]) -> list[Outcome]:
+def _kept_runs(measured: list[Scenario], results: Path) -> list[Outcome]:
     """The runs of the scenarios not measured now, from the last results file: scenarios can
     be measured in separate sittings (each run carries its time)."""
-    if not RESULTS.exists():
+    if not results.exists():
         return []
     names = {s.name for s in measured}
     fields = set(Outcome.__dataclass_fields__)
-    runs = orjson.loads(RESULTS.read_bytes()).get("runs", [])
+    runs = orjson.loads(results.read_bytes()).get("runs", [])
     return [Outcome(**{k: v for k, v in r.items() if k in fields}) for r in runs
             if isinstance(r, dict) and "scenario" in r and r["scenario"] not in names]
 
@@ -492,9 +492,9 @@ def main() -> None:
                         "against the same server); writes results/throughput-LABEL.json, not the README")
     parser.add_argument("--label", default="before", help="names the --client-src results")
     args = parser.parse_args()
-    global CLIENT_SRC, RESULTS
+    client_src, results = None, RESULTS
     if args.client_src is not None:
-        CLIENT_SRC, RESULTS = args.client_src.resolve(), RESULTS.with_name(f"throughput-{args.label}.json")
+        client_src, results = args.client_src.resolve(), RESULTS.with_name(f"throughput-{args.label}.json")
         args.no_readme = True
     chosen = [SCENARIOS[n] for n in (args.scenario or list(SCENARIOS))]
     limits = [int(x) for x in args.limits.split(",")]
@@ -514,19 +514,19 @@ def main() -> None:
                     warm(url, data, rows)
                     for client in clients:
                         if client not in startup:
-                            startup[client] = startup_cpu(client, url, data, work)
+                            startup[client] = startup_cpu(client, url, data, work, client_src)
                     for repeat in range(args.repeats):
                         for client in clients:
                             n = rows if client.endswith("/http") else min(rows, SDK_ROWS_CAP)
                             outcome = measure(scenario, client, url, data, work, rows=n, limit=limit,
-                                              repeat=repeat, startup_cpu=startup[client])
+                                              repeat=repeat, startup_cpu=startup[client], client_src=client_src)
                             outcomes.append(outcome)
                             print(orjson.dumps(asdict(outcome)).decode(), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    outcomes = _kept_runs(chosen) + outcomes
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    outcomes = _kept_runs(chosen, results) + outcomes
+    results.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "benchmark": "throughput",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
@@ -534,7 +534,7 @@ def main() -> None:
         "latency_ms": LATENCY, "faults": FAULTS, "model": MODEL, "seconds": args.seconds,
         "startup_cpu_s": startup, "runs": [asdict(o) for o in outcomes],
     }  # fmt: skip
-    RESULTS.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    results.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     markdown = table(outcomes)
     print(markdown)
     if not args.no_readme:
