@@ -16,10 +16,11 @@ where most 429s at a known limit came from. Half the gap was the default first (
 twice the rate, to make up for late wake-ups), but a server that stamps arrivals from a busy
 event loop reads such bursts late and bunched: at 400 RPS on the strict arrival-time emulator
 that drew 2-4 429s a run (each stopping every sender for its 1 s ``Retry-After``), 0.75 drew
-one, 0.9 none, at the same efficiency otherwise (``benchmarks/README.md``). The limit can
-change while the run works (a
-limit announced by the server, an estimate after a 429, a slow-down), and sends made by others
-on the same quota can be recorded (:meth:`WindowPacer.add_foreign`).
+one and 0.9 none (at 100 RPS the spread made no difference; ``benchmarks/README.md``). The
+price: a late wake-up is made up only within a tenth of the gap, so a busy client loses some
+(365-385 sends a second at a 400 RPS limit, measured). The limit can change while the run
+works (a limit announced by the server, an estimate after a 429, a slow-down), and sends made
+by others on the same quota can be recorded (:meth:`WindowPacer.add_foreign`).
 
 Senders in this process wait in :meth:`WindowPacer.acquire`. A limiter shared by several
 processes books send times for them instead (:meth:`WindowPacer.reserve`: the same earliest
