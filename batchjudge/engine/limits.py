@@ -514,12 +514,18 @@ class Limits:
                 self._notice("tokens per minute", f"the server allows {quota.limit:,.0f} tokens per minute, "
                              f"fewer than the {flag:,.0f} asked for; pacing at the server's limit")
             self._set_tokens(quota.limit, "server")
-        now = self.clock()
-        if self.tokens is not None and quota.remaining is not None and now - self._tokens_foreign_at > 5.0:
-            extra = (quota.limit - quota.remaining) - self.tokens.used
-            if extra > 0.05 * quota.limit:
-                self.tokens.add_foreign(extra)
-                self._tokens_foreign_at = now
+        if self.clock() - self._tokens_foreign_at > 5.0:
+            self._reconcile_tokens(quota, over=0.05 * quota.limit)
+
+    def _reconcile_tokens(self, quota: Quota, over: float) -> None:
+        """Count as someone else's the tokens the server counted in its window beyond this
+        run's own charges, when they come to more than ``over``."""
+        if self.tokens is None or quota.remaining is None:
+            return
+        extra = (quota.limit - quota.remaining) - self.tokens.used
+        if extra > over:
+            self.tokens.add_foreign(extra)
+            self._tokens_foreign_at = self.clock()
 
     def _notice(self, key: str, message: str) -> None:
         if key not in self._noticed:
@@ -569,14 +575,10 @@ class Limits:
 
     def _tokens_refused(self, quota: Quota | None) -> None:
         """The token window refused a request: what the server counted beyond this run's own
-        charges is someone else's (or a completion longer than expected), so it takes room
-        now, whatever its size. The request windows learn nothing from it."""
-        if self.tokens is None or quota is None or quota.remaining is None:
-            return
-        extra = (quota.limit - quota.remaining) - self.tokens.used
-        if extra > 0:
-            self.tokens.add_foreign(extra)
-            self._tokens_foreign_at = self.clock()
+        charges (someone else's, or completions longer than expected) takes room now, whatever
+        its size. The request windows learn nothing from it."""
+        if quota is not None:
+            self._reconcile_tokens(quota, over=0.0)
 
     def _estimate(self, window: _Window, reservation: Reservation | None) -> None:
         """No limit known: the server admitted exactly its limit in the window before the
