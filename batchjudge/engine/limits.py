@@ -63,7 +63,7 @@ from batchjudge.engine.token_window import Charge, TokenWindow
 from batchjudge.errors import QuotaExhaustedError
 
 __all__ = [
-    "Clock", "Cooldown", "Limits", "Reservation", "SendLimits", "SendingStopped", "Sleep", "Source", "TokenEstimate",
+    "LATE_WRITE_S", "Clock", "Cooldown", "Limits", "Reservation", "SendLimits", "SendingStopped", "Sleep", "Source", "TokenEstimate",
 ]
 
 Clock = Callable[[], float]
@@ -76,7 +76,7 @@ logger = logging.getLogger("batchjudge")
 
 _LONG_WAIT = 2.0
 """A Retry-After longer than this points at a per-minute window, not the per-second one."""
-_LATE_WRITE_S = 0.001
+LATE_WRITE_S = 0.001
 """A request written this much after its pacer let it go has its send time moved."""
 
 
@@ -429,7 +429,7 @@ class Limits:
             reservation.late = True
             return
         now = self.clock()
-        if reservation.late or not now - reservation.sent_at > _LATE_WRITE_S:
+        if reservation.late or not now - reservation.sent_at > LATE_WRITE_S:
             return
         self._move(reservation, now)
 

@@ -28,7 +28,7 @@ import anyio
 
 from batchjudge.core.types import JudgeReply, JudgeRequest
 from batchjudge.engine.breaker import Breaker
-from batchjudge.engine.limits import Clock, Cooldown, Reservation, SendingStopped, Sleep, TokenEstimate
+from batchjudge.engine.limits import LATE_WRITE_S, Clock, Cooldown, Reservation, SendingStopped, Sleep, TokenEstimate
 from batchjudge.engine.stats import RunStats
 from batchjudge.ray._limiter import Broadcast, LimiterClient, RateLimited, Report, Settled, rate_headers
 
@@ -233,14 +233,40 @@ class LeasedLimits:
 
     # -- after a send --------------------------------------------------------------------
     def after_send(self, reservation: Reservation) -> None:
-        """The first request of the run is over: tell the limiter at once."""
+        """A request that opened a connection is counted from its reply; the first request of
+        the run is over: tell the limiter at once."""
+        if reservation.late:
+            assert isinstance(reservation, _Leased)
+            self._move(reservation)
         if reservation.probe:
             self._report.probe_done = True
             self._flush_now.set()
 
     def written(self, reservation: Reservation, new_connection: bool) -> None:
-        """Nothing to move: a worker's send times are bookings the limiter made for every
-        worker ahead of time, and it covers late writes with its wider margin."""
+        """The request was written to the wire just now: when later than its booked time (a
+        busy loop) its place in the limiter's windows moves to now, and a request that opened a
+        connection (it reaches the server only after the handshake) moves again to its reply,
+        as in one process (:meth:`~batchjudge.engine.limits.Limits.written`).
+
+        The limiter books a window's sends ahead of time from where the earlier ones stand, so
+        a send that reached the server later than booked would otherwise share a window with
+        sends booked a window after it: the server counts by arrival. Unlike one process, a
+        new connection's send is moved at its write too, not only at its reply: a worker's
+        first request can leave seconds after its booking (the worker was still starting),
+        and by its reply the limiter has booked a whole window from where it thought it stood.
+        """
+        assert isinstance(reservation, _Leased)
+        if not reservation.late and self.clock() - (reservation.booked - self._offset) > LATE_WRITE_S:
+            self._move(reservation)
+        if new_connection:
+            reservation.late = True
+
+    def _move(self, reservation: _Leased) -> None:
+        """Tell the limiter the send left now, not at its booked time."""
+        now = self.clock() + self._offset
+        if not math.isnan(reservation.booked) and now > reservation.booked:
+            self._report.moved.append((reservation.booked, now))
+            reservation.booked = now
 
     def settle(self, reservation: Reservation, reply: JudgeReply) -> None:
         """Learn the token estimate here; the limiter learns the limits and corrects the

@@ -14,7 +14,8 @@ request:
   charge in the token window;
 - they **give back** what they did not use (a booked time that a cooldown voided or that came
   too late, tokens left over), which frees it for others;
-- they **report** in batches (:meth:`SharedLimiter.report`): their send times, replies with
+- they **report** in batches (:meth:`SharedLimiter.report`): their send times (moved in the
+  windows when one left later than booked, as in one process), replies with
   their usage and rate-limit headers (settled by the same ``Limits.settle``, which learns the
   limits, and corrected in their lease's token charge), successes (``Limits.on_success``) and,
   at once, 429s with their ``Retry-After`` and headers (``Limits.on_rate_limited``); a failure
@@ -135,6 +136,9 @@ class Report:
 
     sent: list[float] = field(default_factory=list)
     """Send times on the limiter's clock."""
+    moved: list[tuple[float, float]] = field(default_factory=list)
+    """``(booked, left)``: sends that left later than booked (a busy loop, a new connection),
+    on the limiter's clock."""
     successes: int = 0
     settled: list[Settled] = field(default_factory=list)
     rate_limited: list[RateLimited] = field(default_factory=list)
@@ -147,7 +151,7 @@ class Report:
     """What made a call stop the whole run (a rejected key), if anything."""
 
     def __bool__(self) -> bool:
-        return bool(self.sent or self.successes or self.settled or self.rate_limited or self.unused_slots
+        return bool(self.sent or self.moved or self.successes or self.settled or self.rate_limited or self.unused_slots
                     or self.unused_tokens or self.probe_done or self.stopped_by)
 
 
@@ -321,6 +325,9 @@ class SharedLimiter:
         """Apply a worker's report with the engine's own limits, and publish what changed."""
         limits = self.limits
         limits.record_sends(report.sent)
+        for booked, left in report.moved:  # the sends booked a window later wait for when it really left
+            for pacer in self._pacers():
+                pacer.move(booked, left)
         try:
             for hit in report.rate_limited:
                 limits.on_rate_limited(hit.retry_after, Reservation(hit.tokens, sent_at=hit.sent_at), hit.headers)
