@@ -154,3 +154,18 @@ def test_data_perturb_writes_the_twins_and_counts_them(tmp_path: Path) -> None:
     assert "number_swap" in result.output and "wrote 3 rows" in result.output
     bad = CliRunner().invoke(app, ["data", "perturb", str(source), "--out", str(tmp_path), "--kinds", "typo"])
     assert bad.exit_code == 2 and "typo" in bad.output
+
+
+def test_a_capitalised_word_opening_the_summary_is_swapped_only_if_the_document_names_it() -> None:
+    doc = (
+        "Parents of pupils at Hillside School said the council had cut free transport in Kelton. "
+        "Ms Darrow, who chairs the parents' group, lives in Ormsby."
+    )
+    assert perturb_summary(doc, "Parents are taking legal action over transport.", "entity_swap", key="p") is None
+    twin = perturb_summary(doc, "Parents in Ormsby are taking legal action.", "entity_swap", key="p")
+    assert twin is not None and (twin.before, twin.after) == ("Ormsby", "Kelton")
+
+
+def test_a_pronoun_capitalised_mid_sentence_is_no_name_to_swap_in() -> None:
+    doc = 'Parents in Ormsby are angry. Their leader said: "We will fight this."'
+    assert perturb_summary(doc, "Parents in Ormsby will fight.", "entity_swap", key="p") is None

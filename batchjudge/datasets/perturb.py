@@ -73,8 +73,11 @@ _RUN = re.compile(r"(?<![\w'’-])[A-Z][A-Za-z]*(?: (?:[A-Z][A-Za-z]*|of|de|van|
 _SENTENCE_START = re.compile(r"(?:^|[.!?]['\"”’]?\s+|\n)[\"'“‘(]*$")
 _LEADING = frozenset(
     """a an the this that these those it its he she his her they their there here but and or
-    so if when while after before as at in on of for from by with to mr mrs ms dr""".split()
+    so if when while after before as at in on of for from by with to mr mrs ms dr we our
+    you your my""".split()
 )
+"""Words that open a capitalised run without being part of a name (pronouns are no names:
+"We" after an opening quote is written capitalised mid-sentence)."""
 _TITLES = frozenset(
     """mr mrs ms miss dr sir lord lady prof professor president judge manager coach boss chief
     executive minister secretary captain striker midfielder defender goalkeeper player actor
@@ -171,7 +174,9 @@ def _replace(text: str, start: int, end: int, new: str) -> str:
 def _entity_swap(premise: str, hypothesis: str, rng: random.Random) -> Perturbation | None:
     document = _document_names(premise)
     used = {w.lower() for n in _names(hypothesis) for w in n.text.split()}
-    grounded = [n for n in _names(hypothesis) if n.text in document or _contains(premise, n.text)]
+    grounded = [n for n in _names(hypothesis) if n.text in document or (
+        _contains(premise, n.text) and (" " in n.text or not _at_sentence_start(hypothesis, n.start))
+    )]  # a capitalised word opening the summary is a name only if the document uses it as one
     if not grounded:
         return None
     name = rng.choice(grounded)
