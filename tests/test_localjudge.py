@@ -211,6 +211,13 @@ def test_numbers_with_separators_match_their_plain_form() -> None:
     assert _feature(doc, "The bridge cost £1,350,000.", "unsupported_numbers") == 1
 
 
+def test_a_compound_number_word_is_one_number() -> None:
+    doc = "Police said 65 people were arrested after the match in Leeds. Twenty-one were charged."
+    for summary in ("Sixty-five people were arrested in Leeds.", "Police charged twenty one people."):
+        assert _feature(doc, summary, "window_alignment") == 1.0
+    assert _feature(doc, "Sixty-four people were arrested in Leeds.", "window_alignment") < 1.0
+
+
 @pytest.mark.parametrize(
     ("premise", "hypothesis", "side"), [("", "x", "premise"), (DOC, " ", "hypothesis")]
 )

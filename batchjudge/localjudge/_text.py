@@ -90,6 +90,9 @@ _FACT_WORDS = frozenset(_GENDER_WORDS.keys() | NUMBER_WORDS.keys() | _CUE_WORDS)
 _CAPITALISED_DATES = frozenset(MONTHS | WEEKDAYS)
 _SPELLED = frozenset(NUMBER_WORDS.values())
 """Numbers a document may write as words."""
+_TENS = frozenset(w for w, v in NUMBER_WORDS.items() if len(v) == 2 and v.endswith("0") and v != "10")
+_UNITS = {"one": 1} | {w: int(v) for w, v in NUMBER_WORDS.items() if len(v) == 1}
+"""Number words that make one number together: "sixty-five" (tokenised "sixty", "five") is 65."""
 
 
 @dataclass(slots=True)
@@ -219,7 +222,12 @@ def _second_look(
     genders: list[tuple[int, str]] = []
     for i, word in enumerate(low):
         if word in NUMBER_WORDS:
-            numbers.add(NUMBER_WORDS[word])
+            if word in _UNITS and i and low[i - 1] in _TENS:
+                continue  # counted with its tens word
+            value = NUMBER_WORDS[word]
+            if word in _TENS and i + 1 < len(low) and low[i + 1] in _UNITS:
+                value = str(int(value) + _UNITS[low[i + 1]])
+            numbers.add(value)
         elif word in _GENDER_WORDS:
             genders.append((i, _GENDER_WORDS[word]))
         elif _is_cue(word):
