@@ -134,11 +134,11 @@ def test_retry_failed_on_ray_sends_again_only_the_failed_rows(emulator, tmp_path
 
 def test_four_workers_share_one_100_rps_limit_near_its_ceiling_without_breaking_retry_after(emulator, tmp_path):  # noqa: F811
     # Issue 12 asks for 90%; on the 2-core dev machine, with this in-process server sharing
-    # the test's GIL, it measures 91.5-94.0% (5 runs; 86-89% before the pacer kept sends 0.9
-    # of the average gap apart): the floor leaves room for a loaded CI machine, since each 429
-    # pauses every worker for its 1 s. Retry-After: a worker can send in the milliseconds
-    # before another's 429 reaches it through the limiter (1 such arrival in 5 runs); one is
-    # the known gap, never more.
+    # the test's GIL, it measures 92.3-94.8% (5 runs on a quiet machine; 84-94% with another
+    # job running): the floor leaves room for a loaded CI machine, since each 429 pauses every
+    # worker for its 1 s. Retry-After: the workers of one machine share the pause on a board
+    # read before each send, so none may arrive inside it (one did in 5 runs when the pause
+    # travelled through the limiter alone).
     server = emulator(rps=100, latency_ms=300, jitter_ms=150)
     data = tmp_path / "data"
     write_synth(data, rows=4000, shards=4, seed=4)  # 40 s at the limit: start-up and the last replies weigh little
@@ -146,7 +146,7 @@ def test_four_workers_share_one_100_rps_limit_near_its_ceiling_without_breaking_
                    "--rps", "100", "--concurrency", "120", "--engine", "ray", "--workers", "4")
     assert done.returncode == 0, done.stderr
     seen = server.stats()["keys"][key_label(TEST_KEY)]
-    assert seen["retry_after_violations"] <= 1, seen
+    assert seen["retry_after_violations"] == 0, seen
     ok = results(tmp_path / "run").filter(pl.col("status") == "ok").height
     efficiency = ok / 100 / (seen["last_chat_s"] - seen["first_chat_s"])
     assert ok == 4000 and efficiency >= 0.88, (efficiency, seen)

@@ -91,9 +91,9 @@ class RayJudgeWorker:
     """The ``map_batches`` callable class: one :class:`~._worker.JudgeWorker` per actor."""
 
     def __init__(self, config: RunConfig, limiters: Sequence[Limiter], *, workers: int, keyed: bool,
-                 keep_inputs: bool = False) -> None:
+                 keep_inputs: bool = False, boards: Sequence[str] = ()) -> None:
         self._worker = JudgeWorker(config, [ActorClient(h) for h in limiters], workers=workers, keyed=keyed,
-                                   keep_inputs=keep_inputs)
+                                   keep_inputs=keep_inputs, boards=boards)
         self._limits: asyncio.Task[None] | None = None
 
     async def __call__(self, batch: pa.Table) -> pa.Table:

@@ -19,6 +19,8 @@ do that, in the same run directory as the single-process engine, with the same `
 
 from __future__ import annotations
 
+import atexit
+import hashlib
 import logging
 import math
 import os
@@ -43,10 +45,11 @@ from batchjudge.engine.retry import StopRun
 from batchjudge.engine.stats import RunStats, StatsSnapshot
 from batchjudge.errors import EngineError
 from batchjudge.ray._actors import Limiter, RayJudgeWorker, start_limiter
+from batchjudge.ray._board import CooldownBoard
 from batchjudge.ray._columns import results_of
 from batchjudge.ray._read import PendingRows
 
-__all__ = ["BLOCK_ROWS", "RayEngine", "SeenKeys", "block_rows", "cluster_cpus", "judged"]
+__all__ = ["BLOCK_ROWS", "RayEngine", "SeenKeys", "block_rows", "board_names", "cluster_cpus", "judged"]
 
 BLOCK_ROWS = 256
 """Rows per block at most, and per batch a worker judges at once."""
@@ -65,9 +68,27 @@ _POLL_S = 0.5
 """How often the driver reads the limiters' counters (429s) for the progress view."""
 
 
+_BOARDS: set[str] = set()
+"""Boards this driver named, deleted from its machine when it exits."""
+
+
+def board_names(config: RunConfig) -> list[str]:
+    """The :class:`~._board.CooldownBoard` of each endpoint, for this driver's Ray job: the
+    workers of one machine share a pause on it. Named by the job and the endpoint's URL, so a
+    pipeline that judges many datasets against one server uses one board a machine; this
+    machine's is deleted when the driver exits (other machines' stay, 16 bytes each)."""
+    job = ray.get_runtime_context().get_job_id()
+    names = [hashlib.sha256(f"{job}\0{url}".encode()).hexdigest()[:24] for url in config.base_urls]
+    for name in set(names) - _BOARDS:
+        _BOARDS.add(name)
+        atexit.register(CooldownBoard.remove, name)
+    return names
+
+
 def judged(ds: Dataset, config: RunConfig, limiters: list[Limiter], *, workers: int, keyed: bool,
            keep_inputs: bool = False) -> Dataset:
-    """``ds`` through a pool of ``workers`` judging actors sharing ``limiters`` (one per endpoint).
+    """``ds`` through a pool of ``workers`` judging actors sharing ``limiters`` (one per endpoint)
+    and, on each machine, the endpoints' :func:`board_names`.
 
     Blocks are first cut to :func:`block_rows` rows (a streaming repartition, no shuffle): Ray
     merges small files into one block, and one block goes to one actor.
@@ -76,7 +97,7 @@ def judged(ds: Dataset, config: RunConfig, limiters: list[Limiter], *, workers: 
     return ds.repartition(target_num_rows_per_block=rows).map_batches(
         RayJudgeWorker,
         fn_constructor_kwargs={"config": config, "limiters": limiters, "workers": workers, "keyed": keyed,
-                               "keep_inputs": keep_inputs},
+                               "keep_inputs": keep_inputs, "boards": board_names(config)},
         compute=ActorPoolStrategy(size=workers),
         batch_size=rows,
         batch_format="pyarrow",

@@ -8,7 +8,8 @@ with their usage and rate-limit headers, successes, 429s with their ``Retry-Afte
 headers) to the limiter, which applies it with the engine's own
 :class:`~batchjudge.engine.limits.Limits`. What it must obey at once (a cooldown, a new
 concurrency, a limit now known, a stop) comes back with every answer and from a long poll, so
-a 429 anywhere pauses every worker. What stays here is what belongs to one process: the
+a 429 anywhere pauses every worker; the workers of one machine also share the pause on a
+:class:`~._board.CooldownBoard`, without the round trip. What stays here is what belongs to one process: the
 circuit breaker of its connections (:class:`~batchjudge.engine.breaker.Breaker`), the
 estimate of a request's tokens, and the count of requests on the wire.
 
@@ -30,6 +31,7 @@ from batchjudge.core.types import JudgeReply, JudgeRequest
 from batchjudge.engine.breaker import Breaker
 from batchjudge.engine.limits import LATE_WRITE_S, Clock, Cooldown, Reservation, SendingStopped, Sleep, TokenEstimate
 from batchjudge.engine.stats import RunStats
+from batchjudge.ray._board import CooldownBoard
 from batchjudge.ray._limiter import Broadcast, LimiterClient, RateLimited, Report, Settled, rate_headers
 
 __all__ = ["LeasedLimits"]
@@ -62,6 +64,7 @@ class LeasedLimits:
         stats: RunStats | None = None,
         flush_interval: float = 0.1,
         outage_abort_after: float = 30.0,
+        board: CooldownBoard | None = None,
     ) -> None:
         self.max_concurrency = concurrency
         self.capacity = anyio.CapacityLimiter(concurrency)
@@ -75,6 +78,9 @@ class LeasedLimits:
         self.estimate = TokenEstimate(expected_completion_tokens)
         self.flush_interval = flush_interval
         self._client = client
+        self._board = board
+        """The pause shared with the workers of this machine (``clock`` must be the machine's
+        monotonic clock then), read before each send: a 429 reaches them without a round trip."""
         self._state: Broadcast | None = None
         """The last broadcast; None until the limiter first answers (then sends need a lease)."""
         self._offset = 0.0
@@ -170,6 +176,7 @@ class LeasedLimits:
         if (wait := at - self.clock()) > 0:
             await self.sleep(wait)
         assert self._state is not None
+        self._read_board()
         blocked = self.breaker.is_open and reservation.ticket is None
         if self.cooldown.active or blocked or self.clock() - at > self._state.slack:
             self._report.unused_slots.append(booked)
@@ -185,6 +192,7 @@ class LeasedLimits:
         """Wait at the breaker (a probe of an open breaker gets its ticket) and the cooldown."""
         if self.breaker.is_open and reservation.ticket is None:
             reservation.ticket = await self.breaker.admit()
+        self._read_board()
         await self.cooldown.wait()
 
     async def _lease(self, *, slots: int = 0, tokens: float = 0.0, probe: _Leased | None = None) -> float:
@@ -225,11 +233,19 @@ class LeasedLimits:
             self.stop_sending()
 
     def _pause(self, seconds: float) -> None:
-        """Start a cooldown here and give back every leased time it voids."""
+        """Start a cooldown here (and on this machine's board) and give back every leased time
+        it voids."""
         self.cooldown.extend(seconds)
+        if self._board is not None:
+            self._board.extend(self.cooldown.until)
         until = self.cooldown.until + self._offset
         while self._slots and self._slots[0] < until:
             self._report.unused_slots.append(self._slots.popleft())
+
+    def _read_board(self) -> None:
+        """Obey a pause another worker of this machine wrote on the board."""
+        if self._board is not None and (until := self._board.until()) > max(self.cooldown.until, self.clock()):
+            self._pause(until - self.clock())
 
     # -- after a send --------------------------------------------------------------------
     def after_send(self, reservation: Reservation) -> None:

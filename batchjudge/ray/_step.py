@@ -8,7 +8,9 @@ It is the same judging worker ``--engine ray`` runs (the reader's preparation, t
 judge, the result building), with one shared limiter per endpoint, so a 429 anywhere pauses
 every worker and ``rps`` is the limit of all of them together. It adds the result columns and
 keeps the dataset's own. It writes no run directory: resuming is the pipeline's business
-(Ray Data's checkpointing, or filtering ``row_id``\\ s already written).
+(Ray Data's checkpointing, or filtering ``row_id``\\ s already written). The workers of a
+machine share a pause through one 16-byte file in ``/dev/shm`` per endpoint and driver job
+(:func:`~._engine.board_names`), deleted from the driver's machine when it exits.
 """
 
 from __future__ import annotations

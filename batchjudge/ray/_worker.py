@@ -34,6 +34,7 @@ from batchjudge.engine.reader import Preparer, Work
 from batchjudge.engine.retry import StopRun, first_error
 from batchjudge.engine.source import SourceRow, parse_columns, source_rows
 from batchjudge.engine.stats import RunStats
+from batchjudge.ray._board import CooldownBoard
 from batchjudge.ray._columns import results_table, rows_of
 from batchjudge.ray._leased import LeasedLimits
 from batchjudge.ray._limiter import LimiterClient
@@ -64,6 +65,8 @@ class JudgeWorker:
     how many workers share the run's ``--concurrency``. ``keyed`` blocks hold the source's
     rows (:data:`~._columns.ROW_SCHEMA`); otherwise they are a user's dataset, read through
     ``config.columns``. ``keep_inputs`` keeps the premise and hypothesis beside keyed results.
+    ``boards`` name each endpoint's :class:`~._board.CooldownBoard` (none: a pause reaches
+    the other workers through the limiter alone).
     """
 
     def __init__(
@@ -74,6 +77,7 @@ class JudgeWorker:
         workers: int,
         keyed: bool,
         keep_inputs: bool = False,
+        boards: Sequence[str] = (),
         clock: Clock = time.monotonic,
         sleep: Sleep = anyio.sleep,
     ) -> None:
@@ -85,9 +89,11 @@ class JudgeWorker:
         self.stats = RunStats()
         share = max(1, math.ceil(config.concurrency / workers))
         self.routes: list[_Route] = []
-        for url, client in zip(config.base_urls, clients, strict=True):
+        self._boards = [CooldownBoard(name) for name in boards]
+        for i, (url, client) in enumerate(zip(config.base_urls, clients, strict=True)):
             limits = LeasedLimits(client, concurrency=share, expected_completion_tokens=config.expected_completion_tokens,
-                                  clock=clock, sleep=sleep, stats=self.stats)
+                                  clock=clock, sleep=sleep, stats=self.stats,
+                                  board=self._boards[i] if self._boards else None)
             provider = provider_for(config, settings.model, base_url=url, concurrency=share)
             judge = online_judge(config, provider, limits, self.stats, model=settings.model)
             self.routes.append(_Route(judge, limits))
@@ -162,3 +168,5 @@ class JudgeWorker:
         for route in self.routes:
             await route.limits.aclose()
             await route.judge.aclose()
+        for board in self._boards:
+            board.close()
