@@ -9,14 +9,13 @@ import sys
 import uuid
 from collections.abc import Iterator
 
-import anyio
 import pytest
+from test_ray_limits import sends_around_a_429
 from virtual_time import clock, run_virtual, sleep
 
 from batchjudge.ray._board import CooldownBoard, board_path
 from batchjudge.ray._leased import LeasedLimits
 from batchjudge.ray._limiter import SharedLimiter
-from test_ray_limits import send
 
 
 @pytest.fixture
@@ -51,23 +50,9 @@ def test_a_429_in_one_worker_pauses_the_others_of_its_machine_before_the_limiter
     # so only the board can carry the pause; the limiter keeps lending times through it.
     async def main() -> tuple[float, list[float]]:
         limiter = SharedLimiter(concurrency=20, rps=50, clock=clock, sleep=sleep)
-        workers = [LeasedLimits(limiter, concurrency=10, expected_completion_tokens=10, clock=clock, sleep=sleep,
-                                board=CooldownBoard(name)) for _ in range(2)]
-        refused, other = workers
-        sent: list[float] = []
-        hit_at = 0.0
-
-        async def steady() -> None:
-            while clock() < 3.0:
-                sent.append((await send(other)).sent_at)
-                await sleep(0.05)
-
-        async with anyio.create_task_group() as group:
-            group.start_soon(steady)
-            await sleep(1.02)
-            hit_at = clock()
-            refused.on_rate_limited(1.0)
-        return hit_at, sent
+        refused, other = (LeasedLimits(limiter, concurrency=10, expected_completion_tokens=10, clock=clock, sleep=sleep,
+                                       board=CooldownBoard(name)) for _ in range(2))
+        return await sends_around_a_429(refused, other, hit_after=1.02, retry_after=1.0, until=3.0, gap=0.05)
 
     hit_at, sent = run_virtual(main)
     assert [t for t in sent if hit_at < t < hit_at + 1.0] == []

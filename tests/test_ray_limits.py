@@ -126,29 +126,37 @@ def test_a_send_that_left_late_holds_its_window_place_from_when_it_left_for_ever
     assert third >= left_at + 1.0  # ...the third a full window after the first really left
 
 
+async def sends_around_a_429(refused: LeasedLimits, other: LeasedLimits, *, hit_after: float, retry_after: float,
+                             until: float, gap: float) -> tuple[float, list[float]]:
+    """``other`` sends every ``gap`` seconds until ``until`` while ``refused`` meets a 429 with
+    ``retry_after`` after ``hit_after`` seconds: (when the 429 came, ``other``'s send times)."""
+    sent: list[float] = []
+
+    async def steady() -> None:
+        while clock() < until:
+            sent.append((await send(other)).sent_at)
+            await sleep(gap)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(steady)
+        await sleep(hit_after)
+        hit_at = clock()
+        refused.on_rate_limited(retry_after)
+    return hit_at, sent
+
+
 def test_a_429_seen_by_one_worker_pauses_every_worker_until_its_retry_after():
     async def main() -> tuple[float, list[float]]:
         limiter = SharedLimiter(concurrency=20, clock=clock, sleep=sleep)
         first, other = leased(limiter), leased(limiter)
-        sent: list[float] = []
-        hit_at = 0.0
+        outcome: tuple[float, list[float]] = (0.0, [])
 
         async def body() -> None:
-            nonlocal hit_at
-
-            async def steady() -> None:
-                while clock() < 5.0:
-                    sent.append((await send(other)).sent_at)
-                    await sleep(0.1)
-
-            async with anyio.create_task_group() as group:
-                group.start_soon(steady)
-                await sleep(1.05)
-                hit_at = clock()
-                first.on_rate_limited(2.0)
+            nonlocal outcome
+            outcome = await sends_around_a_429(first, other, hit_after=1.05, retry_after=2.0, until=5.0, gap=0.1)
 
         await with_workers([first, other], body)
-        return hit_at, sent
+        return outcome
 
     hit_at, sent = run_virtual(main)
     assert [t for t in sent if hit_at < t < hit_at + 2.0] == []
