@@ -4,6 +4,7 @@ a file, the workers run in one process (or two, for the cross-process test) on o
 
 from __future__ import annotations
 
+import struct
 import subprocess
 import sys
 import uuid
@@ -43,6 +44,17 @@ def test_a_pause_written_by_another_process_is_read_here(name):
     code = f"from batchjudge.ray._board import CooldownBoard; CooldownBoard({name!r}).extend(1234.5)"
     subprocess.run([sys.executable, "-c", code], check=True)
     assert board.until() == 1234.5
+
+
+def test_a_board_left_half_written_by_a_killed_writer_reads_its_later_end(name):
+    board = CooldownBoard(name)
+    board.extend(5.0)
+    with board.path.open("r+b") as raw:  # the writer died after the first copy of 9.0
+        raw.write(struct.pack("<d", 9.0))
+    assert board.until() == 9.0
+    board.extend(7.0)  # no shorter...
+    board.extend(11.0)  # ...and the next write heals it
+    assert struct.unpack("<dd", board.path.read_bytes()) == (11.0, 11.0)
 
 
 def test_a_429_in_one_worker_pauses_the_others_of_its_machine_before_the_limiter_hears_of_it(name):

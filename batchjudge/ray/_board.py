@@ -11,7 +11,9 @@ before each send. The limiter's broadcast still carries the pause to other machi
 everything else.
 
 The end is stored twice: a read that finds the two copies different met a write half done
-and reads again. Writers take a file lock, so two 429s at once keep the later end.
+and reads again (then takes the later copy: a writer killed between the two leaves them
+different for good, until the next write). Writers take a file lock, so two 429s at once keep
+the later end.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from pathlib import Path
 __all__ = ["CooldownBoard", "board_path"]
 
 _FORMAT = struct.Struct("<dd")
+_READS = 3
+"""Reads of a board whose copies differ (a write half done) before taking the later copy."""
 
 
 def board_path(name: str) -> Path:
@@ -53,10 +57,13 @@ class CooldownBoard:
 
     def until(self) -> float:
         """The end of the latest pause any worker wrote (0.0: none yet)."""
-        while True:
+        for _ in range(_READS):
             first, second = _FORMAT.unpack_from(self._map)
             if first == second:
                 return float(first)
+        # A writer killed between the two copies left them different for good (each copy is
+        # an aligned 8-byte store, whole on its own): the later end is the one it meant.
+        return float(max(first, second))
 
     def extend(self, until: float) -> None:
         """Make the pause last until ``until`` at least (never shortens it)."""
