@@ -14,6 +14,7 @@ import pytest
 from test_ray_limits import sends_around_a_429
 from virtual_time import clock, run_virtual, sleep
 
+from batchjudge.ray import _board
 from batchjudge.ray._board import CooldownBoard, board_path
 from batchjudge.ray._leased import LeasedLimits
 from batchjudge.ray._limiter import SharedLimiter
@@ -37,6 +38,12 @@ def test_a_new_board_holds_no_pause_and_a_pause_is_never_shortened(name):
     assert CooldownBoard(name).until() == 12.5  # the file outlives its openers until removed
     CooldownBoard.remove(name)
     assert not board_path(name).exists()
+
+
+def test_a_machine_that_cannot_hold_a_board_gets_none_and_the_limiter_alone(monkeypatch, tmp_path):
+    monkeypatch.setattr(_board, "board_path", lambda name: tmp_path / "not-a-directory" / name)
+    assert CooldownBoard.open("x") is None
+    CooldownBoard.remove("x")  # and removing it at exit is no error
 
 
 def test_a_pause_written_by_another_process_is_read_here(name):

@@ -18,6 +18,7 @@ the later end.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import mmap
 import os
@@ -55,6 +56,16 @@ class CooldownBoard:
             os.close(self._fd)
             raise
 
+    @classmethod
+    def open(cls, name: str) -> CooldownBoard | None:
+        """The board called ``name``, or None when this machine cannot hold one (no writable
+        shared memory or temporary directory): the pause then travels through the limiter
+        alone, as across machines."""
+        try:
+            return cls(name)
+        except OSError:
+            return None
+
     def until(self) -> float:
         """The end of the latest pause any worker wrote (0.0: none yet)."""
         for _ in range(_READS):
@@ -84,4 +95,5 @@ class CooldownBoard:
     def remove(name: str) -> None:
         """Delete this machine's board called ``name`` (the run is over; workers still holding
         it keep their mapping)."""
-        board_path(name).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # at exit: nothing to do about a board already gone
+            board_path(name).unlink(missing_ok=True)

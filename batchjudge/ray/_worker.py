@@ -89,7 +89,7 @@ class JudgeWorker:
         self.stats = RunStats()
         share = max(1, math.ceil(config.concurrency / workers))
         self.routes: list[_Route] = []
-        self._boards = [CooldownBoard(name) for name in boards]
+        self._boards = [CooldownBoard.open(name) for name in boards]
         for i, (url, client) in enumerate(zip(config.base_urls, clients, strict=True)):
             limits = LeasedLimits(client, concurrency=share, expected_completion_tokens=config.expected_completion_tokens,
                                   clock=clock, sleep=sleep, stats=self.stats,
@@ -169,4 +169,5 @@ class JudgeWorker:
             await route.limits.aclose()
             await route.judge.aclose()
         for board in self._boards:
-            board.close()
+            if board is not None:
+                board.close()
