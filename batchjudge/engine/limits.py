@@ -434,10 +434,16 @@ class Limits:
         self._move(reservation, now)
 
     def _move(self, reservation: Reservation, to: float) -> None:
+        self.move_send(reservation.sent_at, to)
+        reservation.sent_at = to
+
+    def move_send(self, sent: float, to: float) -> None:
+        """Count the send recorded at ``sent`` as made at ``to`` in every request window (it
+        left, hence reached the server, later): the sends paced a window after it wait for
+        then. Only the pacers move; the send log keeps ``sent``."""
         for window in (self.second, self.minute):
             if window.pacer is not None:
-                window.pacer.move(reservation.sent_at, to)
-        reservation.sent_at = to
+                window.pacer.move(sent, to)
 
     def settle(self, reservation: Reservation, reply: JudgeReply) -> None:
         """Correct the token charge with the reported usage; learn from the reply's headers."""

@@ -316,18 +316,15 @@ class SharedLimiter:
             self._probing = False
             if self._probe is not None:
                 self._probe.set()
-            now = self.clock()
-            for pacer in self._pacers():  # it reached the server anywhere up to now
-                pacer.move(self._probe_slot, now)
+            self.limits.move_send(self._probe_slot, self.clock())  # it reached the server anywhere up to now
             self._publish()
 
     async def report(self, report: Report) -> Broadcast:
         """Apply a worker's report with the engine's own limits, and publish what changed."""
         limits = self.limits
         limits.record_sends(report.sent)
-        for booked, left in report.moved:  # the sends booked a window later wait for when it really left
-            for pacer in self._pacers():
-                pacer.move(booked, left)
+        for booked, left in report.moved:
+            limits.move_send(booked, left)
         try:
             for hit in report.rate_limited:
                 limits.on_rate_limited(hit.retry_after, Reservation(hit.tokens, sent_at=hit.sent_at), hit.headers)

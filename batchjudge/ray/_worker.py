@@ -89,11 +89,10 @@ class JudgeWorker:
         self.stats = RunStats()
         share = max(1, math.ceil(config.concurrency / workers))
         self.routes: list[_Route] = []
-        self._boards = [CooldownBoard.open(name) for name in boards]
-        for i, (url, client) in enumerate(zip(config.base_urls, clients, strict=True)):
+        self._boards = [CooldownBoard.open(name) for name in boards] or [None] * len(clients)
+        for url, client, board in zip(config.base_urls, clients, self._boards, strict=True):
             limits = LeasedLimits(client, concurrency=share, expected_completion_tokens=config.expected_completion_tokens,
-                                  clock=clock, sleep=sleep, stats=self.stats,
-                                  board=self._boards[i] if self._boards else None)
+                                  clock=clock, sleep=sleep, stats=self.stats, board=board)
             provider = provider_for(config, settings.model, base_url=url, concurrency=share)
             judge = online_judge(config, provider, limits, self.stats, model=settings.model)
             self.routes.append(_Route(judge, limits))
