@@ -122,6 +122,9 @@ class Outcome:
     marginal_cpu_s_per_1000: float
     concurrency: int
     limits_seen: str = ""
+    startup_cpu_s: float | None = None
+    """The one-row run's CPU subtracted for the marginal figure (None: a run kept from before
+    each run carried it; the results file's top-level figure is only the latest sitting's)."""
     measured_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -304,7 +307,7 @@ def measure(
         efficiency_steady=steady,
         cpu_s=round(cpu, 3), cpu_s_per_1000=round(cpu * 1000 / requests, 3),
         marginal_cpu_s_per_1000=round(max(0.0, cpu - startup_cpu) * 1000 / requests, 3),
-        concurrency=concurrency, limits_seen=limits_seen,
+        concurrency=concurrency, limits_seen=limits_seen, startup_cpu_s=round(startup_cpu, 3),
     )  # fmt: skip
 
 
@@ -508,7 +511,9 @@ def main() -> None:
     limits = [int(x) for x in args.limits.split(",")]
     wanted = set(args.clients.split(",")) if args.clients else None
 
-    _compile(client_src or Path(__file__).resolve().parents[1])
+    here = Path(__file__).resolve().parents[1]
+    for checkout in {here, client_src or here}:  # the library client always runs this checkout's
+        _compile(checkout)
     outcomes: list[Outcome] = []
     work = Path(tempfile.mkdtemp(prefix="bj-throughput-"))
     startup: dict[str, float] = {}
