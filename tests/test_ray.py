@@ -134,12 +134,12 @@ def test_retry_failed_on_ray_sends_again_only_the_failed_rows(emulator, tmp_path
 
 def test_four_workers_share_one_100_rps_limit_near_its_ceiling_without_breaking_retry_after(emulator, tmp_path):  # noqa: F811
     # Issue 12 asks for 90%; on the 2-core dev machine, with this in-process server sharing
-    # the test's GIL, it measures 92.3-94.8% (5 runs on a quiet machine; 84-94% with another
-    # job running): the floor leaves room for a loaded CI machine, since each 429 pauses every
-    # worker for its 1 s. Retry-After: the workers of one machine share the pause on a board
-    # read before each send (0 violations in 5 runs by hand), but a run in CI still drew one:
-    # a request already past that read, or stamped late by this server's busy loop, can land
-    # inside the pause. One is the known gap, never more.
+    # the machine with Ray, it measures 92.4-95.2% (14 runs on a quiet machine; 84-94% with
+    # another job running): the floor leaves room for a loaded CI machine, since each 429
+    # pauses every worker for its 1 s. Retry-After: the workers of one machine share the pause
+    # on a board read before each send. The 429s left came one second after a stall of the
+    # server itself (its own garbage collection, now frozen out, or a starved CPU), which
+    # stamped queued requests late and together: 1 run in 14 drew one, with no violation.
     server = emulator(rps=100, latency_ms=300, jitter_ms=150)
     data = tmp_path / "data"
     write_synth(data, rows=4000, shards=4, seed=4)  # 40 s at the limit: start-up and the last replies weigh little
@@ -147,7 +147,7 @@ def test_four_workers_share_one_100_rps_limit_near_its_ceiling_without_breaking_
                    "--rps", "100", "--concurrency", "120", "--engine", "ray", "--workers", "4")
     assert done.returncode == 0, done.stderr
     seen = server.stats()["keys"][key_label(TEST_KEY)]
-    assert seen["retry_after_violations"] <= 1, seen
+    assert seen["retry_after_violations"] == 0, seen
     ok = results(tmp_path / "run").filter(pl.col("status") == "ok").height
     efficiency = ok / 100 / (seen["last_chat_s"] - seen["first_chat_s"])
     assert ok == 4000 and efficiency >= 0.88, (efficiency, seen)

@@ -48,6 +48,7 @@ from batchjudge.core.types import Provider
 from batchjudge.engine.batch import BATCH_DIR, BatchJudge
 from batchjudge.engine.budget import Budget, TokenPrices
 from batchjudge.engine.checkpoint import RunDir, key_hashes
+from batchjudge.engine.collector import collector_tuned
 from batchjudge.engine.config import DEFAULT_MODELS, RunConfig, describe_changes
 from batchjudge.engine.dedupe import Dedupe
 from batchjudge.engine.duplicates import DuplicateKeys
@@ -374,8 +375,9 @@ async def execute(
             sink = ResultSink(run_dir, record, stats, counts_before=counts_before, tracer=tracer,
                               flush_rows=config.flush_rows, flush_seconds=config.flush_seconds)
             await sink.write_record()
-            stopped = await _run_steps(reader, engine, sink, stats, max(2 * config.concurrency, 64), progress,
-                                       progress_interval, _Stop(stop, stop_grace))
+            with collector_tuned():
+                stopped = await _run_steps(reader, engine, sink, stats, max(2 * config.concurrency, 64), progress,
+                                           progress_interval, _Stop(stop, stop_grace))
             await sink.write_record()
             counts = sink.counts
     finally:
