@@ -137,9 +137,9 @@ def test_four_workers_share_one_100_rps_limit_near_its_ceiling_without_breaking_
     # the machine with Ray, it measures 92.4-95.2% (14 runs on a quiet machine; 84-94% with
     # another job running): the floor leaves room for a loaded CI machine, since each 429
     # pauses every worker for its 1 s. Retry-After: the workers of one machine share the pause
-    # on a board read before each send. The 429s left came one second after a stall of the
-    # server itself (its own garbage collection, now frozen out, or a starved CPU), which
-    # stamped queued requests late and together: 1 run in 14 drew one, with no violation.
+    # on a board read before each send. Each 429 seen came one second after the server itself
+    # stalled (a garbage collection, now frozen out; or a starved CPU) and then stamped the
+    # requests queued meanwhile late and together: 1 run in 14 drew one, with no violation.
     server = emulator(rps=100, latency_ms=300, jitter_ms=150)
     data = tmp_path / "data"
     write_synth(data, rows=4000, shards=4, seed=4)  # 40 s at the limit: start-up and the last replies weigh little
