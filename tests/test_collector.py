@@ -54,3 +54,14 @@ def test_a_run_works_with_the_collector_tuned_and_puts_it_back_even_when_it_fail
     with pytest.raises(ExceptionGroup):
         run(RunConfig(inputs=[data], out=tmp_path / "again", provider="local"), progress=fail, progress_interval=0.0)
     assert gc.get_threshold() == untuned and gc.get_freeze_count() == 0
+
+
+def test_a_run_ending_inside_an_in_process_emulators_life_leaves_the_emulators_heap_frozen(untuned, tmp_path: Path):
+    from batchjudge.emulator import EmulatorServer
+
+    data = tmp_path / "data"
+    write_synth(data, rows=50, shards=1, seed=1)
+    with EmulatorServer():
+        run(RunConfig(inputs=[data], out=tmp_path / "run", provider="local"))
+        assert gc.get_freeze_count() > 0 and gc.get_threshold() == untuned
+    assert gc.get_freeze_count() == 0

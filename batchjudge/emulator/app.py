@@ -39,6 +39,7 @@ from batchjudge.emulator.faults import long_wait
 from batchjudge.emulator.headers import rate_headers, retry_headers
 from batchjudge.emulator.limits import Admission
 from batchjudge.emulator.state import BASE_JUDGE, EmulatorState, KeyStats
+from batchjudge.engine.collector import heap_frozen
 
 __all__ = ["EMULATOR_HEADER", "LIMIT_HEADER", "create_app"]
 
@@ -258,20 +259,6 @@ async def admin_outage(request: Request) -> Response:
     return responses.json({"outage": outage.describe()})
 
 
-def _freeze_long_lived() -> None:
-    """Take every object alive now (tokenizers, the judge, an in-process host's own) out of
-    the garbage collector's reach for as long as the server runs.
-
-    The limits stamp each request at its arrival, so a server that stops to collect stamps
-    the requests queued meanwhile together, later than they came. A full collection over the
-    warmed-up emulator stalled it 100-140 ms (measured in the Ray 4-worker workload): a client
-    sending exactly to the window then drew a 429 one second later, a pause of the server's
-    own making. Objects made while serving are still collected as usual.
-    """
-    gc.collect()
-    gc.freeze()
-
-
 def create_app(
     config: EmulatorConfig | None = None,
     *,
@@ -306,11 +293,9 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         warm_up(state.models, BASE_JUDGE)  # a served emulator pays tokenizer loads up front
-        _freeze_long_lived()
-        try:
+        gc.collect()  # the warm-up's garbage, before the rest is frozen
+        with heap_frozen():  # a collection over it would stamp the requests queued meanwhile late
             yield
-        finally:
-            gc.unfreeze()
 
     app = Starlette(routes=route_list, lifespan=lifespan)
     app.state.emulator = state
