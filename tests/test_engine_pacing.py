@@ -172,3 +172,68 @@ def test_a_released_booking_frees_its_place_but_the_sends_before_it_still_count(
     # its place comes back, not the one before it: 0.9 and 1.0 still fill the window to 1.9
     assert pacer.reserve(1) == [1.9]
     assert most_in_any_window([0.0, 0.9, 1.0, 1.9], 1.0) <= 2
+
+
+def test_senders_ahead_go_before_the_others_waiting_and_each_class_keeps_its_order():
+    """A retry waits behind the retries before it, never behind first attempts not yet sent."""
+    clock = FakeClock()
+    pacer = WindowPacer(100, 1.0, margin=0.0, spread=0.0, clock=clock, sleep=clock.sleep)
+    order: list[str] = []
+
+    async def main() -> None:
+        gate_open = anyio.Event()
+
+        async def send(name: str, ahead: bool = False) -> None:
+            await pacer.acquire(gate=gate_open.wait if name == "holder" else None, ahead=ahead)
+            order.append(name)
+
+        async with anyio.create_task_group() as tg:
+            for name in ("holder", "a1", "a2", "r1", "a3", "r2"):
+                tg.start_soon(send, name, name.startswith("r"))
+                await anyio.lowlevel.checkpoint()
+            gate_open.set()
+
+    anyio.run(main)
+    assert order == ["holder", "r1", "r2", "a1", "a2", "a3"]
+
+
+@pytest.mark.parametrize("handed", [False, True], ids=["cancelled in line", "cancelled once handed the line"])
+def test_a_sender_cancelled_in_line_never_blocks_the_senders_after_it(handed: bool) -> None:
+    clock = FakeClock()
+    pacer = WindowPacer(100, 1.0, margin=0.0, spread=0.0, clock=clock, sleep=clock.sleep)
+    sent: list[str] = []
+
+    async def main() -> None:
+        gate_open = anyio.Event()
+        scope = anyio.CancelScope()
+
+        async def gate() -> None:
+            await gate_open.wait()
+            if handed:
+                scope.cancel()  # and the holder hands the line on before the cancelled one wakes
+
+        async def holder() -> None:
+            await pacer.acquire(gate=gate)
+            sent.append("holder")
+
+        async def cancelled() -> None:
+            with scope:
+                await pacer.acquire(gate=anyio.lowlevel.checkpoint, ahead=True)
+                sent.append("cancelled")
+
+        async def after() -> None:
+            await pacer.acquire()
+            sent.append("after")
+
+        with anyio.fail_after(10):  # a line left held would hang here
+            async with anyio.create_task_group() as tg:
+                for sender in (holder, cancelled, after):
+                    tg.start_soon(sender)
+                    await anyio.lowlevel.checkpoint()
+                if not handed:
+                    scope.cancel()
+                    await anyio.lowlevel.checkpoint()
+                gate_open.set()
+
+    anyio.run(main)
+    assert sent == ["holder", "after"]

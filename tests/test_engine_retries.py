@@ -167,3 +167,28 @@ def test_429s_from_one_burst_count_as_one_episode_and_concurrency_keeps_a_floor(
     result = run_engine_virtual(config(write_pairs(16), tmp_path / "run", concurrency=8, max_retries=20), provider=MockProvider(handler))
     assert result.complete and result.stats["rate_limited"] == 40
     assert result.stats["concurrency"] >= 2  # never below a quarter of the ceiling
+
+
+def test_a_retry_goes_ahead_of_the_first_attempts_waiting_at_the_pacer(write_pairs, tmp_path):
+    """With more workers than the window lets go, first attempts wait in line at the pacer; a
+    row's retry must not wait behind them (at a run's end that wait came on top of the retry's
+    own reply). On virtual time: 40 rows at 10 a second, 40 workers, the first row fails once."""
+    from virtual_time import run_engine_virtual
+
+    calls: dict[str, list[float]] = {}
+
+    async def handler(request: JudgeRequest) -> JudgeReply:
+        fails = not calls  # the run's first request fails once
+        calls.setdefault(request.row_id, []).append(anyio.current_time())
+        await anyio.sleep(0.3)
+        if fails:
+            raise TransientError("boom", status=500)
+        return JudgeReply(OK_REPLY, prompt_tokens=10, completion_tokens=5)
+
+    result = run_engine_virtual(config(write_pairs(40), tmp_path / "run", concurrency=40, rps=10),
+                                provider=MockProvider(handler))
+    assert result.complete and result.stats["retries"] == 1
+    sent_first, sent_again = next(times for times in calls.values() if len(times) == 2)
+    # The retry left with the next free place in the window (0.3 s of reply, a backoff of at
+    # most 0.01 s, a send every 0.1 s), not after the 36 rows still in line (3.6 s more).
+    assert sent_again - sent_first < 0.6, (sent_first, sent_again)

@@ -122,6 +122,8 @@ class Reservation:
     """Counted in the windows from its reply, not its send (the probe; a new connection)."""
     ticket: ProbeTicket | None = None
     """Held when this send probes an open breaker; handed back with the outcome."""
+    retry: bool = False
+    """A row's second or later attempt: it goes ahead of first attempts at the pacers."""
 
 
 class TokenEstimate:
@@ -377,10 +379,11 @@ class Limits:
             await self.cooldown.wait()
 
         try:
+            ahead = reservation.retry
             if second is not None and minute is not None:
-                sent = await minute.acquire(gate=lambda: _pass(second.acquire(gate=gate)))
+                sent = await minute.acquire(gate=lambda: _pass(second.acquire(gate=gate, ahead=ahead)), ahead=ahead)
             elif second is not None or minute is not None:
-                sent = await (second or minute).acquire(gate=gate)  # type: ignore[union-attr]
+                sent = await (second or minute).acquire(gate=gate, ahead=ahead)  # type: ignore[union-attr]
             else:
                 await gate()
                 sent = self.clock()

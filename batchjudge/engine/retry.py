@@ -153,6 +153,7 @@ class _Call:
             self.stats.retries += 1
         while True:
             reservation = limits.charge(self.request)
+            reservation.retry = self.attempts > 1
             async with limits.capacity:
                 await limits.before_send(reservation)
                 start = limits.clock()
