@@ -49,7 +49,8 @@ async def run_async(
     inputs or options cannot work, and :class:`~batchjudge.errors.StorageError` when the file
     system refuses a write (what was written stays valid; the same call resumes). ``provider``
     replaces the one named in the config (tests, custom backends); ``progress`` is called
-    with live counters while the run works; ``tracer`` replaces the one ``config.trace`` names
+    with live counters while the run works (an error it raises stops the run, every answered
+    row written, and is raised as it is); ``tracer`` replaces the one ``config.trace`` names
     (it is closed at the end either way); ``clock`` and ``sleep`` drive every limit, wait and
     retry (a fake clock in tests).
 

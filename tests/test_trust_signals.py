@@ -102,3 +102,31 @@ def test_a_cancelled_run_still_writes_every_row_that_reached_the_writer(write_pa
     reached = seen[-1].finished
     assert 0 < reached < 500
     assert _rows_on_disk(tmp_path / "run").height == reached
+
+
+def test_a_progress_callback_that_raises_stops_the_run_with_its_own_error_and_keeps_every_answered_row(
+    write_pairs, tmp_path: Path
+) -> None:
+    """A caller's callback is the caller's code: its error comes back as itself (not inside an
+    exception group), every row answered before it is written, and the same run resumes."""
+    config = RunConfig(inputs=[write_pairs(500)], out=tmp_path / "run", concurrency=8)
+    answered: list[str] = []
+
+    def stop_at_100(stats: RunStats) -> None:
+        if stats.finished >= 100:
+            raise ValueError("enough for now")
+
+    async def main() -> None:
+        await run_async(config, provider=_slow_provider(answered), progress=stop_at_100, progress_interval=0.01)
+
+    with pytest.raises(ValueError, match="enough for now"):
+        anyio.run(main)
+    written = _rows_on_disk(tmp_path / "run")
+    assert 100 <= written.height < 500
+    assert written["row_id"].n_unique() == written.height
+
+    async def resume() -> None:
+        await run_async(config, provider=_slow_provider(answered))
+
+    anyio.run(resume)
+    assert _rows_on_disk(tmp_path / "run")["row_id"].n_unique() == 500 == _rows_on_disk(tmp_path / "run").height

@@ -344,7 +344,8 @@ async def execute(
 
     ``provider`` replaces the one the config names (tests, custom backends; the plan must have
     been made with it) and is closed at the end like one the run made; ``tracer`` receives
-    every finished row (its owner closes it); ``progress`` is called with live counters;
+    every finished row (its owner closes it); ``progress`` is called with live counters (its
+    error stops the run and is raised as it is);
     ``clock``/``sleep`` drive every limit, wait and retry (tests pass a fake clock); ``prices``
     (US dollars per token) are needed when the config sets a cost allowance; ``stop``, once
     set, stops the run gracefully (see the module docstring), waiting at most ``stop_grace``
@@ -444,7 +445,18 @@ async def _run_steps(
                 finished.set()
     except* BatchJudgeError as group:
         raise first_error(group) from None
+    except* _ProgressFailed as group:
+        raise first_error(group).error from None
     return stopped
+
+
+class _ProgressFailed(Exception):
+    """The caller's progress callback raised ``error``: the run stops (what arrived is
+    written) and ``error`` reaches the caller as it is, not inside an exception group."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 async def _stop_when_asked(
@@ -471,7 +483,14 @@ async def _stop_when_asked(
 
 async def _tick(stats: RunStats, progress: ProgressCallback, interval: float, finished: anyio.Event) -> None:
     while not finished.is_set():
-        progress(stats)
+        _report(progress, stats)
         with anyio.move_on_after(interval):
             await finished.wait()
-    progress(stats)
+    _report(progress, stats)
+
+
+def _report(progress: ProgressCallback, stats: RunStats) -> None:
+    try:
+        progress(stats)
+    except Exception as exc:
+        raise _ProgressFailed(exc) from exc
