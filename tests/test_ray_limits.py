@@ -302,3 +302,36 @@ def test_rows_go_to_the_endpoint_with_the_least_in_flight(emulator, tmp_path: Pa
     fast_n, slow_n = fast.stats()["chat_completions"], slow.stats()["chat_completions"]
     assert fast_n + slow_n == 120
     assert slow_n >= 1 and fast_n > 3 * slow_n
+
+
+def test_a_worker_judges_its_block_with_the_collector_tuned_and_puts_it_back(emulator, tmp_path: Path, write_pairs):
+    import gc
+
+    from batchjudge.engine.collector import GEN0_THRESHOLD
+
+    server = emulator(latency_ms=200)
+    data = write_pairs(40)
+    config = RunConfig(inputs=[data], out=tmp_path / "unused", provider="mistral", base_url=server.url,
+                       api_key="test-key-not-secret", concurrency=8, engine="ray")
+    rows = [row for batch in open_source([data]).batches() for row in batch]
+    before = gc.get_threshold()
+    during: list[int] = []
+
+    async def main() -> None:
+        worker = JudgeWorker(config, [SharedLimiter(concurrency=8)], workers=1, keyed=True)
+        async with anyio.create_task_group() as group:
+            group.start_soon(worker.run_limits)
+
+            async def watch() -> None:
+                while True:
+                    during.append(gc.get_threshold()[0])
+                    await anyio.sleep(0.05)
+
+            group.start_soon(watch)
+            await worker.judge_rows(rows)
+            group.cancel_scope.cancel()
+        await worker.aclose()
+
+    anyio.run(main)
+    assert during and min(during[1:]) >= max(before[0], GEN0_THRESHOLD)  # from the block's first await on
+    assert gc.get_threshold() == before

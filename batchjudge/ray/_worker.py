@@ -26,6 +26,7 @@ import anyio
 import pyarrow as pa
 
 from batchjudge.core.results import RowResult
+from batchjudge.engine.collector import collector_tuned
 from batchjudge.engine.config import RunConfig
 from batchjudge.engine.judge import OnlineJudge
 from batchjudge.engine.limits import Clock, SendingStopped, Sleep
@@ -129,7 +130,12 @@ class JudgeWorker:
 
     async def judge_rows(self, rows: Sequence[SourceRow]) -> list[RowResult | None]:
         """Each row's result, in order; raises StopRun when the run must stop. Every row has
-        one unless the run is stopping (those never sent then have None)."""
+        one unless the run is stopping (those never sent then have None). The collector is
+        tuned while the block works, as in a single-process run (:mod:`~batchjudge.engine.collector`)."""
+        with collector_tuned():
+            return await self._judge_block(rows)
+
+    async def _judge_block(self, rows: Sequence[SourceRow]) -> list[RowResult | None]:
         out: list[RowResult | None] = [None] * len(rows)
         # Rendering and counting tokens is CPU work: in a thread, as the single process's
         # reader does, so that it never holds up the sends booked on this event loop.
