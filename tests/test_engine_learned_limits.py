@@ -155,7 +155,7 @@ def test_a_request_written_late_counts_from_when_it_left_so_the_next_window_wait
     assert run_virtual(main) == [0.0, 0.7, 1.15, 1.7]
 
 
-def test_a_request_that_opened_a_connection_counts_from_its_reply() -> None:
+def test_a_request_that_opened_a_connection_counts_from_a_guard_after_its_write() -> None:
     async def main() -> list[float]:
         limits = Limits(concurrency=8, rps=1, second_margin=0.0, clock=clock, sleep=sleep)
         first = limits.charge(request())
@@ -163,14 +163,17 @@ def test_a_request_that_opened_a_connection_counts_from_its_reply() -> None:
         limits.after_send(first)
         second = limits.charge(request())
         await limits.before_send(second)
-        limits.written(second, True)  # a new connection: when it reached the server is unknown
+        await sleep(0.02)  # its connection took that long to open
+        limits.written(second, True)  # the server may accept the connection a little later
         await sleep(0.3)
-        limits.after_send(second)  # its reply
+        limits.after_send(second)  # its reply moves nothing more
         third = limits.charge(request())
         await limits.before_send(third)
         return [round(r.sent_at, 3) for r in (first, second, third)]
 
-    assert run_virtual(main) == [0.0, 1.3, 2.3]
+    # the second was let go at 1.0 s and written at 1.02 s: counted from 1.07 s, so the third
+    # waits for 2.07 s (2.0 s counted from the pacer, 2.32 s from the reply)
+    assert run_virtual(main) == [0.0, 1.07, 2.07]
 
 
 def test_a_spent_monthly_budget_stops_instead_of_retrying() -> None:

@@ -90,7 +90,7 @@ def test_four_workers_together_never_exceed_one_limit_and_nearly_reach_it():
 
 @pytest.mark.parametrize(("new_connection", "written_after", "reply_after", "left_at"), [
     (False, 0.2, 0.0, 0.2),  # written late (a busy loop): from its write
-    (True, 0.0, 0.3, 0.3),  # opened a connection: from its reply, as in one process
+    (True, 0.0, 0.3, 0.05),  # opened a connection: from a guard after its write, as in one process
     (True, 0.2, 2.0, 0.2),  # a worker still starting: from its write, long before its reply
 ], ids=["written-late", "new-connection", "new-connection-written-late"])
 def test_a_send_that_left_late_holds_its_window_place_from_when_it_left_for_every_worker(

@@ -8,11 +8,11 @@ first-second 429 of a run at a known limit). A transport that can tell when the 
 headers were written calls :data:`on_request_written` then; the engine sets it around each
 send (a context variable, so it reaches the transport through the task that sends, without
 a parameter in every provider) and moves the send's place in its windows to that moment.
-A request that opened a new connection is counted from its reply instead, as the run's first
-request is: the server accepts the connection before it reads the request, so such a request
-can reach it much later than it was written, and a run opens most of its connections in its
-first second. Transports that cannot tell (the official SDK) leave the pacer's time as the
-send time.
+A request that opened a new connection is counted a guard later than it was written
+(``NEW_CONNECTION_GUARD_S`` in :mod:`batchjudge.engine.limits`): the server accepts the
+connection before it reads the request, and a run opens most of its connections in its first
+second. Transports that cannot tell (the official SDK) leave the pacer's time as the send
+time.
 """
 
 from __future__ import annotations

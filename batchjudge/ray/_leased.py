@@ -29,7 +29,16 @@ import anyio
 
 from batchjudge.core.types import JudgeReply, JudgeRequest
 from batchjudge.engine.breaker import Breaker
-from batchjudge.engine.limits import LATE_WRITE_S, Clock, Cooldown, Reservation, SendingStopped, Sleep, TokenEstimate
+from batchjudge.engine.limits import (
+    LATE_WRITE_S,
+    NEW_CONNECTION_GUARD_S,
+    Clock,
+    Cooldown,
+    Reservation,
+    SendingStopped,
+    Sleep,
+    TokenEstimate,
+)
 from batchjudge.engine.stats import RunStats
 from batchjudge.ray._board import CooldownBoard
 from batchjudge.ray._limiter import Broadcast, LimiterClient, RateLimited, Report, Settled, rate_headers
@@ -249,37 +258,30 @@ class LeasedLimits:
 
     # -- after a send --------------------------------------------------------------------
     def after_send(self, reservation: Reservation) -> None:
-        """A request that opened a connection is counted from its reply; the first request of
-        the run is over: tell the limiter at once."""
-        if reservation.late:
-            assert isinstance(reservation, _Leased)
-            self._move(reservation)
+        """The first request of the run is over: tell the limiter at once."""
         if reservation.probe:
             self._report.probe_done = True
             self._flush_now.set()
 
     def written(self, reservation: Reservation, new_connection: bool) -> None:
         """The request was written to the wire just now: when later than its booked time (a
-        busy loop) its place in the limiter's windows moves to now, and a request that opened a
-        connection (it reaches the server only after the handshake) moves again to its reply,
-        as in one process (:meth:`~batchjudge.engine.limits.Limits.written`).
+        busy loop, a worker still starting) its place in the limiter's windows moves to now,
+        and a request that opened a connection to a guard past now, as in one process
+        (:meth:`~batchjudge.engine.limits.Limits.written`).
 
         The limiter books a window's sends ahead of time from where the earlier ones stand, so
         a send that reached the server later than booked would otherwise share a window with
-        sends booked a window after it: the server counts by arrival. Unlike one process, a
-        new connection's send is moved at its write too, not only at its reply: a worker's
-        first request can leave seconds after its booking (the worker was still starting),
-        and by its reply the limiter has booked a whole window from where it thought it stood.
+        sends booked a window after it: the server counts by arrival. A worker's first request
+        can leave seconds after its booking (the worker was still starting).
         """
         assert isinstance(reservation, _Leased)
-        if not reservation.late and self.clock() - (reservation.booked - self._offset) > LATE_WRITE_S:
-            self._move(reservation)
-        if new_connection:
-            reservation.late = True
+        guard = NEW_CONNECTION_GUARD_S if new_connection else 0.0
+        if self.clock() + guard - (reservation.booked - self._offset) > LATE_WRITE_S:
+            self._move(reservation, guard)
 
-    def _move(self, reservation: _Leased) -> None:
-        """Tell the limiter the send left now, not at its booked time."""
-        now = self.clock() + self._offset
+    def _move(self, reservation: _Leased, after: float = 0.0) -> None:
+        """Tell the limiter the send left ``after`` seconds from now, not at its booked time."""
+        now = self.clock() + self._offset + after
         if not math.isnan(reservation.booked) and now > reservation.booked:
             self._report.moved.append((reservation.booked, now))
             reservation.booked = now
