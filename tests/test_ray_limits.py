@@ -304,7 +304,7 @@ def test_rows_go_to_the_endpoint_with_the_least_in_flight(emulator, tmp_path: Pa
     assert slow_n >= 1 and fast_n > 3 * slow_n
 
 
-def test_a_worker_judges_its_block_with_the_collector_tuned_and_puts_it_back(emulator, tmp_path: Path, write_pairs):
+def test_a_worker_judges_its_block_with_the_collector_tuned_and_puts_it_back(emulator, tmp_path: Path, write_pairs):  # noqa: F811
     import gc
 
     from batchjudge.engine.collector import GEN0_THRESHOLD

@@ -226,8 +226,8 @@ def _from_columns(columns: Mapping[str, list[Any]]) -> pa.Table:
 
     pyarrow builds arrays from Python objects only after importing pandas when it is
     installed (0.25-0.3 s of CPU): done by the first flush, that import held the interpreter
-    while the senders worked, and the sends of a 400 RPS run fell to 320 a second for that
-    second. Polars, already loaded with the datasets, converts without it.
+    while the senders worked, and the sends of a 400 RPS run fell to 320-340 a second for
+    that second. Polars, already loaded with the datasets, converts without it.
     """
     return pl.DataFrame(dict(columns), schema=_POLARS_SCHEMA).to_arrow().cast(RESULT_SCHEMA)
 

@@ -63,7 +63,8 @@ from batchjudge.engine.token_window import Charge, TokenWindow
 from batchjudge.errors import QuotaExhaustedError
 
 __all__ = [
-    "LATE_WRITE_S", "Clock", "Cooldown", "Limits", "Reservation", "SendLimits", "SendingStopped", "Sleep", "Source", "TokenEstimate",
+    "LATE_WRITE_S", "NEW_CONNECTION_GUARD_S", "Clock", "Cooldown", "Limits", "Reservation", "SendLimits",
+    "SendingStopped", "Sleep", "Source", "TokenEstimate",
 ]
 
 Clock = Callable[[], float]

@@ -28,10 +28,12 @@ not wait behind the ones not started yet. With more workers than the window lets
 the line is long (0.30-0.32 s at the median at 100 and at 400 RPS with the benchmark's
 concurrency), and the retry of one of a run's last rows, queued behind it, ended the run that
 much later. A row's retries are few, so a first attempt waits behind at most the retries of the
-rows in flight. A limiter shared by several
-processes books send times for them instead (:meth:`WindowPacer.reserve`: the same earliest
-times under the same window, margin and spread, possibly ahead of now) and takes back those
-not used (:meth:`WindowPacer.release`), which frees their places for later bookings.
+rows in flight.
+
+A limiter shared by several processes books send times for them instead
+(:meth:`WindowPacer.reserve`: the same earliest times under the same window, margin and
+spread, possibly ahead of now) and takes back those not used (:meth:`WindowPacer.release`),
+which frees their places for later bookings.
 """
 
 from __future__ import annotations
