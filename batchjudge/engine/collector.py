@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 __all__ = ["GEN0_THRESHOLD", "collector_tuned", "heap_frozen"]
 
@@ -32,49 +32,54 @@ GEN0_THRESHOLD = 20_000
 """Allocations between two generation-0 collections while a run works (CPython's default: 700)."""
 
 
-class _Holders:
-    """The blocks now holding the heap frozen and the threshold raised (process-wide: the
-    collector is), and the thresholds to put back."""
+class _Hold:
+    """A process-wide collector setting (the collector is one per process) held by nested or
+    concurrent blocks: ``enter(first)`` runs as each block starts, ``last_out()`` once the last
+    one ends."""
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()  # an in-process emulator serves from its own thread
-        self.frozen = 0
-        self.tuned = 0
-        self.saved: tuple[int, ...] = ()
+    _lock = threading.Lock()  # an in-process emulator serves from its own thread
+
+    def __init__(self, enter: Callable[[bool], None], last_out: Callable[[], None]) -> None:
+        self._enter = enter
+        self._last_out = last_out
+        self._holders = 0
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._lock:
+            self._enter(self._holders == 0)
+            self._holders += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holders -= 1
+                if self._holders == 0:
+                    self._last_out()
 
 
-_HOLDERS = _Holders()
+_saved_thresholds: tuple[int, ...] = ()
 
 
-@contextlib.contextmanager
-def heap_frozen() -> Iterator[None]:
+def _raise_threshold(first: bool) -> None:
+    global _saved_thresholds
+    if first:
+        _saved_thresholds = gc.get_threshold()
+        gen0, *rest = _saved_thresholds
+        gc.set_threshold(max(gen0, GEN0_THRESHOLD), *rest)
+
+
+_frozen = _Hold(lambda _: gc.freeze(), gc.unfreeze)  # every holder freezes what is alive as it starts
+_tuned = _Hold(_raise_threshold, lambda: gc.set_threshold(*_saved_thresholds))
+
+
+def heap_frozen() -> contextlib.AbstractContextManager[None]:
     """Keep every object alive now out of the collector's generations for the ``with`` block."""
-    with _HOLDERS.lock:
-        gc.freeze()
-        _HOLDERS.frozen += 1
-    try:
-        yield
-    finally:
-        with _HOLDERS.lock:
-            _HOLDERS.frozen -= 1
-            if _HOLDERS.frozen == 0:
-                gc.unfreeze()
+    return _frozen()
 
 
 @contextlib.contextmanager
 def collector_tuned() -> Iterator[None]:
     """Freeze the heap and collect young objects less often for the ``with`` block (a run)."""
-    with heap_frozen():
-        with _HOLDERS.lock:
-            if _HOLDERS.tuned == 0:
-                _HOLDERS.saved = gc.get_threshold()
-                first, *rest = _HOLDERS.saved
-                gc.set_threshold(max(first, GEN0_THRESHOLD), *rest)
-            _HOLDERS.tuned += 1
-        try:
-            yield
-        finally:
-            with _HOLDERS.lock:
-                _HOLDERS.tuned -= 1
-                if _HOLDERS.tuned == 0:
-                    gc.set_threshold(*_HOLDERS.saved)
+    with _frozen(), _tuned():
+        yield
