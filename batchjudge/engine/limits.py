@@ -125,9 +125,8 @@ class Reservation:
     charge: Charge | None = None
     sent_at: float = math.nan
     probe: bool = False
-    """The run's first request, which the others wait for (see :meth:`Limits.after_send`)."""
-    late: bool = False
-    """Counted in the windows from its reply, not its send (the probe)."""
+    """The run's first request, which the others wait for and which counts in the windows from
+    its reply, not its send (see :meth:`Limits.after_send`)."""
     ticket: ProbeTicket | None = None
     """Held when this send probes an open breaker; handed back with the outcome."""
     retry: bool = False
@@ -374,7 +373,7 @@ class Limits:
         if self._probing:
             if self._probe is None:
                 self._probe = anyio.Event()
-                reservation.probe = reservation.late = True
+                reservation.probe = True
             else:
                 await self._probe.wait()
         if self.tokens is not None:
@@ -387,9 +386,9 @@ class Limits:
             await self.cooldown.wait()
 
         try:
-            ahead = reservation.retry
+            ahead = reservation.retry  # the outer pacer's line is the only one anybody waits in
             if second is not None and minute is not None:
-                sent = await minute.acquire(gate=lambda: _pass(second.acquire(gate=gate, ahead=ahead)), ahead=ahead)
+                sent = await minute.acquire(gate=lambda: _pass(second.acquire(gate=gate)), ahead=ahead)
             elif second is not None or minute is not None:
                 sent = await (second or minute).acquire(gate=gate, ahead=ahead)  # type: ignore[union-attr]
             else:
@@ -421,11 +420,12 @@ class Limits:
     def after_send(self, reservation: Reservation) -> None:
         """The send is over and what its reply said is learned (or it failed): release the
         senders waiting on the probe."""
-        if reservation.late:
-            # The probe opened the run's first connection and may have met a cold server: it
-            # reached the server anywhere up to now, so count it as sent now.
-            self._move(reservation, self.clock())
-        if reservation.probe and self._probe is not None:
+        if not reservation.probe:
+            return
+        # The probe opened the run's first connection and may have met a cold server: it
+        # reached the server anywhere up to now, so count it as sent now.
+        self._move(reservation, self.clock())
+        if self._probe is not None:
             self._probing = False
             self._probe.set()
 
@@ -436,8 +436,8 @@ class Limits:
         windows moves to now, so the sends paced a window after it wait for when it really
         left; a request that opened a connection moves :data:`NEW_CONNECTION_GUARD_S` past now.
         """
-        if reservation.late:
-            return  # the probe: counted from its reply
+        if reservation.probe:
+            return  # counted from its reply
         now = self.clock() + (NEW_CONNECTION_GUARD_S if new_connection else 0.0)
         if now - reservation.sent_at > LATE_WRITE_S:
             self._move(reservation, now)
