@@ -46,7 +46,6 @@ from typing import Any
 
 import numpy as np
 import orjson
-import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -215,21 +214,23 @@ def read_part(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
     return table if columns is None else table.select([c for c in columns if c in table.column_names])
 
 
-_POLARS_TYPES: dict[pa.DataType, type[pl.DataType]] = {
-    pa.string(): pl.String, pa.int8(): pl.Int8, pa.int32(): pl.Int32, pa.int64(): pl.Int64, pa.float64(): pl.Float64,
-}
-_POLARS_SCHEMA = {f.name: _POLARS_TYPES[f.type] for f in RESULT_SCHEMA}
-
-
 def _from_columns(columns: Mapping[str, list[Any]]) -> pa.Table:
     """A ``RESULT_SCHEMA`` table from Python column lists, built by polars.
 
     pyarrow builds arrays from Python objects only after importing pandas when it is
     installed (0.25-0.3 s of CPU): done by the first flush, that import held the interpreter
     while the senders worked, and the sends of a 400 RPS run fell to 320-340 a second for
-    that second. Polars, already loaded with the datasets, converts without it.
+    that second. Polars, already loaded with the datasets in a run, converts without it; it is
+    imported here, not with the module, for the processes that never write a part (Ray
+    workers). Its schema is spelled out because ``pl.from_arrow`` of an empty table imports
+    pandas too.
     """
-    return pl.DataFrame(dict(columns), schema=_POLARS_SCHEMA).to_arrow().cast(RESULT_SCHEMA)
+    import polars as pl
+
+    types = {pa.string(): pl.String, pa.int8(): pl.Int8, pa.int32(): pl.Int32, pa.int64(): pl.Int64,
+             pa.float64(): pl.Float64}
+    schema = {f.name: types[f.type] for f in RESULT_SCHEMA}
+    return pl.DataFrame(dict(columns), schema=schema).to_arrow().cast(RESULT_SCHEMA)
 
 
 def _conform(table: pa.Table) -> pa.Table:
