@@ -21,8 +21,12 @@ write it). Each (scenario, limit) runs every client ``--repeats`` times, interle
 
 Reported per run: efficiency = (ok rows / limit) / time, where *active* time runs from the
 server's first request of the client to its last answer and *process* time is the client's
-whole wall time (start-up included); for ``tokens``, the tokens the server admitted over the
-token ceiling of the same time, and the same after the first minute (*steady*); 429s;
+whole wall time (start-up included); *steady*: the requests the server admitted a second
+(500s included) from the client's third second to its last full one, over the limit (the
+pacer's use of the window once start-up is over); for ``tokens``, the tokens the server
+admitted over the token ceiling of the same time, and the same after the first minute
+(*steady*); how long the client took from its launch to its first request's arrival and
+from its last answer to its exit; 429s;
 Retry-After violations (arrivals more than 25 ms after a 429 and before its Retry-After) and
 early arrivals (any arrival before it); 429s after the first episode (the first second of
 429s); client CPU per 1,000 requests the server saw, everything included and marginal (a
@@ -125,6 +129,11 @@ class Outcome:
     startup_cpu_s: float | None = None
     """The one-row run's CPU subtracted for the marginal figure (None: a run kept from before
     each run carried it; the results file's top-level figure is only the latest sitting's)."""
+    first_request_after_s: float | None = None
+    """From the client's launch to its first request's arrival at the server (None: a run kept
+    from before this was measured)."""
+    exit_after_last_answer_s: float | None = None
+    """From the server's last answer to the client's exit."""
     measured_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -280,6 +289,8 @@ def measure(
     concurrency = 32 if tokens else math.ceil(limit * 0.6)
     out = work / f"{scenario.name}-{client.replace('/', '-')}-{limit}-{repeat}"
     key = f"bench-{out.name}"
+    origin = _server_origin(url)
+    launched = time.monotonic()
     cpu, wall, done = _run_client(
         _client_command(client, url, data, out, rows, rps if scenario.client_flags else None, concurrency), key,
         client_src,
@@ -292,9 +303,9 @@ def measure(
     active = seen["last_chat_s"] - seen["first_chat_s"]
     per_second = limit / 60.0 if tokens else float(limit)
     served = float(seen.get("admitted_tokens", 0)) if tokens else float(ok)
-    steady = None
-    if tokens and active > 75:
-        steady = _steady_token_share(out, limit)
+    steady = _steady_window_use(seen.get("admitted_per_second", []), limit)
+    if tokens:
+        steady = _steady_token_share(out, limit) if active > 75 else None
     after_first = _429s_after_first_episode(out)
     return Outcome(
         scenario=scenario.name, client=client, limit=limit, repeat=repeat, rows=rows, ok_rows=ok,
@@ -308,7 +319,17 @@ def measure(
         cpu_s=round(cpu, 3), cpu_s_per_1000=round(cpu * 1000 / requests, 3),
         marginal_cpu_s_per_1000=round(max(0.0, cpu - startup_cpu) * 1000 / requests, 3),
         concurrency=concurrency, limits_seen=limits_seen, startup_cpu_s=round(startup_cpu, 3),
+        first_request_after_s=round(origin + seen["first_chat_s"] - launched, 3),
+        exit_after_last_answer_s=round(launched + wall - origin - seen["last_chat_s"], 3),
     )  # fmt: skip
+
+
+def _server_origin(url: str) -> float:
+    """The server's start on this process's monotonic clock (CLOCK_MONOTONIC is one clock for
+    every process of the machine), to place its first and last chat on the client's timeline."""
+    asked = time.monotonic()
+    uptime = stats(url)["uptime_s"]
+    return (asked + time.monotonic()) / 2 - uptime
 
 
 def _429s_after_first_episode(out: Path) -> int:
@@ -318,6 +339,15 @@ def _429s_after_first_episode(out: Path) -> int:
         return -1
     times = orjson.loads(log.read_bytes())
     return sum(1 for t in times if t > times[0] + 1.0) if times else 0
+
+
+def _steady_window_use(per_second: list[int], limit: int) -> float | None:
+    """Requests the server admitted a second, from the client's third second to its last full
+    one, over the limit: how much of the window the pacer used once start-up (a probe, a first
+    429 episode) was over and before the run's last replies drained. Admitted requests include
+    those answered with a 500: the window counted them."""
+    steady = per_second[2:-1]
+    return round(sum(steady) / len(steady) / limit, 4) if steady else None
 
 
 def _steady_token_share(out: Path, tpm: int) -> float | None:
@@ -444,13 +474,23 @@ def _after_first(runs: list[Outcome]) -> str:
     return f"{statistics.median(known):g}" if known else "–"
 
 
+def _edges(runs: list[Outcome]) -> str:
+    """Median (most) seconds from launch to the first request's arrival, and from the last
+    answer to exit: where process time goes besides the active part."""
+    first = [o.first_request_after_s for o in runs if o.first_request_after_s is not None]
+    last = [o.exit_after_last_answer_s for o in runs if o.exit_after_last_answer_s is not None]
+    if not first or not last:
+        return "–"
+    return f"{statistics.median(first):.2f} ({max(first):.2f}), {statistics.median(last):.2f} ({max(last):.2f})"
+
+
 def table(outcomes: list[Outcome]) -> str:
     """Medians over repeats, with the range, per (scenario, limit, client); Retry-After
     violations as the most in any run (one is one too many)."""
     lines = [
-        "| scenario | limit | client | runs | efficiency active (min–max) | efficiency process | steady | "
+        "| scenario | limit | client | runs | efficiency active (min–max) | efficiency process | first request, exit: s (most) | steady | "
         "429s (after 1st episode) | Retry-After violations, most in a run (early, median) | CPU s / 1k req (all / marginal) | limits the engine ended with |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     groups: dict[tuple[str, int, str], list[Outcome]] = {}
     for o in outcomes:
@@ -461,7 +501,7 @@ def table(outcomes: list[Outcome]) -> str:
         steady = [o.efficiency_steady for o in runs if o.efficiency_steady is not None]
         lines.append(
             f"| {scenario} | {limit:,} {unit} | {client} | {len(runs)} | {_median(eff)} ({min(eff):.1%}–{max(eff):.1%}) "
-            f"| {_median([o.efficiency_process for o in runs])} | {_median(steady)} "
+            f"| {_median([o.efficiency_process for o in runs])} | {_edges(runs)} | {_median(steady)} "
             f"| {statistics.median(o.rate_limited for o in runs):g} ({_after_first(runs)}) "
             f"| {max(o.retry_after_violations for o in runs)} ({statistics.median(o.early_arrivals for o in runs):g}) "
             f"| {statistics.median(o.cpu_s_per_1000 for o in runs):.2f} / {statistics.median(o.marginal_cpu_s_per_1000 for o in runs):.2f} "

@@ -227,6 +227,16 @@ def test_the_report_counts_admitted_requests_and_tokens_refusals_and_peak_use(
     assert report["windows"]["tokens-minute"] == {"limit": 100, "used": 0, "peak": 90}
 
 
+def test_the_report_counts_what_was_admitted_in_each_second_since_the_first(clock: FakeClock) -> None:
+    limiter = _limiter(clock, rps=3)
+    outcomes = []
+    for at in (100.0, 100.2, 100.9, 100.95, 101.5, 103.2):  # the fourth: three in its window
+        clock.now = at
+        outcomes.append(_request(limiter))
+    assert outcomes == [True, True, True, False, True, True]
+    assert limiter.report("k")["admitted_per_second"] == [3, 1, 0, 1]
+
+
 def test_no_limits_means_everything_is_admitted(clock: FakeClock) -> None:
     limiter = _limiter(clock)
     assert all(_request(limiter) and limiter.admit_tokens("k", 10**6).allowed for _ in range(1000))

@@ -238,6 +238,10 @@ class _KeyState:
     admitted_requests: int = 0
     admitted_tokens: int = 0
     refused: Counter[str] = field(default_factory=Counter)
+    first_admitted: float | None = None
+    admitted_per_second: list[int] = field(default_factory=list)
+    """Requests admitted in each whole second since the first admitted one: how much of the
+    window a client used, second by second."""
 
 
 _REQUEST_WINDOWS = (REQUESTS_SECOND, REQUESTS_MINUTE)
@@ -324,6 +328,13 @@ class RateLimiter:
         admission = self._check(state, state.request_windows, 1, now)
         if admission.allowed:
             state.admitted_requests += 1
+            if state.first_admitted is None:
+                state.first_admitted = now
+            second = int(now - state.first_admitted)
+            per_second = state.admitted_per_second
+            if second >= len(per_second):
+                per_second.extend([0] * (second + 1 - len(per_second)))
+            per_second[second] += 1
         return admission
 
     def admit_tokens(self, key: str, cost: int) -> Admission:
@@ -362,6 +373,7 @@ class RateLimiter:
         now = self.clock()
         return {
             "admitted_requests": state.admitted_requests,
+            "admitted_per_second": list(state.admitted_per_second),
             "admitted_tokens": state.admitted_tokens,
             "refused_by": dict(sorted(state.refused.items())),
             "windows": {
