@@ -32,6 +32,7 @@ from batchjudge.engine.outcomes import answered_result, failed_result
 from batchjudge.engine.reader import Work
 from batchjudge.engine.retry import CallOutcome, RetryPolicy, StopRun, call_with_retries
 from batchjudge.engine.stats import RunStats
+from batchjudge.engine.streams import receive
 
 __all__ = ["JudgeStep", "OnlineJudge"]
 
@@ -193,7 +194,11 @@ class OnlineJudge:
 
     async def _worker(self, inbox: MemoryObjectReceiveStream[Work], outbox: MemoryObjectSendStream[FinishedRow]) -> None:
         async with inbox, outbox:
-            async for work in inbox:
+            while True:
+                try:
+                    work = await receive(inbox)
+                except anyio.EndOfStream:
+                    return
                 if self.limits.stopping:
                     return  # the row stays without a result: the next run sends it
                 self.stats.in_flight += 1

@@ -29,6 +29,7 @@ from batchjudge.core.types import JudgeRequest
 from batchjudge.engine.checkpoint import key_hashes_in_order
 from batchjudge.engine.outcomes import failed_result
 from batchjudge.engine.source import Source, SourceRow
+from batchjudge.engine.streams import send
 
 __all__ = ["READ_BATCH", "Preparer", "Reader", "RequestSettings", "Work", "pending", "pending_rows"]
 
@@ -147,6 +148,6 @@ class Reader:
             while (batch := await anyio.to_thread.run_sync(next, batches, None)) is not None:
                 for item in batch:
                     try:
-                        await (work.send(item) if isinstance(item, Work) else results.send(item))
+                        await (send(work, item) if isinstance(item, Work) else send(results, item))
                     except anyio.BrokenResourceError:  # the judge stopped: nobody wants more
                         return

@@ -28,12 +28,24 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import anyio
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+)
 
 from batchjudge.core.sending import on_request_written
-from batchjudge.core.types import JudgeReply, JudgeRequest, Provider, RetryDecision, RetryKind
+from batchjudge.core.types import (
+    JudgeReply,
+    JudgeRequest,
+    Provider,
+    RetryDecision,
+    RetryKind,
+)
 from batchjudge.engine.limits import Reservation, SendingStopped, SendLimits
 from batchjudge.engine.stats import RunStats
+from batchjudge.engine.streams import acquire
 from batchjudge.errors import (
     DisconnectedError,
     ProviderError,
@@ -154,7 +166,8 @@ class _Call:
         while True:
             reservation = limits.charge(self.request)
             reservation.retry = self.attempts > 1
-            async with limits.capacity:
+            await acquire(limits.capacity)
+            try:
                 await limits.before_send(reservation)
                 start = limits.clock()
                 limits.sending += 1
@@ -183,6 +196,8 @@ class _Call:
                     on_request_written.reset(written)
                     limits.sending -= 1
                     limits.after_send(reservation)
+            finally:
+                limits.capacity.release()
             return CallOutcome(reply, None, self.attempts, latency_ms)
 
     def _settle_failure(self, exc: Exception, reservation: Reservation) -> bool:

@@ -28,6 +28,7 @@ from batchjudge.core.tracer import Tracer
 from batchjudge.engine.checkpoint import RunDir
 from batchjudge.engine.record import RunRecord, Usage, now_iso
 from batchjudge.engine.stats import RunStats
+from batchjudge.engine.streams import receive
 
 __all__ = ["ResultSink"]
 
@@ -124,7 +125,11 @@ class ResultSink:
         try:
             async with inbox, anyio.create_task_group() as timer:
                 timer.start_soon(self._flush_every)
-                async for row in inbox:
+                while True:
+                    try:
+                        row = await receive(inbox)
+                    except anyio.EndOfStream:
+                        break
                     self.add(row)
                     if self.due:
                         await self.flush()
