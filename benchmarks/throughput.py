@@ -289,6 +289,7 @@ def measure(
     concurrency = 32 if tokens else math.ceil(limit * 0.6)
     out = work / f"{scenario.name}-{client.replace('/', '-')}-{limit}-{repeat}"
     key = f"bench-{out.name}"
+    _wait_until_idle(url)
     origin = _server_origin(url)
     launched = time.monotonic()
     cpu, wall, done = _run_client(
@@ -322,6 +323,15 @@ def measure(
         first_request_after_s=round(origin + seen["first_chat_s"] - launched, 3),
         exit_after_last_answer_s=round(launched + wall - origin - seen["last_chat_s"], 3),
     )  # fmt: skip
+
+
+def _wait_until_idle(url: str, most: float = 15.0) -> None:
+    """Wait until the server has no request in flight: a client that exits leaves the replies
+    it no longer waits for (the baseline's, at 400 RPS) still being served, and the next
+    client's start must not share the server with them."""
+    deadline = time.monotonic() + most
+    while stats(url)["in_flight"] and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _server_origin(url: str) -> float:
