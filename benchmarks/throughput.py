@@ -304,9 +304,10 @@ def measure(
     active = seen["last_chat_s"] - seen["first_chat_s"]
     per_second = limit / 60.0 if tokens else float(limit)
     served = float(seen.get("admitted_tokens", 0)) if tokens else float(ok)
-    steady = _steady_window_use(seen.get("admitted_per_second", []), limit)
     if tokens:
         steady = _steady_token_share(out, limit) if active > 75 else None
+    else:
+        steady = _steady_window_use(seen.get("admitted_per_second", []), limit)
     after_first = _429s_after_first_episode(out)
     return Outcome(
         scenario=scenario.name, client=client, limit=limit, repeat=repeat, rows=rows, ok_rows=ok,

@@ -28,21 +28,10 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import anyio
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-)
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from batchjudge.core.sending import on_request_written
-from batchjudge.core.types import (
-    JudgeReply,
-    JudgeRequest,
-    Provider,
-    RetryDecision,
-    RetryKind,
-)
+from batchjudge.core.types import JudgeReply, JudgeRequest, Provider, RetryDecision, RetryKind
 from batchjudge.engine.limits import Reservation, SendingStopped, SendLimits
 from batchjudge.engine.stats import RunStats
 from batchjudge.engine.streams import acquire

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from batchjudge.adapters.mistral._failures import cause, connect_timeout, disconnected, no_reply, too_large, unreachable
+from batchjudge.adapters.mistral._http1 import Http1Pool, HttpReply
 from batchjudge.adapters.mistral._settings import normalise_base_url, resolve_api_key
 from batchjudge.adapters.mistral._wire import (
     EMULATOR_HEADER,
@@ -33,15 +35,8 @@ from batchjudge.adapters.mistral._wire import (
     kept_headers,
     reply_from_payload,
 )
-from batchjudge.adapters.mistral._http1 import Http1Pool, HttpReply, cause
 from batchjudge.core.types import JudgeReply
-from batchjudge.errors import (
-    DisconnectedError,
-    ProviderError,
-    ReplyTooLargeError,
-    TransientError,
-    UnreachableError,
-)
+from batchjudge.errors import ProviderError, TransientError
 
 if TYPE_CHECKING:
     import aiohttp
@@ -104,6 +99,12 @@ class ApiClient:
         """The key, for the one other client that needs it (the official SDK)."""
         return self._headers["Authorization"].removeprefix("Bearer ")
 
+    def _received(self, reply: HttpReply) -> HttpReply:
+        """Note whether the reply came from ``batchjudge emulator``; return it."""
+        if EMULATOR_HEADER in reply.headers:
+            self.emulator = True
+        return reply
+
     def _client(self) -> aiohttp.ClientSession:
         import aiohttp
 
@@ -132,22 +133,15 @@ class ApiClient:
         try:
             async with self._client().request(method, url, **kwargs) as response:
                 body = await _read(response, limit, what)
-                if EMULATOR_HEADER in response.headers:
-                    self.emulator = True
-                return HttpReply(response.status, response.headers, body)
+                return self._received(HttpReply(response.status, response.headers, body))
         except aiohttp.ConnectionTimeoutError:
-            raise UnreachableError(
-                f"{what}: cannot connect to {self.base_url} (no answer within "
-                f"{min(self.timeout, _CONNECT_SECONDS):g} s)", url=self.base_url,
-            ) from None
+            raise connect_timeout(what, self.base_url, min(self.timeout, _CONNECT_SECONDS)) from None
         except TimeoutError:
-            raise TransientError(f"{what}: no reply within {self.timeout:g} s (timeout)") from None
+            raise no_reply(what, self.timeout) from None
         except aiohttp.ClientConnectorError as exc:
-            raise UnreachableError(
-                f"{what}: cannot connect to {self.base_url} ({cause(exc)})", url=self.base_url
-            ) from None
+            raise unreachable(what, self.base_url, cause(exc)) from None
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-            raise DisconnectedError(f"{what}: connection lost before any reply: {cause(exc)}") from None
+            raise disconnected(what, cause(exc)) from None
         except aiohttp.ClientError as exc:
             raise TransientError(f"{what}: connection error: {type(exc).__name__}: {exc}") from None
 
@@ -170,12 +164,10 @@ class ApiClient:
     # -- chat completions ------------------------------------------------------------
     async def chat(self, body: Mapping[str, Any]) -> JudgeReply:
         """``POST /v1/chat/completions``; the reply checked against the schema."""
-        reply = await self._chat.request(
+        reply = self._received(await self._chat.request(
             "POST", "/v1/chat/completions", orjson.dumps(body), content_type="application/json",
             what="chat completion", cap=self.max_reply_bytes,
-        )
-        if EMULATOR_HEADER in reply.headers:
-            self.emulator = True
+        ))
         if reply.status >= 300:
             raise error_for_status(reply.status, reply.headers, reply.body, self.dialect)
         try:
@@ -236,12 +228,12 @@ async def _read(response: aiohttp.ClientResponse, cap: int | None, what: str) ->
         return await response.read()
     length = response.content_length
     if length is not None and length > cap:
-        raise ReplyTooLargeError(f"{what}: reply of {length:,} bytes is over the {cap:,}-byte cap; not read")
+        raise too_large(what, cap, length)
     if length is not None:  # declared and within the cap: read it in one go (the common case)
         return await response.read()
     body = bytearray()
     async for chunk in response.content.iter_chunked(_CHUNK):
         body += chunk
         if len(body) > cap:
-            raise ReplyTooLargeError(f"{what}: reply over the {cap:,}-byte cap; the rest was not read")
+            raise too_large(what, cap)
     return bytes(body)

@@ -9,7 +9,7 @@ interleaved; ``benchmarks/README.md``): at 100 RPS most of the engine's CPU was 
 library's. Files, batch jobs and fine-tuning keep ``aiohttp`` (:mod:`._client`): they are few,
 and need multipart uploads and streamed downloads.
 
-Failures are the package's, as :mod:`._client` maps them for ``aiohttp``: no connection made
+Failures are the package's, worded by :mod:`._failures` as for every transport: no connection made
 (refused, DNS, TLS, no answer within the connect timeout) is
 :class:`~batchjudge.errors.UnreachableError`; a connection closed or reset before any reply
 byte is :class:`~batchjudge.errors.DisconnectedError`; a reply that breaks off, a malformed
@@ -21,7 +21,6 @@ The moment each request is written is told to the engine (:mod:`batchjudge.core.
 from __future__ import annotations
 
 import asyncio
-import os
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,10 +29,11 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from batchjudge.adapters.mistral._failures import cause, connect_timeout, disconnected, no_reply, too_large, unreachable
 from batchjudge.core.sending import request_written
-from batchjudge.errors import DisconnectedError, ReplyTooLargeError, TransientError, UnreachableError
+from batchjudge.errors import TransientError
 
-__all__ = ["Http1Pool", "HttpReply", "cause"]
+__all__ = ["Http1Pool", "HttpReply"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,19 +43,6 @@ class HttpReply:
     status: int
     headers: Mapping[str, str]
     body: bytes
-
-
-def cause(exc: BaseException) -> str:
-    """The root cause of a connection failure in a few words (refused, DNS, TLS)."""
-    inner = getattr(exc, "os_error", None) or getattr(exc, "certificate_error", None) or exc.__cause__ or exc
-    number = getattr(inner, "errno", None)
-    if isinstance(inner, ssl.SSLError):  # its errno is the library's code, not the OS's
-        text = f"TLS: {getattr(inner, 'verify_message', None) or getattr(inner, 'reason', None) or inner}"
-    elif isinstance(number, int) and number > 0:
-        text = os.strerror(number)  # "Connection refused", not asyncio's "Connect call failed"
-    else:
-        text = getattr(inner, "strerror", None) or str(inner) or type(inner).__name__
-    return " ".join(str(text).split())[:200]
 
 
 class _Connection(asyncio.Protocol):
@@ -95,7 +82,7 @@ class _Connection(asyncio.Protocol):
             return
         why = cause(exc) if exc is not None else "closed by the server"
         if not self._started:
-            self._fail(DisconnectedError(f"{self._what}: connection lost before any reply: {why}"))
+            self._fail(disconnected(self._what, why))
         elif self._headers_done and not self._delimited():
             self._finish(keep=False)  # a reply delimited by the connection's end
         else:
@@ -114,16 +101,14 @@ class _Connection(asyncio.Protocol):
         self._headers_done = True
         length = self._headers.get("content-length")
         if self._cap is not None and length is not None and length.isdigit() and int(length) > self._cap:
-            self._fail(ReplyTooLargeError(
-                f"{self._what}: reply of {int(length):,} bytes is over the {self._cap:,}-byte cap; not read"
-            ))
+            self._fail(too_large(self._what, self._cap, int(length)))
 
     def on_body(self, body: bytes) -> None:
         if self._parser is None:
             return
         self._body += body
         if self._cap is not None and len(self._body) > self._cap:
-            self._fail(ReplyTooLargeError(f"{self._what}: reply over the {self._cap:,}-byte cap; the rest was not read"))
+            self._fail(too_large(self._what, self._cap))
 
     def on_message_complete(self) -> None:
         parser = self._parser
@@ -161,6 +146,12 @@ class _Connection(asyncio.Protocol):
             self._waiter.set_exception(error)
         self.close()
 
+    @property
+    def usable(self) -> bool:
+        """Open for another exchange: not closed by us or the server, nor closing (a transport
+        that failed a write closes before :meth:`connection_lost` is called)."""
+        return not self.closed and self.transport is not None and not self.transport.is_closing()
+
     def close(self) -> None:
         self.closed = True
         if self.transport is not None and not self.transport.is_closing():
@@ -186,9 +177,7 @@ class Http1Pool:
         self._prefix = parts.path.rstrip("/")
         # TLS set up with the client, not at its first request: a paced request must leave on time.
         self._ssl = ssl.create_default_context() if parts.scheme == "https" else None
-        host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
-        if ":" in parts.hostname:  # an IPv6 literal keeps its brackets in Host
-            host = f"[{parts.hostname}]" + ("" if parts.port is None else f":{parts.port}")
+        host = parts.netloc.rpartition("@")[2]  # as in the URL (an IPv6 literal keeps its brackets)
         lines = [f"Host: {host}", *(f"{k}: {v}" for k, v in headers.items())]
         self._common = ("\r\n".join(lines) + "\r\n").encode("latin-1")
         self.timeout = timeout
@@ -219,7 +208,7 @@ class Http1Pool:
                 finally:
                     self._busy.discard(connection)
         except TimeoutError:
-            raise TransientError(f"{what}: no reply within {self.timeout:g} s (timeout)") from None
+            raise no_reply(what, self.timeout) from None
         if not connection.closed:
             self._idle.append(connection)
         return result
@@ -233,7 +222,7 @@ class Http1Pool:
             self._loop = loop
         while self._idle:
             connection = self._idle.pop()
-            if not connection.closed and connection.transport is not None and not connection.transport.is_closing():
+            if connection.usable:
                 return connection, False
         try:
             async with asyncio.timeout(self.connect_timeout):
@@ -242,12 +231,9 @@ class Http1Pool:
                     server_hostname=self._host if self._ssl is not None else None,
                 )  # fmt: skip
         except TimeoutError:
-            raise UnreachableError(
-                f"{what}: cannot connect to {self.base_url} (no answer within {self.connect_timeout:g} s)",
-                url=self.base_url,
-            ) from None
+            raise connect_timeout(what, self.base_url, self.connect_timeout) from None
         except OSError as exc:  # refused, DNS, TLS verification
-            raise UnreachableError(f"{what}: cannot connect to {self.base_url} ({cause(exc)})", url=self.base_url) from None
+            raise unreachable(what, self.base_url, cause(exc)) from None
         return protocol, True
 
     def close(self) -> None:

@@ -19,9 +19,10 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from batchjudge.adapters.mistral._client import ApiClient
+from batchjudge.adapters.mistral._failures import connect_timeout, disconnected, too_large, unreachable
 from batchjudge.adapters.mistral._wire import error_for_status, kept_headers, reply_from_parts
 from batchjudge.core.types import JudgeReply
-from batchjudge.errors import DisconnectedError, ReplyTooLargeError, TransientError, UnreachableError
+from batchjudge.errors import TransientError
 
 __all__ = ["SdkChat"]
 
@@ -56,7 +57,7 @@ def _capped_transport(limits: Any, cap: int | None) -> Any:
             async for chunk in self._stream:
                 read += len(chunk)
                 if read > limit:
-                    raise ReplyTooLargeError(f"chat completion: reply over the {limit:,}-byte cap; the rest was not read")
+                    raise too_large("chat completion", limit)
                 yield chunk
 
         async def aclose(self) -> None:
@@ -68,9 +69,7 @@ def _capped_transport(limits: Any, cap: int | None) -> Any:
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > limit:
                 await response.aclose()
-                raise ReplyTooLargeError(
-                    f"chat completion: reply of {int(declared):,} bytes is over the {limit:,}-byte cap; not read"
-                )
+                raise too_large("chat completion", limit, int(declared))
             response.stream = _CappedStream(response.stream)
             return response
 
@@ -140,19 +139,14 @@ class SdkChat:
                 f"malformed reply from {label}: HTTP {exc.status_code}: {exc.message}"
             ) from None
         except httpx2.ConnectTimeout:
-            raise UnreachableError(
-                f"chat completion: cannot connect to {self._api.base_url} (no answer within "
-                f"{self._api.timeout:g} s)", url=self._api.base_url,
-            ) from None
+            raise connect_timeout("chat completion", self._api.base_url, self._api.timeout) from None
         except httpx2.TimeoutException:
             raise TransientError(f"no reply within {self._api.timeout:g} s (timeout)") from None
         except httpx2.ConnectError as exc:
-            raise UnreachableError(
-                f"chat completion: cannot connect to {self._api.base_url} ({exc})", url=self._api.base_url
-            ) from None
+            raise unreachable("chat completion", self._api.base_url, str(exc)) from None
         except (httpx2.TransportError, NoResponseError) as exc:
             if _before_any_reply(exc):
-                raise DisconnectedError(f"chat completion: connection lost before any reply: {exc}") from None
+                raise disconnected("chat completion", str(exc)) from None
             raise TransientError(f"connection error: {type(exc).__name__}: {exc}") from None
         finally:
             _RESPONSE_HEADERS.reset(token)
