@@ -3,10 +3,9 @@
 Keep-alive connections, one request at a time on each, replies parsed by ``httptools`` (the
 ``llhttp`` parser uvicorn uses), TLS by the standard library with certificate verification.
 Why not ``aiohttp`` here: on the 2-core dev machine, paced against a server answering in
-300±150 ms, a bare ``aiohttp`` loop (no engine) spent 0.95 ms of CPU a request at 100 a second
-and 0.61-0.76 ms at 400, and this client 0.39-0.42 ms and 0.24-0.26 ms (2,000 requests each,
-interleaved; ``benchmarks/README.md``): at 100 RPS most of the engine's CPU was the HTTP
-library's. Files, batch jobs and fine-tuning keep ``aiohttp`` (:mod:`._client`): they are few,
+300±150 ms, ``aiohttp`` alone spent 0.60-1.02 ms of CPU a request at 100 a second and
+0.42-0.43 ms at 400, and this client 0.39 ms and 0.22-0.32 ms
+(``benchmarks/http_client_cpu.py``): at 100 RPS much of the engine's CPU was the HTTP library's. Files, batch jobs and fine-tuning keep ``aiohttp`` (:mod:`._client`): they are few,
 and need multipart uploads and streamed downloads.
 
 Failures are the package's, worded by :mod:`._failures` as for every transport: no connection made
