@@ -13,8 +13,12 @@ the server's counters are its own. Scenarios:
 - ``silent``: no limit flags, and the server announces nothing (``--headers none``).
 - ``tokens``: a token-bound workload: ~1,000-token prompts against a tokens-per-minute limit
   the server announces (``x-ratelimit-limit-tokens-minute``), no client flags.
+- ``stalls``: ``known``, against a server whose event loop stops for 40 ms at one request in
+  a thousand (``--faults stall=40:0.001``, every 2.5 s at 400 RPS): the requests arriving
+  meanwhile are stamped late and together, as a garbage collection or a busy machine does to
+  a real server (:mod:`batchjudge.engine.stalls`).
 
-Clients: ``cli/http`` (``batchjudge run``, the default aiohttp transport), ``lib/http``
+Clients: ``cli/http`` (``batchjudge run``, the default HTTP/1.1 transport), ``lib/http``
 (``batchjudge.run`` from Python), ``cli/sdk`` (``--transport sdk``, the official SDK), and
 ``baseline/sdk`` (``asyncio.gather`` + a semaphore + tenacity around the SDK, as most users
 write it). Each (scenario, limit) runs every client ``--repeats`` times, interleaved.
@@ -89,6 +93,8 @@ class Scenario:
     client_flags: bool
     """Whether the client is told the limit (``--rps``)."""
     clients: tuple[str, ...]
+    faults: str = FAULTS
+    """The emulator's injected faults."""
 
 
 SCENARIOS = {
@@ -96,6 +102,7 @@ SCENARIOS = {
     "announced": Scenario("announced", ("--headers", "second"), False, ("cli/http", "lib/http")),
     "silent": Scenario("silent", ("--headers", "none"), False, ("cli/http", "lib/http")),
     "tokens": Scenario("tokens", (), False, ("cli/http", "lib/http")),
+    "stalls": Scenario("stalls", (), True, ("cli/http", "lib/http"), faults=f"{FAULTS},stall=40:0.001"),
 }
 
 
@@ -157,7 +164,7 @@ def emulator(scenario: Scenario, limit: int, seed: int = 0) -> Iterator[str]:
     window = ["--tpm", str(limit)] if scenario.name == "tokens" else ["--rps", str(limit)]
     command = [
         sys.executable, "-m", "batchjudge", "emulator", "--port", "0", *window,
-        "--latency-ms", LATENCY, "--faults", FAULTS, "--seed", str(seed), *scenario.server,
+        "--latency-ms", LATENCY, "--faults", scenario.faults, "--seed", str(seed), *scenario.server,
     ]  # fmt: skip
     child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
@@ -597,7 +604,7 @@ def main() -> None:
         "benchmark": "throughput",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                     "load_average_at_end": os.getloadavg()},
-        "latency_ms": LATENCY, "faults": FAULTS, "model": MODEL, "seconds": args.seconds,
+        "latency_ms": LATENCY, "faults": {s.name: s.faults for s in SCENARIOS.values()}, "model": MODEL, "seconds": args.seconds,
         "startup_cpu_s": startup, "runs": [asdict(o) for o in outcomes],
     }  # fmt: skip
     results.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))

@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 
 from batchjudge.emulator import EmulatorConfig, FaultSpec, parse_latency
+from batchjudge.emulator.faults import long_wait, stall_seconds
 from batchjudge.errors import ConfigError
 
 
@@ -23,6 +24,13 @@ def test_a_spec_lists_statuses_and_named_faults_with_their_probabilities() -> No
     }
 
 
+def test_a_stall_is_given_in_milliseconds() -> None:
+    spec = FaultSpec.parse("stall=40:0.001,retry-after=2.50:0.01")
+    assert dict(spec.entries) == {"stall=40": 0.001, "retry-after=2.5": 0.01}
+    assert stall_seconds("stall=40") == pytest.approx(0.040)
+    assert stall_seconds("retry-after=2.5") is None and long_wait("stall=40") is None
+
+
 @pytest.mark.parametrize(
     ("spec", "complaint"),
     [
@@ -32,6 +40,8 @@ def test_a_spec_lists_statuses_and_named_faults_with_their_probabilities() -> No
         ("500:often", "is not a probability"),
         ("500:1.5", "must be in [0, 1]"),
         ("500:0.6,drop:0.6", "add up to more than 1"),
+        ("stall=0:0.1", "positive number of milliseconds"),
+        ("retry-after=soon:0.1", "positive number of seconds"),
     ],
 )
 def test_a_bad_spec_is_refused_with_a_message_naming_the_problem(spec: str, complaint: str) -> None:

@@ -60,7 +60,8 @@ def emulator(
             help="Injected faults, e.g. 500:0.05,drop:0.02,slow:0.02,malformed:0.02,nonjson:0.01,"
             "400:0.01 (a status 400-599, drop, slow, malformed, nonjson, echo: error bodies "
             "echoing the request headers, huge: a 10 MB reply, retry-after=SECONDS: a 429 "
-            "with that Retry-After)."
+            "with that Retry-After, stall=MS: the server stops for MS milliseconds, stamping "
+            "the requests that arrive meanwhile late)."
         ),
     ] = "",
     seed: Annotated[int, typer.Option(help="Seed of the latency and fault draws.")] = 0,

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import functools
 import gc
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -35,7 +36,7 @@ from batchjudge.emulator.chat import (
 )
 from batchjudge.emulator.config import EmulatorConfig
 from batchjudge.emulator.dialects import Dialect, dialect_for
-from batchjudge.emulator.faults import long_wait
+from batchjudge.emulator.faults import long_wait, stall_seconds
 from batchjudge.emulator.headers import rate_headers, retry_headers
 from batchjudge.emulator.limits import Admission
 from batchjudge.emulator.state import BASE_JUDGE, EmulatorState, KeyStats
@@ -175,6 +176,9 @@ async def _chat(request: Request, state: EmulatorState, key: str, per_key: KeySt
     delay = state.latency_s()
     if fault is not None:
         state.stats.faults[fault] += 1
+        if (stall := stall_seconds(fault)) is not None:
+            time.sleep(stall)  # blocks the whole loop on purpose: arrivals meanwhile are stamped late
+            fault = None  # ...and this request is answered as usual
     if fault == "slow":
         await fault_replies.hold(request, state.config.slow_s)
     elif delay:

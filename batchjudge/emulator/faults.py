@@ -3,7 +3,10 @@
 A spec is a comma-separated list of ``KIND:PROBABILITY`` pairs, e.g.
 ``500:0.05,drop:0.02,slow:0.02,malformed:0.02,nonjson:0.01,400:0.01``. A kind is an HTTP
 status (400–599, answered with an API-style error body), one of :data:`NAMED_FAULTS`, or
-``retry-after=SECONDS`` (a 429 telling the client to wait that long, e.g. a day: 86400).
+``retry-after=SECONDS`` (a 429 telling the client to wait that long, e.g. a day: 86400), or
+``stall=MS`` (the server's event loop stops for MS milliseconds before it answers that request
+normally: the requests arriving meanwhile are stamped late and together, as a garbage
+collection or a busy machine does to a real server; :mod:`batchjudge.engine.stalls`).
 Each request draws at most one fault from a seeded RNG, so a run is reproducible.
 """
 
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 
 from batchjudge.errors import ConfigError
 
-__all__ = ["NAMED_FAULTS", "RETRY_AFTER", "FaultSpec", "long_wait"]
+__all__ = ["NAMED_FAULTS", "RETRY_AFTER", "STALL", "FaultSpec", "long_wait", "stall_seconds"]
 
 NAMED_FAULTS: dict[str, str] = {
     "drop": "the connection is closed in the middle of the reply",
@@ -29,29 +32,45 @@ RETRY_AFTER = "retry-after"
 """The parametrised kind ``retry-after=SECONDS``: a 429 with that Retry-After."""
 
 
+STALL = "stall"
+"""The parametrised kind ``stall=MS``: the server's loop stops for MS milliseconds."""
+_UNITS = {RETRY_AFTER: ("seconds", 1.0), STALL: ("milliseconds", 0.001)}
+"""The parametrised kinds: what their number counts, and its size in seconds."""
+
+
+def _parameter(kind: str, name: str) -> float | None:
+    """The number of a ``name=NUMBER`` kind, in seconds; ``None`` for any other kind."""
+    head, sep, value = kind.partition("=")
+    return float(value) * _UNITS[name][1] if sep and head == name else None
+
+
 def long_wait(kind: str) -> float | None:
     """The seconds of a ``retry-after=SECONDS`` kind, ``None`` for any other kind."""
-    name, sep, value = kind.partition("=")
-    return float(value) if sep and name == RETRY_AFTER else None
+    return _parameter(kind, RETRY_AFTER)
+
+
+def stall_seconds(kind: str) -> float | None:
+    """The seconds of a ``stall=MS`` kind, ``None`` for any other kind."""
+    return _parameter(kind, STALL)
 
 
 def _check_kind(kind: str) -> str:
     """The kind in its canonical spelling; ConfigError naming it if it is unknown."""
     name, sep, value = kind.partition("=")
-    if sep and name == RETRY_AFTER:
+    if sep and name in _UNITS:
         try:
-            seconds = float(value)
+            number = float(value)
         except ValueError:
-            seconds = -1.0
-        if not seconds > 0 or seconds == float("inf"):
-            raise ConfigError(f"--faults: {kind!r} needs a positive number of seconds")
-        return f"{RETRY_AFTER}={seconds:g}"
+            number = -1.0
+        if not number > 0 or number == float("inf"):
+            raise ConfigError(f"--faults: {kind!r} needs a positive number of {_UNITS[name][0]}")
+        return f"{name}={number:g}"
     if kind in NAMED_FAULTS or (kind.isdigit() and 400 <= int(kind) <= 599):
         return kind
     known = ", ".join(NAMED_FAULTS)
     raise ConfigError(
         f"--faults: unknown fault {kind!r} (an HTTP status 400-599, one of {known}, "
-        f"or {RETRY_AFTER}=SECONDS)"
+        f"{RETRY_AFTER}=SECONDS or {STALL}=MS)"
     )
 
 

@@ -58,6 +58,7 @@ from batchjudge.core.types import JudgeReply, JudgeRequest
 from batchjudge.engine.breaker import Breaker, ProbeTicket
 from batchjudge.engine.pacing import WindowPacer
 from batchjudge.engine.ratelimits import Announced, Quota, read_rate_headers
+from batchjudge.engine.stalls import StallWatch
 from batchjudge.engine.stats import RunStats
 from batchjudge.engine.token_window import Charge, TokenWindow
 from batchjudge.errors import QuotaExhaustedError
@@ -158,8 +159,8 @@ class TokenEstimate:
 class SendLimits(Protocol):
     """What one call goes through (:mod:`~batchjudge.engine.retry`): take a ``capacity`` slot,
     ``charge`` the request, wait in ``before_send``, send (counted in ``sending``); then
-    ``on_success`` and ``settle`` after a reply, or ``on_rate_limited`` after a 429, and
-    ``after_send`` however it ended. ``breaker`` is told how each attempt ended; ``clock`` and
+    ``answered`` at any reply, ``on_success`` and ``settle`` after a good one or
+    ``on_rate_limited`` after a 429, and ``after_send`` however it ended. ``breaker`` is told how each attempt ended; ``clock`` and
     ``sleep`` time the call and its retries; :meth:`stop_sending` stops a run gracefully."""
 
     max_concurrency: int
@@ -189,6 +190,10 @@ class SendLimits(Protocol):
 
     def written(self, reservation: Reservation, new_connection: bool) -> None:
         """The transport wrote the request just now (see :mod:`batchjudge.core.sending`)."""
+        ...
+
+    def answered(self) -> None:
+        """A reply, whatever its status, came in just now (see :mod:`~batchjudge.engine.stalls`)."""
         ...
 
     def settle(self, reservation: Reservation, reply: JudgeReply) -> None:
@@ -344,6 +349,8 @@ class Limits:
         """With no limit given, the first request goes alone and the others wait for its reply:
         its headers may announce the limits, which costs one latency instead of a 429 storm."""
         self._probe: anyio.Event | None = None
+        self.stalls = StallWatch[Reservation](clock, floor=second_margin)
+        """The server's stalls, whose held-back sends move to when they ended."""
 
     @property
     def expected_completion(self) -> float:
@@ -405,6 +412,8 @@ class Limits:
             raise
         reservation.sent_at = sent
         self._recent.append(sent)
+        if not reservation.probe:  # the probe counts from its reply
+            self.stalls.sent(reservation)
 
     def record_sends(self, times: Iterable[float]) -> None:
         """Sends made elsewhere under these limits (a shared limiter's workers), at ``times``
@@ -421,6 +430,7 @@ class Limits:
         """The send is over and what its reply said is learned (or it failed): release the
         senders waiting on the probe."""
         if not reservation.probe:
+            self.stalls.done(reservation)
             return
         # The probe opened the run's first connection and may have met a cold server: it
         # reached the server anywhere up to now, so count it as sent now.
@@ -441,6 +451,15 @@ class Limits:
         now = self.clock() + (NEW_CONNECTION_GUARD_S if new_connection else 0.0)
         if now - reservation.sent_at > LATE_WRITE_S:
             self._move(reservation, now)
+
+    def answered(self) -> None:
+        """A reply came in just now: when it ends a stall of the server, the sends made during
+        the stall count as made now (:mod:`~batchjudge.engine.stalls`)."""
+        held = self.stalls.replied()
+        if held:
+            now = self.clock()
+            for reservation in held:
+                self._move(reservation, now)
 
     def _move(self, reservation: Reservation, to: float) -> None:
         self.move_send(reservation.sent_at, to)
@@ -665,6 +684,7 @@ def _refused_by(
 def _spent(quota: Quota | None) -> bool:
     """Whether an announced request window has nothing left."""
     return quota is not None and quota.remaining is not None and quota.remaining <= 0
+
 
 
 async def _pass(awaitable: Awaitable[float]) -> None:

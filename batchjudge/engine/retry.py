@@ -176,6 +176,7 @@ class _Call:
                     raise
                 else:
                     latency_ms = (limits.clock() - start) * 1000.0
+                    limits.answered()
                     limits.breaker.record_success(reservation.ticket, reservation.sent_at)
                     if self.stats.outage is not None:
                         self._show_outage()
@@ -207,6 +208,7 @@ class _Call:
                 )) from exc
             return True
         if isinstance(exc, ProviderError) and exc.status is not None:
+            self.limits.answered()
             breaker.record_answer(ticket, reservation.sent_at)
             self._show_outage()
         else:

@@ -39,6 +39,7 @@ from batchjudge.engine.limits import (
     Sleep,
     TokenEstimate,
 )
+from batchjudge.engine.stalls import StallWatch
 from batchjudge.engine.stats import RunStats
 from batchjudge.ray._board import CooldownBoard
 from batchjudge.ray._limiter import Broadcast, LimiterClient, RateLimited, Report, Settled, rate_headers
@@ -104,6 +105,10 @@ class LeasedLimits:
         self._waiting = 0
         self._report = Report()
         self._flush_now = anyio.Event()
+        self.stalls = StallWatch[_Leased](clock)
+        """The server's stalls seen in this worker's replies (fewer than the whole run's, so
+        only longer stalls stand out); their held-back sends move as :meth:`written` moves a
+        late one."""
 
     @property
     def expected_completion(self) -> float:
@@ -147,6 +152,8 @@ class LeasedLimits:
             self._waiting -= 1
         reservation.sent_at = self.clock()
         self._report.sent.append(reservation.booked)
+        if not reservation.probe:
+            self.stalls.sent(reservation)
 
     async def _take_tokens(self, reservation: _Leased) -> None:
         """Draw the reservation's tokens from the leased ones, leasing more when short."""
@@ -259,6 +266,8 @@ class LeasedLimits:
     # -- after a send --------------------------------------------------------------------
     def after_send(self, reservation: Reservation) -> None:
         """The first request of the run is over: tell the limiter at once."""
+        assert isinstance(reservation, _Leased)
+        self.stalls.done(reservation)
         if reservation.probe:
             self._report.probe_done = True
             self._flush_now.set()
@@ -278,6 +287,12 @@ class LeasedLimits:
         guard = NEW_CONNECTION_GUARD_S if new_connection else 0.0
         if self.clock() + guard - (reservation.booked - self._offset) > LATE_WRITE_S:
             self._move(reservation, guard)
+
+    def answered(self) -> None:
+        """A reply came in just now: when it ends a stall of the server, the sends made during
+        it left, by the server's count, now (:mod:`~batchjudge.engine.stalls`)."""
+        for reservation in self.stalls.replied():
+            self._move(reservation)
 
     def _move(self, reservation: _Leased, after: float = 0.0) -> None:
         """Tell the limiter the send left ``after`` seconds from now, not at its booked time."""
@@ -349,3 +364,4 @@ class LeasedLimits:
         while True:
             epoch = self._state.epoch if self._state is not None else -1
             self._apply(await self._client.watch(epoch))
+
