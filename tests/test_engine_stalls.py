@@ -32,14 +32,14 @@ def steady(watch: StallWatch[Sent], now: Clock, rate: float, seconds: float) -> 
         assert watch.replied() == []
 
 
-def test_a_gap_of_four_reply_intervals_with_sends_in_it_ends_a_stall() -> None:
+def test_a_gap_of_six_reply_intervals_with_sends_in_it_ends_a_stall() -> None:
     now = Clock()
     watch = StallWatch[Sent](now, floor=0.010)
     steady(watch, now, 100, 2.0)  # replies every 10 ms: no gap stands out
     before, during, late = Sent(now.now - 0.005), Sent(now.now + 0.020), Sent(now.now + 0.050)
     for request in (before, during, late):
         watch.sent(request)
-    now.now += 0.060  # 6 intervals without a reply, while two requests left
+    now.now += 0.070  # 7 intervals without a reply, while two requests left
     assert watch.replied() == [during, late]  # not the one sent well before the last reply
     assert watch.stalls == 1
 
@@ -49,7 +49,7 @@ def test_a_shorter_gap_or_one_without_sends_is_chance() -> None:
     watch = StallWatch[Sent](now, floor=0.010)
     steady(watch, now, 100, 2.0)
     watch.sent(Sent(now.now + 0.010))
-    now.now += 0.035  # under four intervals at 100 a second
+    now.now += 0.055  # under six intervals at 100 a second
     assert watch.replied() == []
     steady(watch, now, 100, 1.0)
     now.now += 0.5  # a long gap, but nothing was sent in it
@@ -60,14 +60,14 @@ def test_a_shorter_gap_or_one_without_sends_is_chance() -> None:
 def test_the_bar_follows_the_reply_rate_down_to_the_pacers_margin() -> None:
     now = Clock()
     watch = StallWatch[Sent](now, floor=0.010)
-    steady(watch, now, 250, 2.0)  # four intervals: 16 ms
+    steady(watch, now, 375, 2.0)  # six intervals: 16 ms
     watch.sent(Sent(now.now + 0.001))
     now.now += 0.014
     assert watch.replied() == []
     watch.sent(Sent(now.now + 0.001))
     now.now += 0.017
     assert len(watch.replied()) == 1
-    steady(watch, now, 2000, 2.0)  # four intervals: 2 ms, under the margin
+    steady(watch, now, 2000, 2.0)  # six intervals: 3 ms, under the margin
     held = Sent(now.now + 0.001)
     watch.sent(held)
     now.now += 0.008
@@ -95,7 +95,7 @@ def test_the_sends_a_stall_held_back_make_the_next_window_wait_for_its_end() -> 
             await limits.before_send(reservation)
             held.append(reservation)
         await sleep(1.4 - clock())
-        limits.answered()  # the first reply after 0.545 s, more than four intervals (0.2 s)
+        limits.answered()  # the first reply after 0.545 s, more than six intervals (0.3 s)
         later = []
         for _ in range(20):
             reservation = limits.charge(request())
