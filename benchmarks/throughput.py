@@ -40,7 +40,7 @@ Before measuring, each emulator answers the workload once as a batch job to fill
 tokenizer and judge caches (the server shares two cores with the client and must not be what
 is measured). Results: ``results/throughput.json`` and the tables in ``README.md``.
 
-    python benchmarks/throughput.py                      # every scenario, 3 repeats (~35 min)
+    python benchmarks/throughput.py                      # every scenario, 3 repeats (~45 min)
     python benchmarks/throughput.py --scenario known --limits 100 --repeats 1 --seconds 10
 """
 

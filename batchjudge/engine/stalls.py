@@ -5,9 +5,9 @@ it. When that loop stops for a while (a garbage collection, a busy machine), the
 reach it meanwhile are stamped together when it resumes, later than they were sent. The sends
 paced one window after them then arrive, by the server's stamps, less than a window later, and
 the server refuses one: a 429, and a pause of every sender for its ``Retry-After``, one second
-after the stall. Against the strict emulator at a known 400 RPS, each of three mid-run 429s
-came 1.00 s after the longest gap between replies of the second before it (32-44 ms); the
-pacer's margin (10 ms) absorbs shorter ones.
+after the stall. Against the strict emulator at a known 400 RPS, the request refused in each
+of three mid-run 429s had left 0.98-0.99 s after the end of the longest gap between replies
+of the second before it (32-44 ms); the pacer's margin (10 ms) absorbs shorter ones.
 
 The client cannot see the server's stamps, but it sees the stall: no reply for a while though
 requests are in flight, then the ones held back. :class:`StallWatch` takes a gap longer than
