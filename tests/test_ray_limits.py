@@ -126,6 +126,38 @@ def test_a_send_that_left_late_holds_its_window_place_from_when_it_left_for_ever
     assert third >= left_at + 1.0  # ...the third a full window after the first really left
 
 
+def test_a_stall_one_worker_sees_holds_back_the_sends_every_worker_is_lent_a_window_later():
+    # A server that stalls stamps the requests reaching it meanwhile at its end: the worker
+    # that sees no reply for a while moves its sends of that while there, for every worker.
+    async def main() -> list[float]:
+        limiter = SharedLimiter(concurrency=10, rps=2, clock=clock, sleep=sleep)
+        stalled, other = leased(limiter), leased(limiter)
+        sent: list[float] = []
+
+        async def stalled_send() -> None:
+            for _ in range(60):  # replies to earlier sends: 60 in the last second
+                stalled.answered()
+            reservation = stalled.charge(request())
+            await stalled.before_send(reservation)
+            await sleep(0.3)  # no reply for 0.3 s, six intervals being 0.1 s
+            stalled.answered()
+            stalled.after_send(reservation)
+
+        async def body() -> None:
+            async with anyio.create_task_group() as group:
+                group.start_soon(stalled_send)
+                await sleep(0.35)  # a report goes out every 0.1 s
+                for _ in range(2):
+                    sent.append((await send(other)).sent_at)
+
+        await with_workers([stalled, other], body)
+        return sent
+
+    second, third = run_virtual(main)
+    assert second < 1.0
+    assert third >= 1.3  # a window after the stall's end, not after the send (1.0 s)
+
+
 async def sends_around_a_429(refused: LeasedLimits, other: LeasedLimits, *, hit_after: float, retry_after: float,
                              until: float, gap: float) -> tuple[float, list[float]]:
     """``other`` sends every ``gap`` seconds until ``until`` while ``refused`` meets a 429 with

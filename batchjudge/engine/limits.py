@@ -160,8 +160,9 @@ class SendLimits(Protocol):
     """What one call goes through (:mod:`~batchjudge.engine.retry`): take a ``capacity`` slot,
     ``charge`` the request, wait in ``before_send``, send (counted in ``sending``); then
     ``answered`` at any reply, ``on_success`` and ``settle`` after a good one or
-    ``on_rate_limited`` after a 429, and ``after_send`` however it ended. ``breaker`` is told how each attempt ended; ``clock`` and
-    ``sleep`` time the call and its retries; :meth:`stop_sending` stops a run gracefully."""
+    ``on_rate_limited`` after a 429, and ``after_send`` however it ended. ``breaker`` is told
+    how each attempt ended; ``clock`` and ``sleep`` time the call and its retries;
+    :meth:`stop_sending` stops a run gracefully."""
 
     max_concurrency: int
     capacity: anyio.CapacityLimiter
@@ -684,7 +685,6 @@ def _refused_by(
 def _spent(quota: Quota | None) -> bool:
     """Whether an announced request window has nothing left."""
     return quota is not None and quota.remaining is not None and quota.remaining <= 0
-
 
 
 async def _pass(awaitable: Awaitable[float]) -> None:

@@ -265,7 +265,8 @@ class LeasedLimits:
 
     # -- after a send --------------------------------------------------------------------
     def after_send(self, reservation: Reservation) -> None:
-        """The first request of the run is over: tell the limiter at once."""
+        """A send is over: it leaves the stall watch, and the first request of the run tells
+        the limiter at once."""
         assert isinstance(reservation, _Leased)
         self.stalls.done(reservation)
         if reservation.probe:
