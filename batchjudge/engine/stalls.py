@@ -17,7 +17,8 @@ sends paced a window after them wait for that. A gap that was only chance costs 
 length: the sends moved to one instant cannot leave together a window later (the pacer keeps
 sends 0.9 of the average gap apart), and the sends behind them wait until that clears. Four
 intervals (1.8% of chance gaps) took 2-3 points off a known 100 RPS run against the emulator
-(three A/B runs: 94.7-96.6% of the window used against 96.7-98.8%); six (0.25%) are the bar.
+(three A/B pairs of a throwaway driver, benchmarks/README.md: 94.7-96.6% of the window used
+against 96.7-98.8%); six (0.25%) are the bar.
 A stall shorter than that goes unseen: 60 ms at 100 RPS, 15 ms at 400 RPS, where the stalls that
 drew 429s were 32-44 ms long.
 """
@@ -34,7 +35,6 @@ INTERVALS = 6.0
 """A reply gap this many mean intervals long is taken for a stall (chance: e^-6, 0.25%)."""
 _EARLIER = 0.002
 """Sends this much before the last reply ahead of a gap may have been read after it."""
-
 
 
 class _Sent(Protocol):

@@ -5,11 +5,12 @@ Keep-alive connections, one request at a time on each, replies parsed by ``httpt
 Why not ``aiohttp`` here: on the 2-core dev machine, paced against a server answering in
 300±150 ms, ``aiohttp`` alone spent 0.60-1.02 ms of CPU a request at 100 a second and
 0.42-0.43 ms at 400, and this client 0.39 ms and 0.22-0.32 ms
-(``benchmarks/http_client_cpu.py``): at 100 RPS much of the engine's CPU was the HTTP library's. Files, batch jobs and fine-tuning keep ``aiohttp`` (:mod:`._client`): they are few,
-and need multipart uploads and streamed downloads.
+(``benchmarks/http_client_cpu.py``): at 100 RPS much of the engine's CPU was the HTTP
+library's. Files, batch jobs and fine-tuning keep ``aiohttp`` (:mod:`._client`): they are
+few, and need multipart uploads and streamed downloads.
 
-Failures are the package's, worded by :mod:`._failures` as for every transport: no connection made
-(refused, DNS, TLS, no answer within the connect timeout) is
+Failures are the package's, worded by :mod:`._failures` as for every transport: no connection
+made (refused, DNS, TLS, no answer within the connect timeout) is
 :class:`~batchjudge.errors.UnreachableError`; a connection closed or reset before any reply
 byte is :class:`~batchjudge.errors.DisconnectedError`; a reply that breaks off, a malformed
 reply or no reply within the timeout is :class:`~batchjudge.errors.TransientError`; a reply over
