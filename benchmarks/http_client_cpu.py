@@ -25,7 +25,7 @@ from pathlib import Path
 
 import orjson
 
-from throughput import emulator_url
+from throughput import serving
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results" / "http_client_cpu.json"
@@ -99,14 +99,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "batchjudge", "emulator", "--port", "0", "--latency-ms", "300:150", "--seed", "0"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
     runs: list[dict[str, object]] = []
-    try:
-        url = emulator_url(server)
-        time.sleep(1.0)
+    with serving("--latency-ms", "300:150", "--seed", "0") as url:
         for rate in [float(r) for r in args.rates.split(",")]:
             for repeat in range(args.repeats):
                 for kind in CLIENTS:
@@ -119,9 +113,6 @@ def main() -> None:
                            "ms_per_request": round(cpu * 1000 / args.requests, 3)}
                     runs.append(run)
                     print(orjson.dumps(run).decode(), flush=True)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     lines = ["| client | rate | runs | CPU ms a request, median (min–max) |", "|---|---|---|---|"]
     for rate in sorted({float(str(r["rate"])) for r in runs}):
         for kind in CLIENTS:

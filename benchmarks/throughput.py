@@ -159,14 +159,11 @@ def emulator_url(child: subprocess.Popen[str]) -> str:
 
 
 @contextmanager
-def emulator(scenario: Scenario, limit: int, seed: int = 0) -> Iterator[str]:
-    """``batchjudge emulator`` in a child process; yields its base URL."""
-    window = ["--tpm", str(limit)] if scenario.name == "tokens" else ["--rps", str(limit)]
-    command = [
-        sys.executable, "-m", "batchjudge", "emulator", "--port", "0", *window,
-        "--latency-ms", LATENCY, "--faults", scenario.faults, "--seed", str(seed), *scenario.server,
-    ]  # fmt: skip
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+def serving(*args: str) -> Iterator[str]:
+    """``batchjudge emulator --port 0 ARGS`` in a child process; yields its base URL once it
+    answers."""
+    child = subprocess.Popen([sys.executable, "-m", "batchjudge", "emulator", "--port", "0", *args],
+                             stdout=subprocess.PIPE, text=True)
     try:
         url = emulator_url(child)
         for _ in range(100):
@@ -180,6 +177,15 @@ def emulator(scenario: Scenario, limit: int, seed: int = 0) -> Iterator[str]:
         child.terminate()
         child.wait(timeout=30)
         child.stdout.close()  # type: ignore[union-attr]
+
+
+@contextmanager
+def emulator(scenario: Scenario, limit: int, seed: int = 0) -> Iterator[str]:
+    """The emulator of one scenario at one limit; yields its base URL."""
+    window = ["--tpm", str(limit)] if scenario.name == "tokens" else ["--rps", str(limit)]
+    with serving(*window, "--latency-ms", LATENCY, "--faults", scenario.faults, "--seed", str(seed),
+                 *scenario.server) as url:
+        yield url
 
 
 def stats(url: str) -> dict[str, Any]:
