@@ -132,23 +132,6 @@ def test_a_send_that_left_late_holds_its_window_place_from_when_it_left_for_ever
     assert third >= left_at + 1.0  # ...the third a full window after the first really left
 
 
-def test_a_stall_one_worker_sees_holds_back_the_sends_every_worker_is_lent_a_window_later():
-    # A server that stalls stamps the requests reaching it meanwhile at its end: the worker
-    # that sees no reply for a while moves its sends of that while there, for every worker.
-    async def stalled_send(stalled: LeasedLimits) -> None:
-        for _ in range(60):  # replies to earlier sends: 60 in the last second
-            stalled.answered()
-        reservation = stalled.charge(request())
-        await stalled.before_send(reservation)
-        await sleep(0.3)  # no reply for 0.3 s, six intervals being 0.1 s
-        stalled.answered()
-        stalled.after_send(reservation)
-
-    second, third = lent_after(stalled_send)
-    assert second < 1.0
-    assert third >= 1.3  # a window after the stall's end, not after the send (1.0 s)
-
-
 async def sends_around_a_429(refused: LeasedLimits, other: LeasedLimits, *, hit_after: float, retry_after: float,
                              until: float, gap: float) -> tuple[float, list[float]]:
     """``other`` sends every ``gap`` seconds until ``until`` while ``refused`` meets a 429 with
