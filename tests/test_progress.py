@@ -72,6 +72,9 @@ def test_elsewhere_a_plain_line_is_printed_every_interval_and_greppable() -> Non
     assert lines[0].startswith("progress 524690/1000000 52.5% rate=")
     assert " failed=1234 " in lines[0] and " 429s=4321 " in lines[0] and " cost=$102.47 " in lines[0]
     assert lines[0].endswith(' limits="95/s flag, 1,200/min server, 2,000,000 tok/min server"')
+    assert "server_stalls" not in lines[0]  # shown once there is one
+    stats.server_stalls = 3
+    assert plain_line(stats, PRICED).endswith(" server_stalls=3")
 
 
 def test_money_is_the_session_tokens_at_the_price_half_in_batch_none_for_the_emulator_or_local() -> None:

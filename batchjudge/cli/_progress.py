@@ -182,6 +182,8 @@ def plain_line(stats: RunStats, money: Money) -> str:
         parts.append(f'limits="{stats.limits}"')
     if stats.outage:
         parts.append(f'outage="{stats.outage}"')
+    if stats.server_stalls:
+        parts.append(f"server_stalls={stats.server_stalls}")
     if stats.stopping:
         parts.append("stopping=yes")
     return " ".join(parts)
@@ -248,6 +250,8 @@ def print_summary(console: Console, result: RunResult, config: RunConfig, money:
         f"{s['prompt_tokens'] + s['completion_tokens']:,} tokens", f"{s['retries']:,} retries",
         f"{s['rate_limited']:,} rate-limited",
     ]  # fmt: skip
+    if s["server_stalls"]:
+        session.append(f"{s['server_stalls']:,} server stalls paced around")
     if s["reused"]:
         session.append(f"{s['reused']:,} rows reused an identical request's answer")
     if cost == "emulator":

@@ -458,6 +458,7 @@ class Limits:
         the stall count as made now (:mod:`~batchjudge.engine.stalls`)."""
         held = self.stalls.replied()
         if held:
+            self.stats.server_stalls += 1
             now = self.clock()
             for reservation in held:
                 self._move(reservation, now)

@@ -59,8 +59,6 @@ class StallWatch(Generic[R]):
         self._in_flight: dict[int, R] = {}
         self._replies: deque[float] = deque()
         """Reply times of the last second (their count is the reply rate)."""
-        self.stalls = 0
-        """Stalls found so far."""
 
     def sent(self, request: R) -> None:
         """``request`` left (its send time is set)."""
@@ -82,7 +80,4 @@ class StallWatch(Generic[R]):
         if last is None or now - last < max(self.floor, INTERVALS / len(replies)):
             return []
         since = last - _EARLIER
-        held = [r for r in self._in_flight.values() if since < r.sent_at <= now]
-        if held:
-            self.stalls += 1
-        return held
+        return [r for r in self._in_flight.values() if since < r.sent_at <= now]

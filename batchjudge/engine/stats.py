@@ -34,6 +34,7 @@ class StatsSnapshot(TypedDict):
     emulator: bool
     limits: str
     outages: int
+    server_stalls: int
     finished: int
     completed: int
     elapsed_s: float
@@ -67,6 +68,9 @@ class RunStats:
     """While the endpoint is unreachable (the breaker is open): why, in a few words."""
     outages: int = 0
     """Outages met so far (each paused sending until the endpoint answered again)."""
+    server_stalls: int = 0
+    """Stalls of the server read from gaps in its replies: the sends made during each were
+    paced from its end (:mod:`~batchjudge.engine.stalls`). Not counted by Ray workers."""
     stopping: bool = False
     """The run was asked to stop (SIGTERM, Ctrl-C): nothing new is sent."""
     warnings: list[str] = field(default_factory=list)
@@ -103,7 +107,7 @@ class RunStats:
             completion_tokens=self.completion_tokens, in_flight=self.in_flight,
             concurrency=self.concurrency, flushed_parts=self.flushed_parts,
             trace_dropped=self.trace_dropped, reused=self.reused, emulator=self.emulator, limits=self.limits,
-            outages=self.outages,
+            outages=self.outages, server_stalls=self.server_stalls,
             finished=self.finished, completed=self.completed,
             elapsed_s=round(self.elapsed, 3), rows_per_second=round(self.rows_per_second, 2),
         )
