@@ -192,3 +192,60 @@ def test_a_retry_goes_ahead_of_the_first_attempts_waiting_at_the_pacer(write_pai
     # The retry left with the next free place in the window (0.3 s of reply, a backoff of at
     # most 0.01 s, a send every 0.1 s), not after the 36 rows still in line (3.6 s more).
     assert sent_again - sent_first < 0.6, (sent_first, sent_again)
+
+
+def _first_retry_gaps(write_pairs, tmp_path, fails: Callable[[int], bool], rows: int) -> list[float]:
+    """A run on virtual time (replies take 0.1 s, backoff up to 2 s): ``fails(n)`` says whether
+    the run's n-th request fails with a 500. Returns, for each row that failed its first attempt,
+    the wait between that attempt's reply and the retry's send."""
+    calls: dict[str, list[float]] = {}
+    count = [0]
+
+    async def handler(request: JudgeRequest) -> JudgeReply:
+        calls.setdefault(request.row_id, []).append(anyio.current_time())
+        count[0] += 1
+        fail = len(calls[request.row_id]) == 1 and fails(count[0])
+        await anyio.sleep(0.1)
+        if fail:
+            raise TransientError("boom", status=500)
+        return JudgeReply(OK_REPLY, prompt_tokens=10, completion_tokens=5)
+
+    result = run_engine_virtual(config(write_pairs(rows), tmp_path / "run", concurrency=1, backoff_base=2.0,
+                                       backoff_cap=2.0), provider=MockProvider(handler))
+    assert result.complete
+    return [round(times[1] - times[0] - 0.1, 6) for times in calls.values() if len(times) == 2]
+
+
+def test_a_lone_server_error_is_retried_at_once_while_the_server_answers_nearly_everything(write_pairs, tmp_path):
+    # One request in twenty fails: each retry goes without its backoff (up to 2 s here), so a
+    # lone 500 near a run's end costs one round trip, not a wait on top of it.
+    gaps = _first_retry_gaps(write_pairs, tmp_path, lambda n: n % 20 == 10, rows=100)
+    assert len(gaps) == 5 and gaps == [0.0] * 5
+
+
+def test_a_server_failing_often_spends_the_quick_retries_and_retries_back_off_again(write_pairs, tmp_path):
+    # Every row's first attempt fails: ten quick retries (the allowance), then one for every ten
+    # good replies; the others back off as before.
+    gaps = _first_retry_gaps(write_pairs, tmp_path, lambda n: True, rows=60)
+    quick = sum(gap == 0.0 for gap in gaps)
+    assert len(gaps) == 60 and 10 <= quick <= 16, gaps
+    assert all(gap == 0.0 for gap in gaps[:10])
+
+
+def test_the_quick_retry_allowance_refills_from_good_replies_and_never_covers_a_429() -> None:
+    from batchjudge.core.types import RetryDecision, RetryKind
+    from batchjudge.engine.retry import QuickRetries
+
+    quick = QuickRetries(cap=2.0, refill=0.5)
+    transient = RetryDecision(RetryKind.TRANSIENT)
+    assert quick.take(transient) and quick.take(transient) and not quick.take(transient)
+    quick.replied()
+    assert not quick.take(transient)  # half a retry earned
+    quick.replied()
+    assert quick.take(transient)
+    for _ in range(10):
+        quick.replied()
+    assert quick.allowance == 2.0  # capped
+    assert not quick.take(RetryDecision(RetryKind.RATE_LIMIT))
+    assert not quick.take(RetryDecision(RetryKind.TRANSIENT, retry_after=1.0))  # the server's wait is kept
+    assert quick.allowance == 2.0

@@ -30,7 +30,7 @@ from batchjudge.engine.dedupe import Dedupe, request_key
 from batchjudge.engine.limits import SendingStopped, SendLimits
 from batchjudge.engine.outcomes import answered_result, failed_result
 from batchjudge.engine.reader import Work
-from batchjudge.engine.retry import CallOutcome, RetryPolicy, StopRun, call_with_retries
+from batchjudge.engine.retry import CallOutcome, QuickRetries, RetryPolicy, StopRun, call_with_retries
 from batchjudge.engine.stats import RunStats
 from batchjudge.engine.streams import receive
 
@@ -84,6 +84,8 @@ class OnlineJudge:
         self.samples = samples
         self.budget = budget if budget is not None else Budget()
         self.dedupe = dedupe
+        self.quick = QuickRetries()
+        """First retries that skip their backoff while the server answers nearly everything."""
 
     def in_flight(self) -> Iterable[str]:
         return ()
@@ -136,7 +138,8 @@ class OnlineJudge:
                 request = work.request
                 if sample:
                     request = dataclasses.replace(request, seed=(request.seed or 0) + sample)
-                outcome = await call_with_retries(self.provider, request, self.limits, self.stats, self.policy)
+                outcome = await call_with_retries(self.provider, request, self.limits, self.stats, self.policy,
+                                                  self.quick)
                 outcomes.append(outcome)
                 if outcome.reply is None:
                     break
