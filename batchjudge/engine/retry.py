@@ -4,7 +4,8 @@ long, tenacity runs the loop.
 For each failed attempt the provider classifies the exception once (``should_retry``): 429s
 and transient failures are retried up to ``max_retries`` times, waiting exactly the server's
 ``Retry-After`` when the decision carries one and otherwise an exponential backoff with full
-jitter; other errors fail the row at once; a fatal one (a rejected key) stops the run. The
+jitter (skipped for a lone transient failure's first retry while :class:`QuickRetries` allows
+it); other errors fail the row at once; a fatal one (a rejected key) stops the run. The
 wait comes from the decision alone, never from the exception's attributes, so a provider
 controls it completely. Each attempt goes through the shared :class:`~.limits.SendLimits`; a 429
 also starts the shared cooldown there.
@@ -12,12 +13,12 @@ also starts the shared cooldown there.
 An outage is not the row's failure. When the decision is
 :attr:`~batchjudge.core.types.RetryKind.OUTAGE` (no connection could be made), when
 connections keep being lost before any reply (:class:`~batchjudge.errors.DisconnectedError`,
-several in a row across the run, or twice for one row), or the server asks for a wait longer than ``max_retry_after``, the attempt
-opens the shared
-:class:`~.breaker.Breaker` and waits at its gate to send again: the row keeps its retries and
-is never marked failed for it. Before any request of the run has succeeded, an outage that
-lasts the breaker's ``abort_after`` stops the run (:class:`StopRun` with an
-:class:`~batchjudge.errors.UnreachableError` naming the cause).
+several in a row across the run, or twice for one row), or the server asks for a wait longer
+than ``max_retry_after``, the attempt opens the shared :class:`~.breaker.Breaker` and waits at
+its gate to send again: the row keeps its retries and is never marked failed for it. Before
+any request of the run has succeeded, an outage that lasts the breaker's ``abort_after`` stops
+the run (:class:`StopRun` with an :class:`~batchjudge.errors.UnreachableError` naming the
+cause).
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ from batchjudge.errors import (
     UnreachableError,
 )
 
-__all__ = ["CallOutcome", "QuickRetries", "RetryPolicy", "StopRun", "call_with_retries", "describe_error", "first_error"]
+__all__ = [
+    "CallOutcome", "QuickRetries", "RetryPolicy", "StopRun", "call_with_retries", "describe_error", "first_error",
+]
 
 
 class StopRun(Exception):
@@ -103,13 +106,15 @@ class _Call:
     """One row's calls: each :meth:`attempt` is one send under the shared limits."""
 
     def __init__(self, provider: Provider, request: JudgeRequest, limits: SendLimits, stats: RunStats,
-                 policy: RetryPolicy) -> None:
+                 policy: RetryPolicy, quick: QuickRetries | None) -> None:
         self.provider = provider
         self.request = request
         self.limits = limits
         self.stats = stats
         self.timeout = policy.timeout
         self.max_retry_after = policy.max_retry_after
+        self.quick = quick
+        """The run's allowance of first retries without a backoff (refilled here by good replies)."""
         self.attempts = 0
         self._decisions: dict[int, RetryDecision] = {}
         self._lost_before = False
@@ -182,6 +187,8 @@ class _Call:
                         self._show_outage()
                     limits.on_success()
                     limits.settle(reservation, reply)
+                    if self.quick is not None:
+                        self.quick.replied()
                 finally:
                     on_request_written.reset(written)
                     limits.sending -= 1
@@ -237,10 +244,10 @@ async def call_with_retries(
     waits continue the same sequence. With ``quick`` (the run's :class:`QuickRetries`), the
     first retry of a lone transient failure skips its backoff wait.
     """
-    call = _Call(provider, request, limits, stats, policy)
+    call = _Call(provider, request, limits, stats, policy, quick)
     try:
         try:
-            outcome = await call.attempt()
+            return await call.attempt()
         except (StopRun, SendingStopped):
             raise
         except Exception as exc:
@@ -248,10 +255,6 @@ async def call_with_retries(
                 raise
             decision = call.decision(exc)
             await limits.sleep(0.0 if quick is not None and quick.take(decision) else policy.delay(decision, 1))
-        else:
-            if quick is not None:
-                quick.replied()
-            return outcome
 
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
@@ -267,10 +270,7 @@ async def call_with_retries(
         )
         async for attempt in retrying:
             with attempt:
-                outcome = await call.attempt()
-                if quick is not None:
-                    quick.replied()
-                return outcome
+                return await call.attempt()
     except (StopRun, SendingStopped):
         raise
     except Exception as exc:  # noqa: BLE001 - a row's failure must never end the run...
