@@ -88,27 +88,6 @@ def test_four_workers_together_never_exceed_one_limit_and_nearly_reach_it():
     assert all(sent[20 * k] <= 1.05 * k + 1e-6 for k in range(14))
 
 
-def lent_after(first: Callable[[LeasedLimits], Awaitable[None]]) -> list[float]:
-    """Two workers at 2 RPS: ``first`` runs on one; from 0.35 s the other sends twice. Its
-    send times (a report goes out every 0.1 s, so the other has heard of the first by then)."""
-    async def main() -> list[float]:
-        limiter = SharedLimiter(concurrency=10, rps=2, clock=clock, sleep=sleep)
-        one, other = leased(limiter), leased(limiter)
-        sent: list[float] = []
-
-        async def body() -> None:
-            async with anyio.create_task_group() as group:
-                group.start_soon(first, one)
-                await sleep(0.35)
-                for _ in range(2):
-                    sent.append((await send(other)).sent_at)
-
-        await with_workers([one, other], body)
-        return sent
-
-    return run_virtual(main)
-
-
 @pytest.mark.parametrize(("new_connection", "written_after", "reply_after", "left_at"), [
     (False, 0.2, 0.0, 0.2),  # written late (a busy loop): from its write
     (True, 0.0, 0.3, 0.05),  # opened a connection: from a guard after its write, as in one process
@@ -119,15 +98,30 @@ def test_a_send_that_left_late_holds_its_window_place_from_when_it_left_for_ever
 ):
     # The server counts its window by arrival: a send that left after its booked time must
     # push back the sends another worker is lent a window later.
-    async def slow_send(slow: LeasedLimits) -> None:
-        reservation = slow.charge(request())
-        await slow.before_send(reservation)
-        await sleep(written_after)
-        slow.written(reservation, new_connection)
-        await sleep(reply_after)
-        slow.after_send(reservation)
+    async def main() -> list[float]:
+        limiter = SharedLimiter(concurrency=10, rps=2, clock=clock, sleep=sleep)
+        slow, other = leased(limiter), leased(limiter)
+        sent: list[float] = []
 
-    second, third = lent_after(slow_send)
+        async def slow_send() -> None:
+            reservation = slow.charge(request())
+            await slow.before_send(reservation)
+            await sleep(written_after)
+            slow.written(reservation, new_connection)
+            await sleep(reply_after)
+            slow.after_send(reservation)
+
+        async def body() -> None:
+            async with anyio.create_task_group() as group:
+                group.start_soon(slow_send)
+                await sleep(0.35)  # a report goes out every 0.1 s
+                for _ in range(2):
+                    sent.append((await send(other)).sent_at)
+
+        await with_workers([slow, other], body)
+        return sent
+
+    second, third = run_virtual(main)
     assert second < 1.0  # the window's second send goes at once...
     assert third >= left_at + 1.0  # ...the third a full window after the first really left
 

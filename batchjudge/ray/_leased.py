@@ -284,10 +284,10 @@ class LeasedLimits:
         gaps (:mod:`~batchjudge.engine.stalls`). It sees a fraction of the run's replies, and
         on a machine its workers share, its gaps are mostly its own process waiting for a
         core: moving the sends made before such a gap cost the 4-worker test at 100 RPS its
-        pace (87-88% in 2 runs of 4, under its 88% floor, against 4 of 4 passing without) and drew 429s
-        on CI."""
+        pace (87-88% in 2 runs of 4, under its 88% floor, against 4 of 4 passing without)
+        and drew 429s on CI."""
 
-    def _move(self, reservation: _Leased, after: float = 0.0) -> None:
+    def _move(self, reservation: _Leased, after: float) -> None:
         """Tell the limiter the send left ``after`` seconds from now, not at its booked time."""
         now = self.clock() + self._offset + after
         if not math.isnan(reservation.booked) and now > reservation.booked:
