@@ -1,21 +1,29 @@
 """The one scrubber: no key, credential header or URL password leaves the process.
 
 Everything that leaves batchjudge goes through it: result columns written to Parquet, CLI
-messages, traces and ``run.json``. Users point the engine at servers they do not control,
-and a server may echo the request (headers included) into an error body, so three
-defences apply to every string:
+messages, reports, traces and ``run.json``. Users point the engine at servers they do not
+control, and a server may echo the request (headers included) into a reply or an error body,
+encoded any way an HTTP client or server encodes text, so three defences apply to every string:
 
-1. **Known secrets, in any form.** The API key a client was configured with (registered by
+1. **Known secrets, in any encoding.** The API key a client was configured with (registered by
    the client with :func:`remember_secret` when it resolves the key) and the value of every
    credential-looking environment variable (``*_API_KEY``, ``*_TOKEN``, ``*_SECRET``) are
-   replaced wherever they occur: as is, percent-encoded, JSON-escaped, or base64-encoded (the
-   form HTTP Basic authentication sends).
+   replaced wherever they occur: as is; percent-encoded or JSON-escaped, wholly or char by
+   char (``%2D``/``%2d``, ``\\u002d``, ``\\/``); and base64-encoded *inside any longer string*
+   (``Bearer <key>``, ``Authorization: Bearer <key>``, HTTP Basic's ``user:<key>``), standard or
+   URL-safe alphabet, padded or not. The key's base64 inside a longer encoding depends only on
+   where the key starts modulo 3, so for each of the three offsets the scrubber knows the
+   encoded middle that no neighbouring byte touches (:func:`_base64_cores`), and replaces the
+   whole base64 token holding it.
 2. **Credential headers and fields**, whatever their value: ``Authorization: Bearer …``,
    ``Proxy-Authorization``, ``api-key``/``x-api-key``, in header, JSON or ``repr`` shape.
 3. **URL userinfo**: ``https://user:password@host`` keeps its scheme and host only.
 
-Mapping keys that name a credential (``authorization``, ``api_key``, ``password``…) have their
-whole value replaced. Values are copied, never mutated.
+Secrets shorter than :data:`MIN_SECRET_LEN` are not replaced (they would mangle ordinary text);
+the clients refuse such a key for any server not on this machine
+(:func:`batchjudge.adapters.mistral.resolve_api_key`). Mapping keys that name a credential
+(``authorization``, ``api_key``, ``password``…) have their whole value replaced. Values are
+copied, never mutated.
 
 Library logging goes through it too: :func:`scrubbed_logger` gives a module its logger with a
 :class:`ScrubFilter`, which rewrites each record (message, arguments and traceback text)
@@ -25,16 +33,18 @@ before any handler, the user's own included, sees it.
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import os
 import re
+import string
 import threading
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import unquote
 
 __all__ = [
+    "MIN_SECRET_LEN",
     "REDACTED",
     "ScrubFilter",
     "Scrubber",
@@ -46,6 +56,8 @@ __all__ = [
 ]
 
 REDACTED = "[REDACTED]"
+MIN_SECRET_LEN = 8
+"""Shorter secrets are too likely to occur in ordinary text to be replaced safely."""
 
 _SECRET_KEYS = frozenset(
     {
@@ -60,8 +72,6 @@ _SECRET_KEYS = frozenset(
     }
 )
 _SECRET_ENV_SUFFIXES = ("API_KEY", "_TOKEN", "_SECRET")
-_MIN_SECRET_LEN = 8
-"""Shorter values are too likely to occur in ordinary text to be replaced safely."""
 
 _QUOTE = r"""["']?"""
 _HEADER_VALUE = re.compile(
@@ -76,6 +86,16 @@ _BEARER = re.compile(r"(?i)\b(?P<scheme>bearer|basic)\s+(?P<value>(?=[\w.~+/=-]*
 more token characters with a digit, so prose ("the ring bearer Christopher") is left alone."""
 _USERINFO = re.compile(r"(?i)\b(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<userinfo>[^/\s@?#]+)@")
 """``scheme://user:password@`` (or ``scheme://token@``) in a URL."""
+_SHAPE_NEEDLES = ("://", "auth", "key", "bearer", "basic")
+"""What a text must contain (ignoring case) for a credential-shape rule to apply to it."""
+_ESCAPES = ("%", "\\")
+"""What a text must contain for a percent-encoded or JSON-escaped secret to be in it."""
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+_JSON_ESCAPE = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|([\"\\/]))")
+
+_BASE64_CHARS = frozenset(string.ascii_letters + string.digits + "+/-_")
+"""Both alphabets: a token may mix them only if it is not base64, and then it is cut anyway."""
+_URLSAFE = str.maketrans("+/", "-_")
 
 
 def _is_secret_key(key: str) -> bool:
@@ -83,20 +103,105 @@ def _is_secret_key(key: str) -> bool:
     return normalised in _SECRET_KEYS or normalised.endswith("_api_key")
 
 
-def _forms(secret: str) -> set[str]:
-    """The ways a secret may appear in text: raw, percent-encoded, JSON-escaped, base64."""
-    forms = {secret, quote(secret, safe=""), json.dumps(secret)[1:-1]}
-    for raw in (secret, f":{secret}", f"{secret}:"):
-        encoded = base64.b64encode(raw.encode()).decode()
-        forms.add(encoded.rstrip("="))
-    return {f for f in forms if len(f) >= _MIN_SECRET_LEN}
+def _base64_cores(secret: str) -> set[str]:
+    """The base64 text that stands for ``secret`` in the encoding of *any* string holding it.
+
+    Base64 turns each 3 bytes into 4 characters, so the characters for the secret's bytes
+    depend on where it starts modulo 3 and, at both ends, on the neighbouring bytes. For each
+    of the 3 offsets this is the encoding of the secret with those boundary characters (one
+    to three of them, ceil/floor of 4/3 of a byte offset) left off: what every string with the
+    secret at that offset encodes to, in the standard and the URL-safe alphabet.
+    """
+    raw = secret.encode()
+    cores: set[str] = set()
+    for offset in range(3):
+        encoded = base64.b64encode(bytes(offset) + raw).decode()
+        core = encoded[-(-4 * offset // 3) : 4 * (offset + len(raw)) // 3]
+        cores |= {core, core.translate(_URLSAFE)}
+    return cores
+
+
+def _hex(value: int, width: int) -> str:
+    """``value`` in hex as a pattern matching upper- and lower-case digits."""
+    return "".join(f"[{d}{d.upper()}]" if d.isalpha() else d for d in f"{value:0{width}x}")
+
+
+def _escaped_char(char: str) -> str:
+    """A pattern for ``char`` as is, percent-encoded (its UTF-8 bytes) or JSON-escaped."""
+    code = ord(char)
+    units = [code] if code < 0x10000 else [0xD800 + ((code - 0x10000) >> 10), 0xDC00 + (code & 0x3FF)]
+    forms = [
+        re.escape(char),
+        "".join(f"%{_hex(b, 2)}" for b in char.encode()),
+        "".join(rf"\\u{_hex(u, 4)}" for u in units),
+    ]
+    if char in '"\\/':
+        forms.append(re.escape(f"\\{char}"))
+    return f"(?:{'|'.join(forms)})"
+
+
+def _escaped(text: str) -> re.Pattern[str]:
+    """``text`` with any of its characters percent-encoded or JSON-escaped (or not)."""
+    return re.compile("".join(_escaped_char(c) for c in text))
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What a scrubber looks for, derived from its secrets; replaced whole when one is added."""
+
+    secrets: tuple[str, ...] = ()
+    """As they are, longest first (so a secret that contains another is replaced whole)."""
+    cores: tuple[str, ...] = ()
+    """Their base64 cores (:func:`_base64_cores`), longest first."""
+    escaped: tuple[re.Pattern[str], ...] = ()
+    """Their encoded forms (:func:`_escaped`), and those of cores a URL would encode (``+/``)."""
+
+    @classmethod
+    def of(cls, secrets: Iterable[str]) -> _Known:
+        plain = sorted(set(secrets), key=len, reverse=True)
+        cores = sorted(set().union(*map(_base64_cores, plain)), key=len, reverse=True)
+        escaped = [_escaped(s) for s in plain] + [_escaped(c) for c in cores if "+" in c or "/" in c]
+        return cls(tuple(plain), tuple(cores), tuple(escaped))
+
+    def hidden_in(self, text: str) -> bool:
+        """Whether ``text`` holds a secret (or a base64 core) once its percent-encoding and
+        JSON escapes are decoded: a quick check before looking for where."""
+        decoded = text
+        if "%" in decoded and _PERCENT_ESCAPE.search(decoded):
+            decoded = unquote(decoded, errors="replace")
+        if "\\" in decoded and _JSON_ESCAPE.search(decoded):
+            decoded = _JSON_ESCAPE.sub(_unescape, decoded)
+        return decoded != text and any(s in decoded for s in (*self.secrets, *self.cores))
+
+
+def _unescape(match: re.Match[str]) -> str:
+    return chr(int(match[1], 16)) if match[1] else match[2]
+
+
+def _cut_tokens(text: str, core: str) -> str:
+    """``text`` with each base64 token that holds ``core`` (padding included) replaced."""
+    out: list[str] = []
+    done = 0
+    found = text.find(core)
+    while found >= 0:
+        start, end = found, found + len(core)
+        while start > done and text[start - 1] in _BASE64_CHARS:
+            start -= 1
+        while end < len(text) and text[end] in _BASE64_CHARS:
+            end += 1
+        while end < len(text) and text[end] == "=":
+            end += 1
+        out += (text[done:start], REDACTED)
+        done = end
+        found = text.find(core, done)
+    return "".join(out) + text[done:]
 
 
 class Scrubber:
     """Returns scrubbed copies of strings and JSON-like values; see the module docstring."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._forms: list[str] = []
+        self._known = _Known()
         self._added: set[str] = set()
         self._lock = threading.Lock()
         for secret in secrets:
@@ -109,20 +214,34 @@ class Scrubber:
 
     def add(self, secret: str | None) -> None:
         """Also replace ``secret`` (in every form) from now on; short values are ignored."""
-        if not secret or len(secret.strip()) < _MIN_SECRET_LEN or secret in self._added:
+        if not secret or len(secret.strip()) < MIN_SECRET_LEN or secret in self._added:
             return
         with self._lock:
             self._added.add(secret)
-            known = set(self._forms)
-            new = _forms(secret.strip()) - known
-            # Longest first, so a form that contains another is replaced whole.
-            self._forms = sorted(known | new, key=len, reverse=True)
+            self._known = _Known.of(s.strip() for s in self._added)
+
+    @property
+    def needles(self) -> tuple[str, ...]:
+        """Strings of which a text holds at least one (compared ignoring ASCII case) whenever
+        :meth:`text` would change it: lets a caller with many texts (a report's columns)
+        find the few to scrub with one vectorised search."""
+        known = self._known
+        return (*known.secrets, *known.cores, *_ESCAPES, *_SHAPE_NEEDLES)
 
     def text(self, text: str) -> str:
         """``text`` without known secrets, credential header values or URL userinfo."""
-        for form in self._forms:
-            if form in text:
-                text = text.replace(form, REDACTED)
+        known = self._known  # one snapshot: another thread may add a secret meanwhile
+        for secret in known.secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        for core in known.cores:
+            if core in text:
+                text = _cut_tokens(text, core)
+        if known.secrets and ("%" in text or "\\" in text) and known.hidden_in(text):
+            for pattern in known.escaped:
+                text = pattern.sub(REDACTED, text)
+            if known.hidden_in(text):  # encoded some other way (twice, say): keep none of it
+                return REDACTED
         if "://" in text and "@" in text:
             text = _USERINFO.sub(lambda m: f"{m['scheme']}{REDACTED}@", text)
         lowered = text.lower()
