@@ -7,16 +7,17 @@ URL-safe alphabet, padded or not), percent-encoded (upper- and lower-case hex, e
 or only the reserved ones) and JSON-escaped (``\\uXXXX`` for every character, ``\\/``).
 
 :func:`leaks` finds a key in a blob by *decoding* instead: it reads the blob as is,
-percent-decoded, JSON-unescaped and both, and in each view looks for the key itself and
-base64-decodes every run of base64 characters from each of its four alignments. So it finds
-the key in any of those encodings (and combinations of them) without knowing how the scrubber
-looks for them. :func:`written_text` gathers what a run left on disk for it to search.
+percent-decoded, JSON-unescaped, and each of those again (up to four rounds), and in each view
+looks for the key itself and base64-decodes every run of base64 characters from each of its
+four alignments. So it finds the key in any of those encodings (and combinations of them)
+without knowing how the scrubber looks for them. :func:`written_text` gathers what a run left on disk for it to search.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -35,14 +36,14 @@ def _json_unescape(text: str) -> str:
     return _JSON_ESCAPE.sub(lambda m: chr(int(m[1], 16)) if m[1] else m[2], text)
 
 
-def _views(blob: str) -> dict[str, str]:
-    percent = unquote(blob, errors="replace")
-    json_ = _json_unescape(blob)
-    return {
-        "as is": blob, "percent-decoded": percent, "JSON-unescaped": json_,
-        "percent-decoded, JSON-unescaped": _json_unescape(percent),
-        "JSON-unescaped, percent-decoded": unquote(json_, errors="replace"),
-    }  # fmt: skip
+def _views(blob: str) -> list[str]:
+    """``blob`` as is and after every sequence of up to four percent-decodings and
+    JSON-unescapings (JSON in JSON in a URL)."""
+    views, frontier = [blob], [blob]
+    for _ in range(4):
+        frontier = [v for f in frontier for v in (unquote(f, errors="replace"), _json_unescape(f)) if v not in views]
+        views += frontier
+    return views
 
 
 def _in_base64(text: str, key: bytes) -> bool:
@@ -60,14 +61,14 @@ def _in_base64(text: str, key: bytes) -> bool:
 
 
 def leaks(blob: str, key: str) -> list[str]:
-    """Where ``key`` can be read in ``blob``: ``"<view>: raw"`` or ``"<view>: base64"`` for
-    each view (see the module docstring) that shows it; empty when it cannot be read."""
+    """How ``key`` can be read in ``blob``: ``"raw"`` and/or ``"base64"``, each followed by
+    the decoding rounds needed; empty when it cannot be read."""
     found: list[str] = []
-    for name, view in _views(blob).items():
+    for rounds, view in enumerate(_views(blob)):
         if key in view:
-            found.append(f"{name}: raw")
+            found.append(f"raw (view {rounds})")
         if _in_base64(view, key.encode()):
-            found.append(f"{name}: base64")
+            found.append(f"base64 (view {rounds})")
     return found
 
 
@@ -100,6 +101,7 @@ def echoes(key: str) -> dict[str, str]:
     out["JSON every char upper"] = _json_every_char(header).upper().replace("\\U", "\\u")
     out["JSON slashes"] = header.replace("/", "\\/")
     out["JSON slashes base64"] = out["base64 header @0"].replace("/", "\\/")
+    out["JSON in JSON"] = json.dumps(json.dumps({"authorization": out["JSON every char"]}))
     return out
 
 

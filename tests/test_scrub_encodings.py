@@ -51,6 +51,7 @@ ENCODERS: dict[str, Callable[[str], str]] = {
     "JSON every char": _json_every_char,
     "base64 in a URL": lambda s: quote(base64.b64encode(s.encode()).decode(), safe=""),
     "base64 in JSON": lambda s: base64.b64encode(s.encode()).decode().replace("/", "\\/"),
+    "JSON in JSON": lambda s: json.dumps(json.dumps({"detail": _json_every_char(s)})),
 }
 
 
@@ -60,7 +61,13 @@ def test_every_echo_of_the_key_is_scrubbed(name: str) -> None:
     assert leaks(text, KEY)  # the echo really carries the key
     scrubbed = Scrubber([KEY]).text(text)
     assert not leaks(scrubbed, KEY), scrubbed
-    assert REDACTED in scrubbed and scrubbed.endswith('", "detail": "rejected"}')
+    assert REDACTED in scrubbed
+
+
+@pytest.mark.parametrize("name", ["percent every char lower", "JSON every char upper", "JSON slashes base64"])
+def test_an_escaped_key_is_replaced_where_it_is_and_its_neighbours_kept(name: str) -> None:
+    scrubbed = Scrubber([KEY]).text(f'{{"model": "{echoes(KEY)[name]}", "detail": "rejected"}}')
+    assert scrubbed.startswith('{"model": "') and scrubbed.endswith('", "detail": "rejected"}')
 
 
 def test_a_base64_token_holding_the_key_is_replaced_whole_and_its_neighbours_kept() -> None:

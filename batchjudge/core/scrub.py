@@ -91,6 +91,8 @@ _SHAPE_NEEDLES = ("://", "auth", "key", "bearer", "basic")
 _ESCAPES = ("%", "\\")
 """What a text must contain for a percent-encoded or JSON-escaped secret to be in it."""
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+_MAX_DECODES = 4
+"""Percent-decoding and JSON-unescaping rounds tried: JSON in JSON in a URL is three."""
 _JSON_ESCAPE = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|([\"\\/]))")
 
 _BASE64_CHARS = frozenset(string.ascii_letters + string.digits + "+/-_")
@@ -165,13 +167,20 @@ class _Known:
 
     def hidden_in(self, text: str) -> bool:
         """Whether ``text`` holds a secret (or a base64 core) once its percent-encoding and
-        JSON escapes are decoded: a quick check before looking for where."""
-        decoded = text
-        if "%" in decoded and _PERCENT_ESCAPE.search(decoded):
-            decoded = unquote(decoded, errors="replace")
-        if "\\" in decoded and _JSON_ESCAPE.search(decoded):
-            decoded = _JSON_ESCAPE.sub(_unescape, decoded)
-        return decoded != text and any(s in decoded for s in (*self.secrets, *self.cores))
+        JSON escapes are decoded (again, for text escaped twice): a quick check before
+        looking for where."""
+        for _ in range(_MAX_DECODES):
+            decoded = text
+            if "%" in decoded and _PERCENT_ESCAPE.search(decoded):
+                decoded = unquote(decoded, errors="replace")
+            if "\\" in decoded and _JSON_ESCAPE.search(decoded):
+                decoded = _JSON_ESCAPE.sub(_unescape, decoded)
+            if decoded == text:
+                return False
+            if any(s in decoded for s in (*self.secrets, *self.cores)):
+                return True
+            text = decoded
+        return False
 
 
 def _unescape(match: re.Match[str]) -> str:
