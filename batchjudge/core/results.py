@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Final, Literal, TypedDict
+from types import UnionType
+from typing import Any, Final, Literal, TypedDict, Union, get_args, get_origin, get_type_hints
 
 from batchjudge.core.types import Message
 
 __all__ = [
+    "ENGINE_TEXT_COLUMNS",
     "RESULT_COLUMNS",
     "SERVER_TEXT_COLUMNS",
     "STATUSES",
@@ -28,6 +30,7 @@ __all__ = [
     "RowResult",
     "Status",
     "result_columns",
+    "server_text_columns",
 ]
 
 Status = Literal["ok", "parse_error", "failed"]
@@ -61,8 +64,31 @@ class RowResult:
 
 RESULT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RowResult))
 """The result columns, in schema order."""
-SERVER_TEXT_COLUMNS: tuple[str, ...] = ("reason", "raw_response", "error")
-"""Result columns holding text a server sent: scrubbed before they leave the engine."""
+ENGINE_TEXT_COLUMNS: frozenset[str] = frozenset({"row_id", "status"})
+"""The text columns the engine writes itself (the input's key, one of :data:`STATUSES`)."""
+
+
+def server_text_columns(result_type: type[Any] = RowResult) -> tuple[str, ...]:
+    """The fields of ``result_type`` typed ``str`` (or ``str | None``) that are not
+    :data:`ENGINE_TEXT_COLUMNS`: text that a server or a user wrote, so the scrubber's.
+
+    A rule rather than a list, so a text column added later is scrubbed without anyone
+    remembering to: ``model``, ``reason``, ``raw_response`` and ``error`` all come from a
+    server that may echo the request's credentials into them.
+    """
+    hints = get_type_hints(result_type)
+    return tuple(
+        f.name for f in fields(result_type) if f.name not in ENGINE_TEXT_COLUMNS and _is_text(hints[f.name])
+    )
+
+
+def _is_text(hint: Any) -> bool:
+    return hint is str or (get_origin(hint) in (Union, UnionType) and str in get_args(hint))
+
+
+SERVER_TEXT_COLUMNS: tuple[str, ...] = server_text_columns()
+"""Result columns holding text a server or user sent (:func:`server_text_columns`): scrubbed
+before they leave the engine, and again when a report reads them."""
 
 
 def result_columns(results: Sequence[RowResult], *, scrub: Callable[[str], str] | None = None) -> dict[str, list[Any]]:
