@@ -21,7 +21,7 @@ from rich.markup import escape
 from batchjudge.core.scrub import ScrubFilter, scrub_text
 from batchjudge.errors import BatchJudgeError, StorageError
 
-__all__ = ["SCRUB_FILTER", "err_console", "exit_code_for", "fail", "fail_with", "out_console"]
+__all__ = ["SCRUB_FILTER", "echo_json", "err_console", "exit_code_for", "fail", "fail_with", "out_console"]
 
 SCRUB_FILTER = ScrubFilter()
 """For the CLI's log handler: every record it shows is scrubbed, whichever logger made it."""
@@ -66,6 +66,15 @@ err_console = Console(file=_ScrubbedStream("stderr"))  # type: ignore[arg-type]
 def out_console() -> Console:
     """Results and summaries for people: stdout (made on first use)."""
     return Console(file=_ScrubbedStream("stdout"))  # type: ignore[arg-type]
+
+
+def echo_json(data: object) -> None:
+    """``data`` as one indented JSON object on stdout, scrubbed like every other line (a
+    console would wrap it, so it is written plainly)."""
+    import orjson
+
+    text = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode()
+    typer.echo(scrub_text(text))
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

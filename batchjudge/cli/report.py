@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from batchjudge.cli._console import err_console, fail, out_console
+from batchjudge.cli._console import echo_json, err_console, fail, out_console
 from batchjudge.cli._options import flag
 from batchjudge.errors import BatchJudgeError
 
@@ -31,12 +31,6 @@ _DIFF_LIMIT = typer.Option("--diff-limit", min=0, help="Disagreements shown per 
 _DIFF_OUT = typer.Option(
     "--diff-out", help="Write every disagreement here (.parquet, .csv or .jsonl); implies --diff."
 )
-
-
-def _emit_json(data: object) -> None:
-    import orjson
-
-    typer.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode())
 
 
 def _write_page(path: Path, page: str) -> None:
@@ -75,7 +69,7 @@ def report_command(
         raise fail(str(exc)) from None
     notes = err_console if as_json else out_console()  # stdout stays one JSON object
     if as_json:
-        _emit_json(summary)
+        echo_json(summary)
     else:
         notes.print(report_renderable(summary))
     if html is not None:
@@ -123,7 +117,7 @@ def compare_command(
         comparison["diffs"] = [pair.as_dict(diff_limit) for pair in pairs]
     notes = err_console if as_json else out_console()  # stdout stays one JSON object
     if as_json:
-        _emit_json(comparison)
+        echo_json(comparison)
     else:
         notes.print(compare_renderable(comparison))
         for pair in comparison.get("diffs", []):

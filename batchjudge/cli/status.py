@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from batchjudge.cli._console import fail, out_console
+from batchjudge.cli._console import echo_json, fail, out_console
 from batchjudge.cli._options import flag
 from batchjudge.errors import BatchJudgeError
 
@@ -44,9 +44,7 @@ def status_command(
     except BatchJudgeError as exc:
         raise fail(str(exc)) from None
     if as_json:
-        import orjson
-
-        typer.echo(orjson.dumps(asdict(status), option=orjson.OPT_INDENT_2).decode())
+        echo_json(asdict(status))
         return
     pct = f" ({100 * status.done / status.total:.1f}%)" if status.total else ""
     state = {"running": f"running (pid {status.pid})" if status.pid else "running",

@@ -10,6 +10,11 @@ the parts without the failed rows, so a second result means a part was copied, a
 is right cannot be known). Each is an :class:`~batchjudge.errors.InputError` naming the file
 and the fix. Missing ``run.json`` keys and columns absent from older parts are tolerated
 (read as empty); a directory with neither file is not a run.
+
+What is loaded is scrubbed once, here, for every report format: ``run.json`` and the text
+columns a server wrote (:data:`~batchjudge.core.results.SERVER_TEXT_COLUMNS`), so a run
+directory written by an older version, whose parts may hold a key today's engine would have
+scrubbed, shows no key in a terminal table, ``--json``, ``--rows``, ``--html`` or ``compare``.
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
+from batchjudge.core.results import SERVER_TEXT_COLUMNS
 from batchjudge.core.schema import RESULT_SCHEMA
+from batchjudge.core.scrub import default_scrubber, scrub
 from batchjudge.engine.checkpoint import list_parts, read_part
 from batchjudge.errors import BatchJudgeError, CheckpointError, InputError
 
@@ -83,8 +90,8 @@ def load_run(path: str | Path, *, raw_response: bool = False) -> RunData:
         raise InputError(
             f"{run_dir}: not a batchjudge run directory (no run.json and no results/)"
         )
-    results = _read_results(results_dir, _scan_schema(raw_response))
-    return RunData(path=run_dir, meta=_read_meta(meta_file), results=results)
+    results = _scrubbed(_read_results(results_dir, _scan_schema(raw_response)))
+    return RunData(path=run_dir, meta=scrub(_read_meta(meta_file)), results=results)
 
 
 def _read_meta(meta_file: Path) -> dict[str, Any]:
@@ -132,6 +139,23 @@ def _read_results(results_dir: Path, schema: dict[str, pl.DataType]) -> pl.DataF
             "(batchjudge run on this directory names them)"
         )
     return frame
+
+
+def _scrubbed(results: pl.DataFrame) -> pl.DataFrame:
+    """``results`` with the server's text scrubbed. One vectorised search for the scrubber's
+    needles finds the few values it could change; only those go through it."""
+    scrubber = default_scrubber()
+    needles = list(scrubber.needles)
+    scrubbed: list[pl.Series] = []
+    for name in SERVER_TEXT_COLUMNS:
+        if name not in results.columns:
+            continue
+        column = results[name]
+        suspects = column.str.contains_any(needles, ascii_case_insensitive=True).fill_null(False).arg_true()
+        if suspects.len():
+            values = [scrubber.text(v) for v in column.gather(suspects).to_list()]
+            scrubbed.append(column.clone().scatter(suspects, values))
+    return results.with_columns(scrubbed) if scrubbed else results
 
 
 def _conform(part: Path, table: pa.Table, schema: dict[str, pl.DataType]) -> pl.DataFrame:
