@@ -76,7 +76,7 @@ class ApiClient:
     ) -> None:
         self.dialect = dialect
         self.base_url = normalise_base_url(base_url, dialect, allow_insecure_http=allow_insecure_http)
-        key = resolve_api_key(api_key, dialect, env=api_key_env)
+        key = resolve_api_key(api_key, dialect, base_url=self.base_url, env=api_key_env)
         self._headers = {
             "Authorization": f"Bearer {key}",
             "Accept": "application/json",

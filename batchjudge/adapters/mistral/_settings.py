@@ -4,7 +4,10 @@ what a base URL may be.
 One key rule: an explicit key wins, else the dialect's environment variable (or the one
 named with ``--api-key-env``); a missing or blank key is an :class:`AuthError` before anything
 is sent; the key is registered with the process's scrubber at once, so no message, result or
-trace can carry it afterwards.
+trace can carry it afterwards. A key shorter than the scrubber's minimum
+(:data:`~batchjudge.core.scrub.MIN_SECRET_LEN`) cannot be scrubbed without mangling ordinary
+text, so it is refused (:class:`ConfigError`) for any server not on this machine; on loopback
+(the emulator, a test server) it is allowed, and may then appear as the server echoes it.
 
 One base-URL rule: ``https://host[/prefix]`` without a trailing slash or ``/v1`` (every path
 adds it); a user or password in the URL is refused (the key goes in a header, and a URL is
@@ -19,7 +22,7 @@ import os
 from urllib.parse import urlsplit
 
 from batchjudge.adapters.mistral._wire import Dialect
-from batchjudge.core.scrub import remember_secret
+from batchjudge.core.scrub import MIN_SECRET_LEN, remember_secret
 from batchjudge.errors import AuthError, ConfigError
 
 __all__ = ["is_loopback", "normalise_base_url", "resolve_api_key"]
@@ -27,13 +30,21 @@ __all__ = ["is_loopback", "normalise_base_url", "resolve_api_key"]
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 
-def resolve_api_key(api_key: str | None, dialect: Dialect, *, env: str | None = None) -> str:
-    """The key to send: ``api_key`` if given, else ``$env`` (default: the dialect's variable)."""
+def resolve_api_key(api_key: str | None, dialect: Dialect, *, base_url: str, env: str | None = None) -> str:
+    """The key to send to ``base_url``: ``api_key`` if given, else ``$env`` (default: the
+    dialect's variable); refused by the rule in the module docstring."""
     variable = env or dialect.key_env
     key = (api_key if api_key is not None else os.environ.get(variable, "")).strip()
     if not key:
         hint = " (any non-empty value works against `batchjudge emulator`)" if dialect.name == "mistral" else ""
         raise AuthError(f"no API key for {dialect.label}: set {variable}{hint}")
+    if len(key) < MIN_SECRET_LEN and not is_loopback(urlsplit(base_url).hostname or ""):
+        source = "api_key" if api_key is not None else variable
+        raise ConfigError(
+            f"{source}: the API key is shorter than {MIN_SECRET_LEN} characters, too short to keep out of "
+            f"results and messages; set the real key (a short one is accepted only for a server on this "
+            "machine, such as `batchjudge emulator`)"
+        )
     remember_secret(key)
     return key
 
