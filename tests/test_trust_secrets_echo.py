@@ -6,9 +6,9 @@ every byte offset in both alphabets, percent-encoded, JSON-escaped, JSON in JSON
 ``model`` field and the verdict's reason of 200 replies, into a reply that is no verdict, and
 into 400, 422, 500 and 401 bodies. Over the three transports (``mistral`` over ``http`` and
 ``sdk``, ``openai``) the key is then in none of: the result Parquet (every column),
-``run.json``, the local trace, stdout, stderr, and the report in every format. Whether the key
-is there is judged by :func:`secret_forms.leaks`, which decodes rather than trusting the
-scrubber's own patterns.
+``run.json``, the local trace, stdout, stderr, and the report in every format (the CLI run in
+this process; in a subprocess too under ``-m slow``). Whether the key is there is judged by
+:func:`secret_forms.leaks`, which decodes rather than trusting the scrubber's own patterns.
 
 A run directory written by an older version holds the key raw; every report format scrubs what
 it shows of it. Which columns are scrubbed is a rule (text a server or user wrote), and a key
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,18 +104,40 @@ def _every_report_format(run_dir: Path, tmp_path: Path, key: str) -> list[Shown]
     ]  # fmt: skip
 
 
+@dataclass
+class Ran:
+    """What one ``batchjudge`` command did."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+
+def _in_process(*args: str) -> Ran:
+    result = CliRunner().invoke(app, list(args), env=ENV, terminal_width=400)
+    return Ran(result.exit_code, result.stdout, result.stderr)
+
+
+def _in_a_subprocess(*args: str) -> Ran:
+    proc = batchjudge_cli(*args, env=ENV)
+    return Ran(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.mark.parametrize("cli", [
+    pytest.param(_in_process, id="in-process"),
+    pytest.param(_in_a_subprocess, id="subprocess", marks=pytest.mark.slow),  # the same, 2 s a run slower
+])  # fmt: skip
 @pytest.mark.parametrize("transport", list(TRANSPORTS))
 def test_a_server_echoing_the_key_in_every_encoding_leaves_it_nowhere(
-    server: HostileServer, write_pairs, tmp_path: Path, transport: str
+    server: HostileServer, write_pairs, tmp_path: Path, transport: str, cli: Callable[..., Ran]
 ) -> None:
     data = write_pairs(5)
     common = ("--base-url", server.url, "--max-retries", "1", "--concurrency", "2", "--quiet",
               "--trace", f"local:{tmp_path / 'trace'}", *TRANSPORTS[transport])  # fmt: skip
-    judged = batchjudge_cli("run", str(data), "--out", str(tmp_path / "run"), *common, env=ENV)
-    assert judged.returncode == 0, judged.stderr
-    rejected = batchjudge_cli("run", str(data), "--out", str(tmp_path / "rejected"), *common, "--model", REJECTED_MODEL,
-                              env=ENV)  # fmt: skip
-    assert rejected.returncode == 2 and "AuthError" in rejected.stderr, rejected.stderr
+    judged = cli("run", str(data), "--out", str(tmp_path / "run"), *common)
+    assert judged.code == 0, judged.stderr
+    rejected = cli("run", str(data), "--out", str(tmp_path / "rejected"), *common, "--model", REJECTED_MODEL)
+    assert rejected.code == 2 and "AuthError" in rejected.stderr, rejected.stderr
 
     results = pl.read_parquet(tmp_path / "run" / "results" / "*.parquet")
     assert sorted(results["status"]) == ["failed"] * 3 + ["ok", "parse_error"]  # every echo came back
