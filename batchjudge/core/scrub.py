@@ -91,9 +91,9 @@ _SHAPE_NEEDLES = ("://", "auth", "key", "bearer", "basic")
 _ESCAPES = ("%", "\\")
 """What a text must contain for a percent-encoded or JSON-escaped secret to be in it."""
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+_JSON_ESCAPE = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|([\"\\/]))")
 _MAX_DECODES = 4
 """Percent-decoding and JSON-unescaping rounds tried: JSON in JSON in a URL is three."""
-_JSON_ESCAPE = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|([\"\\/]))")
 
 _BASE64_CHARS = frozenset(string.ascii_letters + string.digits + "+/-_")
 """Both alphabets: a token may mix them only if it is not base64, and then it is cut anyway."""
@@ -110,9 +110,9 @@ def _base64_cores(secret: str) -> set[str]:
 
     Base64 turns each 3 bytes into 4 characters, so the characters for the secret's bytes
     depend on where it starts modulo 3 and, at both ends, on the neighbouring bytes. For each
-    of the 3 offsets this is the encoding of the secret with those boundary characters (one
-    to three of them, ceil/floor of 4/3 of a byte offset) left off: what every string with the
-    secret at that offset encodes to, in the standard and the URL-safe alphabet.
+    of the 3 offsets this is the encoding of the secret without those boundary characters (up
+    to three at the start, two at the end: 4/3 of a byte offset, rounded inwards): what every
+    string with the secret at that offset encodes it to, in the standard and URL-safe alphabet.
     """
     raw = secret.encode()
     cores: set[str] = set()
