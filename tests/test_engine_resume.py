@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from batchjudge import CheckpointError, ConfigError, JudgeReply, JudgeRequest, MockProvider, RunConfig, TransientError, run
+from batchjudge import CheckpointError, ConfigError, InputError, JudgeReply, JudgeRequest, MockProvider, RunConfig, TransientError, run
 from batchjudge.engine.checkpoint import RunDir
 
 
@@ -66,8 +66,11 @@ def test_resuming_on_a_changed_dataset_is_refused(write_pairs, tmp_path):
     path = write_pairs(5)
     run(RunConfig(inputs=[path], out=tmp_path / "run"), provider=MockProvider(ok))
     write_pairs(9)  # same file name, other content
-    with pytest.raises(ConfigError, match="dataset"):
+    with pytest.raises(InputError, match="pairs.parquet changed since the run read it"):
         run(RunConfig(inputs=[path], out=tmp_path / "run"), provider=MockProvider(ok))
+    other = write_pairs(5, name="other.parquet")  # other files
+    with pytest.raises(ConfigError, match="dataset"):
+        run(RunConfig(inputs=[other], out=tmp_path / "run"), provider=MockProvider(ok))
 
 
 def test_overwrite_starts_a_changed_run_afresh(write_pairs, tmp_path):

@@ -85,6 +85,7 @@ def run_command(
     max_cost: Annotated[Optional[float], typer.Option(help="Stop sending once the run has cost this many USD (resumable).")] = None,
     retry_failed: Annotated[bool, flag("retry-failed", "Re-send the rows that failed.")] = False,
     overwrite: Annotated[bool, flag("overwrite", "Discard RUN_DIR's results and start over.")] = False,
+    allow_changed_inputs: Annotated[bool, flag("allow-changed-inputs", "Resume although an input changed: judge the rows of its changed chunks again.")] = False,
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.0,
     max_tokens: Annotated[int, typer.Option(help="Completion tokens at most.")] = 256,
     seed: Annotated[Optional[int], typer.Option(help="Random seed sent with each request.")] = None,
@@ -113,7 +114,7 @@ def run_command(
         transport=transport, concurrency=concurrency, rps=rps, rpm=rpm, tpm=tpm,
         max_retry_after=max_retry_after, max_total_tokens=max_total_tokens, max_cost=max_cost,
         max_retries=max_retries, timeout=timeout, limit=limit, retry_failed=retry_failed,
-        overwrite=overwrite, temperature=temperature, max_tokens=max_tokens, seed=seed,
+        overwrite=overwrite, allow_changed_inputs=allow_changed_inputs, temperature=temperature, max_tokens=max_tokens, seed=seed,
         samples=samples, response_format=response_format,  # type: ignore[arg-type]
         max_context_tokens=max_context_tokens, flush_rows=flush_rows,
         flush_seconds=flush_seconds, trace=trace, trace_sample=trace_sample,

@@ -10,8 +10,9 @@ Layout::
 Every file is written to a temporary name, fsynced, renamed, and the directory fsynced, so a
 ``kill -9`` at any instant leaves either the old or the new file, never half of one. A crash
 loses only the writer's unflushed buffer, whose rows are sent again on resume: calls are
-at-least-once, results exactly-once. ``--retry-failed`` rewrites the parts without their
-failed rows through a staged directory swap that a crash at any point leaves recoverable.
+at-least-once, results exactly-once. ``--retry-failed`` (and ``--allow-changed-inputs``)
+rewrites the parts without some rows (:meth:`RunDir.drop_rows`) through a staged directory
+swap that a crash at any point leaves recoverable.
 
 The results check themselves when read (:func:`read_part`, :func:`list_parts`; the report
 reads them the same way):
@@ -40,7 +41,7 @@ import hashlib
 import os
 import re
 import shutil
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -450,24 +451,28 @@ class RunDir:
         )
 
     def drop_failed(self) -> int:
-        """Rewrite the results without their ``failed`` rows; return how many were dropped.
+        """Rewrite the results without their ``failed`` rows; return how many were dropped."""
+        return self.drop_rows(lambda table: table.column("status").to_numpy(zero_copy_only=False) == STATUS_FAILED,
+                              "their failed rows")
+
+    def drop_rows(self, drop: Callable[[pa.Table], np.ndarray], without: str) -> int:
+        """Rewrite the results without the rows ``drop`` selects (a boolean mask over a part's
+        rows, all columns given); return how many were dropped. ``without`` names those rows
+        in an error ("their failed rows").
 
         The new parts are staged in ``results.new``, then swapped in with two renames; any
         crash leaves either the old or the new set whole (see :meth:`_recover`).
         """
-        import pyarrow.compute as pc  # only --retry-failed needs it (its import costs ~0.1 s)
-
         staged = self.path / _STAGED
         try:
             staged.mkdir()
         except OSError as exc:
-            raise storage_error(staged, exc, "stage the results without their failed rows") from exc
+            raise storage_error(staged, exc, f"stage the results without {without}") from exc
         dropped = 0
         try:
             for part in self.parts():
                 table = _conform(read_part(part))
-                keep = pc.not_equal(table.column("status"), STATUS_FAILED)
-                kept = table.filter(keep)
+                kept = table.filter(pa.array(~np.asarray(drop(table), dtype=bool)))
                 dropped += table.num_rows - kept.num_rows
                 if kept.num_rows:
                     self._write_table(kept, staged / part.name)
@@ -484,5 +489,5 @@ class RunDir:
             _fsync_dir(self.path)
             shutil.rmtree(self.path / _RETIRED)
         except OSError as exc:
-            raise storage_error(self.path, exc, "swap in the results without their failed rows") from exc
+            raise storage_error(self.path, exc, f"swap in the results without {without}") from exc
         return dropped

@@ -27,9 +27,9 @@ _REMOTE = frozenset({"mistral", "openai"})
 """Providers that reach a server at a base URL (whose host joins the fingerprint)."""
 
 _NO_FLAG = frozenset({"inputs", "out", "api_key", "backoff_base", "backoff_cap", "check_labels",
-                      "overwrite", "retry_failed"})
+                      "overwrite", "retry_failed", "allow_changed_inputs"})
 """Config fields left out of :meth:`RunConfig.command_line`: positional, secret, API-only, or
-(``--overwrite``, ``--retry-failed``) not part of resuming."""
+(``--overwrite``, ``--retry-failed``, ``--allow-changed-inputs``) not part of resuming."""
 
 
 @dataclass(slots=True)
@@ -77,6 +77,9 @@ class RunConfig:
     """Stop sending once the run (every session) has cost this many US dollars."""
     retry_failed: bool = False
     overwrite: bool = False
+    allow_changed_inputs: bool = False
+    """Resume although an input's content changed: the rows of its changed chunks are judged
+    again (default: refused). Not part of the fingerprint, nor of the resuming command."""
     temperature: float = 0.0
     max_tokens: int = 256
     seed: int | None = None
@@ -192,7 +195,8 @@ class RunConfig:
 
     def command_line(self) -> list[str]:
         """The ``batchjudge run`` command for this config: inputs, ``--out`` and every option
-        that differs from its default (never the key, ``--overwrite`` or ``--retry-failed``).
+        that differs from its default (never the key, ``--overwrite``, ``--retry-failed`` or
+        ``--allow-changed-inputs``).
         Run in the folder the run was started from, it resumes the run."""
         argv = ["batchjudge", "run", *(os.fspath(p) for p in self.inputs), "--out", os.fspath(self.out)]
         for spec in fields(self):
@@ -241,7 +245,7 @@ _LABELS = {
     "provider": "provider",
     "model": "model",
     "prompt": "prompt",
-    "dataset": "dataset (input files or sizes)",
+    "dataset": "dataset (input files)",
     "columns": "column mapping",
     "generation": "generation parameters",
     "endpoint": "endpoint (server host)",
@@ -251,11 +255,21 @@ _ADDED_LATER = frozenset({"endpoint"})
 (the part is unknown, not different) and the new session records it."""
 
 
+def _names_only(dataset: object) -> object:
+    """A stored ``dataset`` as compared now: file names only (older runs recorded sizes too;
+    content is compared by the inputs' own fingerprint)."""
+    if not isinstance(dataset, list):
+        return dataset
+    return [{"file": entry.get("file")} if isinstance(entry, Mapping) else entry for entry in dataset]
+
+
 def describe_changes(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """Name each fingerprint part that differs, with old and new values where short."""
     changes: list[str] = []
     for key, label in _LABELS.items():
         old, new = stored.get(key), current.get(key)
+        if key == "dataset":
+            old = _names_only(old)
         if old == new or (key in _ADDED_LATER and key not in stored):
             continue
         if isinstance(old, Mapping) and isinstance(new, Mapping):

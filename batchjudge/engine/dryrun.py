@@ -9,8 +9,10 @@ emulator counts with the same tokenizer). Rows that already have a result in the
 directory, rows in batch jobs an earlier session left running, ``--limit``, rows that fail
 before any call, and identical requests (:mod:`~batchjudge.engine.dedupe`, replayed over the
 same window) are accounted as the run would (batch mode shares answers within each chunk
-instead, so twins in different chunks may make a call more than counted here). A resume the run would refuse is refused here
-with the same message. The run directory is only read, never created or locked.
+instead, so twins in different chunks may make a call more than counted here). A resume the
+run would refuse (other settings, a changed input) is refused here with the same message;
+with ``--allow-changed-inputs`` the rows of changed chunks count as rows to judge. The run
+directory is only read, never created or locked.
 
 Completion tokens cannot be known before the answers: a dry run gives the expected figure
 (:attr:`~batchjudge.engine.config.RunConfig.expected_completion_tokens` per request, what
@@ -25,6 +27,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +36,8 @@ from batchjudge.core.results import FinishedRow
 from batchjudge.engine.batch import rows_in_flight
 from batchjudge.engine.checkpoint import RunDir, key_hashes
 from batchjudge.engine.dedupe import KeyWindow, request_key
-from batchjudge.engine.pipeline import RunPlan, check_resume, preflight
+from batchjudge.engine.inputs import kept_keys
+from batchjudge.engine.pipeline import RunPlan, changed_inputs, check_resume, preflight
 from batchjudge.engine.reader import Reader
 
 __all__ = ["DryRun", "dry_run_plan"]
@@ -103,17 +107,22 @@ class DryRun:
         return max(bounds) if bounds else None
 
 
-def _done(plan: RunPlan) -> tuple[np.ndarray, int]:
-    """The done-set a run would start from, and how many rows batch jobs hold; read only."""
+def _done(plan: RunPlan, inputs: dict[str, Any]) -> tuple[np.ndarray, int]:
+    """The done-set a run would start from (``inputs``: the preflight's content fingerprint),
+    and how many rows batch jobs hold; read only."""
     config = plan.config
     path = Path(config.out)
     if not path.is_dir():
         return np.empty(0, dtype=np.uint64), 0
     run_dir = RunDir(path)  # not opened: no lock, no recovery, nothing written
-    check_resume(plan, run_dir.read_meta(), path)
+    stored = run_dir.read_meta()
+    check_resume(plan, stored, path)
+    changes = changed_inputs(plan, stored, inputs)
     if config.overwrite:
         return np.empty(0, dtype=np.uint64), 0
     done, _ = run_dir.done_keys(without_failed=config.retry_failed)
+    if changes:  # --allow-changed-inputs: the rows of changed chunks are judged again
+        done = np.intersect1d(done, kept_keys(plan.source, changes))
     in_jobs = key_hashes(rows_in_flight(path))
     return np.union1d(done, in_jobs), int(np.setdiff1d(in_jobs, done).size)
 
@@ -122,7 +131,8 @@ def dry_run_plan(plan: RunPlan) -> DryRun:
     """Walk ``plan`` as its run would, counting; sends nothing and writes nothing."""
     config = plan.config
     exact = plan.exact()
-    done, in_jobs = _done(plan)
+    checked = preflight(plan.source, config.check_labels)
+    done, in_jobs = _done(plan, checked.inputs)
     reader = Reader(exact.source, exact.adapter, exact.settings, done=done, limit=config.limit)
     window = KeyWindow() if config.dedupe else None
     seen = failing = requests = reused = prompt_tokens = truncated = 0
@@ -146,5 +156,5 @@ def dry_run_plan(plan: RunPlan) -> DryRun:
         failing=failing, requests=requests, reused=reused, prompt_tokens=prompt_tokens,
         completion_expected=config.expected_completion_tokens, max_tokens=config.max_tokens,
         truncated_rows=truncated, rps=config.rps, tpm=config.tpm,
-        warnings=preflight(plan.source, config.check_labels),
+        warnings=checked.warnings,
     )

@@ -9,12 +9,13 @@
 :func:`plan_run` checks everything that can be wrong with the inputs or options before the
 run directory is touched, so a refused run leaves nothing half-written. :func:`execute`
 builds the provider (which checks the key and the base URL), streams the input once to check
-it (:func:`preflight`: label sanity, row keys given twice), opens the run directory (lock,
-resume check, ``--retry-failed``, done-set), builds the three steps and runs them: the reader
-and the judge in one task group, the sink outside it, so that a failure that stops the run
-(:class:`~batchjudge.engine.retry.StopRun`) cancels only the first two while the sink drains
-what already arrived and writes it. Memory is bounded by the two streams and the sink's flush
-size, never by the dataset.
+it (:func:`preflight`: label sanity, row keys given twice, the content fingerprint), opens the
+run directory (lock, resume check of the settings and of the inputs' content,
+``--allow-changed-inputs``, ``--retry-failed``, done-set), builds the three steps and runs
+them: the reader and the judge in one task group, the sink outside it, so that a failure that
+stops the run (:class:`~batchjudge.engine.retry.StopRun`) cancels only the first two while
+the sink drains what already arrived and writes it. Memory is bounded by the two streams and
+the sink's flush size, never by the dataset.
 
 A distributed engine (an :class:`Engine`, e.g. Ray's) replaces the reader and the judge: it
 judges the reader's pending rows on its workers, each built with :func:`request_setup` and
@@ -47,11 +48,12 @@ from batchjudge.core.tracer import Tracer
 from batchjudge.core.types import Provider
 from batchjudge.engine.batch import BATCH_DIR, BatchJudge
 from batchjudge.engine.budget import Budget, TokenPrices
-from batchjudge.engine.checkpoint import RunDir, key_hashes
+from batchjudge.engine.checkpoint import RunDir, key_hashes, key_hashes_in_order
 from batchjudge.engine.collector import collector_tuned
 from batchjudge.engine.config import DEFAULT_MODELS, RunConfig, describe_changes
 from batchjudge.engine.dedupe import Dedupe
 from batchjudge.engine.duplicates import DuplicateKeys
+from batchjudge.engine.inputs import FileChange, InputDigest, changed_inputs_error, input_changes, kept_keys
 from batchjudge.engine.judge import JudgeStep, OnlineJudge
 from batchjudge.engine.limits import Clock, Limits, SendLimits, Sleep
 from batchjudge.engine.providers import make_provider
@@ -64,8 +66,8 @@ from batchjudge.engine.stats import RunStats, StatsSnapshot
 from batchjudge.errors import AuthError, BatchJudgeError, CheckpointError, ConfigError
 
 __all__ = [
-    "Engine", "ProgressCallback", "RunPlan", "RunResult", "check_resume", "execute", "online_judge", "plan_run",
-    "preflight", "provider_for", "request_setup",
+    "Engine", "Preflight", "ProgressCallback", "RunPlan", "RunResult", "changed_inputs", "check_resume", "execute",
+    "online_judge", "plan_run", "preflight", "provider_for", "request_setup",
 ]
 
 ProgressCallback = Callable[[RunStats], None]
@@ -216,21 +218,33 @@ def request_setup(config: RunConfig, provider: str | None = None) -> tuple[Promp
     return adapter, settings
 
 
-def preflight(source: Source, check_labels: bool) -> list[str]:
-    """One streamed pass over the input (hashes only): the label-sanity check's warnings (when
-    ``check_labels``), and InputError when a row key is given to more than one row."""
+@dataclass(frozen=True, slots=True)
+class Preflight:
+    """What the pass before a run found: label-sanity warnings, and what the run reads."""
+
+    warnings: list[str]
+    inputs: dict[str, Any]
+    """The inputs' content fingerprint, as ``run.json`` stores it (:mod:`~batchjudge.engine.inputs`)."""
+
+
+def preflight(source: Source, check_labels: bool) -> Preflight:
+    """One streamed pass over the input (hashes only): the content fingerprint, the
+    label-sanity check's warnings (when ``check_labels``), and InputError when a row key is
+    given to more than one row. Every run makes it: a resume compares the fingerprint."""
     from batchjudge.datasets.sanity import LabelChecker
 
     checker = LabelChecker() if check_labels else None
     duplicates = DuplicateKeys(source)
-    if checker is None and not duplicates.needed:
-        return []
+    digest = InputDigest(source)
     for file, start, batch in source.arrow_batches(2048):
+        digest.update(file, start, batch)
         if checker is not None:
             checker.update(batch, origin=file.rel)
-        duplicates.update(file, start, batch)
+        if duplicates.needed:
+            duplicates.update(file, start, batch)
     duplicates.check(lambda: source.arrow_batches(2048))
-    return [] if checker is None else [f"{w.code}: {w.message}" for w in checker.finish()]
+    warnings = [] if checker is None else [f"{w.code}: {w.message}" for w in checker.finish()]
+    return Preflight(warnings, digest.record())
 
 
 def check_resume(plan: RunPlan, stored: dict[str, Any] | None, path: object) -> None:
@@ -245,10 +259,25 @@ def check_resume(plan: RunPlan, stored: dict[str, Any] | None, path: object) -> 
         )
 
 
+def changed_inputs(plan: RunPlan, stored: dict[str, Any] | None, inputs: dict[str, Any]) -> list[FileChange]:
+    """The input files whose content differs from what the run read before (``inputs`` is
+    :class:`Preflight`'s): InputError naming them, unless ``--allow-changed-inputs`` lets
+    the rows of their changed chunks be judged again. A record without ``inputs`` (written
+    before they were recorded) compares as unchanged."""
+    if stored is None or plan.config.overwrite:
+        return []
+    changes = input_changes(stored.get("inputs"), inputs, plan.source)
+    if changes and not plan.config.allow_changed_inputs:
+        raise changed_inputs_error(changes)
+    return changes
+
+
 def _open_record(
-    plan: RunPlan, run_dir: RunDir, stats: RunStats, command: list[str] | None
+    plan: RunPlan, run_dir: RunDir, stats: RunStats, command: list[str] | None, inputs: dict[str, Any]
 ) -> tuple[RunRecord, np.ndarray, dict[str, int]]:
-    """Check a resume is compatible, apply ``--retry-failed``, and load the done-set.
+    """Check a resume is compatible (settings, then the inputs' content against ``inputs``),
+    drop the results of changed input rows (``--allow-changed-inputs``), apply
+    ``--retry-failed``, and load the done-set.
 
     Returns the session's ``run.json`` record, the done-set and the stored counts by status.
     """
@@ -263,11 +292,20 @@ def _open_record(
             "or use another --out"
         )
     check_resume(plan, stored, run_dir.path)
+    changes = changed_inputs(plan, stored, inputs)
+    if changes:
+        keep = kept_keys(plan.source, changes)
+        dropped = run_dir.drop_rows(
+            lambda table: ~np.isin(key_hashes_in_order(table.column("row_id").to_pylist()), keep),
+            "the rows of changed inputs")
+        stats.warnings.append(f"changed_inputs: {'; '.join(c.describe() for c in changes)}: "
+                              f"{dropped:,} result(s) dropped (--allow-changed-inputs)")
     if config.retry_failed:
         run_dir.drop_failed()
     done, counts = run_dir.done_keys()
     stats.done_before = int(done.size)
     record = RunRecord.resumed(stored, plan.public_config(), plan.fingerprint)
+    record.inputs = inputs
     record.labelled = plan.source.labelled
     record.warnings = list(stats.warnings)
     record.command = command
@@ -361,9 +399,11 @@ async def execute(
     judge: JudgeStep | None = None
     backend = _backend(plan, provider)
     try:
-        stats.warnings = await anyio.to_thread.run_sync(preflight, plan.source, config.check_labels)
+        checked = await anyio.to_thread.run_sync(preflight, plan.source, config.check_labels)
+        stats.warnings = list(checked.warnings)
         with RunDir(config.out) as run_dir:
-            record, done, counts_before = await anyio.to_thread.run_sync(_open_record, plan, run_dir, stats, command)
+            record, done, counts_before = await anyio.to_thread.run_sync(
+                _open_record, plan, run_dir, stats, command, checked.inputs)
             budget = Budget(max_tokens=config.max_total_tokens, max_cost=config.max_cost, prices=prices,
                             used_prompt=record.tokens["prompt"], used_completion=record.tokens["completion"])
             if engine is None:

@@ -1,7 +1,8 @@
 """``run.json``: what a run directory says about itself.
 
 It holds the run's configuration (never the API key), the fingerprint that guards resumes,
-the versions that wrote it, the label-sanity warnings, and the counts by status, rewritten
+the inputs' content fingerprint (``inputs``), the versions that wrote it, the label-sanity
+warnings, and the counts by status, rewritten
 atomically after every results part; the server it talks to (``endpoint``: its host, and
 whether it said it is the batchjudge emulator), and the ``batchjudge run`` command and folder
 that resume it (what ``batchjudge status`` prints). It goes through the scrubber on every
@@ -76,6 +77,9 @@ class RunRecord:
     """The ``batchjudge run`` command that resumes the run (None for a provider object)."""
     cwd: str = field(default_factory=os.getcwd)
     """The folder the run was started from: where ``command``'s relative paths lead."""
+    inputs: dict[str, Any] | None = None
+    """What the run read from each input, as a content fingerprint that a resume compares
+    (:mod:`batchjudge.engine.inputs`); None before the first pass over the inputs."""
 
     @classmethod
     def resumed(cls, stored: dict[str, Any] | None, config: dict[str, Any], fingerprint: dict[str, Any]) -> RunRecord:

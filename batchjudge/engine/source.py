@@ -103,7 +103,24 @@ def parse_columns(spec: str | Mapping[str, str] | None) -> dict[str, str]:
                 f"--columns: unknown column role {key!r} (known: {', '.join(LOGICAL_COLUMNS)})"
             )
         mapping[key] = value
+    _refuse_shared(mapping, set(items))
     return mapping
+
+
+def _refuse_shared(mapping: Mapping[str, str], mapped: set[str]) -> None:
+    """Refuse two roles reading one column (``premise=hypothesis`` leaves ``hypothesis``
+    reading its default name too): the row would be judged against itself."""
+    readers: dict[str, list[str]] = {}
+    for role, column in mapping.items():
+        readers.setdefault(column, []).append(role)
+    for column, roles in readers.items():
+        if len(roles) > 1:
+            unmapped = [r for r in roles if r not in mapped]
+            hint = f" ({unmapped[0]} reads {column!r} unless mapped)" if unmapped else ""
+            raise InputError(
+                f"--columns: {' and '.join(roles)} both read column {column!r}{hint}; "
+                "map each role to its own column"
+            )
 
 
 def row_key(rel: str, index: int, premise: str | None, hypothesis: str | None) -> str:
@@ -146,7 +163,18 @@ def _expand(arg: str) -> list[tuple[Path, Path]]:
         return [(f, path) for f in files]
     if not path.exists():
         raise InputError(f"{path}: no such file or directory")
+    if not path.is_file():  # reading a FIFO would wait for a writer forever
+        raise InputError(f"{path}: not a regular file ({_kind(path)}); give a file, a directory or a glob")
     return [(path, path.parent)]
+
+
+def _kind(path: Path) -> str:
+    """What a path that exists but is neither a file nor a directory is."""
+    for test, name in ((Path.is_fifo, "a FIFO"), (Path.is_socket, "a socket"),
+                       (Path.is_char_device, "a character device"), (Path.is_block_device, "a block device")):
+        if test(path):
+            return name
+    return "another kind of file"
 
 
 def _check_content(path: Path, fmt: str) -> None:
@@ -266,8 +294,10 @@ class Source:
         return "target" in self.present
 
     def identity(self) -> list[dict[str, object]]:
-        """What identifies the dataset in a run's fingerprint: files, sizes and the column map."""
-        return [{"file": f.rel, "size": f.size} for f in self.files]
+        """What identifies the dataset in a run's fingerprint: the files' names. Their content
+        is compared by its own fingerprint (:mod:`batchjudge.engine.inputs`), not their size,
+        so a file rewritten with the same rows (another compression) resumes."""
+        return [{"file": f.rel} for f in self.files]
 
     def arrow_batches(
         self, batch_size: int = 4096, extra: Sequence[str] = ()
@@ -372,8 +402,9 @@ def _str(value: object) -> str | None:
 def open_source(inputs: Sequence[str | os.PathLike[str]], columns: Mapping[str, str] | str | None = None) -> Source:
     """Resolve and validate ``inputs``; raise :class:`InputError` naming the file or column.
 
-    Checks: every path exists, each file is what its name says, every file has the required
-    columns with usable types, and the dataset is not empty.
+    Checks: every path exists and is a file or directory (a FIFO would block), each file is
+    what its name says, every file has the required columns with usable types, no two roles
+    read one column, and the dataset is not empty.
     """
     if not inputs:
         raise InputError("no input given")
