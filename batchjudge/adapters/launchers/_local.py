@@ -167,14 +167,16 @@ def _measure(judge: LocalJudge, data: TrainingSet) -> dict[str, float | None]:
 
 
 def _twins(data: TrainingSet, seed: int) -> TrainingSet:
-    """The consistent rows of ``data`` and their twins (every kind that applies; a row
-    without one is left out), each original and its twins one group under its index."""
+    """The consistent rows of ``data`` (each once) and their twins (every kind that applies;
+    a row without one is left out), each original and its twins one group under its index."""
     from batchjudge.datasets.perturb import KINDS, perturb_summary
 
     twins = TrainingSet()
+    seen: set[tuple[str, str]] = set()
     for i, (premise, hypothesis, target) in enumerate(zip(data.premises, data.hypotheses, data.targets, strict=True)):
-        if target != 1:
+        if target != 1 or (premise, hypothesis) in seen:  # a row two files share is one original
             continue
+        seen.add((premise, hypothesis))
         made = [t for kind in KINDS if (t := perturb_summary(premise, hypothesis, kind, seed=seed, key=str(i)))]
         if not made:
             continue
