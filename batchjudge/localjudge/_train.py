@@ -60,9 +60,9 @@ L2_PRIOR_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 lowest out-of-fold log-loss wins). Each is per unit of evidence: a feature's penalty is the
 strength over the share of rows where the feature is not at its usual value, so a feature
 few rows exercise (a negation) keeps its prior weight unless those rows say otherwise
-clearly, while one every row shows (a name count) follows the data. On FIB train (five
-folds by article) the out-of-fold log-loss runs 0.495 at 0.3 to 0.580 at 100: FIB says
-much the starting judge did not know, other data may say less."""
+clearly, while one every row shows (a name count) follows the data. On all of FIB train
+(five folds by article) the out-of-fold log-loss runs from 0.495 at 0.3 to 0.580 at 100: FIB
+says much the starting judge did not know; other data may say less."""
 PRIOR_FOLDS = 5
 """Folds (by document) that choose the prior's strength and the calibration of a fine-tune."""
 _PLATT_L2 = 1.0
@@ -241,7 +241,8 @@ def train(
     the provenance records each strength's out-of-fold figures. See the module docstring.
 
     ``sources`` names each row's source and ``source_weights`` each source's share (see
-    :func:`row_weights`). ``balance`` weighs the classes equally (see :func:`balanced`). ``data`` is a free-text description kept in the provenance.
+    :func:`row_weights`). ``balance`` weighs the classes equally (see :func:`balanced`).
+    ``data`` is a free-text description kept in the provenance.
     """
     n = len(targets)
     if not len(premises) == len(hypotheses) == n:
