@@ -11,9 +11,7 @@ and is scored on its own fifth:
 
 - ``FIB``: fine-tuned on the FIB rows alone;
 - ``FIB + USB, mixed``: the same plus USB train (the cookbook's copy, labels repaired), both
-  sources in equal shares;
-- ``FIB + USB, mixed then FIB``: the same mix, then FIB's own second pass (``main_source``),
-  what the launcher does with several training files.
+  sources in equal shares, as the launcher mixes several training files.
 
 The zero-shot default is scored on every FIB train row. Figures are pooled over the folds and
 averaged over the seeds; the spread of accuracy over single folds (82 articles each, about
@@ -70,7 +68,7 @@ def _measure(premises: list[str], targets: list[int], scores: np.ndarray) -> dic
     }
 
 
-def _cross_validate(fib: Rows, usb: Rows | None, main: bool, seeds: int) -> dict[str, Any]:
+def _cross_validate(fib: Rows, usb: Rows | None, seeds: int) -> dict[str, Any]:
     """Pooled figures per seed (averaged) and accuracy per single fold."""
     prior = LocalJudge.load()
     premises, hypotheses, targets = fib
@@ -86,8 +84,7 @@ def _cross_validate(fib: Rows, usb: Rows | None, main: bool, seeds: int) -> dict
             if usb is not None:
                 rows = (rows[0] + usb[0], rows[1] + usb[1], rows[2] + usb[2])
                 sources += ["usb"] * len(usb[2])
-            judge = train(*rows, name=f"cv-{seed}-{k}", prior=prior, sources=sources,
-                          main_source="fib" if main and usb is not None else None)  # fmt: skip
+            judge = train(*rows, name=f"cv-{seed}-{k}", prior=prior, sources=sources, balance=True)
             held = np.flatnonzero(fold == k)
             found = judge.predict_many((premises[i], hypotheses[i]) for i in held)
             scores[held] = [j.score for j in found]
@@ -114,13 +111,12 @@ def main() -> None:
     default = LocalJudge.load()
     zero = _measure(fib[0], fib[2], np.array([j.score for j in default.predict_many(zip(fib[0], fib[1], strict=True))]))
     results: list[dict[str, Any]] = [{"judge": "zero-shot (local-judge)", **{k: round(v, 3) for k, v in zero.items()}}]
-    results.append({"judge": "fine-tuned: FIB", **_cross_validate(fib, None, False, args.seeds)})
+    results.append({"judge": "fine-tuned: FIB", **_cross_validate(fib, None, args.seeds)})
     if usb_file.is_file() and not args.no_usb:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the repair announces itself; it is expected here
             usb = _rows(repair_usb(load_cookbook(usb_file))[0])
-        results.append({"judge": "fine-tuned: FIB + USB, mixed", **_cross_validate(fib, usb, False, args.seeds)})
-        results.append({"judge": "fine-tuned: FIB + USB, mixed then FIB", **_cross_validate(fib, usb, True, args.seeds)})
+        results.append({"judge": "fine-tuned: FIB + USB, mixed", **_cross_validate(fib, usb, args.seeds)})
     load = [round(v, 2) for v in os.getloadavg()]
     report = {"rows": len(fib[2]), "folds": FOLDS, "seeds": args.seeds, "load_avg_1m_5m_15m": load,
               "wall_s": round(time.perf_counter() - started, 1), "cpu_s": round(time.process_time() - cpu, 1),

@@ -9,6 +9,7 @@ import shlex
 from pathlib import Path
 
 import anyio
+import pyarrow.parquet as pq
 import pytest
 from ft_fixtures import labelled_parquet
 from typer.testing import CliRunner
@@ -22,6 +23,8 @@ from batchjudge.adapters.launchers import (
     wait_for_job,
 )
 from batchjudge.cli.ft import ft_app
+from batchjudge.datasets.io import write_dataset
+from batchjudge.datasets.perturb import perturb_table
 from batchjudge.emulator import finetune as emulator_finetune
 from batchjudge.engine.config import RunConfig
 from batchjudge.api import run_async
@@ -195,6 +198,8 @@ def test_a_judge_worse_than_its_starting_point_is_refused_unless_forced(
     assert "worse than local-judge" in (refused.message or "") and "--force" in (refused.message or "")
     heldout = refused.details["heldout"]
     assert heldout["after"]["accuracy"] < heldout["before"]["accuracy"]
+    assert heldout["twins"]["after"]["all"] < heldout["twins"]["before"]["all"]  # and it forgot its twins
+    assert "pairwise on the rows' twins" in (refused.message or "")
     assert not any(name.startswith("ft:local-judge:flipped") for name in list_models())
     forced = anyio.run(LocalLauncher().launch, LaunchSpec(bad, val, suffix="flipped", force=True))
     assert forced.status == "SUCCESS" and forced.details["forced"] is True
@@ -215,9 +220,47 @@ def test_several_training_files_are_sources_mixed_by_their_weights(home: Path, l
     provenance = LocalJudge.load(job.fine_tuned_model).provenance
     sources = provenance["sources"]
     assert sources["small.jsonl"]["row_weight"] * 40 == pytest.approx(3 * sources["big.jsonl"]["row_weight"] * (len(lines) - 40))
-    assert provenance["second_pass_rows"] == 40  # the first file, the data the judge is for, has the last word
     with pytest.raises(ConfigError, match="one per file"):
         LaunchSpec(small, more_train_files=(big,), train_weights=(1.0,))
+
+
+def test_a_second_file_moves_the_judge_as_far_as_its_weight_says(home: Path, larger: tuple[Path, Path], tmp_path: Path) -> None:
+    train, val = larger
+    flipped = _flipped(train, tmp_path / "flipped.jsonl")  # a second file that says the opposite
+
+    def val_accuracy(weights: tuple[float, float]) -> float:
+        spec = LaunchSpec(train, val, more_train_files=(flipped,), train_weights=weights, force=True)
+        job = anyio.run(LocalLauncher().launch, spec)
+        return float(job.details["heldout"]["after"]["accuracy"])
+
+    assert val_accuracy((4.0, 1.0)) > 0.5 > val_accuracy((1.0, 4.0))  # the first file has no last word
+
+
+@pytest.fixture
+def with_twins(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """(train.jsonl, twins.jsonl, val.jsonl): synthetic rows, and `data perturb` twins of
+    the training rows' documents, both with the ft prompt."""
+    data = labelled_parquet(tmp_path / "rows.parquet", 200, seed=24)
+    export_finetune([data], tmp_path / "train.jsonl", val_out=tmp_path / "val.jsonl",
+                    options=ExportOptions(prompt="ft", val_size=0.25))
+    twins = write_dataset(perturb_table(pq.read_table(data)), tmp_path / "twins.parquet")
+    export_finetune([twins], tmp_path / "twins.jsonl", options=ExportOptions(prompt="ft"))
+    return tmp_path / "train.jsonl", tmp_path / "twins.jsonl", tmp_path / "val.jsonl"
+
+
+def test_twins_added_as_a_second_file_change_the_judge_and_the_job_reports_pairwise_and_twins(
+    home: Path, with_twins: tuple[Path, Path, Path]
+) -> None:
+    train, twins, val = with_twins
+    alone = anyio.run(LocalLauncher().launch, LaunchSpec(train, val, force=True))
+    mixed = anyio.run(LocalLauncher().launch, LaunchSpec(train, val, more_train_files=(twins,), train_weights=(1.0, 1.0), force=True))
+    assert alone.status == mixed.status == "SUCCESS"
+    judges = [LocalJudge.load(job.fine_tuned_model or "") for job in (alone, mixed)]
+    assert max(abs(a - b) for a, b in zip(judges[0].coef, judges[1].coef, strict=True)) > 0.05
+    heldout = mixed.details["heldout"]
+    assert {"accuracy", "roc_auc", "log_loss", "pairwise"} <= set(heldout["before"]) == set(heldout["after"])
+    assert heldout["twins"]["rows"] > 0 and heldout["twins"]["after"]["all"] is not None
+    assert {"negation", "all"} <= set(heldout["twins"]["before"])
 
 
 def test_cli_launch_prints_before_and_after_and_force_registers_a_worse_judge(

@@ -150,8 +150,12 @@ def _show_job(job: Any, as_json: bool, base_url: str | None, train: list[Path] |
         table.add_column("")
         table.add_column(f"before ({heldout['starting_point']})", justify="right")
         table.add_column("after (fine-tuned)", justify="right")
-        for key in ("accuracy", "roc_auc", "log_loss"):
-            before, after = heldout["before"].get(key), heldout["after"].get(key)
+        twins = heldout.get("twins", {})
+        rows = [(key, heldout["before"].get(key), heldout["after"].get(key))
+                for key in ("accuracy", "roc_auc", "log_loss", "pairwise")]
+        rows += [(f"pairwise on twins: {kind}", twins["before"].get(kind), twins["after"].get(kind))
+                 for kind in twins.get("before", {})]  # fmt: skip
+        for key, before, after in rows:
             table.add_row(key, "–" if before is None else f"{before:.3f}", "–" if after is None else f"{after:.3f}")
         out_console().print(table)
     if job.fine_tuned_model and job.status == "SUCCESS":

@@ -3,15 +3,20 @@
 It reads the same fine-tuning JSONL a hosted job would get (checked against the same rules),
 recovers each (document, summary) pair from the rendered prompt and the label from the
 assistant's answer (:func:`~batchjudge.adapters.finetune.read_examples`), and fine-tunes the
-shipped judge: training starts from its weights with a penalty toward them, each training
-file is one source with its own mixing weight, and the first file, the data the judge is
-for, gets a second pass of its own after the mix (:func:`batchjudge.localjudge.train`).
+shipped judge (:func:`batchjudge.localjudge.train`): one fit over every training file, each
+file a source whose rows together weigh what its ``--weights`` share says, the two classes
+weighed equally, pulled toward the shipped judge's weights with a strength and a decision
+threshold both chosen by cross-validation on the training documents.
 
 Before registering, the new judge and its starting point are both measured on a held-out
-split: the ``--val`` file, or else a fifth of the training documents (kept out of the
-training). A judge worse than its starting point there (lower accuracy or lower ROC-AUC,
-each source weighted by its mixing weight) is refused unless ``force``; both figures are
-kept in the job's details either way. A judge that passes is registered as
+split the fit never saw (neither its weights nor its threshold): the ``--val`` file, or else
+a fifth of the training documents. Measured there: accuracy, ROC-AUC, log-loss and pairwise
+accuracy (each source weighted by its mixing weight), and pairwise accuracy on twins the
+project makes of the split's consistent rows (:mod:`batchjudge.datasets.perturb`: a name,
+number or date swapped, a pronoun or a negation flipped), which the starting judge tells
+apart and which a held-out split rarely holds (FIB has few negations). A judge worse than
+its starting point on accuracy, ROC-AUC or those twins is refused unless ``force``; every
+figure is kept in the job's details either way. A judge that passes is registered as
 ``ft:local-judge:SUFFIX:ID``, a name ``--provider local --model`` accepts.
 :func:`train_and_register` (no held-out split, no refusal, as a hosted job) is the training
 step of the emulator's fine-tuning endpoint, so offline and emulated jobs train alike.
@@ -89,14 +94,14 @@ def read_training(files: Sequence[tuple[str, Sequence[bytes | str]]], weights: S
 
 
 def _fine_tune(data: TrainingSet, name: str, seed: int) -> LocalJudge:
-    """The shipped judge fine-tuned on ``data`` (from its weights, sources weighed); the
-    first training file is the main one, which gets a pass of its own after the mix."""
+    """The shipped judge fine-tuned on ``data``: pulled toward its weights, each source
+    weighed by its share, the classes balanced (twins, all inconsistent, would otherwise
+    become the judge's base rate)."""
     from batchjudge.localjudge import LocalJudge, train
 
-    main = next((source for source in data.shares if source in data.sources), None)
     return train(data.premises, data.hypotheses, data.targets, name=name, seed=seed, data=name,
                  prior=LocalJudge.load(), sources=data.sources, source_weights=data.shares,
-                 main_source=main)  # fmt: skip
+                 balance=True)  # fmt: skip
 
 
 def train_and_register(data: TrainingSet, name: str, seed: int) -> str:
@@ -124,24 +129,35 @@ def _held_out(premises: Sequence[str], seed: int) -> list[bool]:
     return [p in chosen for p in premises]
 
 
+def _pairwise(groups: Sequence[str], targets: Sequence[int], scores: Sequence[float]) -> float | None:
+    """Pairwise accuracy: in each group, how often a consistent row scores above an
+    inconsistent one (ties half); None when no group holds both."""
+    from batchjudge.core.metrics import pairwise_accuracy
+
+    return pairwise_accuracy(list(groups), list(targets), list(scores)).value
+
+
 def _measure(judge: LocalJudge, data: TrainingSet) -> dict[str, float | None]:
-    """Accuracy, ROC-AUC and log-loss on ``data``: per source, then averaged with the
-    sources' mixing weights (a source's share of the measure is its share of the training)."""
+    """Accuracy, ROC-AUC, log-loss and pairwise accuracy (documents as groups) on ``data``:
+    per source, then averaged with the sources' mixing weights (a source's share of the
+    measure is its share of the training)."""
     import numpy as np
 
     from batchjudge.localjudge import log_loss
     from batchjudge.core.metrics import confusion, roc_auc
 
     judged = judge.predict_many(zip(data.premises, data.hypotheses, strict=True))
-    figures: dict[str, list[tuple[float, float]]] = {"accuracy": [], "roc_auc": [], "log_loss": []}
+    figures: dict[str, list[tuple[float, float]]] = {"accuracy": [], "roc_auc": [], "log_loss": [], "pairwise": []}
     for source in sorted(set(data.sources)):
         rows = [i for i, s in enumerate(data.sources) if s == source]
         y = [data.targets[i] for i in rows]
+        scores = [judged[i].score for i in rows]
         share = data.shares.get(source, 1.0)
         accuracy = confusion(y, [judged[i].verdict for i in rows]).accuracy()
-        auc = roc_auc(y, [judged[i].score for i in rows])
-        loss = log_loss(np.array(y, dtype=float), np.array([judged[i].score for i in rows]))
-        for key, value in (("accuracy", accuracy), ("roc_auc", auc), ("log_loss", loss)):
+        auc = roc_auc(y, scores)
+        loss = log_loss(np.array(y, dtype=float), np.array(scores))
+        pairwise = _pairwise([data.premises[i] for i in rows], y, scores)
+        for key, value in (("accuracy", accuracy), ("roc_auc", auc), ("log_loss", loss), ("pairwise", pairwise)):
             if value is not None:
                 figures[key].append((value, share))
     return {
@@ -150,11 +166,45 @@ def _measure(judge: LocalJudge, data: TrainingSet) -> dict[str, float | None]:
     }
 
 
-def _worse(before: dict[str, float | None], after: dict[str, float | None]) -> list[str]:
-    """The measures on which ``after`` falls below ``before``."""
+def _twins(data: TrainingSet, seed: int) -> TrainingSet:
+    """The consistent rows of ``data`` (each once) and their twins (every kind that applies;
+    a row without one is left out), each original and its twins one group under its index."""
+    from batchjudge.datasets.perturb import KINDS, perturb_summary
+
+    twins = TrainingSet()
+    seen: set[tuple[str, str]] = set()
+    for i, (premise, hypothesis, target) in enumerate(zip(data.premises, data.hypotheses, data.targets, strict=True)):
+        if target != 1 or (premise, hypothesis) in seen:  # a row two files share is one original
+            continue
+        seen.add((premise, hypothesis))
+        made = [t for kind in KINDS if (t := perturb_summary(premise, hypothesis, kind, seed=seed, key=str(i)))]
+        if not made:
+            continue
+        for text, label, kind in [(hypothesis, 1, "consistent"), *((t.hypothesis, 0, t.kind) for t in made)]:
+            twins.premises.append(premise)
+            twins.hypotheses.append(text)
+            twins.targets.append(label)
+            twins.sources.append(f"{i}:{kind}")
+    return twins
+
+
+def _measure_twins(judge: LocalJudge, twins: TrainingSet) -> dict[str, float | None]:
+    """Pairwise accuracy on ``twins`` (from :func:`_twins`): over all of them, then per kind."""
+    scores = [j.score for j in judge.predict_many(zip(twins.premises, twins.hypotheses, strict=True))]
+    groups = [source.split(":")[0] for source in twins.sources]
+    kinds = [source.split(":")[1] for source in twins.sources]
+    figures = {"all": _pairwise(groups, twins.targets, scores)}
+    for kind in sorted(set(kinds) - {"consistent"}):
+        rows = [i for i, k in enumerate(kinds) if k in ("consistent", kind)]
+        figures[kind] = _pairwise([groups[i] for i in rows], [twins.targets[i] for i in rows], [scores[i] for i in rows])
+    return {key: None if value is None else round(value, 6) for key, value in figures.items()}
+
+
+def _worse(before: dict[str, float | None], after: dict[str, float | None], keys: Sequence[str]) -> list[str]:
+    """The measures among ``keys`` on which ``after`` falls below ``before``."""
     return [
-        key for key in ("accuracy", "roc_auc")
-        if before[key] is not None and after[key] is not None and after[key] < before[key]  # type: ignore[operator]
+        key for key in keys
+        if before.get(key) is not None and after.get(key) is not None and after[key] < before[key]  # type: ignore[operator]
     ]  # fmt: skip
 
 
@@ -217,19 +267,23 @@ class LocalLauncher:
         judge = _fine_tune(data, name, spec.seed)
         if len(set(heldout.targets)) < 2:
             raise ConfigError(f"{split}: the held-out rows need both labels to measure the judge; give a --val file")
-        before = _measure(LocalJudge.load(), heldout)
-        after = _measure(judge, heldout)
+        start = LocalJudge.load()
+        before, after = _measure(start, heldout), _measure(judge, heldout)
+        twins = _twins(heldout, spec.seed)
+        twins_before, twins_after = _measure_twins(start, twins), _measure_twins(judge, twins)
         details: dict[str, Any] = {
             "train_rows": len(data.targets),
             "sources": {s: {"rows": data.sources.count(s), "weight": w} for s, w in data.shares.items()},
             "heldout": {"rows": len(heldout.targets), "split": split, "before": before, "after": after,
-                        "starting_point": LOCAL_BASE},
+                        "starting_point": LOCAL_BASE,
+                        "twins": {"rows": len(twins.targets), "before": twins_before, "after": twins_after}},
         }  # fmt: skip
-        worse = _worse(before, after)
+        worse = [f"{k} {before[k]:.3f} -> {after[k]:.3f}" for k in _worse(before, after, ("accuracy", "roc_auc"))]
+        if _worse(twins_before, twins_after, ("all",)):
+            worse.append(f"pairwise on the rows' twins {twins_before['all']:.3f} -> {twins_after['all']:.3f}")
         if worse and not spec.force:
-            lines = ", ".join(f"{k} {before[k]:.3f} -> {after[k]:.3f}" for k in worse)
             raise ModelRefused(f"not registered: the fine-tuned judge is worse than {LOCAL_BASE} on "
-                               f"{len(heldout.targets)} held-out rows ({lines}); --force registers it anyway",
+                               f"{len(heldout.targets)} held-out rows ({', '.join(worse)}); --force registers it anyway",
                                details)  # fmt: skip
         details["forced"] = bool(worse)
         register(judge)
