@@ -61,7 +61,7 @@ from batchjudge.engine.retry import RetryPolicy, StopRun, first_error
 from batchjudge.engine.sink import ResultSink
 from batchjudge.engine.source import Source, open_source
 from batchjudge.engine.stats import RunStats, StatsSnapshot
-from batchjudge.errors import AuthError, BatchJudgeError, CheckpointError, ConfigError
+from batchjudge.errors import AuthError, BatchJudgeError, ConfigError
 
 __all__ = [
     "Engine", "ProgressCallback", "RunPlan", "RunResult", "check_resume", "execute", "online_judge", "plan_run",
@@ -256,12 +256,6 @@ def _open_record(
     if config.overwrite:
         run_dir.reset(also=(BATCH_DIR,))
     stored = run_dir.read_meta()
-    if stored is None and run_dir.parts():
-        raise CheckpointError(
-            f"{run_dir.path}: results/ holds results but run.json is missing, so they cannot be "
-            "matched to this run's settings; pass --overwrite to discard them and start over, "
-            "or use another --out"
-        )
     check_resume(plan, stored, run_dir.path)
     if config.retry_failed:
         run_dir.drop_failed()
