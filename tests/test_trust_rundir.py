@@ -25,10 +25,15 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 from emulator_fixtures import cli_command
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from batchjudge import JudgeReply, JudgeRequest, MockProvider, RunConfig, TransientError, run, run_status
 from batchjudge.cli import app
+from batchjudge.datasets.synth import write_synth
+from batchjudge.engine.checkpoint import RunDir
+from batchjudge.errors import CheckpointError, InputError
 from batchjudge.report.loading import load_run
 
 runner = CliRunner()
@@ -269,3 +274,81 @@ def test_deleting_the_lock_mid_run_lets_no_second_writer_in(write_pairs: Callabl
     results = pl.read_parquet(out / "results" / "*.parquet")
     assert results.height == 80 and results["row_id"].n_unique() == 80
     assert run_status(out).state == "complete"
+
+
+# -- a bit flipped anywhere in a part ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def written_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple[object, ...]]:
+    """A real run of 12 rows in two parts, written by the engine (the local judge), and what
+    the resume, the report and status read from it."""
+    folder = tmp_path_factory.mktemp("flips")
+    write_synth(folder / "data", rows=12, seed=5)
+    assert run(RunConfig(inputs=[folder / "data"], out=folder / "run", flush_rows=6)).complete
+    assert len(list((folder / "run" / "results").glob("part-*.parquet"))) == 2
+    expected = _look(folder / "run")
+    assert expected is not None
+    return folder / "run", expected
+
+
+def _look(out: Path) -> tuple[object, ...] | None:
+    """What the resume (its done-set and counts), the report (every column of every row) and
+    status (its counts) read, or None when all three refuse; they never disagree."""
+    views: list[object] = []
+    for read in (lambda: RunDir(out).done_keys(), lambda: load_run(out, raw_response=True).results,
+                 lambda: dataclasses.astuple(run_status(out))[3:8]):  # fmt: skip
+        try:
+            views.append(read())
+        except (CheckpointError, InputError) as exc:
+            assert str(exc).startswith(f"{out / 'results'}/part-") and "\n" not in str(exc)
+            views.append(None)
+    assert sum(v is None for v in views) in (0, 3), f"run, report and status disagree: {views}"
+    return None if views[0] is None else (views[0][0].tolist(), views[0][1], views[1], views[2])  # type: ignore[index]
+
+
+def _same(a: tuple[object, ...] | None, b: tuple[object, ...] | None) -> bool:
+    assert a is not None and b is not None
+    return a[0] == b[0] and a[1] == b[1] and a[3] == b[3] and a[2].equals(b[2], null_equal=True)  # type: ignore[attr-defined]
+
+
+def _flip_bits(written: tuple[Path, tuple[object, ...]], part_index: int, recorded: bool, bits: list[int]) -> bool:
+    """Flip ``bits`` of one part (left unrecorded, as a crash leaves the newest, unless
+    ``recorded``): True when the run, the report and status refuse it, False when what they
+    read is exactly what was written. The run directory is restored afterwards."""
+    out, expected = written
+    part = sorted((out / "results").glob("part-*.parquet"))[part_index]
+    pristine_part, pristine_meta = part.read_bytes(), (out / "run.json").read_bytes()
+    try:
+        if not recorded:
+            _unrecord(out, part.name)
+        damaged = bytearray(pristine_part)
+        for bit in {b % (8 * len(damaged)) for b in bits}:  # distinct: two flips of one bit undo each other
+            damaged[bit // 8] ^= 1 << bit % 8
+        part.write_bytes(bytes(damaged))
+        seen = _look(out)
+        assert seen is None or _same(seen, expected), f"bits {bits} changed what is read"
+        return seen is None
+    finally:
+        part.write_bytes(pristine_part)
+        (out / "run.json").write_bytes(pristine_meta)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(part_index=st.sampled_from([0, 1]), recorded=st.booleans(),
+       bits=st.lists(st.integers(0, 2**24), min_size=1, max_size=2))  # fmt: skip
+def test_a_bit_flipped_anywhere_in_a_part_is_refused_or_changes_nothing_read(
+    written_run: tuple[Path, tuple[object, ...]], part_index: int, recorded: bool, bits: list[int]
+) -> None:
+    refused = _flip_bits(written_run, part_index, recorded, bits)
+    assert refused or not recorded, "a recorded part with a flipped bit must be refused (its digest)"
+
+
+@pytest.mark.slow
+def test_every_single_bit_of_an_unrecorded_part_flipped_is_refused_or_changes_nothing(
+    written_run: tuple[Path, tuple[object, ...]],
+) -> None:
+    """The exhaustive sweep behind the property test: each bit of the newest part, in turn."""
+    size = (sorted((written_run[0] / "results").glob("part-*.parquet"))[1]).stat().st_size
+    refused = sum(_flip_bits(written_run, 1, False, [bit]) for bit in range(size * 8))
+    print(f"{refused} of {size * 8} single-bit flips refused, the rest read exactly as written")
