@@ -11,10 +11,13 @@ directory itself, so deleting ``.lock`` lets no second writer in.
 from __future__ import annotations
 
 import dataclasses
+import errno
+import fcntl
 import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import time
 from collections.abc import Callable
@@ -31,6 +34,7 @@ from typer.testing import CliRunner
 
 from batchjudge import JudgeReply, JudgeRequest, MockProvider, RunConfig, TransientError, run, run_status
 from batchjudge.cli import app
+from batchjudge.core.results import RESULT_COLUMNS
 from batchjudge.datasets.synth import write_synth
 from batchjudge.engine.checkpoint import RunDir
 from batchjudge.errors import CheckpointError, InputError
@@ -352,3 +356,30 @@ def test_every_single_bit_of_an_unrecorded_part_flipped_is_refused_or_changes_no
     size = (sorted((written_run[0] / "results").glob("part-*.parquet"))[1]).stat().st_size
     refused = sum(_flip_bits(written_run, 1, False, [bit]) for bit in range(size * 8))
     print(f"{refused} of {size * 8} single-bit flips refused, the rest read exactly as written")
+
+
+def test_where_folders_cannot_be_locked_a_run_whose_lock_file_was_taken_stops_before_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On NFS a folder cannot be flocked: ``.lock`` alone guards the directory, and each write
+    first checks it is still the run's; once another writer took it, the run stops."""
+    real_flock = fcntl.flock
+
+    def flock(fd: int, operation: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EBADF, "folders cannot be locked here")
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    columns = {c: [None] for c in RESULT_COLUMNS} | {"row_id": ["a"], "status": ["ok"]}
+    with RunDir(tmp_path / "run") as first:
+        with pytest.raises(CheckpointError, match="another batchjudge run is writing here"), RunDir(tmp_path / "run"):
+            pass
+        (tmp_path / "run" / ".lock").unlink()
+        first.write_part(columns)  # puts .lock back, and holds it
+        assert (tmp_path / "run" / ".lock").read_text().strip() == str(os.getpid())
+        (tmp_path / "run" / ".lock").unlink()
+        with RunDir(tmp_path / "run"):  # got in: nothing told it otherwise
+            with pytest.raises(CheckpointError, match="another batchjudge run is writing here"):
+                first.write_part(columns)
+            assert len(list((tmp_path / "run" / "results").glob("part-*.parquet"))) == 1

@@ -11,7 +11,9 @@ Layout::
 **The lock** is a ``flock`` on the run directory itself, which no one deletes by accident
 while a run writes in it (deleting ``.lock`` used to let a second writer in); ``.lock`` is
 locked too, for older versions that lock only it, and put back if it is deleted. Before each
-write the run checks that its path is still the directory it locked.
+write the run checks that its path is still the directory it locked and that ``.lock`` is
+still its own: where folders cannot be locked (NFS), ``.lock`` alone guards the directory,
+and a run that finds it deleted and taken by another writer stops before writing again.
 
 **Files** are written atomically (:mod:`batchjudge.engine.files`): a ``kill -9`` at any instant
 loses only the writer's unflushed buffer, whose rows are sent again on resume: calls are
@@ -142,6 +144,8 @@ def lock_holder(path: str | os.PathLike[str]) -> int | None:
                 fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
             except BlockingIOError:
                 return _pid(folder)
+            except OSError:
+                continue  # not lockable here (a folder on NFS)
             fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
@@ -258,6 +262,8 @@ class RunDir:
         except BlockingIOError as exc:
             os.close(fd)
             raise self._busy() from exc
+        except OSError:
+            pass  # folders cannot be locked here (NFS): .lock alone, checked before each write
         self._dir_fd = fd
         try:
             self._lock_file()
