@@ -74,10 +74,11 @@ def _half_run(write_pairs: Callable[..., Path], out: Path) -> RunConfig:
 
 
 def _refused_everywhere(config: RunConfig, part: Path, why: str) -> None:
-    """``run`` (resuming), ``report`` and ``status``: exit 2 and one line naming ``part``."""
+    """``run`` (resuming), its dry run, ``report`` and ``status``: exit 2 and one line naming
+    ``part``."""
     out = Path(config.out)
-    for args in (("run", *config.inputs, "--out", out, "--flush-rows", 20, "--quiet"), ("report", out),
-                 ("status", out)):  # fmt: skip
+    resume = ("run", *config.inputs, "--out", out, "--flush-rows", 20, "--quiet")
+    for args in (resume, (*resume, "--dry-run"), ("report", out), ("status", out)):
         result = _cli(*args)
         lines = result.output.strip().splitlines()
         assert result.exit_code == 2, (args, result.output)
@@ -349,6 +350,7 @@ def test_a_bit_flipped_anywhere_in_a_part_is_refused_or_changes_nothing_read(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_every_single_bit_of_an_unrecorded_part_flipped_is_refused_or_changes_nothing(
     written_run: tuple[Path, tuple[object, ...]],
 ) -> None:

@@ -248,7 +248,8 @@ def check_resume(plan: RunPlan, stored: dict[str, Any] | None, path: object) -> 
 def _open_record(
     plan: RunPlan, run_dir: RunDir, stats: RunStats, command: list[str] | None
 ) -> tuple[RunRecord, np.ndarray, dict[str, int]]:
-    """Check a resume is compatible, apply ``--retry-failed``, and load the done-set.
+    """Check a resume is compatible, apply ``--retry-failed``, and load the done-set (every
+    part checked to be this run's: :meth:`~batchjudge.engine.checkpoint.RunDir.verified_parts`).
 
     Returns the session's ``run.json`` record, the done-set and the stored counts by status.
     """
