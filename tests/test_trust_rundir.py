@@ -385,3 +385,15 @@ def test_where_folders_cannot_be_locked_a_run_whose_lock_file_was_taken_stops_be
             with pytest.raises(CheckpointError, match="another batchjudge run is writing here"):
                 first.write_part(columns)
             assert len(list((tmp_path / "run" / "results").glob("part-*.parquet"))) == 1
+
+
+def test_a_flip_that_garbles_an_unused_metadata_key_changes_nothing_read(
+    written_run: tuple[Path, tuple[object, ...]],
+) -> None:
+    """Found by the sweep: ``batchjudge.rows`` → ``\\xe2atchjudge.rows`` (invalid UTF-8) in the
+    newest part, unrecorded, made polars panic in the report; the data is whole (the values
+    digest covers the rows), so it reads exactly as written."""
+    out = written_run[0]
+    part = sorted((out / "results").glob("part-*.parquet"))[1]
+    bit = 8 * part.read_bytes().index(b"batchjudge.rows") + 7
+    assert not _flip_bits(written_run, 1, False, [bit])

@@ -144,7 +144,7 @@ def _read_results(run_dir: Path, schema: dict[str, pl.DataType]) -> pl.DataFrame
 def _conform(part: Path, table: pa.Table, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     """One part as a frame of ``schema``: absent columns null, integers and floats widened, so
     parts written with narrower (older or foreign) types still load."""
-    frame = pl.from_arrow(table)
+    frame = pl.from_arrow(table.replace_schema_metadata(None))  # a flipped bit there (unused) makes polars panic
     assert isinstance(frame, pl.DataFrame)
     try:
         return frame.select([
