@@ -50,6 +50,7 @@ digests of one or the other accept, and the next session settles the record.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -297,6 +298,9 @@ class RunDir:
         except BlockingIOError as exc:
             os.close(fd)
             raise self._busy() from exc
+        except OSError:
+            os.close(fd)
+            raise
         if self._lock_fd is not None:
             os.close(self._lock_fd)
         self._lock_fd = fd
@@ -351,7 +355,9 @@ class RunDir:
         """Release the lock."""
         for fd in (self._lock_fd, self._dir_fd):
             if fd is not None:
-                os.close(fd)  # releases its flock
+                with contextlib.suppress(OSError):  # not locked (a folder on NFS)
+                    fcntl.flock(fd, fcntl.LOCK_UN)  # a forked child holding the fd keeps no lock
+                os.close(fd)
         self._lock_fd = self._dir_fd = None
 
     def _recover(self) -> None:
