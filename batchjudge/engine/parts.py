@@ -198,6 +198,7 @@ def read_part(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
         values = metadata.get(_VALUES)
         if columns is None and values is not None and values != _values_digest(table, metadata[_RUN]):
             raise ValueError("its values do not match the digest written with it")
+        table = table.replace_schema_metadata(metadata)  # what was checked: the footer holds a second copy
     except OSError as exc:
         if exc.errno in ADVICE:
             raise storage_error(path, exc, "read a results part") from exc
