@@ -29,13 +29,14 @@ def result_row(row_id: str, target: int | None, verdict: int | None, score: floa
 
 def write_run(path: Path, parts: Sequence[Sequence[Mapping[str, Any]]],
               meta: Mapping[str, Any] | None = None) -> Path:
-    """Write ``parts`` (lists of result rows) and ``run.json`` into ``path``."""
+    """Write ``parts`` (lists of result rows), then ``run.json`` (which records them), into
+    ``path``, as the engine does."""
     with RunDir(path) as run_dir:
+        for rows in parts:
+            run_dir.write_part({c: [r.get(c) for r in rows] for c in RESULT_COLUMNS})
         run_dir.write_meta(meta if meta is not None else {
             "fingerprint": {"model": "open-mistral-7b"}, "created_at": "2026-11-27T12:00:00Z",
             "batchjudge_version": "0.1.0",
             "config": {"model": "open-mistral-7b", "provider": "mistral", "prompt": "zero-shot"},
         })  # fmt: skip
-        for rows in parts:
-            run_dir.write_part({c: [r.get(c) for r in rows] for c in RESULT_COLUMNS})
     return path

@@ -13,6 +13,7 @@ from report_helpers import result_row, write_run
 from typer.testing import CliRunner
 
 from batchjudge.cli import app
+from batchjudge.core.schema import RESULT_SCHEMA
 from batchjudge.errors import ConfigError, InputError
 from batchjudge.report import load_prices, load_run, summarize, worst_mistakes
 from batchjudge.report.formatting import cost_text
@@ -168,8 +169,13 @@ def test_a_row_with_results_in_two_parts_is_refused_never_counted_twice(tmp_path
         load_run(run)
 
 
-def test_parts_missing_newer_columns_are_read_as_empty(tmp_path: Path) -> None:
-    run = write_run(tmp_path / "r", [[result_row("a", 1, 1, 0.9)]])
+def test_a_run_from_before_run_ids_reads_and_columns_its_parts_lack_are_empty(tmp_path: Path) -> None:
+    """A run.json without a run id and parts without one (older versions): read as they are."""
+    run = tmp_path / "r"
+    (run / "results").mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"fingerprint": {}, "config": {"model": "open-mistral-7b"}}))
+    pq.write_table(pa.Table.from_pylist([result_row("a", 1, 1, 0.9)], schema=RESULT_SCHEMA),
+                   run / "results" / "part-000000.parquet")  # fmt: skip
     old = pa.table({"row_id": ["b"], "status": ["ok"], "verdict": pa.array([0], pa.int8()),
                     "target": pa.array([0], pa.int8())})  # fmt: skip
     pq.write_table(old, run / "results" / "part-000009.parquet")
@@ -187,7 +193,7 @@ def test_parts_missing_newer_columns_are_read_as_empty(tmp_path: Path) -> None:
         (
             lambda p: (p.mkdir(), (p / "results").mkdir(),
                        (p / "results" / "part-000000.parquet").write_text("not parquet")),
-            "part-000000.parquet: unreadable results part",
+            "results/ holds results but run.json is missing",
         ),
     ],
 )

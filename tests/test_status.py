@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from emulator_fixtures import cli_command
+from report_helpers import result_row, write_run
 from typer.testing import CliRunner
 
 from batchjudge import run_status
@@ -68,13 +69,12 @@ def test_status_follows_a_run_while_it_runs_after_a_kill_and_once_finished(
 def test_status_from_another_folder_says_where_to_resume_and_suggests_retrying_failed_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
     meta = {"fingerprint": {}, "config": {"provider": "mistral", "model": "m", "mode": "online"},
             "counts": {"done": 10, "total": 10, "ok": 7, "parse_error": 0, "failed": 3},
             "endpoint": {"host": "api.mistral.ai", "emulator": False}, "sessions": 2,
             "command": ["batchjudge", "run", "data/x.parquet", "--out", "runs/r"], "cwd": "/somewhere else"}  # fmt: skip
-    (run_dir / "run.json").write_text(json.dumps(meta))
+    rows = [result_row(f"r{i}", 1, 1 if i < 7 else None) for i in range(10)]
+    run_dir = write_run(tmp_path / "run", [rows[:5], rows[5:]], meta)
     monkeypatch.chdir(tmp_path)
     shown = _status(run_dir)
     assert "complete — 10 of 10" in shown and "failed 3" in shown and "endpoint api.mistral.ai" in shown

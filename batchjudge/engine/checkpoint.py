@@ -1,58 +1,85 @@
-"""The run directory: an exclusive lock, ``run.json``, and atomically written result parts.
+"""The run directory: its lock, ``run.json``, and the result parts that are this run's.
 
 Layout::
 
     RUN_DIR/
-      run.json            config, fingerprint, versions, counts (rewritten atomically)
+      run.json            config, fingerprint, versions, counts, the run's id and its parts'
+                          digests (rewritten atomically)
       results/part-NNNNNN.parquet   one row per judged input row, each part written atomically
-      .lock               held (flock) while a run writes here; holds the writer's pid
+      .lock               holds the writer's pid (for ``batchjudge status``)
 
-Every file is written to a temporary name, fsynced, renamed, and the directory fsynced, so a
-``kill -9`` at any instant leaves either the old or the new file, never half of one. A crash
+**The lock** is a ``flock`` on the run directory itself, which no one deletes by accident
+while a run writes in it (deleting ``.lock`` used to let a second writer in); ``.lock`` is
+locked too, for older versions that lock only it, and put back if it is deleted. Before each
+write the run checks that its path is still the directory it locked and that ``.lock`` is
+still its own: where folders cannot be locked (NFS), ``.lock`` alone guards the directory,
+and a run that finds it deleted and taken by another writer stops before writing again.
+
+**Files** are written atomically (:mod:`batchjudge.engine.files`): a ``kill -9`` at any instant
 loses only the writer's unflushed buffer, whose rows are sent again on resume: calls are
-at-least-once, results exactly-once. ``--retry-failed`` (and ``--allow-changed-inputs``)
-rewrites the parts without some rows (:meth:`RunDir.drop_rows`) through a staged directory
-swap that a crash at any point leaves recoverable.
+at-least-once, results exactly-once.
 
-The results check themselves when read (:func:`read_part`, :func:`list_parts`; the report
-reads them the same way):
+**A run directory holds only its own parts.** A run has an id (``run_id`` in ``run.json``,
+random, made with the run and kept across its sessions) that every part it writes carries
+in its metadata, and ``run.json`` records each part's digest (``parts``: ``{name: digest}``,
+BLAKE2 of the file's bytes), rewritten after each part. Every reader (``run``, ``report``,
+``status``, a dry run: :meth:`RunDir.verified_parts`) checks the parts present against it:
 
-- parts are written with Parquet page checksums, verified on every read, and carry in their
-  metadata the row count and a BLAKE2 digest of their ``row_id`` and ``status`` columns, so a
-  flipped bit anywhere (data pages or footer) is a :class:`~batchjudge.errors.CheckpointError`
-  naming the part, never a row read as another;
-- only ``part-NNNNNN.parquet`` files are read; any other visible file in ``results/`` is named
-  in an error (hidden files are the engine's own temporary files, or the system's);
-- a row id found in two parts (a part copied or restored twice) is an error naming the
-  parts, never a row counted twice.
+- a recorded part must have its recorded digest, byte for byte; one that is missing was
+  deleted to judge its rows again (the documented way) and is dropped from the record;
+- a part ``run.json`` does not record is what a crash between a part and the next
+  ``run.json`` leaves: it is accepted only when it carries this run's id and checks out whole
+  (:func:`~batchjudge.engine.parts.read_part`: schema, checksums, digest of every value), then
+  recorded;
+- anything else (another run's part, one whose bytes changed, one without a run id in a run
+  that has one, parts without ``run.json``) is a :class:`~batchjudge.errors.CheckpointError`
+  naming the part and what to do; so is any other visible file in ``results/``, and a row id
+  found in two parts (a part copied twice), never counted twice.
 
-When the file system refuses (full disk, read-only, permission denied) the error is a
-:class:`~batchjudge.errors.StorageError` naming the path, the cause and what to do, and no
-temporary file is left behind: what was written before stays valid, and the same command
-resumes once the cause is fixed.
+A ``run.json`` written before run ids (no ``run_id``) is a legacy run: its parts, which carry
+no id, are accepted on their own checks (a part that carries a run id is refused: it comes
+from another directory), and its next session gives the run an id and records their digests,
+which binds them from then on.
+
+``--retry-failed`` (and ``--allow-changed-inputs``) rewrites the parts without some rows
+(:meth:`RunDir.drop_rows`) through a staged directory swap: the new parts are written to ``results.new``, their digests recorded in ``run.json``
+(``parts_staged``) beside the current ones, then the folders are swapped with two renames and
+``run.json`` settles on the new set. A crash at any point leaves one whole set, which the
+digests of one or the other accept, and the next session settles the record.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import hashlib
 import os
-import re
+import secrets
 import shutil
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from batchjudge.core.results import STATUS_FAILED
-from batchjudge.core.schema import RESULT_SCHEMA
-from batchjudge.errors import CheckpointError, StorageError
+from batchjudge.engine.files import ADVICE, atomic_write_bytes, fsync_dir, storage_error
+from batchjudge.engine.parts import (
+    conform,
+    corrupt,
+    file_digest,
+    from_columns,
+    list_parts,
+    listed,
+    part_number,
+    read_part,
+    write_part_file,
+    written_by,
+)
+from batchjudge.errors import CheckpointError
 
 __all__ = [
     "RunDir",
@@ -70,37 +97,10 @@ _LOCK = ".lock"
 _RESULTS = "results"
 _STAGED = "results.new"
 _RETIRED = "results.old"
-_PART = re.compile(r"part-(\d{6,})\.parquet")
-_DIGEST = b"batchjudge.rows"
-"""Part metadata: ``COUNT:HEX``, the row count and the digest of ``row_id`` and ``status``."""
-_SHOWN = 3
-"""File names or row ids an error lists before saying how many more."""
-
-_ADVICE: dict[int, str] = {
-    errno.ENOSPC: "the disk is full: free some space",
-    errno.EDQUOT: "the disk quota is used up: free some space",
-    errno.EROFS: "the file system is read-only: use a writable --out",
-    errno.EACCES: "permission denied: make the folder writable, or use another --out",
-    errno.EPERM: "operation not permitted: make the folder writable, or use another --out",
-}
-
-
-def storage_error(path: Path | str, exc: OSError, doing: str) -> StorageError:
-    """The one-line :class:`StorageError` for ``exc`` met while ``doing`` something at ``path``."""
-    cause = exc.strerror or str(exc) or type(exc).__name__
-    code = errno.errorcode.get(exc.errno or 0)
-    advice = _ADVICE.get(exc.errno or 0, "fix the cause")
-    return StorageError(
-        f"{path}: cannot {doing}: {cause}{f' ({code})' if code else ''}; {advice}, then run the same "
-        "command again (results written so far are kept)",
-        path=os.fspath(path),
-    )
-
-
-def _listed(names: Sequence[str], more: int = 0) -> str:
-    shown = ", ".join(repr(n) for n in names[:_SHOWN])
-    rest = len(names) - _SHOWN + more
-    return shown + (f" and {rest} more" if rest > 0 else "")
+_RUN_ID = "run_id"
+_PARTS = "parts"
+_PARTS_STAGED = "parts_staged"
+"""The keys of ``run.json`` that :class:`RunDir` owns (see the module docstring)."""
 
 
 def key_hash(row_id: str) -> int:
@@ -118,166 +118,129 @@ def key_hashes(row_ids: Iterable[str]) -> np.ndarray:
     return np.unique(key_hashes_in_order(row_ids))
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+def _new_run_id() -> str:
+    return secrets.token_hex(16)
+
+
+def _pid(folder: Path) -> int:
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def _atomic(path: Path, doing: str) -> Iterator[Path]:
-    """Yield a temporary name beside ``path``; once the body has written and fsynced it,
-    rename it over ``path`` and fsync the folder. On any failure the temporary file is
-    removed and an OSError becomes a :class:`StorageError`."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise storage_error(path, exc, doing) from exc
-        raise
-
-
-def _atomic_write_bytes(path: Path, data: bytes, doing: str) -> None:
-    with _atomic(path, doing) as tmp, tmp.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _digest(row_ids: Sequence[str], statuses: Sequence[str]) -> bytes:
-    """``COUNT:HEX`` for a part's ``row_id`` and ``status`` columns (see :data:`_DIGEST`)."""
-    h = hashlib.blake2b(digest_size=16)
-    h.update("\x1e".join(row_ids).encode("utf-8", "surrogatepass"))
-    h.update(b"\x1d")
-    h.update("\x1e".join(statuses).encode("utf-8", "surrogatepass"))
-    return f"{len(row_ids)}:{h.hexdigest()}".encode()
-
-
-def _part_number(path: Path) -> int:
-    match = _PART.fullmatch(path.name)
-    assert match is not None, path
-    return int(match[1])
-
-
-def list_parts(results: Path) -> list[Path]:
-    """The engine's parts in ``results`` in write order; CheckpointError naming any other
-    visible file there (hidden files are temporary files or the system's, and skipped)."""
-    if not results.is_dir():
-        return []
-    try:
-        names = sorted(os.listdir(results))
-    except OSError as exc:
-        raise storage_error(results, exc, "list the results") from exc
-    foreign = [n for n in names if not n.startswith(".") and not _PART.fullmatch(n)]
-    if foreign:
-        raise CheckpointError(
-            f"{results}: {_listed(foreign)} not written by batchjudge (only part-NNNNNN.parquet "
-            "files belong here); move them out of results/, then run the same command again"
-        )
-    return sorted((results / n for n in names if _PART.fullmatch(n)), key=_part_number)
-
-
-def read_part(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
-    """One part's ``columns`` (all by default; those an older part lacks are left out),
-    verified: page checksums, and the row digest when the part has one (parts written before
-    it existed have none).
-
-    Raises CheckpointError naming the part when it does not check out, StorageError when the
-    file system refuses the read.
-    """
-    try:
-        parquet = pq.ParquetFile(path, page_checksum_verification=True)
-        names = parquet.schema_arrow.names
-        if "row_id" not in names or "status" not in names:
-            raise ValueError("no row_id/status column: not a results part")
-        wanted = None if columns is None else [
-            c for c in dict.fromkeys([*columns, "row_id", "status"]) if c in names
-        ]
-        table = parquet.read(columns=wanted)
-        expected = (parquet.schema_arrow.metadata or {}).get(_DIGEST)
-        if expected is not None:
-            found = _digest(table.column("row_id").to_pylist(), table.column("status").to_pylist())
-            if found != expected:
-                raise ValueError("its rows do not match the digest written with it")
-    except OSError as exc:
-        if exc.errno in _ADVICE:
-            raise storage_error(path, exc, "read a results part") from exc
-        raise _corrupt(path, exc) from exc
-    except Exception as exc:  # noqa: BLE001 - any failure to decode a part means it is damaged
-        raise _corrupt(path, exc) from exc
-    return table if columns is None else table.select([c for c in columns if c in table.column_names])
-
-
-def _from_columns(columns: Mapping[str, list[Any]]) -> pa.Table:
-    """A ``RESULT_SCHEMA`` table from Python column lists, built by polars.
-
-    pyarrow builds arrays from Python objects only after importing pandas when it is
-    installed (0.25-0.3 s of CPU): done by the first flush, that import held the interpreter
-    while the senders worked, and the sends of a 400 RPS run fell to 320-340 a second for
-    that second. Polars, already loaded with the datasets in a run, converts without it; it is
-    imported here, not with the module, for the processes that never write a part (Ray
-    workers). Its schema is spelled out because ``pl.from_arrow`` of an empty table imports
-    pandas too.
-    """
-    import polars as pl
-
-    types = {pa.string(): pl.String, pa.int8(): pl.Int8, pa.int32(): pl.Int32, pa.int64(): pl.Int64,
-             pa.float64(): pl.Float64}
-    schema = {f.name: types[f.type] for f in RESULT_SCHEMA}
-    return pl.DataFrame(dict(columns), schema=schema).to_arrow().cast(RESULT_SCHEMA)
-
-
-def _conform(table: pa.Table) -> pa.Table:
-    """``table`` with ``RESULT_SCHEMA``'s columns, in order (null where an older part lacks one)."""
-    columns = [
-        table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
-        for f in RESULT_SCHEMA
-    ]
-    return pa.Table.from_arrays(columns, schema=RESULT_SCHEMA)
-
-
-def _corrupt(path: Path, exc: BaseException) -> CheckpointError:
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-    return CheckpointError(
-        f"{path}: unreadable results part, damaged ({first}); delete it (the same command judges "
-        "its rows again) or restore it from a backup"
-    )
+        text = (folder / _LOCK).read_bytes()[:32].decode("ascii", "replace").strip()
+    except OSError:
+        return 0
+    return int(text) if text.isdigit() else 0
 
 
 def lock_holder(path: str | os.PathLike[str]) -> int | None:
     """The pid of the run writing in ``path`` (0 when its pid is unreadable), or None when no
-    run holds the lock. Only tries a shared lock, released at once, so it never stands in a
-    run's way for longer than that instant."""
-    try:
-        fd = os.open(Path(path) / _LOCK, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
+    run holds the lock. Only tries a shared lock on the directory (and on ``.lock``, which
+    older versions lock), released at once, so it never stands in a run's way for longer
+    than that instant."""
+    folder = Path(path)
+    for target in (folder, folder / _LOCK):
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = os.read(fd, 32).decode("ascii", "replace").strip()
-            return int(text) if text.isdigit() else 0
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
+            fd = os.open(target, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return _pid(folder)
+            except OSError:
+                continue  # not lockable here (a folder on NFS)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+    return None
+
+
+def _digests(value: Any, key: str, where: Path) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise CheckpointError(f"{where}: damaged ({key!r} is not a map of part names to digests); "
+                              "pass --overwrite to start over, or use another --out")
+    return dict(value)
+
+
+@dataclass(slots=True)
+class _Ledger:
+    """What ``run.json`` says about the parts: the run they belong to and each one's digest."""
+
+    run_id: str | None
+    """None: a ``run.json`` written before run ids (see the module docstring)."""
+    parts: dict[str, str] = field(default_factory=dict)
+    staged: dict[str, str] = field(default_factory=dict)
+    """The parts a ``--retry-failed`` swap puts in place: until it settles, either set is the run's."""
+    stored: bool = True
+    """Whether ``run.json`` exists (parts without it belong to no known run)."""
+
+    @classmethod
+    def of(cls, meta: Mapping[str, Any] | None, where: Path) -> _Ledger:
+        """The ledger of the stored ``meta`` (a new run's when there is none)."""
+        if meta is None:
+            return cls(_new_run_id(), stored=False)
+        run_id = meta.get(_RUN_ID)
+        if run_id is not None and not (isinstance(run_id, str) and run_id):
+            raise CheckpointError(f"{where}: damaged ({_RUN_ID!r} is not a run id); "
+                                  "pass --overwrite to start over, or use another --out")
+        return cls(run_id, _digests(meta.get(_PARTS), _PARTS, where),
+                   _digests(meta.get(_PARTS_STAGED), _PARTS_STAGED, where))
+
+    def highest(self) -> int:
+        """The highest part number recorded (-1 for none): a new part never takes a name
+        ``run.json`` may still record with another digest."""
+        return max((part_number(Path(n)) for n in (*self.parts, *self.staged)), default=-1)
+
+    def to_json(self) -> dict[str, Any]:
+        """The keys of ``run.json`` the ledger owns. Not scrubbed: they are generated (hex
+        digests of the engine's own files), and a short key that happened to occur in one
+        must not mangle it."""
+        assert self.run_id is not None
+        owned: dict[str, Any] = {_RUN_ID: self.run_id, _PARTS: dict(sorted(self.parts.items()))}
+        if self.staged:
+            owned[_PARTS_STAGED] = dict(sorted(self.staged.items()))
+        return owned
+
+
+def _changed(part: Path) -> CheckpointError:
+    return CheckpointError(
+        f"{part}: not the part this run recorded under that name (it reads whole, but its bytes do not "
+        "match the digest in run.json: an older copy restored, or the file edited); delete it (the same "
+        "command judges its rows again) or restore the right one from a backup"
+    )
+
+
+def _not_ours(part: Path, theirs: str | None, ours: str | None) -> CheckpointError:
+    if ours is None:
+        why = (f"written by run {theirs}, but this run's run.json names no run (it was written by an "
+               "older batchjudge), so the part comes from another run directory")
+    elif theirs is None:
+        why = ("not recorded in run.json and carries no run id, so it comes from another run directory "
+               "(or was restored from an older batchjudge's run)")
+    else:
+        why = f"written by another run (run id {theirs}; this run is {ours})"
+    return CheckpointError(f"{part}: {why}; move it out of results/ (this run judges its own rows), "
+                           "then run the same command again")
 
 
 class RunDir:
-    """A run directory, locked for the lifetime of the object (use it as a context manager)."""
+    """A run directory, locked for the lifetime of the object (use it as a context manager).
+
+    Unopened, it is a read-only look (:meth:`read_meta`, :meth:`verified_parts`,
+    :meth:`done_keys`): no lock, no recovery, nothing written.
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self._dir_fd: int | None = None
         self._lock_fd: int | None = None
         self._next_part: int | None = None
+        self._ledger: _Ledger | None = None
+        self._highest = -1
+        """The highest part number ``run.json`` recorded when read (see :meth:`_Ledger.highest`)."""
+        self._checked = False
+        """Whether the parts were checked against the ledger (:meth:`verified_parts`)."""
 
     # -- lifecycle ---------------------------------------------------------------------
     def __enter__(self) -> RunDir:
@@ -293,18 +256,26 @@ class RunDir:
             raise CheckpointError(f"{self.path}: exists and is not a directory; use another --out")
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
         except OSError as exc:
             raise storage_error(self.path, exc, "open the run directory for writing") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             os.close(fd)
-            raise CheckpointError(f"{self.path}: another batchjudge run is writing here") from exc
-        self._lock_fd = fd
+            raise self._busy() from exc
+        except OSError:
+            pass  # folders cannot be locked here (NFS): .lock alone, checked before each write
+        self._dir_fd = fd
         try:
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())  # for `batchjudge status`; the lock is the flock
+            self._lock_file()
+        except OSError as exc:
+            self.close()
+            raise storage_error(self.path, exc, "open the run directory for writing") from exc
+        except BaseException:
+            self.close()
+            raise
+        try:
             self._recover()
             (self.path / _RESULTS).mkdir(exist_ok=True)
             for stale in (self.path / _RESULTS).glob(".*.tmp"):
@@ -317,10 +288,56 @@ class RunDir:
             raise
         self._next_part = None
 
+    def _busy(self) -> CheckpointError:
+        return CheckpointError(f"{self.path}: another batchjudge run is writing here")
+
+    def _lock_file(self) -> None:
+        """Lock ``.lock`` (created if needed: what older versions lock) and write the pid in it."""
+        fd = os.open(self.path / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            os.close(fd)
+            raise self._busy() from exc
+        except OSError:
+            os.close(fd)
+            raise
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+        self._lock_fd = fd
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())  # for `batchjudge status`
+
+    def _check_owner(self) -> None:
+        """Before a write: the path is still the directory this run locked (CheckpointError if
+        it was moved or replaced), and ``.lock`` is still there (put back if it was deleted)."""
+        if self._dir_fd is None or self._lock_fd is None:
+            return  # not opened: a test or a tool writing into a folder of its own
+        held = os.fstat(self._dir_fd)
+        try:
+            here = os.stat(self.path)
+        except OSError:
+            here = None
+        if here is None or (here.st_dev, here.st_ino) != (held.st_dev, held.st_ino):
+            raise CheckpointError(
+                f"{self.path}: the run directory was moved or replaced while this run wrote to it, so "
+                "this run stops (what it wrote is where the directory went); run the same command again"
+            )
+        mine = os.fstat(self._lock_fd)
+        try:
+            lock = os.stat(self.path / _LOCK)
+        except FileNotFoundError:
+            lock = None
+        if lock is None or (lock.st_dev, lock.st_ino) != (mine.st_dev, mine.st_ino):
+            try:
+                self._lock_file()
+            except OSError as exc:
+                raise storage_error(self.path / _LOCK, exc, "put back the lock file") from exc
+
     def reset(self, also: Iterable[str] = ()) -> None:
         """Start over: remove ``run.json`` (readable or not), every part, any staged swap, and
         the folders named in ``also``; only what the engine writes (a foreign file in
-        ``results/`` is an error naming it, left for its owner)."""
+        ``results/`` is an error naming it, left for its owner). The run gets a new id."""
         results = self.path / _RESULTS
         try:
             (self.path / _RUN_JSON).unlink(missing_ok=True)
@@ -329,17 +346,20 @@ class RunDir:
             for name in (_STAGED, _RETIRED, *also):
                 if (self.path / name).is_dir():
                     shutil.rmtree(self.path / name)
-            _fsync_dir(self.path)
+            fsync_dir(self.path)
         except OSError as exc:
             raise storage_error(self.path, exc, "remove the earlier results") from exc
         self._next_part = None
+        self._ledger, self._highest, self._checked = _Ledger.of(None, self.path / _RUN_JSON), -1, True
 
     def close(self) -> None:
         """Release the lock."""
-        if self._lock_fd is not None:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        for fd in (self._lock_fd, self._dir_fd):
+            if fd is not None:
+                with contextlib.suppress(OSError):  # not locked (a folder on NFS)
+                    fcntl.flock(fd, fcntl.LOCK_UN)  # a forked child holding the fd keeps no lock
+                os.close(fd)
+        self._lock_fd = self._dir_fd = None
 
     def _recover(self) -> None:
         staged, results, retired = (self.path / n for n in (_STAGED, _RESULTS, _RETIRED))
@@ -351,67 +371,131 @@ class RunDir:
             shutil.rmtree(retired)
 
     # -- run.json ----------------------------------------------------------------------
-    def read_meta(self) -> dict[str, Any] | None:
-        """The stored ``run.json``, or None for a new run directory."""
+    def _read_json(self) -> dict[str, Any] | None:
         path = self.path / _RUN_JSON
-        if not path.exists():
-            return None
         try:
             meta = orjson.loads(path.read_bytes())
+        except FileNotFoundError:
+            return None
         except OSError as exc:
             raise storage_error(path, exc, "read the run's record") from exc
         except orjson.JSONDecodeError as exc:
             raise CheckpointError(
                 f"{path}: damaged (not valid JSON: {exc}); pass --overwrite to start over, or use another --out"
             ) from exc
-        if not isinstance(meta, dict) or "fingerprint" not in meta:
+        if not isinstance(meta, dict):
             raise CheckpointError(
                 f"{path}: not a batchjudge run.json; pass --overwrite to start over, or use another --out"
             )
         return meta
 
+    def _loaded(self) -> _Ledger:
+        """The ledger, read from ``run.json`` the first time it is needed."""
+        if self._ledger is None:
+            self._ledger = _Ledger.of(self._read_json(), self.path / _RUN_JSON)
+            self._highest = self._ledger.highest()
+        return self._ledger
+
+    def read_meta(self) -> dict[str, Any] | None:
+        """The stored ``run.json``, or None for a new run directory."""
+        meta = self._read_json()
+        if meta is not None and "fingerprint" not in meta:
+            raise CheckpointError(
+                f"{self.path / _RUN_JSON}: not a batchjudge run.json; pass --overwrite to start over, "
+                "or use another --out"
+            )
+        if self._ledger is None:
+            self._ledger = _Ledger.of(meta, self.path / _RUN_JSON)
+            self._highest = self._ledger.highest()
+        return meta
+
     def write_meta(self, meta: Mapping[str, Any]) -> None:
-        """Atomically replace ``run.json``."""
-        _atomic_write_bytes(
-            self.path / _RUN_JSON, orjson.dumps(meta, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS),
-            "write the run's record (run.json)",
-        )
+        """Atomically replace ``run.json`` with ``meta`` and the run's id and parts' digests
+        (the keys this class owns, whatever ``meta`` says about them)."""
+        ledger = self._settled()
+        self._check_owner()
+        _atomic_write_json(self.path / _RUN_JSON, {**meta, **ledger.to_json()})
+        ledger.stored = True
+
+    def _rewrite_meta(self) -> None:
+        """``run.json`` as stored, with the ledger as it is now."""
+        self.write_meta(self._read_json() or {})
 
     # -- result parts ------------------------------------------------------------------
+    def _results(self) -> Path:
+        results = self.path / _RESULTS
+        if self._dir_fd is None and not results.exists() and (self.path / _STAGED).is_dir():
+            return self.path / _STAGED  # a look between a swap's two renames: the set recovery keeps
+        return results
+
     def parts(self) -> list[Path]:
-        """The committed result parts, in write order (see :func:`list_parts`)."""
-        return list_parts(self.path / _RESULTS)
+        """The part files present, in write order, not yet checked (see :func:`list_parts`)."""
+        return list_parts(self._results())
+
+    def verified_parts(self) -> list[Path]:
+        """The parts present, each checked to be this run's (see the module docstring), in
+        write order; CheckpointError naming the first that is not. The ledger then records
+        exactly these, and is written with the next ``run.json``."""
+        ledger = self._loaded()
+        parts = self.parts()
+        if parts and not ledger.stored:
+            raise CheckpointError(
+                f"{self.path}: results/ holds results but run.json is missing, so they cannot be matched "
+                "to a run; restore run.json, or pass --overwrite to `batchjudge run` to discard them and "
+                "start over, or use another --out"
+            )
+        digests: dict[str, str] = {}
+        for part in parts:
+            try:
+                digest = file_digest(part)
+            except OSError as exc:
+                if exc.errno in ADVICE:
+                    raise storage_error(part, exc, "read a results part") from exc
+                raise corrupt(part, exc) from exc
+            known = [d for d in (ledger.parts.get(part.name), ledger.staged.get(part.name)) if d is not None]
+            if digest not in known:  # unrecorded (a crash before run.json), or not what was recorded
+                theirs = written_by(read_part(part))  # the whole part, checked: damaged is said first
+                if known and theirs in (None, ledger.run_id):
+                    raise _changed(part)
+                if theirs != ledger.run_id:
+                    raise _not_ours(part, theirs, ledger.run_id)
+            digests[part.name] = digest
+        ledger.run_id = ledger.run_id or _new_run_id()  # a legacy run adopts an id, and its parts
+        ledger.parts, ledger.staged = digests, {}
+        self._checked = True
+        return parts
+
+    def _settled(self) -> _Ledger:
+        """The ledger, once the parts present were checked against it (writes need it)."""
+        if not self._checked:
+            self.verified_parts()
+        assert self._ledger is not None and self._ledger.run_id is not None
+        return self._ledger
 
     def write_part(self, columns: Mapping[str, list[Any]]) -> Path:
-        """Write one part atomically from column lists in ``RESULT_SCHEMA`` order."""
-        table = _from_columns(columns)
+        """Write one part atomically from column lists in ``RESULT_SCHEMA`` order; its digest
+        is recorded with the next ``run.json``."""
+        ledger = self._settled()
+        assert ledger.run_id is not None
+        self._check_owner()
+        table = from_columns(columns)
         if self._next_part is None:
-            self._next_part = 1 + max((_part_number(p) for p in self.parts()), default=-1)
+            self._next_part = 1 + max([self._highest, *(part_number(p) for p in self.parts())])
         path = self.path / _RESULTS / f"part-{self._next_part:06d}.parquet"
-        self._write_table(table, path)
+        ledger.parts[path.name] = write_part_file(table, path, ledger.run_id)
         self._next_part += 1
         return path
-
-    @staticmethod
-    def _write_table(table: pa.Table, path: Path) -> None:
-        """Write ``table`` atomically with page checksums and its row digest."""
-        digest = _digest(table.column("row_id").to_pylist(), table.column("status").to_pylist())
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), _DIGEST: digest})
-        with _atomic(path, "write a results part") as tmp, tmp.open("wb") as fh:
-            pq.write_table(table, fh, compression="zstd", write_page_checksum=True)
-            fh.flush()
-            os.fsync(fh.fileno())
 
     def done_keys(self, *, without_failed: bool = False) -> tuple[np.ndarray, dict[str, int]]:
         """Hashes of every row with a result, and the stored counts by status; with
         ``without_failed``, as they will be once ``--retry-failed`` dropped the failed rows.
 
-        Every part is verified (:func:`read_part`); a row id in more than one part is a
+        Every part is verified (:meth:`verified_parts`); a row id in more than one part is a
         CheckpointError naming the parts, so no result is ever counted twice.
         """
         hashes: list[np.ndarray] = []
         counts: dict[str, int] = {}
-        parts = self.parts()
+        parts = self.verified_parts()
         for part in parts:
             table = read_part(part, ["row_id", "status"])
             if without_failed:
@@ -446,7 +530,7 @@ class RunDir:
         raise CheckpointError(
             f"{self.path / _RESULTS}: {len(repeated)} row id(s) have more than one result "
             f"(e.g. {example!r} in {' and '.join(names[:2])}): a part was copied or restored twice; "
-            f"remove the extra part(s) ({_listed(files)} repeat earlier rows), then run the same "
+            f"remove the extra part(s) ({listed(files)} repeat earlier rows), then run the same "
             "command again"
         )
 
@@ -460,34 +544,52 @@ class RunDir:
         rows, all columns given); return how many were dropped. ``without`` names those rows
         in an error ("their failed rows").
 
-        The new parts are staged in ``results.new``, then swapped in with two renames; any
-        crash leaves either the old or the new set whole (see :meth:`_recover`).
+        The new parts are staged in ``results.new`` and recorded in ``run.json`` beside the
+        current ones, then swapped in with two renames, then ``run.json`` settles on them; any
+        crash leaves either the old or the new set whole and recorded (see :meth:`_recover`).
         """
+        parts = self.verified_parts()
+        ledger = self._settled()
+        assert ledger.run_id is not None
+        self._check_owner()
         staged = self.path / _STAGED
         try:
             staged.mkdir()
         except OSError as exc:
             raise storage_error(staged, exc, f"stage the results without {without}") from exc
         dropped = 0
+        digests: dict[str, str] = {}
         try:
-            for part in self.parts():
-                table = _conform(read_part(part))
+            for part in parts:
+                table = conform(read_part(part))
                 kept = table.filter(pa.array(~np.asarray(drop(table), dtype=bool)))
                 dropped += table.num_rows - kept.num_rows
                 if kept.num_rows:
-                    self._write_table(kept, staged / part.name)
-        except BaseException:
-            shutil.rmtree(staged, ignore_errors=True)
-            raise
-        try:
+                    digests[part.name] = write_part_file(kept, staged / part.name, ledger.run_id)
             if dropped == 0:
                 shutil.rmtree(staged)
                 return 0
-            _fsync_dir(self.path)
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise
+        ledger.staged = digests
+        self._rewrite_meta()  # from here on, either set is this run's
+        try:
+            fsync_dir(self.path)
             os.replace(self.path / _RESULTS, self.path / _RETIRED)
             os.replace(staged, self.path / _RESULTS)
-            _fsync_dir(self.path)
-            shutil.rmtree(self.path / _RETIRED)
+            fsync_dir(self.path)
         except OSError as exc:
             raise storage_error(self.path, exc, f"swap in the results without {without}") from exc
+        ledger.parts, ledger.staged = digests, {}
+        self._rewrite_meta()
+        try:
+            shutil.rmtree(self.path / _RETIRED)
+        except OSError as exc:
+            raise storage_error(self.path, exc, f"remove the results with {without}") from exc
         return dropped
+
+
+def _atomic_write_json(path: Path, data: Mapping[str, Any]) -> None:
+    atomic_write_bytes(path, orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS),
+                       "write the run's record (run.json)")

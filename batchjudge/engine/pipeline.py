@@ -63,7 +63,7 @@ from batchjudge.engine.retry import RetryPolicy, StopRun, first_error
 from batchjudge.engine.sink import ResultSink
 from batchjudge.engine.source import Source, open_source
 from batchjudge.engine.stats import RunStats, StatsSnapshot
-from batchjudge.errors import AuthError, BatchJudgeError, CheckpointError, ConfigError
+from batchjudge.errors import AuthError, BatchJudgeError, ConfigError
 
 __all__ = [
     "Engine", "Preflight", "ProgressCallback", "RunPlan", "RunResult", "changed_inputs", "check_resume", "execute",
@@ -277,7 +277,8 @@ def _open_record(
 ) -> tuple[RunRecord, np.ndarray, dict[str, int]]:
     """Check a resume is compatible (settings, then the inputs' content against ``inputs``),
     drop the results of changed input rows (``--allow-changed-inputs``), apply
-    ``--retry-failed``, and load the done-set.
+    ``--retry-failed``, and load the done-set (every part checked to be this run's:
+    :meth:`~batchjudge.engine.checkpoint.RunDir.verified_parts`).
 
     Returns the session's ``run.json`` record, the done-set and the stored counts by status.
     """
@@ -285,12 +286,6 @@ def _open_record(
     if config.overwrite:
         run_dir.reset(also=(BATCH_DIR,))
     stored = run_dir.read_meta()
-    if stored is None and run_dir.parts():
-        raise CheckpointError(
-            f"{run_dir.path}: results/ holds results but run.json is missing, so they cannot be "
-            "matched to this run's settings; pass --overwrite to discard them and start over, "
-            "or use another --out"
-        )
     check_resume(plan, stored, run_dir.path)
     changes = changed_inputs(plan, stored, inputs)
     if changes:

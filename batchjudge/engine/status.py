@@ -1,10 +1,14 @@
 """How a run directory stands, seen from outside: ``batchjudge status RUN_DIR``.
 
-Read cheaply and without disturbing a run that may be writing: the counts come from
-``run.json`` (rewritten after every results part, so at most one flush behind), the last
-write from the newest file's modification time, whether a run is writing from the lock
-(:func:`~batchjudge.engine.checkpoint.lock_holder`: a shared lock tried and released at once,
-never the run's exclusive one), and the command that resumes the run from ``run.json``.
+Read without disturbing a run that may be writing. Whether a run is writing comes from the
+lock (:func:`~batchjudge.engine.checkpoint.lock_holder`: a shared lock tried and released at
+once, never the run's exclusive one). While one is, the counts are ``run.json``'s (rewritten
+after every results part, so at most one flush behind; the run checked its parts when it
+began and is the only writer). Otherwise the parts are checked as ``run`` and ``report``
+check them (:meth:`~batchjudge.engine.checkpoint.RunDir.done_keys`: each part this run's and
+whole, no row twice) and counted: a directory they refuse is refused here too, and a run is
+``complete`` only when the parts that check out cover its rows. The last write comes from the
+newest file's modification time, and the command that resumes the run from ``run.json``.
 """
 
 from __future__ import annotations
@@ -14,10 +18,11 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from batchjudge.core.results import STATUSES
 from batchjudge.engine.batch import jobs_pending
 from batchjudge.engine.checkpoint import RunDir, lock_holder
 from batchjudge.engine.config import PROVIDERS, RunConfig
-from batchjudge.errors import InputError
+from batchjudge.errors import CheckpointError, InputError
 
 __all__ = ["RunState", "RunStatus", "read_status"]
 
@@ -77,8 +82,23 @@ def _command(meta: dict[str, Any], config: dict[str, Any]) -> list[str] | None:
         return None
 
 
+def _checked_counts(run_dir: RunDir, stored: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
+    """The counts of the parts that check out, and no pid; or, when a run began while they
+    were read (its parts changed under the look), ``run.json``'s counts and its pid."""
+    try:
+        _, by_status = run_dir.done_keys()
+    except CheckpointError:
+        pid = lock_holder(run_dir.path)
+        if pid is None:
+            raise
+        return stored, pid
+    counts: dict[str, int] = {status: by_status.get(status, 0) for status in STATUSES}
+    return {**stored, **counts, "done": sum(by_status.values())}, None
+
+
 def read_status(path: str | os.PathLike[str]) -> RunStatus:
-    """The status of the run in ``path``; InputError when it is not a run directory."""
+    """The status of the run in ``path``; InputError when it is not a run directory,
+    CheckpointError when its parts do not check out (what ``run`` and ``report`` refuse)."""
     folder = Path(path)
     if not folder.is_dir():
         raise InputError(f"{folder}: {'not a directory' if folder.exists() else 'does not exist'} "
@@ -88,8 +108,10 @@ def read_status(path: str | os.PathLike[str]) -> RunStatus:
     if meta is None:
         raise InputError(f"{folder}: not a batchjudge run directory (no run.json)")
     counts, config, endpoint = (_dict(meta.get(k)) for k in ("counts", "config", "endpoint"))
-    written = [folder / "run.json", *run_dir.parts()[-1:]]
     pid = lock_holder(folder)
+    if pid is None:
+        counts, pid = _checked_counts(run_dir, counts)
+    written = [folder / "run.json", *run_dir.parts()[-1:]]
     done, total = _int(counts.get("done")), _int(counts.get("total"))
     state: RunState = "running" if pid is not None else "complete" if total and done >= total else "stopped"
     return RunStatus(

@@ -1,15 +1,18 @@
 """Reading a finished (or interrupted) run directory back for reporting.
 
-A run directory holds ``run.json`` (configuration, fingerprint, counts) and
-``results/part-NNNNNN.parquet`` parts (schema: :mod:`batchjudge.core.results`). Parts are read
-the way a resumed run reads them (:func:`~batchjudge.engine.checkpoint.read_part`): page
-checksums and row digests verified, only the engine's part names accepted, so the report
-refuses exactly what ``batchjudge run`` refuses — a foreign file in ``results/``, a damaged
-part, or a row id with two results (the engine never writes one: ``--retry-failed`` rewrites
-the parts without the failed rows, so a second result means a part was copied, and which one
-is right cannot be known). Each is an :class:`~batchjudge.errors.InputError` naming the file
-and the fix. Missing ``run.json`` keys and columns absent from older parts are tolerated
-(read as empty); a directory with neither file is not a run.
+A run directory holds ``run.json`` (configuration, fingerprint, counts, the run's id and its
+parts' digests) and ``results/part-NNNNNN.parquet`` parts (schema:
+:mod:`batchjudge.core.results`). Parts are checked the way a resumed run checks them
+(:meth:`~batchjudge.engine.checkpoint.RunDir.verified_parts`, then
+:func:`~batchjudge.engine.checkpoint.read_part`): each must be this run's (its digest recorded
+in ``run.json``, or its run id), whole, with the result schema's columns, and only the
+engine's part names are accepted, so the report refuses exactly what ``batchjudge run``
+refuses — parts without ``run.json``, a part from another run, a damaged part, a foreign file
+in ``results/``, or a row id with two results (the engine never writes one: ``--retry-failed``
+rewrites the parts without the failed rows, so a second result means a part was copied, and
+which one is right cannot be known). Each is an :class:`~batchjudge.errors.InputError` naming
+the file and the fix. Missing ``run.json`` keys and columns absent from older parts are
+tolerated (read as empty).
 
 What is loaded is scrubbed once, here, for every report format: ``run.json`` and the text
 columns a server wrote (:data:`~batchjudge.core.results.SERVER_TEXT_COLUMNS`), so a run
@@ -31,7 +34,7 @@ import pyarrow as pa
 from batchjudge.core.results import SERVER_TEXT_COLUMNS
 from batchjudge.core.schema import RESULT_SCHEMA
 from batchjudge.core.scrub import default_scrubber, scrub
-from batchjudge.engine.checkpoint import list_parts, read_part
+from batchjudge.engine.checkpoint import RunDir, read_part
 from batchjudge.errors import BatchJudgeError, CheckpointError, InputError
 
 __all__ = ["RunData", "input_texts", "load_run"]
@@ -46,7 +49,7 @@ class RunData:
 
     path: Path
     meta: dict[str, Any]
-    """``run.json`` as written by the engine (``{}`` when the file is absent)."""
+    """``run.json`` as written by the engine."""
     results: pl.DataFrame
 
     @property
@@ -90,8 +93,11 @@ def load_run(path: str | Path, *, raw_response: bool = False) -> RunData:
         raise InputError(
             f"{run_dir}: not a batchjudge run directory (no run.json and no results/)"
         )
-    results = _scrubbed(_read_results(results_dir, _scan_schema(raw_response)))
-    return RunData(path=run_dir, meta=scrub(_read_meta(meta_file)), results=results)
+    meta = _read_meta(meta_file)
+    results = _read_results(run_dir, _scan_schema(raw_response))  # parts without run.json are refused
+    if not meta_file.is_file():
+        raise InputError(f"{run_dir}: not a batchjudge run directory (no run.json)")
+    return RunData(path=run_dir, meta=scrub(meta), results=_scrubbed(results))
 
 
 def _read_meta(meta_file: Path) -> dict[str, Any]:
@@ -122,9 +128,10 @@ def _scan_schema(raw_response: bool) -> dict[str, pl.DataType]:
     return schema
 
 
-def _read_results(results_dir: Path, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+def _read_results(run_dir: Path, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    results_dir = run_dir / "results"
     try:
-        parts = list_parts(results_dir)
+        parts = RunDir(run_dir).verified_parts()  # a look: no lock taken, nothing written
         tables = [(part, read_part(part, list(schema))) for part in parts]
     except CheckpointError as exc:
         raise InputError(str(exc)) from exc
@@ -161,7 +168,7 @@ def _scrubbed(results: pl.DataFrame) -> pl.DataFrame:
 def _conform(part: Path, table: pa.Table, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     """One part as a frame of ``schema``: absent columns null, integers and floats widened, so
     parts written with narrower (older or foreign) types still load."""
-    frame = pl.from_arrow(table)
+    frame = pl.from_arrow(table.replace_schema_metadata(None))  # a flipped bit there (unused) makes polars panic
     assert isinstance(frame, pl.DataFrame)
     try:
         return frame.select([
