@@ -16,11 +16,12 @@ The breaker **opens** on such a failure when
   sent after the streak began (an answer to a request sent earlier says nothing about it);
 - or the server asks for a wait longer than the run accepts (``--max-retry-after``).
 
-Why 5 in a row: a healthy server's random failures must not open it. At 2% of 500s, a failure is
-followed by four more once in 0.02^-4 = 6,250,000 (at 400 RPS, once in nine days); a lone
-failure keeps the row's ordinary retry (and its quick first retry), and at most four rows lose one attempt to an
-outage before it opens, far from the default five retries. A dead, hung or garbled endpoint
-makes five failures in a row within one round of the requests in flight.
+Why 5 in a row: a healthy server's random failures must not open it. At 2% of 500s, a
+failure is followed by four more once in 0.02^-4 = 6,250,000 (at 400 RPS, once in nine days);
+a lone failure keeps the row's ordinary retry (and its quick first retry). An outage costs the
+rows at most four attempts before it opens (one each, unless a row's retries are all that is
+in flight), within the default five retries. A dead, hung or garbled endpoint makes five
+failures in a row within one round of the requests in flight.
 
 While open, nobody sends, except one **probe** at a time, sent after an exponential backoff
 (:data:`PROBE_BASE_S` 1, 2, 4 … s, capped at :data:`PROBE_CAP_S`). Every failure of the
