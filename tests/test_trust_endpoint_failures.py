@@ -35,7 +35,7 @@ from batchjudge.engine.breaker import Breaker
 from batchjudge.errors import UnreachableError
 from emulator_fixtures import batchjudge_cli
 from hostile_server import HostileServer, chat_reply
-from virtual_time import run_engine_virtual
+from virtual_time import run_engine_virtual, run_virtual
 
 OK = JudgeReply('{"consistency": 1}', prompt_tokens=10, completion_tokens=5)
 KEY = "sk-test-endpoint-failures"
@@ -94,6 +94,30 @@ def test_before_any_success_the_outage_counts_from_the_first_failed_send_and_sto
     assert not breaker.record_outage(None, "hung", sent_at=26.9)
     clock.now = 30.0
     assert breaker.record_outage(None, "hung", sent_at=27.0)
+
+
+def test_the_senders_waiting_at_an_open_breaker_take_turns_at_probing() -> None:
+    """A row whose own request always fails must not be the only probe (it would pass for a
+    dead endpoint): after a failed probe the next sender in line probes."""
+
+    async def main() -> list[str]:
+        breaker = Breaker(clock=anyio.current_time, sleep=anyio.sleep)
+        breaker.record_outage(None, "down", sent_at=0.0)
+        probes: list[str] = []
+
+        async def sender(name: str) -> None:
+            for _ in range(2):
+                ticket = await breaker.admit()
+                probes.append(name)
+                breaker.record_outage(ticket, "down")  # the probe failed: back in line
+
+        async with anyio.create_task_group() as group:
+            for name in "abc":
+                group.start_soon(sender, name)
+        return probes
+
+    probes = run_virtual(main)
+    assert sorted(probes[:3]) == ["a", "b", "c"] and probes[3:] == probes[:3]  # in turn, as they came
 
 
 # -- the engine on virtual time --------------------------------------------------------------

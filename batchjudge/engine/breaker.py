@@ -24,7 +24,9 @@ in flight), within the default five retries. A dead, hung or garbled endpoint ma
 failures in a row within one round of the requests in flight.
 
 While open, nobody sends, except one **probe** at a time, sent after an exponential backoff
-(:data:`PROBE_BASE_S` 1, 2, 4 … s, capped at :data:`PROBE_CAP_S`). Every failure of the
+(:data:`PROBE_BASE_S` 1, 2, 4 … s, capped at :data:`PROBE_CAP_S`). The senders waiting take
+turns at probing (first come, first served): a row whose own request always fails (one the
+server cannot take) must not be the only probe, or it would pass for a dead endpoint. Every failure of the
 endpoint meanwhile is part of the outage, not of its row's retries. Any answer to a request
 sent since the outage began closes it again and sending resumes; the rows that waited were
 never marked failed and kept their retries.
@@ -44,6 +46,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 import anyio
@@ -105,6 +108,8 @@ class Breaker:
         self.episodes = 0
         """Outages so far."""
         self._probe: ProbeTicket | None = None
+        self._line: deque[object] = deque()
+        """The senders waiting at the open breaker, in turn to probe."""
         self._failed_probes = 0
         self._failures = 0
         """Failures of the endpoint in a row (lost connections included), with no answer in
@@ -133,23 +138,33 @@ class Breaker:
 
     async def admit(self) -> ProbeTicket | None:
         """Return once this caller may send: at once while closed (``None``); while open, as
-        the probe (a ticket, after the backoff), or once the breaker has closed."""
-        while self.open_since is not None:
-            if self._probe is None:
-                ticket = self._probe = ProbeTicket()
-                try:
-                    await self._sleep(self._probe_delay())
-                except BaseException:
-                    self.release(ticket)
-                    raise
-                if self.open_since is not None:
-                    return ticket
-                self.release(ticket)  # closed while we slept: send as anyone would
-                continue
-            if self._changed is None:
-                self._changed = anyio.Event()
-            await self._changed.wait()
-        return None
+        the probe when its turn comes (a ticket, after the backoff), or once it has closed."""
+        seat = object()
+        self._line.append(seat)
+        try:
+            while self.open_since is not None:
+                if self._probe is None and self._line[0] is seat:
+                    self._line.popleft()
+                    ticket = self._probe = ProbeTicket()
+                    try:
+                        await self._sleep(self._probe_delay())
+                    except BaseException:
+                        self.release(ticket)
+                        raise
+                    if self.open_since is not None:
+                        return ticket
+                    self.release(ticket)  # closed while we slept: send as anyone would
+                    return None
+                if self._changed is None:
+                    self._changed = anyio.Event()
+                await self._changed.wait()
+            return None
+        finally:
+            if self._line and seat in self._line:  # left its turn (closed, or cancelled)
+                first = self._line[0] is seat
+                self._line.remove(seat)
+                if first:
+                    self._notify()
 
     def release(self, ticket: ProbeTicket | None) -> None:
         """Give the probe role back without an outcome (the probe was cancelled)."""
@@ -176,6 +191,7 @@ class Breaker:
                            self._clock() - self.open_since)
             self.open_since = None
             self._failed_probes = 0
+            self._line.clear()  # every waiter sends now
             self._notify()
 
     def record_failure(self, sent_at: float = math.nan, *, disconnected: bool = False) -> bool:
@@ -211,8 +227,9 @@ class Breaker:
         return not self.succeeded and now - self.open_since >= self.abort_after
 
     def record_neutral(self, ticket: ProbeTicket | None) -> None:
-        """A probe ended in neither an answer nor a failure of the endpoint (the run is
-        stopping): the outage goes on, and the next probe waits longer."""
+        """A probe ended in neither an answer nor a failure of the endpoint (a reply over the
+        size cap, an error of the provider's own code): the outage goes on, and the next probe
+        waits longer."""
         if ticket is not None and self._probe is ticket:
             self._failed_probes += 1
         self.release(ticket)
