@@ -20,6 +20,7 @@ failed for it. Before any request of the run has succeeded, an outage that lasts
 ``abort_after`` stops the run (:class:`StopRun` with an
 :class:`~batchjudge.errors.UnreachableError` saying what the endpoint did).
 """
+
 from __future__ import annotations
 
 import functools
