@@ -266,6 +266,7 @@ def test_a_real_server_answering_nothing_useful_stops_the_run_with_exit_1_and_th
         started = time.monotonic()
         stopped = _cli_run(data, out, server.url)
         elapsed = time.monotonic() - started
+        recorded = list((out / "results").glob("*.parquet"))
         released.set()
         server.script = None
         resumed = _cli_run(data, out, server.url)
@@ -275,7 +276,7 @@ def test_a_real_server_answering_nothing_useful_stops_the_run_with_exit_1_and_th
     assert len(errors) == 1 and {"hang": "sent no reply within 3 s", "500": "answered HTTP 500",
                                  "garbage": "did not speak HTTP"}[kind] in errors[0]
     assert elapsed < 60  # 30 s of outage and one 3 s timeout, plus start-up on a busy machine
-    assert not list((out / "results").glob("*.parquet"))  # no row recorded, failed or not
+    assert not recorded  # no row recorded, failed or not
     assert resumed.returncode == 0, resumed.stderr
     assert pl.read_parquet(out / "results" / "*.parquet")["status"].to_list() == ["ok"] * 50
 
@@ -349,6 +350,9 @@ runner = CliRunner()
         (["--max-retry-after", "inf"], "--max-retry-after must be a finite number, got inf"),
         (["--flush-seconds", "inf"], "--flush-seconds must be a finite number, got inf"),
         (["--concurrency", "100000000"], "--concurrency must be between 1 and 10,000, got 100000000"),
+        (["--samples", "100000000", "--temperature", "1"], "--samples must be between 1 and 100, got 100000000"),
+        (["--seed", "99999999999999999999999"], "--seed must fit in 64 bits, got 99999999999999999999999"),
+        (["--progress-every", "inf"], "--progress-every must be a finite number, got inf"),
     ],
 )
 def test_a_bad_option_is_one_line_exit_2_and_creates_nothing(

@@ -11,6 +11,7 @@ signal acts at once. Every error is one line (``fail_with``); ``--debug`` adds t
 
 from __future__ import annotations
 
+import math
 import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -108,6 +109,8 @@ def run_command(
     workers: Annotated[Optional[int], typer.Option(help="--engine ray: judging actors (default: one per CPU).")] = None,
 ) -> None:
     """Judge every row of INPUT into RUN_DIR; the same command again resumes."""
+    if not math.isfinite(progress_every):  # the run's own numbers are checked by RunConfig.validate
+        raise fail(f"--progress-every must be a finite number, got {progress_every}")
     config = RunConfig(
         inputs=inputs, out=out, provider=provider, model=model, prompt=prompt, columns=columns,
         base_url=(base_url[0] if len(base_url) == 1 else base_url) if base_url else None, api_key_env=api_key_env, allow_insecure_http=allow_insecure_http,

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from batchjudge.errors import ConfigError
 
-__all__ = ["DEFAULT_MODELS", "MAX_CONCURRENCY", "PROVIDERS", "RunConfig", "describe_changes"]
+__all__ = ["DEFAULT_MODELS", "MAX_CONCURRENCY", "MAX_SAMPLES", "PROVIDERS", "RunConfig", "describe_changes"]
 
 PROVIDERS: tuple[str, ...] = ("local", "mistral", "openai")
 """The providers a config can name (``--provider``); a provider object passed to the run
@@ -26,6 +26,9 @@ OpenAI-compatible server serves whatever it was started with, so ``--model`` is 
 MAX_CONCURRENCY = 10_000
 """The most requests a run keeps in flight (``--concurrency``): the engine runs one task per
 slot, and a hundred million of them exhausted the memory before anything was sent."""
+MAX_SAMPLES = 100
+"""The most samples a row's self-consistency vote takes (``--samples``): each is a request, a
+majority settles within a few, and a hundred million of them took 8.7 GB before any was sent."""
 
 _REMOTE = frozenset({"mistral", "openai"})
 """Providers that reach a server at a base URL (whose host joins the fingerprint)."""
@@ -155,7 +158,8 @@ class RunConfig:
              "--max-total-tokens and --max-cost apply to online runs (a batch job is billed as a whole)"),
             (0.0 <= self.temperature <= 2.0, f"--temperature must be in [0, 2], got {self.temperature}"),
             (self.max_tokens >= 1, f"--max-tokens must be >= 1, got {self.max_tokens}"),
-            (self.samples >= 1, f"--samples must be >= 1, got {self.samples}"),
+            (1 <= self.samples <= MAX_SAMPLES, f"--samples must be between 1 and {MAX_SAMPLES}, got {self.samples}"),
+            (self.seed is None or -(2**63) <= self.seed < 2**63, f"--seed must fit in 64 bits, got {self.seed}"),
             (self.flush_rows >= 1, f"--flush-rows must be >= 1, got {self.flush_rows}"),
             (self.flush_seconds > 0, f"--flush-seconds must be > 0, got {self.flush_seconds}"),
             (0.0 < self.trace_sample <= 1.0, f"--trace-sample must be in (0, 1], got {self.trace_sample}"),
