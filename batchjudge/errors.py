@@ -18,7 +18,8 @@ pickles with its attributes (``--engine ray`` carries them between processes)::
         ├── AuthError          401/403 or no key: stops the whole run, nothing marked done
         ├── BadRequestError    other 4xx: fails the row at once
         ├── ReplyTooLargeError a reply over the size cap: fails the row, the rest unread
-        └── QuotaExhaustedError the organization's monthly tokens are spent: stops the run
+        ├── QuotaExhaustedError the organization's monthly tokens are spent: stops the run
+        └── LimitTooLowError   the server's rate limit is below --min-rps: stops the run
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = [
     "DisconnectedError",
     "EngineError",
     "InputError",
+    "LimitTooLowError",
     "ProviderError",
     "QuotaExhaustedError",
     "RateLimitError",
@@ -115,13 +117,16 @@ class RateLimitError(ProviderError):
 
 
 class TransientError(ProviderError):
-    """A failure worth retrying: 5xx, a timeout, a dropped connection, a garbled reply."""
+    """A failure worth retrying: 5xx, a timeout, a dropped connection, a garbled reply.
+    ``timed_out`` says no reply came within the request's timeout."""
 
     def __init__(
-        self, message: str, *, status: int | None = None, retry_after: float | None = None
+        self, message: str, *, status: int | None = None, retry_after: float | None = None,
+        timed_out: bool = False,
     ) -> None:
         super().__init__(message, status=status)
         self.retry_after = retry_after
+        self.timed_out = timed_out
 
 
 class AuthError(ProviderError):
@@ -158,3 +163,9 @@ class ReplyTooLargeError(ProviderError):
 class QuotaExhaustedError(ProviderError):
     """The organization's monthly token budget is spent: no request can succeed until it is
     renewed, so the run stops (resumable) instead of retrying."""
+
+
+class LimitTooLowError(ProviderError):
+    """The server announced (or its 429s showed) a rate limit below the run's ``--min-rps``:
+    at that pace the run would crawl for hours, so it stops (exit 1, resumable) saying the
+    server's figure instead."""

@@ -36,38 +36,48 @@ def results(out: Path) -> pl.DataFrame:
 
 
 class Script:
-    """Fails the first ``failures`` calls of each row with ``error()``, then answers."""
+    """Fails the first ``failures`` calls of each row with ``error()``, then answers; with
+    ``every`` (n) only every n-th row (by first call, from the second) fails, the others
+    answer, the first included: before any success an endpoint that fails every request is
+    an outage, not the rows' failure (test_trust_outage.py), and some tests here are about
+    the rows' retries."""
 
-    def __init__(self, error: Callable[[], Exception], failures: int) -> None:
+    def __init__(self, error: Callable[[], Exception], failures: int, every: int | None = None) -> None:
         self.error = error
         self.failures = failures
+        self.every = every
         self.seen: dict[str, int] = {}
+        self.order: dict[str, int] = {}
 
     def __call__(self, request: JudgeRequest) -> JudgeReply:
         n = self.seen.get(request.row_id, 0)
         self.seen[request.row_id] = n + 1
-        if n < self.failures:
+        index = self.order.setdefault(request.row_id, len(self.order))
+        failing = self.every is None or (index > 0 and index % self.every == 0)
+        if failing and n < self.failures:
             raise self.error()
         return JudgeReply(OK_REPLY, prompt_tokens=10, completion_tokens=5)
 
 
 def test_transient_errors_are_retried_until_the_row_succeeds(write_pairs, tmp_path):
-    provider = MockProvider(Script(lambda: TransientError("boom", status=503), failures=2))
-    result = run(config(write_pairs(6), tmp_path / "run"), provider=provider)
+    """One row at a time, each failing twice (fewer in a row than the breaker's streak)."""
+    provider = MockProvider(Script(lambda: TransientError("boom", status=503), failures=2, every=1))
+    result = run(config(write_pairs(6), tmp_path / "run", concurrency=1), provider=provider)
     df = results(tmp_path / "run")
     assert result.complete and result.exit_code == 0
     assert df["status"].to_list() == ["ok"] * 6
-    assert df["attempts"].to_list() == [3] * 6
-    assert result.stats["retries"] == 12
+    assert sorted(df["attempts"].to_list()) == [1] + [3] * 5
+    assert result.stats["retries"] == 10 and result.stats["outages"] == 0
 
 
 def test_retries_stop_at_max_retries_and_the_row_fails_with_the_last_error(write_pairs, tmp_path):
-    provider = MockProvider(Script(lambda: TransientError("still down", status=502), failures=99))
-    result = run(config(write_pairs(3), tmp_path / "run", max_retries=2), provider=provider)
-    df = results(tmp_path / "run")
-    assert result.complete  # failed after its retries is a final result
-    assert df["status"].to_list() == ["failed"] * 3
-    assert df["attempts"].to_list() == [3] * 3
+    """Every other row always fails, between rows that answer: the endpoint works, so the
+    failing rows fail after their retries."""
+    provider = MockProvider(Script(lambda: TransientError("still down", status=502), failures=99, every=2))
+    result = run(config(write_pairs(5), tmp_path / "run", max_retries=2, concurrency=1), provider=provider)
+    df = results(tmp_path / "run").filter(pl.col("status") == "failed")
+    assert result.complete and result.counts["ok"] == 3  # failed after its retries is a final result
+    assert df["attempts"].to_list() == [3] * 2
     assert all("TransientError[502]: still down" in e for e in df["error"].to_list())
 
 
@@ -81,15 +91,22 @@ def test_a_non_retryable_4xx_fails_the_row_at_once(write_pairs, tmp_path):
 
 
 def test_a_timeout_is_retried_and_reported_when_it_persists(write_pairs, tmp_path):
+    """After a first row answered, two rows that never answer time out twice each (four in a
+    row, one fewer than the breaker's streak): they fail, saying so."""
+    seen: list[str] = []
+
     async def slow(request: JudgeRequest) -> JudgeReply:
-        await anyio.sleep(1.0)
+        if request.row_id not in seen:
+            seen.append(request.row_id)
+        if request.row_id != seen[0]:
+            await anyio.sleep(1.0)
         return JudgeReply(OK_REPLY)
 
-    run_engine_virtual(config(write_pairs(2), tmp_path / "run", timeout=0.05, max_retries=1), provider=MockProvider(slow))
-    df = results(tmp_path / "run")
-    assert df["status"].to_list() == ["failed"] * 2
+    run_engine_virtual(config(write_pairs(3), tmp_path / "run", timeout=0.05, max_retries=1, concurrency=1),
+                       provider=MockProvider(slow))
+    df = results(tmp_path / "run").filter(pl.col("status") == "failed")
     assert df["attempts"].to_list() == [2] * 2
-    assert all("timed out after 0.05s" in e for e in df["error"].to_list())
+    assert all("no reply within 0.05 s (timeout)" in e for e in df["error"].to_list())
 
 
 def test_retry_after_is_obeyed_and_pauses_every_worker(write_pairs, tmp_path):
@@ -172,13 +189,14 @@ def test_429s_from_one_burst_count_as_one_episode_and_concurrency_keeps_a_floor(
 def test_a_retry_goes_ahead_of_the_first_attempts_waiting_at_the_pacer(write_pairs, tmp_path):
     """With more workers than the window lets go, first attempts wait in line at the pacer; a
     row's retry must not wait behind them (at a run's end that wait came on top of the retry's
-    own reply). On virtual time: 40 rows at 10 a second, 40 workers, the first row fails once."""
+    own reply). On virtual time: 40 rows at 10 a second, 40 workers, the second row fails once
+    (after the first one's success: before any, a failure is an outage)."""
     from virtual_time import run_engine_virtual
 
     calls: dict[str, list[float]] = {}
 
     async def handler(request: JudgeRequest) -> JudgeReply:
-        fails = not calls  # the run's first request fails once
+        fails = len(calls) == 1 and request.row_id not in calls  # the run's second request fails once
         calls.setdefault(request.row_id, []).append(anyio.current_time())
         await anyio.sleep(0.3)
         if fails:
@@ -224,9 +242,10 @@ def test_a_lone_server_error_is_retried_at_once_while_the_server_answers_nearly_
 
 
 def test_a_server_failing_often_spends_the_quick_retries_and_retries_back_off_again(write_pairs, tmp_path):
-    # Every row's first attempt fails: ten quick retries (the allowance), then one for every ten
+    # Every row's first attempt fails (after the run's first request answered: before any
+    # success that is an outage): ten quick retries (the allowance), then one for every ten
     # good replies; the others back off as before.
-    gaps = _first_retry_gaps(write_pairs, tmp_path, lambda n: True, rows=60)
+    gaps = _first_retry_gaps(write_pairs, tmp_path, lambda n: n > 1, rows=61)
     quick = sum(gap == 0.0 for gap in gaps)
     assert len(gaps) == 60 and 10 <= quick <= 16, gaps
     assert all(gap == 0.0 for gap in gaps[:10])

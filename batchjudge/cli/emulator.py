@@ -93,6 +93,8 @@ def emulator(
     from batchjudge.errors import ConfigError
 
     try:
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"--port must be between 0 and 65535 (0: any free port), got {port}")
         mean, jitter = parse_latency(latency_ms)
         config = EmulatorConfig(
             api=api,

@@ -11,6 +11,7 @@ signal acts at once. Every error is one line (``fail_with``); ``--debug`` adds t
 
 from __future__ import annotations
 
+import math
 import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -77,6 +78,7 @@ def run_command(
     rps: Annotated[Optional[float], typer.Option(help="Requests per second, shared by all workers (default: learned from the server).")] = None,
     rpm: Annotated[Optional[float], typer.Option(help="Requests per minute (default: learned from the server).")] = None,
     tpm: Annotated[Optional[float], typer.Option(help="Tokens per minute (default: learned from the server).")] = None,
+    min_rps: Annotated[float, typer.Option(help="Slowest pace accepted: a server limit allowing fewer requests a second stops the run (resumable) instead of crawling.")] = 0.1,
     max_retries: Annotated[int, typer.Option(help="Retries per row for 429/5xx/timeouts.")] = 5,
     max_retry_after: Annotated[float, typer.Option(help="Obey a server's Retry-After up to this many seconds; longer is an outage.")] = 120.0,
     timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 60.0,
@@ -108,10 +110,12 @@ def run_command(
     workers: Annotated[Optional[int], typer.Option(help="--engine ray: judging actors (default: one per CPU).")] = None,
 ) -> None:
     """Judge every row of INPUT into RUN_DIR; the same command again resumes."""
+    if not math.isfinite(progress_every):  # the run's own numbers are checked by RunConfig.validate
+        raise fail(f"--progress-every must be a finite number, got {progress_every}")
     config = RunConfig(
         inputs=inputs, out=out, provider=provider, model=model, prompt=prompt, columns=columns,
         base_url=(base_url[0] if len(base_url) == 1 else base_url) if base_url else None, api_key_env=api_key_env, allow_insecure_http=allow_insecure_http,
-        transport=transport, concurrency=concurrency, rps=rps, rpm=rpm, tpm=tpm,
+        transport=transport, concurrency=concurrency, rps=rps, rpm=rpm, tpm=tpm, min_rps=min_rps,
         max_retry_after=max_retry_after, max_total_tokens=max_total_tokens, max_cost=max_cost,
         max_retries=max_retries, timeout=timeout, limit=limit, retry_failed=retry_failed,
         overwrite=overwrite, allow_changed_inputs=allow_changed_inputs, temperature=temperature, max_tokens=max_tokens, seed=seed,

@@ -34,8 +34,8 @@ def parse_latency(text: str) -> tuple[float, float]:
         jitter = float(jitter_text) if jitter_text else 0.0
     except ValueError:
         raise ConfigError(f"--latency-ms: {text!r} is not MEAN[:JITTER] in milliseconds") from None
-    if mean < 0 or jitter < 0:
-        raise ConfigError(f"--latency-ms: {text!r} must not be negative")
+    if not (0 <= mean < math.inf and 0 <= jitter < math.inf):
+        raise ConfigError(f"--latency-ms: {text!r} must be finite numbers, not negative")
     return mean, jitter
 
 

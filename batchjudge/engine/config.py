@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from batchjudge.errors import ConfigError
 
-__all__ = ["DEFAULT_MODELS", "PROVIDERS", "RunConfig", "describe_changes"]
+__all__ = ["DEFAULT_MODELS", "MAX_CONCURRENCY", "MAX_SAMPLES", "PROVIDERS", "RunConfig", "describe_changes"]
 
 PROVIDERS: tuple[str, ...] = ("local", "mistral", "openai")
 """The providers a config can name (``--provider``); a provider object passed to the run
@@ -22,6 +22,13 @@ DEFAULT_MODELS: dict[str, str] = {
 }
 """The model each provider uses when ``model`` is not given (``openai`` has none: an
 OpenAI-compatible server serves whatever it was started with, so ``--model`` is required)."""
+
+MAX_CONCURRENCY = 10_000
+"""The most requests a run keeps in flight (``--concurrency``): the engine runs one task per
+slot, and a hundred million of them exhausted the memory before anything was sent."""
+MAX_SAMPLES = 100
+"""The most samples a row's self-consistency vote takes (``--samples``): each is a request, a
+majority settles within a few, and a hundred million of them took 8.7 GB before any was sent."""
 
 _REMOTE = frozenset({"mistral", "openai"})
 """Providers that reach a server at a base URL (whose host joins the fingerprint)."""
@@ -62,6 +69,9 @@ class RunConfig:
     """Requests per minute; None: learned from the server's headers."""
     tpm: float | None = None
     """Tokens per minute; None: learned from the server's headers."""
+    min_rps: float = 0.1
+    """The slowest pace the run accepts: a limit (given, announced or estimated from 429s)
+    allowing fewer requests a second stops the run saying so, instead of crawling for hours."""
     max_retries: int = 5
     timeout: float = 60.0
     backoff_base: float = 0.5
@@ -117,12 +127,27 @@ class RunConfig:
         return self.model or DEFAULT_MODELS.get(self.provider, "")
 
     def validate(self) -> None:
-        """Raise :class:`ConfigError` naming the first option that cannot work."""
+        """Raise :class:`ConfigError` naming the first option that cannot work.
+
+        One rule for every number first: it is finite (``inf`` and ``nan`` parse as floats, and
+        an infinite rate or wait reached the engine as an internal error or an endless run);
+        then each option's range.
+        """
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"--{spec.name.replace('_', '-')} must be a finite number, got {value}")
+        floor = self.min_rps
         checks: list[tuple[bool, str]] = [
-            (self.concurrency >= 1, f"--concurrency must be >= 1, got {self.concurrency}"),
-            (self.rps is None or self.rps > 0, f"--rps must be > 0, got {self.rps}"),
-            (self.rpm is None or self.rpm > 0, f"--rpm must be > 0, got {self.rpm}"),
-            (self.tpm is None or self.tpm > 0, f"--tpm must be > 0, got {self.tpm}"),
+            (1 <= self.concurrency <= MAX_CONCURRENCY,
+             f"--concurrency must be between 1 and {MAX_CONCURRENCY:,}, got {self.concurrency}"),
+            (floor > 0, f"--min-rps must be > 0, got {floor}"),
+            (self.rps is None or self.rps >= floor,
+             f"--rps must be at least --min-rps {floor:g}, got {self.rps} (lower --min-rps to go slower)"),
+            (self.rpm is None or self.rpm / 60.0 >= floor,
+             f"--rpm must be at least 60 x --min-rps ({60 * floor:g}), got {self.rpm} (lower --min-rps to go slower)"),
+            (self.tpm is None or self.tpm / 60.0 >= floor,
+             f"--tpm must be at least 60 x --min-rps ({60 * floor:g}), got {self.tpm} (lower --min-rps to go slower)"),
             (self.max_retries >= 0, f"--max-retries must be >= 0, got {self.max_retries}"),
             (self.timeout > 0, f"--timeout must be > 0, got {self.timeout}"),
             (self.max_retry_after >= 0, f"--max-retry-after must be >= 0, got {self.max_retry_after}"),
@@ -136,7 +161,8 @@ class RunConfig:
              "--max-total-tokens and --max-cost apply to online runs (a batch job is billed as a whole)"),
             (0.0 <= self.temperature <= 2.0, f"--temperature must be in [0, 2], got {self.temperature}"),
             (self.max_tokens >= 1, f"--max-tokens must be >= 1, got {self.max_tokens}"),
-            (self.samples >= 1, f"--samples must be >= 1, got {self.samples}"),
+            (1 <= self.samples <= MAX_SAMPLES, f"--samples must be between 1 and {MAX_SAMPLES}, got {self.samples}"),
+            (self.seed is None or -(2**63) <= self.seed < 2**63, f"--seed must fit in 64 bits, got {self.seed}"),
             (self.flush_rows >= 1, f"--flush-rows must be >= 1, got {self.flush_rows}"),
             (self.flush_seconds > 0, f"--flush-seconds must be > 0, got {self.flush_seconds}"),
             (0.0 < self.trace_sample <= 1.0, f"--trace-sample must be in (0, 1], got {self.trace_sample}"),
@@ -182,12 +208,12 @@ class RunConfig:
         started against one server is not resumed against another (the emulator, say)."""
         if self.provider not in _REMOTE:
             return None
-        from batchjudge.adapters.mistral import MISTRAL, OPENAI
+        from batchjudge.adapters.mistral import MISTRAL, OPENAI, split_base_url
 
         dialect = OPENAI if self.provider == "openai" else MISTRAL
         hosts = []
         for url in self.base_urls:
-            parts = urlsplit((url or dialect.default_base_url).strip())
+            parts = split_base_url((url or dialect.default_base_url).strip())
             if not parts.hostname:
                 raise ConfigError(f"--base-url {url!r} must be an http:// or https:// URL with a host")
             hosts.append(parts.hostname + (f":{parts.port}" if parts.port else ""))

@@ -19,6 +19,11 @@ Where each limit comes from, in order of authority:
    it sent in the window before the refused request (the server had admitted exactly its
    limit) and paces just under that from then on.
 
+A limit the server announces or shows (an estimate) below ``min_rps`` requests a second (the
+run's ``--min-rps``; tokens a minute below ``60 * min_rps``, too few for that many requests of
+a single token) is not obeyed: :class:`~batchjudge.errors.LimitTooLowError` says the server's
+figure and the run stops, resumable, instead of crawling for hours.
+
 Each window's pace then follows AIMD: a 429 despite the pacing (a new episode) cuts its rate
 (1% for a given limit, 3% for an estimate), and every calm ``calm_seconds`` adds back half a
 percent, up to the limit; an estimate that has been calm for a minute probes 1% above itself,
@@ -55,13 +60,13 @@ from typing import Literal, Protocol
 import anyio
 
 from batchjudge.core.types import JudgeReply, JudgeRequest
-from batchjudge.engine.breaker import Breaker, ProbeTicket
+from batchjudge.engine.breaker import ABORT_AFTER_S, Breaker, ProbeTicket
 from batchjudge.engine.pacing import WindowPacer
 from batchjudge.engine.ratelimits import Announced, Quota, read_rate_headers
 from batchjudge.engine.stalls import StallWatch
 from batchjudge.engine.stats import RunStats
 from batchjudge.engine.token_window import Charge, TokenWindow
-from batchjudge.errors import QuotaExhaustedError
+from batchjudge.errors import LimitTooLowError, QuotaExhaustedError
 
 __all__ = [
     "LATE_WRITE_S", "NEW_CONNECTION_GUARD_S", "Clock", "Cooldown", "Limits", "Reservation", "SendLimits",
@@ -304,7 +309,8 @@ class Limits:
         calm_successes: int = 50,
         calm_seconds: float = 10.0,
         stats: RunStats | None = None,
-        outage_abort_after: float = 30.0,
+        outage_abort_after: float = ABORT_AFTER_S,
+        min_rps: float | None = None,
     ) -> None:
         self.stats = stats if stats is not None else RunStats()
         """Where the pace in force and the 429s are counted for the progress line."""
@@ -319,6 +325,8 @@ class Limits:
         self.sending = 0
         """Requests on the wire now (sent, reply not yet in)."""
         self.learn = learn
+        self.min_rps = min_rps
+        """The slowest pace the run accepts from the server (None: any)."""
         self._recent: deque[float] = deque(maxlen=65536)
         """Send times, to seed a pacer learned mid-run and for the estimate at the first 429."""
         self.second = _Window("requests per second", 1.0, second_margin, clock, sleep, self._recent)
@@ -507,6 +515,7 @@ class Limits:
         elif window.flag is not None and quota.limit >= window.flag:
             pass  # the flag asks for no more than the server allows
         else:
+            self._check_floor(quota.limit / window.seconds, f"{quota.limit:g} {window.name} ({quota.header})")
             if window.flag is not None:
                 self._notice(window.name, f"the server allows {quota.limit:g} {window.name}, fewer "
                              f"than the {window.flag:g} asked for; pacing at the server's limit")
@@ -546,6 +555,7 @@ class Limits:
         elif flag is not None and quota.limit >= flag:
             pass
         else:
+            self._check_floor(quota.limit / 60.0, f"{quota.limit:g} tokens per minute ({quota.header})")
             if flag is not None:
                 self._notice("tokens per minute", f"the server allows {quota.limit:,.0f} tokens per minute, "
                              f"fewer than the {flag:,.0f} asked for; pacing at the server's limit")
@@ -562,6 +572,16 @@ class Limits:
         if extra > over:
             self.tokens.add_foreign(extra)
             self._tokens_foreign_at = self.clock()
+
+    def _check_floor(self, per_second: float, figure: str) -> None:
+        """Raise LimitTooLowError when the server's limit (``figure``, at most ``per_second``
+        requests a second) is below the run's floor."""
+        if self.min_rps is not None and per_second < self.min_rps:
+            raise LimitTooLowError(
+                f"the server allows {figure}: at most {per_second:.3g} requests a second, below --min-rps "
+                f"{self.min_rps:g}; stopped instead of crawling, no row marked failed: run the same command "
+                "again once the limit is raised, or pass a lower --min-rps to accept it"
+            )
 
     def _notice(self, key: str, message: str) -> None:
         if key not in self._noticed:
@@ -623,6 +643,8 @@ class Limits:
         sent = list(self._recent)
         admitted = bisect.bisect_left(sent, refused_at) - bisect.bisect_left(sent, refused_at - window.seconds)
         if admitted >= 1:
+            self._check_floor(admitted / window.seconds, f"about {admitted} {window.name} (it answered 429 "
+                              f"after {admitted} in {window.seconds:g} s and announces no limit)")
             window.set(admitted, "estimate")
             self._notice(f"estimate {window.name}", f"rate limited by a server that announces no limit; "
                          f"pacing at an estimated {admitted} {window.name}")

@@ -355,7 +355,7 @@ def _judge_step(
         return BatchJudge(backend, run_dir.path, stats, model=plan.model, done=done, dedupe=config.dedupe)
     limits = Limits(concurrency=config.concurrency, rps=config.rps, rpm=config.rpm, tpm=config.tpm,
                     expected_completion_tokens=config.expected_completion_tokens, clock=clock, sleep=sleep,
-                    stats=stats)
+                    stats=stats, min_rps=config.min_rps)
     return online_judge(config, backend, limits, stats, model=plan.model, budget=budget)
 
 

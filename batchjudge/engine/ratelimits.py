@@ -20,7 +20,7 @@ number is ignored, never an error: headers are advice.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["Announced", "Quota", "read_rate_headers"]
 
@@ -31,6 +31,8 @@ class Quota:
 
     limit: float
     remaining: float | None = None
+    header: str = field(default="", compare=False)
+    """The header that announced the limit (to name it when the limit cannot be obeyed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +88,7 @@ def _quota(headers: Mapping[str, str], names: tuple[tuple[str, str], ...]) -> Qu
     for limit_name, remaining_name in names:
         limit = _number(headers.get(limit_name))
         if limit is not None and limit > 0:
-            return Quota(limit, _number(headers.get(remaining_name)))
+            return Quota(limit, _number(headers.get(remaining_name)), limit_name)
     return None
 
 

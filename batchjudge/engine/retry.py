@@ -10,15 +10,15 @@ wait comes from the decision alone, never from the exception's attributes, so a 
 controls it completely. Each attempt goes through the shared :class:`~.limits.SendLimits`; a 429
 also starts the shared cooldown there.
 
-An outage is not the row's failure. When the decision is
-:attr:`~batchjudge.core.types.RetryKind.OUTAGE` (no connection could be made), when
-connections keep being lost before any reply (:class:`~batchjudge.errors.DisconnectedError`,
-several in a row across the run, or twice for one row), or the server asks for a wait longer
-than ``max_retry_after``, the attempt opens the shared :class:`~.breaker.Breaker` and waits at
-its gate to send again: the row keeps its retries and is never marked failed for it. Before
-any request of the run has succeeded, an outage that lasts the breaker's ``abort_after`` stops
-the run (:class:`StopRun` with an :class:`~batchjudge.errors.UnreachableError` naming the
-cause).
+An outage is not the row's failure. When the endpoint answers nothing useful
+(:func:`fails_endpoint`: no connection, no reply within ``timeout``, a 5xx, a reply that is not
+HTTP or not the API's, a connection lost before any reply) and the shared
+:class:`~.breaker.Breaker` takes it for an outage (before any success, or a streak of them:
+its rule), or the server asks for a wait longer than ``max_retry_after``, the attempt opens the
+breaker and waits at its gate to send again: the row keeps its retries and is never marked
+failed for it. Before any request of the run has succeeded, an outage that lasts the breaker's
+``abort_after`` stops the run (:class:`StopRun` with an
+:class:`~batchjudge.errors.UnreachableError` saying what the endpoint did).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from batchjudge.engine.stats import RunStats
 from batchjudge.engine.streams import acquire
 from batchjudge.errors import (
     DisconnectedError,
+    LimitTooLowError,
     ProviderError,
     QuotaExhaustedError,
     TransientError,
@@ -45,7 +46,8 @@ from batchjudge.errors import (
 )
 
 __all__ = [
-    "CallOutcome", "QuickRetries", "RetryPolicy", "StopRun", "call_with_retries", "describe_error", "first_error",
+    "CallOutcome", "QuickRetries", "RetryPolicy", "StopRun", "call_with_retries", "describe_error", "fails_endpoint",
+    "first_error",
 ]
 
 
@@ -132,23 +134,38 @@ class _Call:
             return False
         return self.decision(exc).kind in (RetryKind.TRANSIENT, RetryKind.RATE_LIMIT)
 
-    def _outage(self, exc: BaseException, decision: RetryDecision) -> str | None:
+    def _outage(self, exc: BaseException, decision: RetryDecision, sent_at: float) -> str | None:
         """Why ``exc`` is an outage rather than the row's failure, or None when it is not.
 
-        A lost connection is an outage when the breaker says so (several in a row across the
-        run) or when this row's previous attempt lost its connection too.
+        No connection at all is one. Another failure of the endpoint is one when the breaker
+        says so (before any success, or a streak), and a lost connection also when this row's
+        previous attempt lost its connection too.
         """
-        lost = False
-        if isinstance(exc, DisconnectedError):
-            lost = self.limits.breaker.record_disconnect() or self._lost_before
-            self._lost_before = True
-        if decision.kind is RetryKind.OUTAGE or lost:
-            return str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if decision.kind is RetryKind.OUTAGE:
+            return _first_line(exc)
+        if fails_endpoint(exc):
+            lost = isinstance(exc, DisconnectedError)
+            outage = self.limits.breaker.record_failure(sent_at, disconnected=lost) or (lost and self._lost_before)
+            self._lost_before = self._lost_before or lost
+            if outage:
+                return self._what_the_endpoint_did(exc)
         wait = decision.retry_after
         if wait is not None and wait > self.max_retry_after:
             return (f"the server asked to wait {wait:,.0f} s (Retry-After), more than "
                     f"--max-retry-after {self.max_retry_after:g} s")
         return None
+
+    def _what_the_endpoint_did(self, exc: BaseException) -> str:
+        """The outage's reason as the user reads it: the endpoint and what it did."""
+        where = getattr(self.provider, "base_url", None) or "the endpoint"
+        if isinstance(exc, TransientError) and exc.timed_out:
+            return f"{where} sent no reply within {self.timeout:g} s (every request timed out)"
+        status = getattr(exc, "status", None)
+        if status is not None:
+            return f"{where} answered HTTP {status} ({_first_line(exc)})"
+        if isinstance(exc, DisconnectedError):
+            return _first_line(exc)
+        return f"{where} did not speak HTTP as the API does ({_first_line(exc)})"
 
     async def attempt(self) -> CallOutcome:
         """One attempt of the row: sent once the limits allow, and again (without counting as
@@ -169,13 +186,13 @@ class _Call:
                 try:
                     with anyio.fail_after(self.timeout):
                         reply = await self.provider.judge(self.request)
-                except TimeoutError as exc:
-                    limits.breaker.record_neutral(reservation.ticket)
-                    raise TransientError(f"timed out after {self.timeout:g}s") from exc
                 except Exception as exc:
-                    if self._settle_failure(exc, reservation):
+                    failure = _timed_out(self.timeout) if isinstance(exc, TimeoutError) else exc
+                    if self._settle_failure(failure, reservation):
                         continue  # an outage: wait at the breaker's gate, then send again
-                    raise
+                    if failure is exc:
+                        raise
+                    raise failure from exc
                 except BaseException:
                     limits.breaker.release(reservation.ticket)
                     raise
@@ -203,19 +220,20 @@ class _Call:
         breaker = self.limits.breaker
         ticket = reservation.ticket
         decision = self.decision(exc)
-        reason = self._outage(exc, decision)
+        reason = self._outage(exc, decision, reservation.sent_at)
         if reason is not None:
-            stop = breaker.record_outage(ticket, reason)
+            stop = breaker.record_outage(ticket, reason, reservation.sent_at)
             self._show_outage()
             if stop:
                 raise StopRun(UnreachableError(
                     f"{reason}; no request of this run has succeeded in {breaker.abort_after:g} s: "
                     "check --base-url and the network, then run the same command again",
-                    url=getattr(exc, "url", ""),
+                    url=getattr(exc, "url", "") or getattr(self.provider, "base_url", "") or "",
                 )) from exc
             return True
         if isinstance(exc, ProviderError) and exc.status is not None:
-            self.limits.answered()
+            self.limits.answered()  # a reply came, whatever it said (the stall watch)
+        if isinstance(exc, ProviderError) and exc.status is not None and not fails_endpoint(exc):
             breaker.record_answer(ticket, reservation.sent_at)
             self._show_outage()
         else:
@@ -274,7 +292,7 @@ async def call_with_retries(
     except (StopRun, SendingStopped):
         raise
     except Exception as exc:  # noqa: BLE001 - a row's failure must never end the run...
-        if isinstance(exc, QuotaExhaustedError) or call.decision(exc).kind is RetryKind.FATAL:
+        if isinstance(exc, (QuotaExhaustedError, LimitTooLowError)) or call.decision(exc).kind is RetryKind.FATAL:
             raise StopRun(exc) from exc  # ...unless nothing more can succeed
         return CallOutcome(None, describe_error(exc), call.attempts, None)
     raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
@@ -310,6 +328,23 @@ class QuickRetries:
             return False
         self.allowance -= 1.0
         return True
+
+
+def fails_endpoint(exc: BaseException) -> bool:
+    """Whether ``exc`` says the endpoint answered nothing useful: no connection, no reply in
+    time, a 5xx, a reply that is not HTTP or not the API's, a connection lost before any reply.
+    A 429, another 4xx (408 included: the server is there) or a reply over the size cap is an
+    answer; an error that is not a provider's says nothing about the endpoint."""
+    return isinstance(exc, TransientError) and (exc.status is None or exc.status >= 500)
+
+
+def _timed_out(seconds: float) -> TransientError:
+    """The failure of an attempt the engine's own timeout cut short."""
+    return TransientError(f"no reply within {seconds:g} s (timeout)", timed_out=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def describe_error(exc: BaseException) -> str:

@@ -64,6 +64,7 @@ def start_limiter(config: RunConfig) -> Limiter:
     handle = _RemoteLimiter.options(num_cpus=0, max_concurrency=10_000).remote(
         concurrency=config.concurrency, rps=config.rps, rpm=config.rpm, tpm=config.tpm,
         expected_completion_tokens=config.expected_completion_tokens, probe_timeout=config.timeout + 10.0,
+        min_rps=config.min_rps,
     )
     return cast(Limiter, handle)  # ray types .remote() on options() loosely
 

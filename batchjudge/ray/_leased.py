@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import anyio
 
 from batchjudge.core.types import JudgeReply, JudgeRequest
-from batchjudge.engine.breaker import Breaker
+from batchjudge.engine.breaker import ABORT_AFTER_S, Breaker
 from batchjudge.engine.limits import (
     LATE_WRITE_S,
     NEW_CONNECTION_GUARD_S,
@@ -72,7 +72,7 @@ class LeasedLimits:
         sleep: Sleep,
         stats: RunStats | None = None,
         flush_interval: float = 0.1,
-        outage_abort_after: float = 30.0,
+        outage_abort_after: float = ABORT_AFTER_S,
         board: CooldownBoard | None = None,
     ) -> None:
         self.max_concurrency = concurrency

@@ -47,7 +47,7 @@ from batchjudge.engine.limits import Clock, Limits, Reservation, Sleep
 from batchjudge.engine.pacing import WindowPacer
 from batchjudge.engine.stats import RunStats
 from batchjudge.engine.token_window import Charge
-from batchjudge.errors import QuotaExhaustedError
+from batchjudge.errors import LimitTooLowError, QuotaExhaustedError
 
 __all__ = ["Broadcast", "Lease", "LimiterClient", "RateLimited", "Report", "Settled", "SharedLimiter",
            "rate_headers"]
@@ -175,7 +175,8 @@ class LimiterClient(Protocol):
 class SharedLimiter:
     """The limits of one endpoint, lent to its workers; see the module docstring.
 
-    ``concurrency``, ``rps``, ``rpm`` and ``tpm`` are the endpoint's (all workers together);
+    ``concurrency``, ``rps``, ``rpm`` and ``tpm`` are the endpoint's (all workers together), and
+    ``min_rps`` the slowest limit it accepts from the server;
     leases book at most ``horizon`` seconds of send times past the first one, and tokens
     ``token_share`` of the token limit at most (unless one request needs more).
     """
@@ -195,12 +196,13 @@ class SharedLimiter:
         probe_timeout: float = 70.0,
         clock: Clock = time.monotonic,
         sleep: Sleep = anyio.sleep,
+        min_rps: float | None = None,
     ) -> None:
         self.stats = RunStats(concurrency=concurrency)
         """Counters over every worker: 429s, the current concurrency, the pace in force."""
         self.limits = Limits(concurrency=concurrency, rps=rps, rpm=rpm, tpm=tpm,
                              expected_completion_tokens=expected_completion_tokens, clock=clock, sleep=sleep,
-                             second_margin=second_margin, stats=self.stats)
+                             second_margin=second_margin, stats=self.stats, min_rps=min_rps)
         self.stopped_by: BaseException | None = None
         """The first reason a worker gave for stopping the whole run (or the monthly quota
         spent): the driver reads it here, since an error crossing Ray's task boundary loses
@@ -330,7 +332,7 @@ class SharedLimiter:
                 limits.on_rate_limited(hit.retry_after, Reservation(hit.tokens, sent_at=hit.sent_at), hit.headers)
             for done in report.settled:
                 self._settle(done)
-        except QuotaExhaustedError as exc:  # the month's tokens are spent: nothing more can succeed
+        except (QuotaExhaustedError, LimitTooLowError) as exc:  # nothing more can succeed (soon enough)
             self._stop(exc)
         for _ in range(report.successes):
             limits.on_success()

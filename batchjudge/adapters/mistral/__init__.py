@@ -15,7 +15,7 @@ Nothing here retries or sleeps: the engine does. Importing this package does not
 
 from batchjudge.adapters.mistral._client import DEFAULT_MAX_REPLY_BYTES, ApiClient, HttpReply
 from batchjudge.adapters.mistral._sdk import SdkChat
-from batchjudge.adapters.mistral._settings import is_loopback, normalise_base_url, resolve_api_key
+from batchjudge.adapters.mistral._settings import is_loopback, normalise_base_url, resolve_api_key, split_base_url
 from batchjudge.adapters.mistral._wire import (
     EMULATOR_HEADER,
     MISTRAL,
@@ -47,4 +47,5 @@ __all__ = [
     "request_body",
     "resolve_api_key",
     "retry_after",
+    "split_base_url",
 ]

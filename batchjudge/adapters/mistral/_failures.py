@@ -50,7 +50,7 @@ def disconnected(what: str, why: str) -> DisconnectedError:
 
 def no_reply(what: str, seconds: float) -> TransientError:
     """No (whole) reply within the request's timeout."""
-    return TransientError(f"{what}: no reply within {seconds:g} s (timeout)")
+    return TransientError(f"{what}: no reply within {seconds:g} s (timeout)", timed_out=True)
 
 
 def too_large(what: str, cap: int, declared: int | None = None) -> ReplyTooLargeError:

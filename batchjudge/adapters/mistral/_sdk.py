@@ -141,7 +141,7 @@ class SdkChat:
         except httpx2.ConnectTimeout:
             raise connect_timeout("chat completion", self._api.base_url, self._api.timeout) from None
         except httpx2.TimeoutException:
-            raise TransientError(f"no reply within {self._api.timeout:g} s (timeout)") from None
+            raise TransientError(f"no reply within {self._api.timeout:g} s (timeout)", timed_out=True) from None
         except httpx2.ConnectError as exc:
             raise unreachable("chat completion", self._api.base_url, str(exc)) from None
         except (httpx2.TransportError, NoResponseError) as exc:

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from batchjudge.adapters.mistral._wire import Dialect
 from batchjudge.core.scrub import MIN_SECRET_LEN, remember_secret
 from batchjudge.errors import AuthError, ConfigError
 
-__all__ = ["is_loopback", "normalise_base_url", "resolve_api_key"]
+__all__ = ["is_loopback", "normalise_base_url", "resolve_api_key", "split_base_url"]
 
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
@@ -65,7 +65,7 @@ def normalise_base_url(
 ) -> str:
     """The server's root URL by the rule in the module docstring; ConfigError otherwise."""
     url = (base_url or dialect.default_base_url).strip().rstrip("/").removesuffix("/v1")
-    parts = urlsplit(url)
+    parts = split_base_url(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"--base-url {url!r} must be an http:// or https:// URL with a host")
     if parts.username is not None or parts.password is not None:
@@ -80,3 +80,19 @@ def normalise_base_url(
             "network unencrypted; use https://, or pass --allow-insecure-http if the network is trusted"
         )
     return url
+
+
+def split_base_url(url: str) -> SplitResult:
+    """``url``'s parts, its port checked (a port out of range or not a number, or a broken
+    IPv6 address, is a ConfigError naming the option, not a ValueError deep in a client)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        why = str(exc)
+    else:
+        if port != 0:
+            return parts
+        why = "port 0"
+    raise ConfigError(f"--base-url {url!r} is not a valid URL ({why}): give http(s)://HOST[:PORT][/PATH] "
+                      "with a port from 1 to 65535")
