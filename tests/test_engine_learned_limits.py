@@ -71,7 +71,8 @@ def test_limits_the_server_announces_are_adopted_when_no_flag_sets_them() -> Non
     limits = run_virtual(main)
     assert limits.second.limit == 20 and limits.second.source == "server"
     assert limits.minute.limit == 600 and limits.tokens is not None and limits.tokens.limit == 50000
-    assert limits.stats.limits == "20/s server, 600/min server, 50,000 tok/min server"
+    assert limits.stats.limits == ("20/s server, 600/min server, 50,000 tok/min server, "
+                                   "in flight 8 (ceiling; start: no latency measured yet)")
 
 
 def test_a_flag_wins_unless_the_server_announces_less_which_is_obeyed_with_one_notice(

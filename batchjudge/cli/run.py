@@ -74,7 +74,7 @@ def run_command(
     api_key_env: Annotated[Optional[str], typer.Option(help="Environment variable holding the key (default MISTRAL_API_KEY, or OPENAI_API_KEY for openai).")] = None,
     allow_insecure_http: Annotated[bool, flag("allow-insecure-http", "Allow sending the key over plain http:// to another machine.")] = False,
     transport: Annotated[Optional[str], typer.Option(help="mistral provider transport: http (lean) or sdk.")] = None,
-    concurrency: Annotated[int, typer.Option(help="Requests in flight at most.")] = 16,
+    concurrency: Annotated[Optional[int], typer.Option(help="Requests in flight at most (a ceiling; default: sized from the pace and the measured latency, up to 1,024).")] = None,
     rps: Annotated[Optional[float], typer.Option(help="Requests per second, shared by all workers (default: learned from the server).")] = None,
     rpm: Annotated[Optional[float], typer.Option(help="Requests per minute (default: learned from the server).")] = None,
     tpm: Annotated[Optional[float], typer.Option(help="Tokens per minute (default: learned from the server).")] = None,

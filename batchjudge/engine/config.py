@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
+from batchjudge.engine.sizing import default_ceiling
 from batchjudge.errors import ConfigError
 
 __all__ = ["DEFAULT_MODELS", "MAX_CONCURRENCY", "MAX_SAMPLES", "PROVIDERS", "RunConfig", "describe_changes"]
@@ -62,7 +63,10 @@ class RunConfig:
     api_key: str | None = field(default=None, repr=False)
     api_key_env: str | None = None
     """The environment variable holding the key, instead of the provider's usual one."""
-    concurrency: int = 16
+    concurrency: int | None = None
+    """The most requests in flight (a ceiling: the engine sizes what it keeps in flight from
+    the pace and the measured latency, :mod:`~batchjudge.engine.sizing`); None:
+    :func:`~batchjudge.engine.sizing.default_ceiling`."""
     rps: float | None = None
     """Requests per second; None: learned from the server's headers, or estimated at a 429."""
     rpm: float | None = None
@@ -122,6 +126,11 @@ class RunConfig:
         return list(self.base_url) or [None]
 
     @property
+    def max_in_flight(self) -> int:
+        """The concurrency ceiling: ``concurrency``, or the default one (:mod:`~batchjudge.engine.sizing`)."""
+        return self.concurrency if self.concurrency is not None else default_ceiling()
+
+    @property
     def resolved_model(self) -> str:
         """The model name after applying the provider's default."""
         return self.model or DEFAULT_MODELS.get(self.provider, "")
@@ -139,7 +148,7 @@ class RunConfig:
                 raise ConfigError(f"--{spec.name.replace('_', '-')} must be a finite number, got {value}")
         floor = self.min_rps
         checks: list[tuple[bool, str]] = [
-            (1 <= self.concurrency <= MAX_CONCURRENCY,
+            (self.concurrency is None or 1 <= self.concurrency <= MAX_CONCURRENCY,
              f"--concurrency must be between 1 and {MAX_CONCURRENCY:,}, got {self.concurrency}"),
             (floor > 0, f"--min-rps must be > 0, got {floor}"),
             (self.rps is None or self.rps >= floor,

@@ -30,8 +30,10 @@ percent, up to the limit; an estimate that has been calm for a minute probes 1% 
 since the organization's limit may have risen. A 429 with ``Retry-After`` sets one shared
 :class:`Cooldown` that every sender checks right before it sends (after the pacers), so no
 request leaves before the server said it may; without ``Retry-After`` the pause is
-``default_pause``. Concurrency is a resizable :class:`anyio.CapacityLimiter`: repeated episodes
-shrink it, a calm stretch grows it back.
+``default_pause``. Concurrency is a resizable :class:`anyio.CapacityLimiter` sized by
+:mod:`~batchjudge.engine.sizing` from the pace in force and the measured latency (Little's law),
+under the ``concurrency`` ceiling; repeated episodes lower that ceiling, a calm stretch raises it
+back.
 
 An unreachable endpoint opens the shared :class:`~batchjudge.engine.breaker.Breaker`: every
 sender waits at the same gate as the cooldown while one probe finds out when it is back.
@@ -63,6 +65,7 @@ from batchjudge.core.types import JudgeReply, JudgeRequest
 from batchjudge.engine.breaker import ABORT_AFTER_S, Breaker, ProbeTicket
 from batchjudge.engine.pacing import WindowPacer
 from batchjudge.engine.ratelimits import Announced, Quota, read_rate_headers
+from batchjudge.engine.sizing import Sizer
 from batchjudge.engine.stalls import StallWatch
 from batchjudge.engine.stats import RunStats
 from batchjudge.engine.token_window import Charge, TokenWindow
@@ -85,6 +88,10 @@ _LONG_WAIT = 2.0
 """A Retry-After longer than this points at a per-minute window, not the per-second one."""
 LATE_WRITE_S = 0.001
 """A request written this much after its pacer let it go has its send time moved."""
+BELOW_FLAG = 0.9
+"""A 429 under a flag whose window had admitted fewer than this share of the flag's requests
+replaces the flag by that count (an estimate): the flag was above the server's real limit (a
+shared organization quota, a wrong figure), and pacing at it sent a 429 storm every second."""
 NEW_CONNECTION_GUARD_S = 0.050
 """How much later than its write a request that opened a connection is counted: the server
 may accept the connection after the request was written. Against the strict emulator the
@@ -311,11 +318,15 @@ class Limits:
         stats: RunStats | None = None,
         outage_abort_after: float = ABORT_AFTER_S,
         min_rps: float | None = None,
+        sizing: bool = True,
     ) -> None:
         self.stats = stats if stats is not None else RunStats()
         """Where the pace in force and the 429s are counted for the progress line."""
         self.max_concurrency = concurrency
         self.capacity = anyio.CapacityLimiter(concurrency)
+        self.sizer = Sizer(self.capacity, concurrency, clock=clock, fixed=not sizing)
+        """Sizes :attr:`capacity` from the pace and the replies' latency, under the ceiling
+        (``sizing`` False: the capacity is the ceiling, lowered by 429 episodes)."""
         self.clock = clock
         self.sleep = sleep
         self.cooldown = Cooldown(clock, sleep)
@@ -353,6 +364,8 @@ class Limits:
         self._calm_since = clock()
         self._last_429 = -math.inf
         self._reported: tuple[object, ...] = ()
+        self._per_request = 0.0
+        """Tokens a request is charged on average lately (the token window's pace in requests)."""
         self._report()
         self._probing = learn and not (rps or rpm or tpm)
         """With no limit given, the first request goes alone and the others wait for its reply:
@@ -369,7 +382,9 @@ class Limits:
     # -- before a send -------------------------------------------------------------------
     def charge(self, request: JudgeRequest) -> Reservation:
         """What ``request`` must reserve before it is sent (:class:`TokenEstimate`)."""
-        return Reservation(self.estimate.charge(request), request.prompt_tokens)
+        tokens = self.estimate.charge(request)
+        self._per_request += (tokens - self._per_request) * (0.05 if self._per_request else 1.0)
+        return Reservation(tokens, request.prompt_tokens)
 
     def stop_sending(self) -> None:
         """From now on every :meth:`before_send` raises :class:`SendingStopped`."""
@@ -491,6 +506,9 @@ class Limits:
             self.tokens.correct(reservation.charge, used)
         if reply.headers and self.learn:
             self.observe(read_rate_headers(reply.headers), reservation)
+        if not math.isnan(reservation.sent_at):
+            self.sizer.replied(self.clock() - reservation.sent_at)
+        self._resize()
 
     def observe(self, announced: Announced, reservation: Reservation | None = None) -> None:
         """Adopt the limits a reply announced, and reconcile its remaining counts."""
@@ -618,15 +636,16 @@ class Limits:
             return
         window = self.minute if refused == "minute" else self.second
         sent_at = reservation.sent_at if reservation is not None else math.nan
-        if window.limit is None and self.learn:
-            self._estimate(window, reservation)
+        if (window.limit is None or window.source == "flag") and self.learn and self._estimate(window, reservation):
+            pass
         elif not sent_at < window.since:  # sent under the pace in force: the pace is too fast
             window.slow_down()
         self._recent_429s += 1
         floor = max(1, self.max_concurrency // 4)
-        if self._recent_429s >= self._adapt_after and self.capacity.total_tokens > floor:
-            self.capacity.total_tokens = max(floor, math.floor(self.capacity.total_tokens * 0.75))
+        if self._recent_429s >= self._adapt_after and self.sizer.capped > floor:
+            self.sizer.cap(max(floor, math.floor(self.sizer.capped * 0.75)))
             self._recent_429s = 0
+        self._resize()
         self._report()
 
     def _tokens_refused(self, quota: Quota | None) -> None:
@@ -636,18 +655,28 @@ class Limits:
         if quota is not None:
             self._reconcile_tokens(quota, over=0.0)
 
-    def _estimate(self, window: _Window, reservation: Reservation | None) -> None:
-        """No limit known: the server admitted exactly its limit in the window before the
-        refused request, so count what this run sent in it."""
+    def _estimate(self, window: _Window, reservation: Reservation | None) -> bool:
+        """No limit known, or a flag the server did not honour: the server admitted exactly its
+        limit in the window before the refused request, so count what this run sent in it. A
+        flag is replaced only when that count is below :data:`BELOW_FLAG` of it (a 429 at the
+        flag's own pace is the arrival jitter's, and slows the pace instead). True when the
+        window's limit is now the estimate."""
         refused_at = reservation.sent_at if reservation is not None and not math.isnan(reservation.sent_at) else self.clock()
         sent = list(self._recent)
         admitted = bisect.bisect_left(sent, refused_at) - bisect.bisect_left(sent, refused_at - window.seconds)
-        if admitted >= 1:
-            self._check_floor(admitted / window.seconds, f"about {admitted} {window.name} (it answered 429 "
-                              f"after {admitted} in {window.seconds:g} s and announces no limit)")
-            window.set(admitted, "estimate")
+        flag = window.limit if window.source == "flag" else None
+        if admitted < 1 or (flag is not None and admitted >= BELOW_FLAG * flag):
+            return False
+        self._check_floor(admitted / window.seconds, f"about {admitted} {window.name} (it answered 429 "
+                          f"after {admitted} in {window.seconds:g} s and announces no limit)")
+        window.set(admitted, "estimate")
+        if flag is None:
             self._notice(f"estimate {window.name}", f"rate limited by a server that announces no limit; "
                          f"pacing at an estimated {admitted} {window.name}")
+        else:
+            self._notice(f"estimate {window.name}", f"rate limited after {admitted} {window.name}, fewer "
+                         f"than the {flag:g} asked for; pacing at the server's estimated limit")
+        return True
 
     def on_success(self) -> None:
         """A calm stretch speeds the pacers back up and grows concurrency to the ceiling."""
@@ -662,10 +691,22 @@ class Limits:
         if self._calm >= self._calm_successes:
             self._calm = 0
             self._recent_429s = 0
-            if self.capacity.total_tokens < self.max_concurrency:
-                step = max(1, self.max_concurrency // 20)
-                self.capacity.total_tokens = min(self.max_concurrency, int(self.capacity.total_tokens) + step)
-                self._report()
+            if self.sizer.capped < self.max_concurrency:
+                self.sizer.cap(self.sizer.capped + max(1, self.max_concurrency // 20))
+                self._resize()
+
+    def _pace(self) -> float | None:
+        """The requests a second in force: the slowest request window, or the token window
+        over the tokens a request is charged (None: no limit known)."""
+        rates = [w.pacer.rate for w in (self.second, self.minute) if w.pacer is not None]
+        if self.tokens is not None and self._per_request > 0:
+            rates.append(self.tokens.limit / 60.0 / self._per_request)
+        return min(rates) if rates else None
+
+    def _resize(self) -> None:
+        """Size the capacity for the pace in force (:class:`~batchjudge.engine.sizing.Sizer`)."""
+        if self.sizer.resize(self._pace()):
+            self._report()
 
     def _report(self) -> None:
         """Show the pace in force and the concurrency in the run's counters (the description
@@ -673,13 +714,14 @@ class Limits:
         stats = self.stats
         stats.concurrency = int(self.capacity.total_tokens)
         key = (self.second.limit, self.second.factor, self.minute.limit, self.minute.factor,
-               None if self.tokens is None else self.tokens.limit)
+               None if self.tokens is None else self.tokens.limit, self.sizer.sizing)
         if key == self._reported:
             return
         self._reported = key
         parts = [p for p in (self.second.describe(), self.minute.describe()) if p]
         if self.tokens is not None:
             parts.append(f"{self.tokens.limit:,.0f} tok/min {self.tokens_source}")
+        parts.append(self.sizer.sizing.describe())
         stats.limits = ", ".join(parts)
 
 

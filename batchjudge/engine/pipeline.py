@@ -318,7 +318,7 @@ def _backend(plan: RunPlan, provider: Provider | None) -> Provider | ApiClient:
                          max_reply_bytes=None)
     if provider is not None:
         return provider
-    return provider_for(config, plan.model, base_url=config.base_urls[0], concurrency=config.concurrency)
+    return provider_for(config, plan.model, base_url=config.base_urls[0], concurrency=config.max_in_flight)
 
 
 def provider_for(config: RunConfig, model: str, *, base_url: str | None, concurrency: int) -> Provider:
@@ -353,7 +353,7 @@ def _judge_step(
     config = plan.config
     if isinstance(backend, ApiClient):
         return BatchJudge(backend, run_dir.path, stats, model=plan.model, done=done, dedupe=config.dedupe)
-    limits = Limits(concurrency=config.concurrency, rps=config.rps, rpm=config.rpm, tpm=config.tpm,
+    limits = Limits(concurrency=config.max_in_flight, rps=config.rps, rpm=config.rpm, tpm=config.tpm,
                     expected_completion_tokens=config.expected_completion_tokens, clock=clock, sleep=sleep,
                     stats=stats, min_rps=config.min_rps)
     return online_judge(config, backend, limits, stats, model=plan.model, budget=budget)
@@ -406,13 +406,13 @@ async def execute(
                 in_flight = list(judge.in_flight())
                 if in_flight:  # rows of jobs from an earlier session: followed, not sent again
                     done = np.union1d(done, key_hashes(in_flight))
-                engine = _HereSteps(judge, max(2 * config.concurrency, 64))
+                engine = _HereSteps(judge, max(2 * config.max_in_flight, 64))
             reader = Reader(plan.source, plan.adapter, plan.settings, done=done, limit=config.limit)
             sink = ResultSink(run_dir, record, stats, counts_before=counts_before, tracer=tracer,
                               flush_rows=config.flush_rows, flush_seconds=config.flush_seconds)
             await sink.write_record()
             with collector_tuned():
-                stopped = await _run_steps(reader, engine, sink, stats, max(2 * config.concurrency, 64), progress,
+                stopped = await _run_steps(reader, engine, sink, stats, max(2 * config.max_in_flight, 64), progress,
                                            progress_interval, _Stop(stop, stop_grace))
             await sink.write_record()
             counts = sink.counts

@@ -177,41 +177,37 @@ class _Call:
         while True:
             reservation = limits.charge(self.request)
             reservation.retry = self.attempts > 1
-            await acquire(limits.capacity)
+            await limits.before_send(reservation)
+            start = limits.clock()
+            limits.sending += 1
+            written = on_request_written.set(functools.partial(limits.written, reservation))
             try:
-                await limits.before_send(reservation)
-                start = limits.clock()
-                limits.sending += 1
-                written = on_request_written.set(functools.partial(limits.written, reservation))
-                try:
-                    with anyio.fail_after(self.timeout):
-                        reply = await self.provider.judge(self.request)
-                except Exception as exc:
-                    failure = _timed_out(self.timeout) if isinstance(exc, TimeoutError) else exc
-                    if self._settle_failure(failure, reservation):
-                        continue  # an outage: wait at the breaker's gate, then send again
-                    if failure is exc:
-                        raise
-                    raise failure from exc
-                except BaseException:
-                    limits.breaker.release(reservation.ticket)
+                with anyio.fail_after(self.timeout):
+                    reply = await self.provider.judge(self.request)
+            except Exception as exc:
+                failure = _timed_out(self.timeout) if isinstance(exc, TimeoutError) else exc
+                if self._settle_failure(failure, reservation):
+                    continue  # an outage: wait at the breaker's gate, then send again
+                if failure is exc:
                     raise
-                else:
-                    latency_ms = (limits.clock() - start) * 1000.0
-                    limits.answered()
-                    limits.breaker.record_success(reservation.ticket, reservation.sent_at)
-                    if self.stats.outage is not None:
-                        self._show_outage()
-                    limits.on_success()
-                    limits.settle(reservation, reply)
-                    if self.quick is not None:
-                        self.quick.replied()
-                finally:
-                    on_request_written.reset(written)
-                    limits.sending -= 1
-                    limits.after_send(reservation)
+                raise failure from exc
+            except BaseException:
+                limits.breaker.release(reservation.ticket)
+                raise
+            else:
+                latency_ms = (limits.clock() - start) * 1000.0
+                limits.answered()
+                limits.breaker.record_success(reservation.ticket, reservation.sent_at)
+                if self.stats.outage is not None:
+                    self._show_outage()
+                limits.on_success()
+                limits.settle(reservation, reply)
+                if self.quick is not None:
+                    self.quick.replied()
             finally:
-                limits.capacity.release()
+                on_request_written.reset(written)
+                limits.sending -= 1
+                limits.after_send(reservation)
             return CallOutcome(reply, None, self.attempts, latency_ms)
 
     def _settle_failure(self, exc: Exception, reservation: Reservation) -> bool:
@@ -261,8 +257,21 @@ async def call_with_retries(
     400 RPS); only a retryable failure hands the rest of the attempts to tenacity, whose
     waits continue the same sequence. With ``quick`` (the run's :class:`QuickRetries`), the
     first retry of a lone transient failure skips its backoff wait.
+
+    The row holds its capacity slot from its first attempt to its last, waits included: a retry
+    queued again behind every row waiting for a slot waited seconds for nothing (the slots are
+    sized for the pace, so that line is long), and at a run's end that wait was the run's.
     """
-    call = _Call(provider, request, limits, stats, policy, quick)
+    await acquire(limits.capacity)
+    try:
+        return await _calls(_Call(provider, request, limits, stats, policy, quick), policy, quick)
+    finally:
+        limits.capacity.release()
+
+
+async def _calls(call: _Call, policy: RetryPolicy, quick: QuickRetries | None) -> CallOutcome:
+    """The attempts of one row, in the capacity slot it holds (:func:`call_with_retries`)."""
+    limits = call.limits
     try:
         try:
             return await call.attempt()

@@ -47,6 +47,7 @@ from batchjudge.errors import EngineError
 from batchjudge.ray._actors import Limiter, RayJudgeWorker, start_limiter
 from batchjudge.ray._board import CooldownBoard
 from batchjudge.ray._columns import results_of
+from batchjudge.ray._limiter import DEFAULT_CONCURRENCY
 from batchjudge.ray._read import PendingRows
 
 __all__ = ["BLOCK_ROWS", "RayEngine", "SeenKeys", "block_rows", "board_names", "cluster_cpus", "judged"]
@@ -61,7 +62,7 @@ def block_rows(config: RunConfig, workers: int) -> int:
     blocks spread over every worker instead of draining through one."""
     if config.provider == "local":
         return BLOCK_ROWS
-    return max(16, min(BLOCK_ROWS, 2 * math.ceil(config.concurrency / workers)))
+    return max(16, min(BLOCK_ROWS, 2 * math.ceil((config.concurrency or DEFAULT_CONCURRENCY) / workers)))
 
 
 _POLL_S = 0.5

@@ -49,8 +49,13 @@ from batchjudge.engine.stats import RunStats
 from batchjudge.engine.token_window import Charge
 from batchjudge.errors import LimitTooLowError, QuotaExhaustedError
 
-__all__ = ["Broadcast", "Lease", "LimiterClient", "RateLimited", "Report", "Settled", "SharedLimiter",
+__all__ = ["DEFAULT_CONCURRENCY", "Broadcast", "Lease", "LimiterClient", "RateLimited", "Report", "Settled", "SharedLimiter",
            "rate_headers"]
+
+DEFAULT_CONCURRENCY = 16
+"""A distributed run's concurrency ceiling without ``--concurrency``: its workers do not size
+what they keep in flight from the latency yet (:mod:`batchjudge.engine.sizing`); the shared
+limiter only lowers it after 429 episodes, as before."""
 
 SECOND_MARGIN = 0.030
 """The shared per-second window's margin (seconds): a booked send leaves a little after its
@@ -202,7 +207,7 @@ class SharedLimiter:
         """Counters over every worker: 429s, the current concurrency, the pace in force."""
         self.limits = Limits(concurrency=concurrency, rps=rps, rpm=rpm, tpm=tpm,
                              expected_completion_tokens=expected_completion_tokens, clock=clock, sleep=sleep,
-                             second_margin=second_margin, stats=self.stats, min_rps=min_rps)
+                             second_margin=second_margin, stats=self.stats, min_rps=min_rps, sizing=False)
         self.stopped_by: BaseException | None = None
         """The first reason a worker gave for stopping the whole run (or the monthly quota
         spent): the driver reads it here, since an error crossing Ray's task boundary loses

@@ -38,7 +38,7 @@ from batchjudge.engine.stats import RunStats
 from batchjudge.ray._board import CooldownBoard
 from batchjudge.ray._columns import results_table, rows_of
 from batchjudge.ray._leased import LeasedLimits
-from batchjudge.ray._limiter import LimiterClient
+from batchjudge.ray._limiter import DEFAULT_CONCURRENCY, LimiterClient
 
 __all__ = ["JudgeWorker", "STREAM"]
 
@@ -88,7 +88,7 @@ class JudgeWorker:
         self.keyed = keyed
         self.keep_inputs = keep_inputs
         self.stats = RunStats()
-        share = max(1, math.ceil(config.concurrency / workers))
+        share = max(1, math.ceil((config.concurrency or DEFAULT_CONCURRENCY) / workers))
         self.routes: list[_Route] = []
         self._boards = [CooldownBoard.open(name) for name in boards] or [None] * len(clients)
         for url, client, board in zip(config.base_urls, clients, self._boards, strict=True):
