@@ -131,7 +131,8 @@ class Outcome:
     cpu_s: float
     cpu_s_per_1000: float
     marginal_cpu_s_per_1000: float
-    concurrency: int
+    concurrency: int | None
+    """What the client was given (None: the engine sized it; ``limits_seen`` says to what)."""
     limits_seen: str = ""
     startup_cpu_s: float | None = None
     """The one-row run's CPU subtracted for the marginal figure (None: a run kept from before
@@ -249,19 +250,20 @@ def _children_cpu() -> float:
 
 
 def _client_command(
-    client: str, url: str, data: Path, out: Path, rows: int, rps: int | None, concurrency: int
+    client: str, url: str, data: Path, out: Path, rows: int, rps: int | None, concurrency: int | None
 ) -> list[str]:
+    """The client's command; ``concurrency`` None leaves it to the engine (``cli/``, ``lib/``)."""
     if client.startswith("cli/"):
         command = [
             sys.executable, "-m", "batchjudge", "run", str(data), "--out", str(out),
             "--provider", "mistral", "--base-url", url, "--model", MODEL,
-            "--transport", client.split("/")[1], "--concurrency", str(concurrency),
+            "--transport", client.split("/")[1],
             "--timeout", str(TIMEOUT_S), "--max-retries", str(MAX_RETRIES), "--limit", str(rows),
             "--quiet",
         ]  # fmt: skip
-        return command + (["--rps", str(rps)] if rps else [])
+        return command + (["--concurrency", str(concurrency)] if concurrency else []) + (["--rps", str(rps)] if rps else [])
     sub = "lib-client" if client == "lib/http" else "baseline-client"
-    return [sys.executable, str(Path(__file__).resolve()), sub, url, str(data), str(rows), str(concurrency),
+    return [sys.executable, str(Path(__file__).resolve()), sub, url, str(data), str(rows), str(concurrency or 0),
             str(out), str(rps or 0)]
 
 
@@ -299,7 +301,8 @@ def measure(
 
     tokens = scenario.name == "tokens"
     rps = None if tokens else limit
-    concurrency = 32 if tokens else math.ceil(limit * 0.6)
+    # The engine sizes its own concurrency (the issue-26 change); the hand-written loop needs one.
+    concurrency = math.ceil(limit * 0.6) if client.startswith("baseline/") else None
     out = work / f"{scenario.name}-{client.replace('/', '-')}-{limit}-{repeat}"
     key = f"bench-{out.name}"
     _wait_until_idle(url)
@@ -429,7 +432,7 @@ def lib_client(url: str, data: str, rows: int, concurrency: int, out: str, rps: 
 
     limits_module.Limits.settle = settled  # type: ignore[method-assign]
     config = RunConfig(
-        inputs=[data], out=out, provider="mistral", base_url=url, model=MODEL, concurrency=concurrency,
+        inputs=[data], out=out, provider="mistral", base_url=url, model=MODEL, concurrency=concurrency or None,
         rps=rps or None, timeout=TIMEOUT_S, max_retries=MAX_RETRIES, limit=rows,
     )  # fmt: skip
     result = run(config)
