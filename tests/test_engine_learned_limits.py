@@ -216,6 +216,29 @@ def test_without_any_announced_limit_the_first_429_sets_an_estimate_from_what_wa
         assert sum(1 for t in later if start <= t < start + 1.0) <= 25
 
 
+def test_refused_requests_answered_out_of_order_leave_the_estimate_counted_before_the_first() -> None:
+    """A burst past a silent server's limit: several requests are refused together and their
+    429s come back in any order. Counted before a later one, the earlier refused ones looked
+    admitted (a limit of 102 for 100, and a 429 seconds later); the earliest sets it."""
+
+    async def main() -> float | None:
+        limits = Limits(concurrency=64, clock=clock, sleep=sleep)
+        probe = limits.charge(request())
+        await limits.before_send(probe)
+        limits.after_send(probe)  # its reply announced nothing
+        sent = [probe]
+        for _ in range(29):  # unpaced: the server admitted 25, refused the rest
+            await sleep(0.01)
+            reservation = limits.charge(request())
+            await limits.before_send(reservation)
+            sent.append(reservation)
+        limits.on_rate_limited(1.0, sent[29])  # the last refused answers first...
+        limits.on_rate_limited(1.0, sent[25])  # ...the first refused in the same episode
+        return limits.second.limit
+
+    assert run_virtual(main) == 25
+
+
 def test_a_429_from_the_token_window_is_not_read_as_a_request_limit() -> None:
     tokens_left = {"x-ratelimit-limit-tokens-minute": "30000", "x-ratelimit-remaining-tokens-minute": "40"}
 

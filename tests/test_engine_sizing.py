@@ -35,8 +35,8 @@ def test_the_size_is_the_pace_times_the_p90_latency_times_the_margin() -> None:
 
 
 def test_the_size_follows_the_pace_down_as_well_as_up() -> None:
-    sizes = [size_concurrency(pace=pace, latencies=SPREAD, ceiling=1024).concurrency for pace in (1000, 100, 10)]
-    assert sizes == [525, 53, 6]
+    sizes = [size_concurrency(pace=pace, latencies=SPREAD, ceiling=1024).concurrency for pace in (1000, 100, 20)]
+    assert sizes == [525, 53, 16]  # 20/s needs 11: the floor
 
 
 def test_the_size_stays_between_the_floor_and_the_ceiling_and_says_when_the_ceiling_binds() -> None:

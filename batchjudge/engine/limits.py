@@ -137,6 +137,9 @@ class Reservation:
     """The request's own prompt count (exact or estimated), to calibrate estimates by usage."""
     charge: Charge | None = None
     sent_at: float = math.nan
+    paced_at: float = math.nan
+    """When the pacers let it go, as the send log has it (``sent_at`` moves to when it really
+    left): what the estimate at a 429 counts before."""
     probe: bool = False
     """The run's first request, which the others wait for and which counts in the windows from
     its reply, not its send (see :meth:`Limits.after_send`)."""
@@ -363,6 +366,8 @@ class Limits:
         self._calm_seconds = calm_seconds
         self._calm_since = clock()
         self._last_429 = -math.inf
+        self._estimated: tuple[_Window, float] | None = None
+        """The window this 429 episode set an estimate for, and the send it counted before."""
         self._reported: tuple[object, ...] = ()
         self._per_request = 0.0
         """Tokens a request is charged on average lately (the token window's pace in requests)."""
@@ -434,7 +439,7 @@ class Limits:
                 self._probing = False
                 self._probe.set()
             raise
-        reservation.sent_at = sent
+        reservation.sent_at = reservation.paced_at = sent
         self._recent.append(sent)
         if not reservation.probe:  # the probe counts from its reply
             self.stalls.sent(reservation)
@@ -628,7 +633,9 @@ class Limits:
         if not announced.empty:
             self.observe(announced, reservation)
         if same_episode:
+            self._refine_estimate(reservation)
             return
+        self._estimated = None
         refused = _refused_by(announced, reservation, retry_after)
         if refused == "tokens":
             self._tokens_refused(announced.tokens_minute)
@@ -648,6 +655,18 @@ class Limits:
         self._resize()
         self._report()
 
+    def _refine_estimate(self, reservation: Reservation | None) -> None:
+        """A 429 of the episode that set an estimate, for a request sent before the one the
+        estimate counted from: several requests refused together answer in any order, and the
+        count before the earliest is the server's limit (counting before a later one took the
+        earlier refused ones for admitted: 102 for a limit of 100, and a 429 two seconds on)."""
+        if self._estimated is None or reservation is None:
+            return
+        window, counted_before = self._estimated
+        if _send_time(reservation, math.inf) < counted_before and window.source == "estimate":
+            self._estimate(window, reservation)
+            self._report()
+
     def _tokens_refused(self, quota: Quota | None) -> None:
         """The token window refused a request: what the server counted beyond this run's own
         charges (someone else's, or completions longer than expected) takes room now, whatever
@@ -661,7 +680,7 @@ class Limits:
         flag is replaced only when that count is below :data:`BELOW_FLAG` of it (a 429 at the
         flag's own pace is the arrival jitter's, and slows the pace instead). True when the
         window's limit is now the estimate."""
-        refused_at = reservation.sent_at if reservation is not None and not math.isnan(reservation.sent_at) else self.clock()
+        refused_at = _send_time(reservation, self.clock())
         sent = list(self._recent)
         admitted = bisect.bisect_left(sent, refused_at) - bisect.bisect_left(sent, refused_at - window.seconds)
         flag = window.limit if window.source == "flag" else None
@@ -670,6 +689,7 @@ class Limits:
         self._check_floor(admitted / window.seconds, f"about {admitted} {window.name} (it answered 429 "
                           f"after {admitted} in {window.seconds:g} s and announces no limit)")
         window.set(admitted, "estimate")
+        self._estimated = (window, refused_at)
         if flag is None:
             self._notice(f"estimate {window.name}", f"rate limited by a server that announces no limit; "
                          f"pacing at an estimated {admitted} {window.name}")
@@ -723,6 +743,16 @@ class Limits:
             parts.append(f"{self.tokens.limit:,.0f} tok/min {self.tokens_source}")
         parts.append(self.sizer.sizing.describe())
         stats.limits = ", ".join(parts)
+
+
+def _send_time(reservation: Reservation | None, otherwise: float) -> float:
+    """When ``reservation`` was sent as the send log has it (``otherwise`` when unknown)."""
+    if reservation is None:
+        return otherwise
+    for at in (reservation.paced_at, reservation.sent_at):
+        if not math.isnan(at):
+            return at
+    return otherwise
 
 
 def _refused_by(

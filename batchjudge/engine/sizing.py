@@ -65,8 +65,10 @@ class SizingTuning:
     """With no pace known: the size is this many times what the measured reply rate needs."""
     rate_window_s: float = 1.0
     """The measured reply rate is taken over this many recent seconds."""
-    floor: int = 4
-    """Never fewer in flight than this (or the ceiling, when lower)."""
+    floor: int = 16
+    """Never fewer in flight than this (or the ceiling, when lower): the former fixed default.
+    Sized tight for a fast server (5 for 100/s at 50 ms), the replies came in bunches after any
+    hiccup of the server, and the stall watch took the gaps between bunches for stalls."""
     every_s: float = 0.25
     """The rule is asked at most this often (it sorts the samples)."""
 
