@@ -335,3 +335,31 @@ def test_a_worker_judges_its_block_with_the_collector_tuned_and_puts_it_back(emu
     anyio.run(main)
     assert during and min(during[1:]) >= max(before[0], GEN0_THRESHOLD)  # from the block's first await on
     assert gc.get_threshold() == before
+
+
+def test_each_worker_sizes_its_concurrency_for_its_share_of_the_shared_pace():
+    """Two workers under one 100/s limit, replies in 0.3 s: each keeps what its half of the
+    pace needs (50/s x 0.3 s x 1.25: 19), not its whole ceiling."""
+
+    async def main() -> list[int]:
+        limiter = SharedLimiter(concurrency=1024, rps=100, clock=clock, sleep=sleep)
+        workers = [LeasedLimits(limiter, concurrency=512, workers=2, expected_completion_tokens=10,
+                                clock=clock, sleep=sleep) for _ in range(2)]
+
+        async def one(worker: LeasedLimits) -> None:
+            await send(worker, latency=0.3)
+
+        async def senders() -> None:
+            async with anyio.create_task_group() as group:
+                for worker in workers:
+                    for _ in range(20):
+                        group.start_soon(one, worker)
+            await sleep(0.5)  # past the rule's quarter second: the last replies resize
+            async with anyio.create_task_group() as group:
+                for worker in workers:
+                    group.start_soon(one, worker)
+
+        await with_workers(workers, senders)
+        return [int(worker.capacity.total_tokens) for worker in workers]
+
+    assert run_virtual(main) == [19, 19]

@@ -715,7 +715,7 @@ class Limits:
                 self.sizer.cap(self.sizer.capped + max(1, self.max_concurrency // 20))
                 self._resize()
 
-    def _pace(self) -> float | None:
+    def pace(self) -> float | None:
         """The requests a second in force: the slowest request window, or the token window
         over the tokens a request is charged (None: no limit known)."""
         rates = [w.pacer.rate for w in (self.second, self.minute) if w.pacer is not None]
@@ -725,7 +725,7 @@ class Limits:
 
     def _resize(self) -> None:
         """Size the capacity for the pace in force (:class:`~batchjudge.engine.sizing.Sizer`)."""
-        if self.sizer.resize(self._pace()):
+        if self.sizer.resize(self.pace()):
             self._report()
 
     def _report(self) -> None:

@@ -187,7 +187,8 @@ class Sizer:
         return True
 
     def _fixed(self) -> Sizing:
-        return Sizing(self._cap, "ceiling" if self._cap == self.ceiling else f"ceiling lowered by 429s from {self.ceiling}")
+        lowered = "" if self._cap == self.ceiling else f", lowered by 429s from {self.ceiling}"
+        return Sizing(self._cap, f"the ceiling{lowered}: each worker sizes its share")
 
     def _rate(self, now: float) -> float:
         replies, window = self._replies, self.tuning.rate_window_s

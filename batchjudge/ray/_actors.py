@@ -20,7 +20,7 @@ from ray.actor import ActorHandle
 
 from batchjudge.engine.config import RunConfig
 from batchjudge.engine.stats import StatsSnapshot
-from batchjudge.ray._limiter import DEFAULT_CONCURRENCY, Broadcast, Lease, Report, SharedLimiter
+from batchjudge.ray._limiter import Broadcast, Lease, Report, SharedLimiter
 from batchjudge.ray._worker import JudgeWorker
 
 __all__ = ["ActorClient", "Limiter", "LimiterActor", "RayJudgeWorker", "start_limiter"]
@@ -62,7 +62,7 @@ def start_limiter(config: RunConfig) -> Limiter:
     and serves every call concurrently. Without limits, the first request goes alone for up to
     its ``--timeout`` (and then some)."""
     handle = _RemoteLimiter.options(num_cpus=0, max_concurrency=10_000).remote(
-        concurrency=config.concurrency or DEFAULT_CONCURRENCY, rps=config.rps, rpm=config.rpm, tpm=config.tpm,
+        concurrency=config.max_in_flight, rps=config.rps, rpm=config.rpm, tpm=config.tpm,
         expected_completion_tokens=config.expected_completion_tokens, probe_timeout=config.timeout + 10.0,
         min_rps=config.min_rps,
     )

@@ -47,7 +47,6 @@ from batchjudge.errors import EngineError
 from batchjudge.ray._actors import Limiter, RayJudgeWorker, start_limiter
 from batchjudge.ray._board import CooldownBoard
 from batchjudge.ray._columns import results_of
-from batchjudge.ray._limiter import DEFAULT_CONCURRENCY
 from batchjudge.ray._read import PendingRows
 
 __all__ = ["BLOCK_ROWS", "RayEngine", "SeenKeys", "block_rows", "board_names", "cluster_cpus", "judged"]
@@ -62,7 +61,7 @@ def block_rows(config: RunConfig, workers: int) -> int:
     blocks spread over every worker instead of draining through one."""
     if config.provider == "local":
         return BLOCK_ROWS
-    return max(16, min(BLOCK_ROWS, 2 * math.ceil((config.concurrency or DEFAULT_CONCURRENCY) / workers)))
+    return max(16, min(BLOCK_ROWS, 2 * math.ceil(config.max_in_flight / workers)))
 
 
 _POLL_S = 0.5

@@ -39,6 +39,7 @@ from batchjudge.engine.limits import (
     Sleep,
     TokenEstimate,
 )
+from batchjudge.engine.sizing import Sizer
 from batchjudge.engine.stats import RunStats
 from batchjudge.ray._board import CooldownBoard
 from batchjudge.ray._limiter import Broadcast, LimiterClient, RateLimited, Report, Settled, rate_headers
@@ -58,8 +59,11 @@ class _Leased(Reservation):
 class LeasedLimits:
     """The :class:`~batchjudge.engine.limits.SendLimits` of one worker for one endpoint.
 
-    ``concurrency`` is this worker's ceiling. :meth:`run` must be running (in the owner's task
-    group) for reports to be sent and broadcasts received.
+    ``concurrency`` is this worker's ceiling; what it keeps in flight is sized for its share
+    (one of ``workers``) of the pace the limiter broadcasts and its own replies' latency
+    (:class:`~batchjudge.engine.sizing.Sizer`), under that ceiling lowered by the limiter's
+    answer to 429 episodes. :meth:`run` must be running (in the owner's task group) for
+    reports to be sent and broadcasts received.
     """
 
     def __init__(
@@ -67,6 +71,7 @@ class LeasedLimits:
         client: LimiterClient,
         *,
         concurrency: int,
+        workers: int = 1,
         expected_completion_tokens: int,
         clock: Clock,
         sleep: Sleep,
@@ -77,6 +82,8 @@ class LeasedLimits:
     ) -> None:
         self.max_concurrency = concurrency
         self.capacity = anyio.CapacityLimiter(concurrency)
+        self.workers = workers
+        self.sizer = Sizer(self.capacity, concurrency, clock=clock)
         self.clock = clock
         self.sleep = sleep
         self.stats = stats if stats is not None else RunStats()
@@ -236,8 +243,8 @@ class LeasedLimits:
         wait = state.cooldown_until - state.now
         if wait > 0:
             self._pause(wait)
-        self.capacity.total_tokens = max(1, round(self.max_concurrency * state.concurrency))
-        self.stats.concurrency = int(self.capacity.total_tokens)
+        self.sizer.cap(round(self.max_concurrency * state.concurrency))
+        self._resize()
         if state.stopping:
             self.stop_sending()
 
@@ -299,11 +306,20 @@ class LeasedLimits:
         tokens (only what it needs of the reply travels)."""
         assert isinstance(reservation, _Leased)
         self.estimate.learn(reservation, reply)
+        if not math.isnan(reservation.sent_at):
+            self.sizer.replied(self.clock() - reservation.sent_at)
+        self._resize()
         headers = rate_headers(reply.headers)
         if headers or reservation.lease is not None:
             lean = JudgeReply("", reply.prompt_tokens, reply.completion_tokens, reply.model, headers)
             self._report.settled.append(
                 Settled(reservation.booked, reservation.lease, reservation.tokens, reservation.prompt_estimate, lean))
+
+    def _resize(self) -> None:
+        """Size the capacity for this worker's share of the pace in force."""
+        pace = self._state.pace if self._state is not None else None
+        self.sizer.resize(pace / self.workers if pace is not None else None)
+        self.stats.concurrency = int(self.capacity.total_tokens)
 
     def on_rate_limited(
         self, retry_after: float | None, reservation: Reservation | None = None,

@@ -49,13 +49,9 @@ from batchjudge.engine.stats import RunStats
 from batchjudge.engine.token_window import Charge
 from batchjudge.errors import LimitTooLowError, QuotaExhaustedError
 
-__all__ = ["DEFAULT_CONCURRENCY", "Broadcast", "Lease", "LimiterClient", "RateLimited", "Report", "Settled", "SharedLimiter",
+__all__ = ["Broadcast", "Lease", "LimiterClient", "RateLimited", "Report", "Settled", "SharedLimiter",
            "rate_headers"]
 
-DEFAULT_CONCURRENCY = 16
-"""A distributed run's concurrency ceiling without ``--concurrency``: its workers do not size
-what they keep in flight from the latency yet (:mod:`batchjudge.engine.sizing`); the shared
-limiter only lowers it after 429 episodes, as before."""
 
 SECOND_MARGIN = 0.030
 """The shared per-second window's margin (seconds): a booked send leaves a little after its
@@ -94,6 +90,9 @@ class Broadcast:
     margin; no limit while no window is paced)."""
     stopping: bool
     """The run is stopping: send nothing more."""
+    pace: float | None = None
+    """The requests a second in force for every worker together (None: none known): each
+    worker sizes its concurrency for its share of it (:mod:`batchjudge.engine.sizing`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,11 +243,12 @@ class SharedLimiter:
             token_chunk=0.0 if tokens is None else tokens.limit * self.token_share,
             slack=min((p.margin / 2 for p in pacers), default=math.inf),
             stopping=self.stopping,
+            pace=limits.pace(),
         )
 
     def _observed(self) -> tuple[object, ...]:
         state = self.state()
-        return state.cooldown_until, state.concurrency, state.paced, state.token_limit, state.stopping
+        return state.cooldown_until, state.concurrency, state.paced, state.token_limit, state.stopping, state.pace
 
     def _publish(self) -> None:
         """Wake every watcher when what workers must obey has changed."""

@@ -38,7 +38,7 @@ from batchjudge.engine.stats import RunStats
 from batchjudge.ray._board import CooldownBoard
 from batchjudge.ray._columns import results_table, rows_of
 from batchjudge.ray._leased import LeasedLimits
-from batchjudge.ray._limiter import DEFAULT_CONCURRENCY, LimiterClient
+from batchjudge.ray._limiter import LimiterClient
 
 __all__ = ["JudgeWorker", "STREAM"]
 
@@ -88,11 +88,12 @@ class JudgeWorker:
         self.keyed = keyed
         self.keep_inputs = keep_inputs
         self.stats = RunStats()
-        share = max(1, math.ceil((config.concurrency or DEFAULT_CONCURRENCY) / workers))
+        share = max(1, math.ceil(config.max_in_flight / workers))
         self.routes: list[_Route] = []
         self._boards = [CooldownBoard.open(name) for name in boards] or [None] * len(clients)
         for url, client, board in zip(config.base_urls, clients, self._boards, strict=True):
-            limits = LeasedLimits(client, concurrency=share, expected_completion_tokens=config.expected_completion_tokens,
+            limits = LeasedLimits(client, concurrency=share, workers=workers,
+                                  expected_completion_tokens=config.expected_completion_tokens,
                                   clock=clock, sleep=sleep, stats=self.stats, board=board)
             provider = provider_for(config, settings.model, base_url=url, concurrency=share)
             judge = online_judge(config, provider, limits, self.stats, model=settings.model)
