@@ -643,9 +643,8 @@ class Limits:
             return
         window = self.minute if refused == "minute" else self.second
         sent_at = reservation.sent_at if reservation is not None else math.nan
-        if (window.limit is None or window.source == "flag") and self.learn and self._estimate(window, reservation):
-            pass
-        elif not sent_at < window.since:  # sent under the pace in force: the pace is too fast
+        estimated = window.source in (None, "flag") and self.learn and self._estimate(window, reservation)
+        if not estimated and not sent_at < window.since:  # sent under the pace in force: too fast
             window.slow_down()
         self._recent_429s += 1
         floor = max(1, self.max_concurrency // 4)
