@@ -337,14 +337,13 @@ def test_a_worker_judges_its_block_with_the_collector_tuned_and_puts_it_back(emu
     assert gc.get_threshold() == before
 
 
-def test_each_worker_sizes_its_concurrency_for_its_share_of_the_shared_pace():
-    """Two workers under one 100/s limit, replies in 0.3 s: each keeps what its half of the
-    pace needs (50/s x 0.3 s x 1.25: 19), not its whole ceiling."""
+def test_each_worker_sizes_its_concurrency_for_the_shared_pace_under_its_ceiling():
+    """Two workers under one 100/s limit, replies in 0.3 s: each keeps what the pace needs
+    (100/s x 0.3 s x 1.25: 38), not its whole ceiling (the rows do not split evenly)."""
 
     async def main() -> list[int]:
         limiter = SharedLimiter(concurrency=1024, rps=100, clock=clock, sleep=sleep)
-        workers = [LeasedLimits(limiter, concurrency=512, workers=2, expected_completion_tokens=10,
-                                clock=clock, sleep=sleep) for _ in range(2)]
+        workers = [leased(limiter, concurrency=512) for _ in range(2)]
 
         async def one(worker: LeasedLimits) -> None:
             await send(worker, latency=0.3)
@@ -362,4 +361,4 @@ def test_each_worker_sizes_its_concurrency_for_its_share_of_the_shared_pace():
         await with_workers(workers, senders)
         return [int(worker.capacity.total_tokens) for worker in workers]
 
-    assert run_virtual(main) == [19, 19]
+    assert run_virtual(main) == [38, 38]

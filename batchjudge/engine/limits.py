@@ -322,6 +322,7 @@ class Limits:
         outage_abort_after: float = ABORT_AFTER_S,
         min_rps: float | None = None,
         sizing: bool = True,
+        correct_flags: bool = True,
     ) -> None:
         self.stats = stats if stats is not None else RunStats()
         """Where the pace in force and the 429s are counted for the progress line."""
@@ -339,6 +340,8 @@ class Limits:
         self.sending = 0
         """Requests on the wire now (sent, reply not yet in)."""
         self.learn = learn
+        self.correct_flags = correct_flags
+        """Whether a 429 may replace a flag the server admitted far fewer than (:data:`BELOW_FLAG`)."""
         self.min_rps = min_rps
         """The slowest pace the run accepts from the server (None: any)."""
         self._recent: deque[float] = deque(maxlen=65536)
@@ -643,7 +646,8 @@ class Limits:
             return
         window = self.minute if refused == "minute" else self.second
         sent_at = reservation.sent_at if reservation is not None else math.nan
-        estimated = window.source in (None, "flag") and self.learn and self._estimate(window, reservation)
+        estimable = window.source is None or (window.source == "flag" and self.correct_flags)
+        estimated = estimable and self.learn and self._estimate(window, reservation)
         if not estimated and not sent_at < window.since:  # sent under the pace in force: too fast
             window.slow_down()
         self._recent_429s += 1

@@ -92,7 +92,7 @@ class Broadcast:
     """The run is stopping: send nothing more."""
     pace: float | None = None
     """The requests a second in force for every worker together (None: none known): each
-    worker sizes its concurrency for its share of it (:mod:`batchjudge.engine.sizing`)."""
+    worker sizes its concurrency for it (:mod:`batchjudge.engine.sizing`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,10 +203,14 @@ class SharedLimiter:
         min_rps: float | None = None,
     ) -> None:
         self.stats = RunStats(concurrency=concurrency)
-        """Counters over every worker: 429s, the current concurrency, the pace in force."""
+        """Counters over every worker: 429s, the current concurrency, the pace in force. Its
+        limits do not size the concurrency (each worker does) and keep a flag at a 429: their
+        send log lags the workers' sends by up to a report, too little to count what the
+        server admitted (:data:`~batchjudge.engine.limits.BELOW_FLAG`)."""
         self.limits = Limits(concurrency=concurrency, rps=rps, rpm=rpm, tpm=tpm,
                              expected_completion_tokens=expected_completion_tokens, clock=clock, sleep=sleep,
-                             second_margin=second_margin, stats=self.stats, min_rps=min_rps, sizing=False)
+                             second_margin=second_margin, stats=self.stats, min_rps=min_rps,
+                             sizing=False, correct_flags=False)
         self.stopped_by: BaseException | None = None
         """The first reason a worker gave for stopping the whole run (or the monthly quota
         spent): the driver reads it here, since an error crossing Ray's task boundary loses

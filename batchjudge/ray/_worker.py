@@ -92,8 +92,7 @@ class JudgeWorker:
         self.routes: list[_Route] = []
         self._boards = [CooldownBoard.open(name) for name in boards] or [None] * len(clients)
         for url, client, board in zip(config.base_urls, clients, self._boards, strict=True):
-            limits = LeasedLimits(client, concurrency=share, workers=workers,
-                                  expected_completion_tokens=config.expected_completion_tokens,
+            limits = LeasedLimits(client, concurrency=share, expected_completion_tokens=config.expected_completion_tokens,
                                   clock=clock, sleep=sleep, stats=self.stats, board=board)
             provider = provider_for(config, settings.model, base_url=url, concurrency=share)
             judge = online_judge(config, provider, limits, self.stats, model=settings.model)
