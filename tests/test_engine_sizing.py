@@ -47,11 +47,12 @@ def test_the_size_stays_between_the_floor_and_the_ceiling_and_says_when_the_ceil
     assert size_concurrency(pace=1, latencies=SPREAD, ceiling=2, tuning=tuning).concurrency == 2
 
 
-def test_with_no_pace_known_the_size_doubles_from_the_measured_rate_and_never_shrinks() -> None:
-    grown = size_concurrency(pace=None, latencies=SPREAD, ceiling=1024, current=32, measured_rate=100)
-    assert grown.concurrency == 84 and "no limit known" in grown.reason  # 100/s x 0.42 s x 2
-    paused = size_concurrency(pace=None, latencies=SPREAD, ceiling=1024, current=84, measured_rate=0)
-    assert paused.concurrency == 84  # a pause (a cooldown, an outage) is not a slower server
+def test_with_no_pace_known_the_size_grows_from_the_measured_rate_and_never_shrinks() -> None:
+    tuning = SizingTuning(growth=4.0)
+    grown = size_concurrency(pace=None, latencies=SPREAD, ceiling=1024, current=32, measured_rate=100, tuning=tuning)
+    assert grown.concurrency == 168 and "no limit known" in grown.reason  # 100/s x 0.42 s x 4
+    paused = size_concurrency(pace=None, latencies=SPREAD, ceiling=1024, current=168, measured_rate=0, tuning=tuning)
+    assert paused.concurrency == 168  # a pause (a cooldown, an outage) is not a slower server
 
 
 # -- the mechanism, through its public protocol -----------------------------------------------
