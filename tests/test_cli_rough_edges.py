@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
@@ -88,3 +86,22 @@ def test_a_local_run_speaks_of_no_server(tmp_path: Path) -> None:
     console = Console(record=True, width=300)
     print_summary(console, result, config, Money(None, batch=False), show_warnings=False)
     assert "server" not in console.export_text()
+
+
+
+def test_tables_keep_their_full_width_when_piped(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Piped, rich assumed 80 columns and cut cells to ``ft:local-judge:demo:c2fc…``."""
+    from rich.table import Table
+
+    from batchjudge.cli._console import out_console
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    out_console.cache_clear()
+    long_name = "ft:local-judge:demo:" + "c2fc" * 30
+    table = Table("model", "accuracy")
+    table.add_row(long_name, "0.938")
+    try:
+        out_console().print(table)
+    finally:
+        out_console.cache_clear()
+    assert long_name in capsys.readouterr().out
