@@ -105,3 +105,50 @@ def test_tables_keep_their_full_width_when_piped(monkeypatch: pytest.MonkeyPatch
     finally:
         out_console.cache_clear()
     assert long_name in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped sample judged by the local judge, once for the tests below."""
+    base = tmp_path_factory.mktemp("edges")
+    data = base / "sample"
+    for args in (["data", "sample", "--out", str(data)], ["run", str(data), "--out", str(base / "run"), "-q"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+    return base
+
+
+def test_a_local_dry_run_says_its_token_counts_are_not_the_runs(sample_run: Path) -> None:
+    """The dry run counted 32,039 prompt tokens "(exact)", the local run then 36,697: say why."""
+    result = runner.invoke(app, ["run", str(sample_run / "sample"), "--out", str(sample_run / "dry"), "--dry-run"],
+                           env=WIDE, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "estimated at 4 characters" in result.output
+
+
+def test_a_report_says_why_a_figure_is_absent() -> None:
+    """An API judge answering verdicts only: no ROC-AUC, and the report says it had no scores."""
+    from batchjudge.report.formatting import quality_rows
+
+    summary = {"n_labelled": 100, "n_scored": 100, "n_with_score": 0, "accuracy": 0.8, "accuracy_all": 0.8,
+               "balanced_accuracy": 0.8, "precision": None, "recall": None, "f1": None, "roc_auc": None,
+               "brier": None, "ece": None, "pr_auc": None, "pairwise_accuracy": None}
+    shown = {name: value for name, value, _ in quality_rows(summary)}
+    assert shown["ROC-AUC"] == "– (no scores)"
+    assert shown["pairwise accuracy (same document)"] == "– (no pairs)"
+
+
+def test_compare_says_the_emulator_answers_with_the_local_judge() -> None:
+    from rich.console import Console
+
+    from batchjudge.report.terminal import compare_renderable
+
+    run = {"n_ok": 100, "n_rows": 100, "n_total": 100, "model": "m", "cost_usd": None, "latency_ms": {"p95": 1.0},
+           "n_labelled": 100, "n_scored": 100, "n_with_score": 100, "accuracy": 0.8, "accuracy_all": 0.8,
+           "balanced_accuracy": 0.8, "precision": None, "recall": None, "f1": None, "roc_auc": 0.9,
+           "brier": 0.1, "ece": 0.1, "pr_auc": None, "pairwise_accuracy": None}
+    comparison = {"runs": [{**run, "run_dir": "runs/zero-shot"}, {**run, "run_dir": "runs/emulated", "emulator": True}],
+                  "tests": []}
+    console = Console(record=True, width=300)
+    console.print(compare_renderable(comparison))
+    assert "runs/emulated was answered by the emulator, which answers with the local judge" in console.export_text()
