@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Annotated
+from typing import Annotated, Any
 
 # pyarrow's default mimalloc pool keeps freed Parquet pages resident: streaming 100k rows of
 # long documents measured 194 MiB peak RSS with it and 126 MiB with the system allocator. The
@@ -20,11 +20,25 @@ os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")
 
 import typer
+from typer.core import TyperGroup
+
+from batchjudge.cli._options import name_placeholders
 
 __all__ = ["app", "main"]
 
+
+class _Group(TyperGroup):
+    """The root command: once typer has built the tree, every placeholder is put in words."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        name_placeholders(self)
+
+
 app = typer.Typer(
     name="batchjudge",
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="Async, rate-limited, resumable batch evaluation of LLM judges on the Mistral API.",
     no_args_is_help=True,
     add_completion=False,
@@ -49,7 +63,7 @@ def _root(
     show_version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_print_version, is_eager=True, metavar="",
+            "--version", "-V", callback=_print_version, is_eager=True, metavar="",
             help="Print the version and exit.",
         ),
     ] = False,

@@ -18,3 +18,50 @@ __all__ = ["flag"]
 def flag(name: str, help: str, *short: str) -> Any:
     """A ``--name/--no-name`` switch (plus ``short`` aliases such as ``-q``) for ``Annotated``."""
     return typer.Option(f"--{name}/--no-{name}", *short, help=help, metavar="")
+
+
+_TIME_WORDS = ("second", "timeout", "interval", "after", "every")
+
+
+def _word(param: Any) -> str:
+    """The placeholder a person reads: ``PATH…``, ``N``, ``SECONDS``, ``MODEL``, never a type."""
+    name = (param.name or "value").upper()
+    kind = param.bare_type().removeprefix("list[").removesuffix("]")  # int, float, Path, str
+    if param.param_type_name == "argument":
+        word = "PATH" if kind == "Path" or name == "INPUTS" else name
+        return f"{word}…" if param.nargs != 1 else word
+    if kind == "int":
+        return "N"
+    if kind == "float":
+        return "SECONDS" if any(w in name.lower() for w in _TIME_WORDS) else "NUMBER"
+    if kind == "Path":
+        return "PATH"
+    return name
+
+
+def name_placeholders(command: Any) -> None:
+    """Give every option and argument of ``command`` and its sub-commands a placeholder in words.
+
+    Typer shows an option's Python type (``<list[str]>``, ``<float>``, ``{inputs}...``) where a
+    reader wants what to type; switches (``metavar=""``, see :func:`flag`) keep theirs. The help
+    option is made lazily by each command, so it is given its empty placeholder when made.
+    """
+    for param in command.params:
+        if param.metavar is None and not getattr(param, "is_flag", False):
+            param.metavar = word = _word(param)
+            if param.param_type_name == "argument":
+                # Typer shows an argument's type beside its name and wraps it in braces in the
+                # usage line (``{inputs}...``): the word alone says both.
+                param.display_type_rich = lambda ctx: None
+                param._usage_display_name = lambda word=word: word
+    make_help = command.get_help_option
+
+    def help_option(ctx: Any) -> Any:
+        option = make_help(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = help_option
+    for child in getattr(command, "commands", {}).values():
+        name_placeholders(child)

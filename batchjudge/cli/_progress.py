@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import shlex
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from rich.cells import cell_len
@@ -238,6 +238,15 @@ class ProgressView:
             self._live.stop()
 
 
+def tracing_line(counters: Mapping[str, int]) -> str:
+    """The tracer's counters in words: ``100 rows traced, 0 dropped (queue full), 0 errors``."""
+    line = f"{counters.get('sent', 0):,} rows traced"
+    for key, words in (("dropped", "dropped (queue full)"), ("errors", "errors"), ("sampled_out", "left out by --trace-sample")):
+        if counters.get(key) or key != "sampled_out":
+            line += f", {counters.get(key, 0):,} {words}"
+    return line
+
+
 def print_summary(console: Console, result: RunResult, config: RunConfig, money: Money, *,
                   show_warnings: bool) -> None:
     """The final summary of a run: counts, this session's figures and money, warnings, and
@@ -250,7 +259,7 @@ def print_summary(console: Console, result: RunResult, config: RunConfig, money:
         f"{s['prompt_tokens'] + s['completion_tokens']:,} tokens", f"{s['retries']:,} retries",
         f"{s['rate_limited']:,} rate-limited",
     ]  # fmt: skip
-    if s["server_stalls"]:
+    if s["server_stalls"] and config.provider != "local":  # the local judge has no server to stall
         session.append(f"{s['server_stalls']:,} server stalls paced around")
     if s["reused"]:
         session.append(f"{s['reused']:,} rows reused an identical request's answer")
@@ -268,7 +277,7 @@ def print_summary(console: Console, result: RunResult, config: RunConfig, money:
         for warning in result.warnings:
             console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if result.trace is not None:
-        console.print(f"tracing: {result.trace}", highlight=False)
+        console.print(f"tracing: {tracing_line(result.trace)}", highlight=False)
     if result.error:
         err_console.print(f"[bold red]error:[/] {escape(result.error)}", highlight=False, soft_wrap=True)
     command = config.command_line()

@@ -105,7 +105,7 @@ def run_command(
     prices: Annotated[Optional[Path], typer.Option(help="JSON or TOML prices (USD per million tokens by model) for --dry-run and the live cost.")] = None,
     progress_every: Annotated[float, typer.Option(min=0.1, help="Seconds between progress lines when stderr is not a terminal.")] = 10.0,
     debug: Annotated[bool, flag("debug", "Show the traceback of an error.")] = False,
-    engine: Annotated[str, typer.Option(help="process (this process) or ray (a Ray cluster; pip install \"batchjudge[ray]\").")] = "process",
+    engine: Annotated[str, typer.Option(help="process (this process) or ray (a Ray cluster; pip install \"batchjudge\\[ray]\").")] = "process",
     address: Annotated[Optional[str], typer.Option(help="--engine ray: the Ray cluster to join (default: start Ray here).")] = None,
     workers: Annotated[Optional[int], typer.Option(help="--engine ray: judging actors (default: one per CPU).")] = None,
 ) -> None:
