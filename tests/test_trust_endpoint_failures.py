@@ -367,6 +367,25 @@ def test_a_bad_option_is_one_line_exit_2_and_creates_nothing(
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("command", "named"),
+    [
+        (["report", ".", "--resamples", "0"], "Invalid value for '--resamples'"),
+        (["run", "x.parquet", "--rps", "fast"], "Invalid value for '--rps'"),
+        (["run", "x.parquet", "--bogus"], "No such option: --bogus"),
+        (["run"], "Missing argument"),
+    ],
+)
+def test_an_option_the_parser_refuses_is_one_line_exit_2_naming_it(command: list[str], named: str) -> None:
+    """Values the command line's parser refuses (a type, a range, an unknown option) read like
+    every other error: one ``error:`` line naming the option and where the help is."""
+    result = runner.invoke(app, command, terminal_width=400)
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2, result.output
+    assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], lines
+    assert "-h'" in lines[0]
+
+
 @pytest.mark.parametrize("port", ["99999", "-1"])
 def test_an_emulator_port_out_of_range_is_one_line_exit_2(port: str) -> None:
     result = runner.invoke(app, ["emulator", "--port", port], terminal_width=400)
