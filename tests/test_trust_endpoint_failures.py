@@ -353,6 +353,7 @@ runner = CliRunner()
         (["--samples", "100000000", "--temperature", "1"], "--samples must be between 1 and 100, got 100000000"),
         (["--seed", "99999999999999999999999"], "--seed must fit in 64 bits, got 99999999999999999999999"),
         (["--progress-every", "inf"], "--progress-every must be a finite number, got inf"),
+        (["--max-tokens", "99999999"], "--max-tokens (99999999) must be at least 0 and below"),
     ],
 )
 def test_a_bad_option_is_one_line_exit_2_and_creates_nothing(
