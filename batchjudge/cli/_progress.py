@@ -269,6 +269,11 @@ def print_summary(console: Console, result: RunResult, config: RunConfig, money:
             console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if result.trace is not None:
         console.print(f"tracing: {result.trace}", highlight=False)
+    if counts["failed"]:
+        from batchjudge.report.failures import run_top_errors
+
+        for entry in run_top_errors(result.run_dir):
+            console.print(f"  failed {entry['rows']:,}: {escape(str(entry['error']))}", highlight=False, soft_wrap=True)
     if result.error:
         err_console.print(f"[bold red]error:[/] {escape(result.error)}", highlight=False, soft_wrap=True)
     command = config.command_line()

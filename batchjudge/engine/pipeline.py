@@ -63,7 +63,7 @@ from batchjudge.engine.retry import RetryPolicy, StopRun, first_error
 from batchjudge.engine.sink import ResultSink
 from batchjudge.engine.source import Source, open_source
 from batchjudge.engine.stats import RunStats, StatsSnapshot
-from batchjudge.errors import AuthError, BatchJudgeError, ConfigError
+from batchjudge.errors import AuthError, BatchJudgeError, ConfigError, RequestRejectedError
 
 __all__ = [
     "Engine", "Preflight", "ProgressCallback", "RunPlan", "RunResult", "changed_inputs", "check_resume", "execute",
@@ -149,11 +149,12 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        """The CLI's exit status: 0 complete, 2 stopped by configuration (a rejected key),
-        1 otherwise (interrupted or stopped by the environment: run it again)."""
+        """The CLI's exit status: 0 complete, 2 stopped by configuration (a rejected key, a
+        request the server refuses for every row), 1 otherwise (interrupted or stopped by the
+        environment: run it again)."""
         if self.complete:
             return 0
-        return 2 if isinstance(self.stopped_by, AuthError) else 1
+        return 2 if isinstance(self.stopped_by, (AuthError, RequestRejectedError)) else 1
 
 
 _UNCOUNTED = frozenset({"local", "mock"})

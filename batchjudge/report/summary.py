@@ -27,6 +27,7 @@ import polars as pl
 from numpy.typing import NDArray
 
 from batchjudge.core.results import STATUS_FAILED, STATUS_OK, STATUS_PARSE_ERROR
+from batchjudge.report.failures import top_errors
 from batchjudge.report.loading import RunData
 from batchjudge.core.metrics import (
     average_precision,
@@ -125,6 +126,7 @@ def summarize(run: RunData, prices: PriceTable, *, resamples: int = 1000, seed: 
     }
     summary["attempts"] = _attempts(df)
     summary["failures"] = _failures(df)
+    summary["top_errors"] = top_errors(df)
     return summary
 
 
