@@ -33,6 +33,7 @@ from batchjudge.cli._console import err_console
 from batchjudge.engine.config import RunConfig
 from batchjudge.engine.pipeline import RunResult
 from batchjudge.engine.stats import RunStats
+from batchjudge.engine.status import python_command, without_limit
 from batchjudge.report.prices import Price, PriceTable, unbilled
 
 __all__ = ["Money", "ProgressView", "duration", "fit_line", "line_fields", "plain_line", "print_summary"]
@@ -276,9 +277,18 @@ def print_summary(console: Console, result: RunResult, config: RunConfig, money:
             console.print(f"  failed {entry['rows']:,}: {escape(str(entry['error']))}", highlight=False, soft_wrap=True)
     if result.error:
         err_console.print(f"[bold red]error:[/] {escape(result.error)}", highlight=False, soft_wrap=True)
+    if config.from_memory:
+        if not result.complete or result.limited:
+            verb = "go on" if result.limited else "resume"
+            console.print(f"{verb} from Python: {escape(python_command(result.run_dir, go_on=result.limited))}",
+                          highlight=False, soft_wrap=True)
+        return
     command = config.command_line()
     if not result.complete:
         console.print(f"resume: {escape(shlex.join(command))}", highlight=False, soft_wrap=True)
+    elif result.limited:
+        console.print(f"stopped at --limit: {counts['done']:,} of {result.input_rows:,} rows have results; "
+                      f"go on: {escape(shlex.join(without_limit(command)))}", highlight=False, soft_wrap=True)
     elif counts["failed"]:
         console.print(f"re-send the {counts['failed']:,} failed rows: "
                       f"{escape(shlex.join([*command, '--retry-failed']))}", highlight=False, soft_wrap=True)  # fmt: skip

@@ -43,7 +43,12 @@ from batchjudge.core.metrics import (
 from batchjudge.report.pairs import input_groups
 from batchjudge.report.prices import PriceTable, unbilled
 
-__all__ = ["Scored", "scored_rows", "summarize", "worst_mistakes"]
+__all__ = ["REPORT_SCHEMA_VERSION", "Scored", "scored_rows", "summarize", "worst_mistakes"]
+
+REPORT_SCHEMA_VERSION = 1
+"""The layout of :func:`summarize`'s dict (``report --json``), its first key ``schema_version``.
+Bumped when a key is removed or renamed or changes meaning or type, so that a script reading
+the old layout would misread the new one; a new key (as ``top_errors``) is no bump."""
 
 POSITIVE_NOTE = (
     "precision/recall/f1 are given per class; the cookbook's F1 took 'consistent' as positive"
@@ -96,6 +101,7 @@ def summarize(run: RunData, prices: PriceTable, *, resamples: int = 1000, seed: 
     stored = run.meta.get("endpoint")
     endpoint: dict[str, Any] = stored if isinstance(stored, dict) else {}
     summary: dict[str, Any] = {
+        "schema_version": REPORT_SCHEMA_VERSION,
         "run_dir": str(run.path),
         "model": config.get("model") or _single_model(df),
         "provider": config.get("provider"),
