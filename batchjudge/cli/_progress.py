@@ -245,6 +245,7 @@ def print_summary(console: Console, result: RunResult, config: RunConfig, money:
     the commands that resume it or re-send its failed rows."""
     s = result.stats
     counts = result.counts
+    rows = result.input_rows if result.limited and result.input_rows is not None else result.total
     cost = money.text(s["prompt_tokens"], s["completion_tokens"], emulator=s["emulator"])
     session = [
         f"{s['finished']:,} rows in {duration(s['elapsed_s'])}", f"{s['rows_per_second']:,.1f} rows/s",
@@ -260,7 +261,7 @@ def print_summary(console: Console, result: RunResult, config: RunConfig, money:
     elif cost is not None:
         session.append(f"cost {cost}" + (" at batch prices" if money.batch else ""))
     console.print(
-        f"[bold]{escape(result.run_dir)}[/]: {counts['done']:,} of {result.total:,} rows have results — "
+        f"[bold]{escape(result.run_dir)}[/]: {counts['done']:,} of {rows:,} rows have results — "
         f"ok {counts['ok']:,}, parse_error {counts['parse_error']:,}, failed {counts['failed']:,} "
         f"(this session: {', '.join(session)})",
         highlight=False, soft_wrap=True,

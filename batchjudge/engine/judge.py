@@ -213,6 +213,7 @@ class OnlineJudge:
                     return
                 if self.limits.stopping:
                     return  # the row stays without a result: the next run sends it
+                await self.request_errors.admit()
                 self.stats.in_flight += 1
                 try:
                     finished = await self.judge(work)
@@ -222,6 +223,7 @@ class OnlineJudge:
                     return
                 finally:
                     self.stats.in_flight -= 1
+                    self.request_errors.left()
                 try:
                     written = self.request_errors.finished(finished)
                 except RequestRejectedError as exc:

@@ -8,7 +8,7 @@ whether it said it is the batchjudge emulator), and the ``batchjudge run`` comma
 that resume it (what ``batchjudge status`` prints). It goes through the scrubber on every
 write, like everything else that leaves the process.
 
-Its first key, ``schema_version`` (:data:`RUN_SCHEMA_VERSION`), says which layout it has. A
+Its key ``schema_version`` (:data:`RUN_SCHEMA_VERSION`), says which layout it has. A
 reader accepts every version up to its own (a ``run.json`` without one was written by a
 release before versions were recorded: version 0, read as it always was) and refuses a higher
 one, saying to upgrade (:func:`check_schema_version`), rather than misread it.

@@ -16,13 +16,19 @@ message naming a row's own figures (``prompt has 9,000 tokens``) does not. Until
 decided (an answer, another kind of failure, or a different message disarms it for good),
 the failed rows it watches are held back; they are written as ``failed`` once it is
 disarmed or the judge step ends, and never when it stops the run, so nothing is marked
-failed and the resume sends them again. The stop is :class:`~batchjudge.engine.retry.StopRun`
+failed and the resume sends them again. While it is undecided, at most :data:`FIRST_ROWS` rows
+are judged at once (:meth:`RequestErrorWatch.admit`): a misspelled model costs under
+``2 * FIRST_ROWS`` calls (the held rows and those in flight) whatever ``--concurrency``, and a
+run that works waits for its first answer (one request's latency) before it opens up to its
+full concurrency. The stop is :class:`~batchjudge.engine.retry.StopRun`
 with a :class:`~batchjudge.errors.RequestRejectedError` (exit 2) giving the server's reason.
 """
 
 from __future__ import annotations
 
 import re
+
+import anyio
 
 from batchjudge.core.results import STATUS_FAILED, FinishedRow
 from batchjudge.errors import RequestRejectedError
@@ -63,6 +69,19 @@ class RequestErrorWatch:
         """False once the rule can no longer stop the run (an answer, another failure)."""
         self._error: tuple[int, str] | None = None
         self._held: dict[str, FinishedRow] = {}
+        self._judging = 0
+        self._decided = anyio.Event()
+
+    async def admit(self) -> None:
+        """Return once another row may be judged: at once when the rule is decided, else when
+        fewer than :attr:`rows` rows are being judged. Pair with :meth:`left`."""
+        while self.armed and self._judging >= self.rows:
+            await self._decided.wait()
+        self._judging += 1
+
+    def left(self) -> None:
+        """A row :meth:`admit` let in is no longer being judged (finished, or given up)."""
+        self._judging -= 1
 
     def finished(self, row: FinishedRow) -> list[FinishedRow]:
         """The rows to write now that ``row`` finished (none while it is held back, the held
@@ -76,12 +95,11 @@ class RequestErrorWatch:
         self._error = error
         self._held[result.row_id] = row
         if len(self._held) >= self.rows:
+            reason = _STATUS.sub("", result.error or "", count=1)
             raise RequestRejectedError(
-                f"the first {len(self._held)} rows were all refused with the same error and none was answered: "
-                f"{result.error}; this is about the request (model, parameters, access), not the rows: fix the "
-                "option and run the same command again (nothing was marked failed)",
-                status=error[0],
-            )
+                f"the server refused the request: {reason} (the first {len(self._held)} rows alike, none answered); "
+                "fix the option it names (model, parameters, access) and run the command again: nothing was "
+                "marked failed", status=error[0])
         return []
 
     def release(self) -> list[FinishedRow]:
@@ -90,6 +108,7 @@ class RequestErrorWatch:
 
     def _disarm(self, row: FinishedRow | None) -> list[FinishedRow]:
         self.armed = False
+        self._decided.set()
         held = list(self._held.values())
         self._held.clear()
         return held + ([row] if row is not None else [])

@@ -46,7 +46,7 @@ from batchjudge.report.prices import PriceTable, unbilled
 __all__ = ["REPORT_SCHEMA_VERSION", "Scored", "scored_rows", "summarize", "worst_mistakes"]
 
 REPORT_SCHEMA_VERSION = 1
-"""The layout of :func:`summarize`'s dict (``report --json``), its first key ``schema_version``.
+"""The layout of :func:`summarize`'s dict (``report --json``), under ``schema_version``.
 Bumped when a key is removed or renamed or changes meaning or type, so that a script reading
 the old layout would misread the new one; a new key (as ``top_errors``) is no bump."""
 
