@@ -72,6 +72,11 @@ def test_a_table_without_ids_gets_position_keys_under_a_stable_name(write_pairs:
     assert sorted(v for _, v, _ in _judged(tmp_path / "frame")) == sorted(v for _, v, _ in _judged(tmp_path / "file"))
     meta = json.loads((tmp_path / "frame" / "run.json").read_text())
     assert meta["config"]["inputs"] == ["<dataframe>"] and meta["command"] is None
+    from batchjudge.report import load_run
+    from batchjudge.report.rows import write_rows
+
+    with pytest.raises(InputError, match=r"table in memory \(<dataframe>\).*join results/\*.parquet with your table"):
+        write_rows(load_run(tmp_path / "frame"), tmp_path / "rows.parquet")
 
 
 def test_a_relative_path_string_and_a_glob_string_are_one_input_each(
