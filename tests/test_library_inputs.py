@@ -95,6 +95,7 @@ def test_a_relative_path_string_and_a_glob_string_are_one_input_each(
     (b"pairs.parquet", "builtins.bytes"),
     ({"premise": ["p"]}, "builtins.dict"),
     (["pairs.parquet", 3], "builtins.int"),
+    ([pl.DataFrame({"premise": ["p"]})], "polars.*DataFrame; give the table alone, not in a list"),
 ])
 def test_anything_else_is_a_type_error_naming_its_type(inputs: object, named: str, tmp_path: Path) -> None:
     with pytest.raises(TypeError, match=named):

@@ -48,6 +48,7 @@ class InMemory:
 
     @property
     def schema(self) -> pa.Schema:
+        """The columns and their Arrow types (polars' text as ``string_view``)."""
         return self.data.schema
 
     def count_rows(self) -> int:
@@ -115,8 +116,9 @@ def input_paths(inputs: object) -> list[str | os.PathLike[str]]:
     if isinstance(inputs, Sequence) and not isinstance(inputs, (bytes, bytearray)):
         for item in inputs:
             if not isinstance(item, (str, os.PathLike)):
-                raise TypeError(f"inputs: a list of paths holds a {type(item).__module__}.{type(item).__qualname__}; "
-                                f"give {_ACCEPTED}")
+                alone = "; give the table alone, not in a list" if in_memory_kind(item) else f"; give {_ACCEPTED}"
+                raise TypeError(f"inputs: a list of paths holds a {type(item).__module__}.{type(item).__qualname__}"
+                                + alone)
         return list(inputs)
     raise TypeError(f"inputs: cannot read a {type(inputs).__module__}.{type(inputs).__qualname__}; give {_ACCEPTED}")
 
