@@ -8,12 +8,16 @@ rows stay pending for the corrected command. The rule itself
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
 import pytest
-from emulator_fixtures import TEST_KEY, StartEmulator, batchjudge_cli, emulator  # noqa: F401  (fixture)
+from emulator_fixtures import TEST_KEY, StartEmulator, emulator  # noqa: F401  (fixture)
+from typer.testing import CliRunner, Result
+
+from batchjudge.cli import app
 
 from batchjudge.core.results import STATUS_FAILED, STATUS_OK, FinishedRow, RowResult
 from batchjudge.engine.request_errors import FIRST_ROWS, RequestErrorWatch, normalised_error
@@ -27,9 +31,13 @@ def _row(key: str, error: str | None) -> FinishedRow:
     return FinishedRow(RowResult(key, status, error=error, model="m"), "p", "h", ())
 
 
-def _run(server_url: str, data: Path, out: Path, *extra: str) -> object:
-    return batchjudge_cli("run", str(data), "--out", str(out), "--provider", "mistral", "--base-url", server_url,
-                          "--quiet", *extra, env={"MISTRAL_API_KEY": TEST_KEY})
+def _cli(*args: str) -> Result:
+    """The CLI in this process (the emulator over real HTTP): a subprocess's start costs seconds."""
+    return CliRunner().invoke(app, list(args), env={"MISTRAL_API_KEY": TEST_KEY}, terminal_width=400)
+
+
+def _run(server_url: str, data: Path, out: Path, *extra: str) -> Result:
+    return _cli("run", str(data), "--out", str(out), "--provider", "mistral", "--base-url", server_url, "--quiet", *extra)
 
 
 def _failed_rows(out: Path) -> int:
@@ -43,12 +51,12 @@ def test_a_misspelled_model_stops_the_run_after_a_few_calls_with_the_servers_rea
     server = emulator()
     data = write_pairs(2000)
     done = _run(server.url, data, tmp_path / "run", "--model", "mistral-smal-latest", "--concurrency", "64")
-    assert done.returncode == 2, done.stderr  # type: ignore[attr-defined]
-    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]  # type: ignore[attr-defined]
+    assert done.exit_code == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "Invalid model: mistral-smal-latest" in errors[0]
     assert server.stats()["chat_completions"] < 2 * FIRST_ROWS  # however many requests may be in flight
     assert _failed_rows(tmp_path / "run") == 0  # the rows stay pending for the corrected command
-    status = batchjudge_cli("status", str(tmp_path / "run"))
+    status = _cli("status", str(tmp_path / "run"))
     assert "stopped before the end" in status.stdout and "--retry-failed" not in status.stdout
 
 
@@ -103,14 +111,12 @@ def test_the_summary_and_the_report_show_the_most_frequent_errors_of_failed_rows
     server = emulator(faults="400:0.4", seed=3)
     out = tmp_path / "run"
     done = _run(server.url, write_pairs(30), out, "--model", "open-mistral-7b", "--concurrency", "1")
-    assert done.returncode == 0, done.stderr  # type: ignore[attr-defined]
+    assert done.exit_code == 0, done.stderr
     failed = _failed_rows(out)
     assert failed > 0
-    assert f"failed {failed:,}: BadRequestError[400]" in done.stderr  # type: ignore[attr-defined]
-    report = batchjudge_cli("report", str(out), "--json")
-    import json
-
+    assert f"failed {failed:,}: BadRequestError[400]" in done.stderr
+    report = _cli("report", str(out), "--json")
     top = json.loads(report.stdout)["top_errors"]
     assert top[0]["rows"] == failed and top[0]["error"].startswith("BadRequestError[400]")
-    shown = batchjudge_cli("report", str(out))
+    shown = _cli("report", str(out))
     assert "Most frequent errors" in shown.stdout
