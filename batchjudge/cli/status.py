@@ -39,6 +39,7 @@ def status_command(
 ) -> None:
     """Done of total, failures, last write, whether a run is writing, and the command that resumes it."""
     from batchjudge.api import run_status
+    from batchjudge.engine.status import python_command, without_limit
 
     try:
         status = run_status(run_dir)
@@ -49,10 +50,15 @@ def status_command(
         return
     pct = f" ({100 * status.done / status.total:.1f}%)" if status.total else ""
     state = {"running": f"running (pid {status.pid})" if status.pid else "running",
-             "complete": "complete", "stopped": "stopped before the end"}[status.state]  # fmt: skip
+             "complete": "complete", "stopped": "stopped before the end"}.get(status.state)  # fmt: skip
     served = f"{status.provider} via the emulator" if status.emulator else status.provider
+    head = f"{status.path}: {state} — {status.done:,} of {status.total:,} rows have results{pct}"
+    if status.state == "limited":
+        head = f"{status.path}: stopped at --limit: " + (
+            f"{status.done:,} of {status.input_rows:,} rows have results ({100 * status.done / status.input_rows:.1f}%)"
+            if status.input_rows else f"{status.done:,} rows have results (the inputs may hold more)")
     lines = [
-        f"{status.path}: {state} — {status.done:,} of {status.total:,} rows have results{pct}",
+        head,
         f"  ok {status.ok:,} · parse_error {status.parse_error:,} · failed {status.failed:,}",
         f"  last write {_ago(status.last_write)}",
         f"  provider {served} · model {status.model}" + (f" · endpoint {status.endpoint}" if status.endpoint else "")
@@ -61,13 +67,18 @@ def status_command(
     if status.batch_jobs_pending:
         lines.append(f"  batch jobs not collected yet: {status.batch_jobs_pending}")
     command = status.command
-    if command is None:
+    if command is None and status.from_memory and status.state in ("stopped", "limited"):
+        verb = "go on" if status.state == "limited" else "resume"
+        lines.append(f"  {verb} from Python: {python_command(status.path, go_on=status.state == 'limited')}")
+    elif command is None:
         lines.append("  started from Python with a provider object: resume it the same way")
     else:
         there = status.cwd and os.path.abspath(status.cwd) != os.path.abspath(os.getcwd())
         shown = (f"cd {shlex.quote(status.cwd)} && " if there and status.cwd else "") + shlex.join(command)
         if status.state == "stopped":
             lines.append(f"  resume: {shown}")
+        elif status.state == "limited":
+            lines.append(f"  go on: {shown.removesuffix(shlex.join(command))}{shlex.join(without_limit(command))}")
         elif status.state == "running":
             lines.append(f"  started as: {shown}")
         elif status.failed:

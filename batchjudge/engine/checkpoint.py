@@ -79,6 +79,7 @@ from batchjudge.engine.parts import (
     write_part_file,
     written_by,
 )
+from batchjudge.engine.record import check_schema_version
 from batchjudge.errors import CheckpointError
 
 __all__ = [
@@ -404,6 +405,8 @@ class RunDir:
                 f"{self.path / _RUN_JSON}: not a batchjudge run.json; pass --overwrite to start over, "
                 "or use another --out"
             )
+        if meta is not None:
+            check_schema_version(meta, self.path / _RUN_JSON)
         if self._ledger is None:
             self._ledger = _Ledger.of(meta, self.path / _RUN_JSON)
             self._highest = self._ledger.highest()

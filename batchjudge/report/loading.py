@@ -35,6 +35,7 @@ from batchjudge.core.results import SERVER_TEXT_COLUMNS
 from batchjudge.core.schema import RESULT_SCHEMA
 from batchjudge.core.scrub import default_scrubber, scrub
 from batchjudge.engine.checkpoint import RunDir, read_part
+from batchjudge.engine.record import check_schema_version
 from batchjudge.errors import BatchJudgeError, CheckpointError, InputError
 
 __all__ = ["RunData", "input_texts", "load_run"]
@@ -109,6 +110,7 @@ def _read_meta(meta_file: Path) -> dict[str, Any]:
         raise InputError(f"{meta_file}: unreadable run metadata ({exc})") from exc
     if not isinstance(meta, dict):
         raise InputError(f"{meta_file}: expected a JSON object")
+    check_schema_version(meta, meta_file)
     return meta
 
 

@@ -90,6 +90,13 @@ def report_renderable(summary: dict[str, Any]) -> RenderableType:
         for kind, n in summary["failures"].items():
             failures.add_row(kind, number(n))
         parts.append(failures)
+    if summary.get("top_errors"):
+        errors = Table(title="Most frequent errors of failed rows", title_justify="left", show_edge=False)
+        errors.add_column("rows", justify="right")
+        errors.add_column("error")
+        for entry in summary["top_errors"]:
+            errors.add_row(number(entry["rows"]), Text(str(entry["error"])))
+        parts.append(errors)
     return Group(*parts)
 
 
