@@ -27,7 +27,7 @@ _REMOTE = frozenset({"mistral", "openai"})
 """Providers that reach a server at a base URL (whose host joins the fingerprint)."""
 
 _NO_FLAG = frozenset({"inputs", "out", "api_key", "backoff_base", "backoff_cap", "check_labels",
-                      "overwrite", "retry_failed", "allow_changed_inputs"})
+                      "overwrite", "retry_failed", "allow_changed_inputs", "storage_options"})
 """Config fields left out of :meth:`RunConfig.command_line`: positional, secret, API-only, or
 (``--overwrite``, ``--retry-failed``, ``--allow-changed-inputs``) not part of resuming."""
 
@@ -101,6 +101,10 @@ class RunConfig:
     """``--engine ray``: the cluster to join; None starts Ray on this machine."""
     workers: int | None = None
     """``--engine ray``: judging actors (None: one per CPU)."""
+    storage_options: Mapping[str, str] | None = field(default=None, repr=False)
+    """``--storage-option KEY=VALUE``: how to reach the object store of URL inputs and ``out``
+    (:mod:`batchjudge.engine.stores`); never stored, printed or traced (None: the store's own
+    chain alone)."""
 
     @property
     def base_urls(self) -> list[str | None]:
@@ -162,12 +166,27 @@ class RunConfig:
              "--max-total-tokens and --max-cost need --engine process (Ray workers share no budget)"),
             (len(self.base_urls) == 1 or (self.engine == "ray" and self.provider in _REMOTE),
              "several --base-url need --engine ray and --provider mistral or openai"),
+            *self._storage_checks(),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
         if self.samples > 1 and self.temperature == 0.0:
             raise ConfigError("--samples > 1 needs --temperature > 0 (identical samples vote alike)")
+
+    def _storage_checks(self) -> list[tuple[bool, str]]:
+        """What a run directory or inputs in object storage cannot do yet."""
+        from batchjudge.engine.stores import is_url, split_url
+
+        remote_out = is_url(self.out) and split_url(os.fspath(self.out))[0] != "file"
+        remote_in = any(is_url(p) and split_url(os.fspath(p))[0] != "file" for p in self.inputs)
+        return [
+            (not remote_out or not self.retry_failed,
+             "--retry-failed: not supported yet for a run directory in object storage (use a local --out)"),
+            (not remote_out or self.mode == "online", "--mode batch needs a local --out"),
+            (self.engine == "process" or not (remote_out or remote_in),
+             "--engine ray: inputs and --out in object storage are not supported yet (use --engine process)"),
+        ]
 
     @property
     def expected_completion_tokens(self) -> int:
@@ -221,6 +240,7 @@ class RunConfig:
         """The config as stored in ``run.json``: paths as strings, never the API key."""
         data = asdict(self)
         data.pop("api_key")
+        data.pop("storage_options")
         data["inputs"] = [os.fspath(p) for p in self.inputs]
         data["out"] = os.fspath(self.out)
         data["model"] = self.resolved_model
