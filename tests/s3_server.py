@@ -23,7 +23,7 @@ SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzz8s3cr3tZ"
 
 Hook = Callable[[str, str, str], bool]
 """``hook(method, path, phase)`` with ``phase`` ``"before"`` or ``"after"`` moto handled it;
-True before drops the request (answered 503, never stored)."""
+True before refuses the request (answered 403, never stored)."""
 
 
 @dataclass
@@ -62,8 +62,8 @@ def _hooked_server(state: dict[str, S3Server]) -> Any:
                 server = state.get("server")
                 method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
                 if server is not None and server.hook is not None and server.hook(method, path, "before"):
-                    start_response("503 Service Unavailable", [("Content-Length", "0")])
-                    return [b""]  # the hook dropped the request: it never reaches the store
+                    start_response("403 Forbidden", [("Content-Length", "0")])
+                    return [b""]  # the hook refused the request (not retried): it never reaches the store
                 reply = list(app(environ, start_response))
                 if server is not None and server.hook is not None:
                     server.hook(method, path, "after")

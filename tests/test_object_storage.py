@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pyarrow.parquet as pq
@@ -22,6 +23,7 @@ import pytest
 
 from batchjudge.datasets.synth import write_synth
 from batchjudge.engine.source import open_source
+from batchjudge.engine.status import read_status
 from batchjudge.errors import CheckpointError, ConfigError, InputError
 from s3_server import ACCESS_KEY, SECRET_KEY, S3Server, _moto_server, s3  # noqa: F401  (fixtures)
 
@@ -180,9 +182,93 @@ def test_storage_options_are_refused_when_malformed_or_unknown_without_showing_t
     assert "hunter2" not in str(caught.value)
 
 
-def test_object_storage_cannot_yet_be_combined_with_retry_failed_batch_mode_or_ray():
+def test_object_storage_cannot_yet_be_combined_with_batch_mode_or_ray():
     from batchjudge.engine.config import RunConfig
 
-    for option, message in (({"retry_failed": True}, "--retry-failed"), ({"engine": "ray"}, "--engine ray")):
+    for option, message in (({"mode": "batch", "provider": "mistral"}, "--mode batch needs a local --out"),
+                            ({"engine": "ray"}, "--engine ray")):
         with pytest.raises(ConfigError, match=message):
             RunConfig(inputs=["x.parquet"], out="s3://b/runs/r", **option).validate()  # type: ignore[arg-type]
+
+
+def _columns(row_ids: list[str], status: str = "ok") -> dict[str, list[object]]:
+    from batchjudge.core.schema import RESULT_SCHEMA
+
+    return {f.name: [None] * len(row_ids) for f in RESULT_SCHEMA} | {"row_id": row_ids, "status": [status] * len(row_ids)}
+
+
+def _three_parts(s3: S3Server, run: str) -> None:
+    from batchjudge.engine.objrundir import run_dir_at
+
+    with run_dir_at(s3.url(run)) as run_dir:
+        run_dir.write_meta({"fingerprint": {}})
+        run_dir.write_part(_columns(["a", "b"]))
+        run_dir.write_part(_columns(["c"], "failed"))
+        run_dir.write_part(_columns(["d"]) | {"status": ["failed"]})
+        run_dir.write_meta({"fingerprint": {}})
+
+
+def _stored_rows(s3: S3Server, run: str) -> list[str]:
+    from batchjudge.engine.objrundir import run_dir_at
+
+    with run_dir_at(s3.url(run)) as run_dir:
+        return sorted(row for part in run_dir.verified_parts() for row in read_rows(part))
+
+
+def read_rows(part: Any) -> list[str]:
+    from batchjudge.engine.parts import read_part
+
+    return list(read_part(part, ["row_id"]).column("row_id").to_pylist())
+
+
+def test_retry_failed_in_object_storage_rewrites_the_parts_without_their_failed_rows(s3):
+    from batchjudge.engine.objrundir import run_dir_at
+
+    _three_parts(s3, "runs/d")
+    with run_dir_at(s3.url("runs/d")) as run_dir:
+        run_dir.read_meta()
+        assert run_dir.drop_failed() == 2
+    assert _stored_rows(s3, "runs/d") == ["a", "b"]
+    meta = orjson.loads(s3.read("runs/d/run.json"))
+    assert list(meta["parts"]) == ["part-000000.parquet"] and "parts_staged" not in meta and "parts_retired" not in meta
+    assert [k.rsplit("/", 1)[-1] for k in s3.keys("runs/d/results/")] == ["part-000000.parquet"]
+
+
+@pytest.mark.slow  # about 2 s each on a loaded machine: the run directory's S3 round trips
+@pytest.mark.parametrize("interrupted", ["before the switch", "after the switch"])
+def test_a_rewrite_interrupted_in_object_storage_leaves_one_whole_set(s3, interrupted):
+    """A crash while ``--retry-failed`` rewrites the parts (the store refusing the next write
+    stands for it) leaves the old rows before the switch and the new ones after it, never both."""
+    from batchjudge.engine.objrundir import run_dir_at
+    from batchjudge.errors import StorageError
+
+    _three_parts(s3, "runs/e")
+    with run_dir_at(s3.url("runs/e")) as run_dir:
+        run_dir.write_part(_columns(["e"]) | {"status": ["failed"]})  # a part whose rewrite keeps rows: staged
+        run_dir.write_part(_columns(["f", "g"]) | {"status": ["ok", "failed"]})
+        run_dir.write_meta({"fingerprint": {}})
+    puts = 0
+
+    def crash(method: str, path: str, phase: str) -> bool:
+        nonlocal puts
+        if phase != "before":
+            return False
+        if interrupted == "before the switch" and method == "PUT" and path.endswith("/run.json"):
+            puts += 1
+            return puts >= 2  # the staging record lands, the switch never does
+        return interrupted == "after the switch" and method == "DELETE" and "/results/" in path
+
+    with run_dir_at(s3.url("runs/e")) as run_dir:
+        run_dir.read_meta()
+        s3.hook = crash
+        with pytest.raises(StorageError):
+            run_dir.drop_failed()
+        s3.hook = None
+    unsettled = orjson.loads(s3.read("runs/e/run.json"))
+    assert len(s3.keys("runs/e/results/")) > len(unsettled["parts"])  # staged or retired parts are there
+    expected = ["a", "b", "c", "d", "e", "f", "g"] if interrupted == "before the switch" else ["a", "b", "f"]
+    assert read_status(s3.url("runs/e")).done == len(expected)  # a look, before anything settles it
+    assert _stored_rows(s3, "runs/e") == expected  # opened: settled
+    meta = orjson.loads(s3.read("runs/e/run.json"))
+    assert "parts_staged" not in meta and "parts_retired" not in meta
+    assert len(s3.keys("runs/e/results/")) == len(meta["parts"])

@@ -181,8 +181,6 @@ class RunConfig:
         remote_out = is_url(self.out) and split_url(os.fspath(self.out))[0] != "file"
         remote_in = any(is_url(p) and split_url(os.fspath(p))[0] != "file" for p in self.inputs)
         return [
-            (not remote_out or not self.retry_failed,
-             "--retry-failed: not supported yet for a run directory in object storage (use a local --out)"),
             (not remote_out or self.mode == "online", "--mode batch needs a local --out"),
             (self.engine == "process" or not (remote_out or remote_in),
              "--engine ray: inputs and --out in object storage are not supported yet (use --engine process)"),

@@ -202,6 +202,7 @@ def _expand_url(url: str) -> list[InputFile]:
             matcher = re.compile(_glob_regex(path))
             found = [(i, prefix) for i in listing if i.type == pafs.FileType.File and matcher.fullmatch(i.path)]
             if not found:
+                _check_bucket(fs, path, url)
                 raise InputError(f"{url}: no object matches this pattern")
         else:
             info = fs.get_file_info(path)
@@ -214,6 +215,7 @@ def _expand_url(url: str) -> list[InputFile]:
                 if not found:
                     raise InputError(f"{url}: holds no .parquet, .jsonl or .csv object")
             else:
+                _check_bucket(fs, path, url)
                 raise InputError(f"{url}: no such object or folder")
     except OSError as exc:
         raise store_error(url, exc, "list the inputs") from exc
@@ -223,6 +225,15 @@ def _expand_url(url: str) -> list[InputFile]:
         rel = info.path[len(base):].lstrip("/") if base and info.path.startswith(base) else located.name
         files.append(InputFile(located, rel, _format_of(located), int(info.size or 0), fs, info.path))
     return files
+
+
+def _check_bucket(fs: pafs.FileSystem, path: str, url: str) -> None:
+    """InputError when the bucket of ``path`` does not exist (a path in it was not found)."""
+    import pyarrow.fs as pafs
+
+    bucket = path.split("/", 1)[0]
+    if bucket and "/" in path and fs.get_file_info(bucket).type == pafs.FileType.NotFound:
+        raise InputError(f"{url}: the bucket does not exist; create it, or fix the URL")
 
 
 def _glob_regex(pattern: str) -> str:
