@@ -157,6 +157,10 @@ def test_inputs_in_object_storage_get_the_same_one_line_errors_as_local_files(s3
         open_source(["s3://no-such-bucket-here/shards/"])
     with pytest.raises(InputError, match=rf"^s3://{s3.bucket}/nothing/\*\.parquet: no object matches"):
         open_source([s3.url("nothing/*.parquet")])
+    from batchjudge.engine.objrundir import run_dir_at
+
+    with pytest.raises(ConfigError, match=r"^s3://no-such-bucket-here/runs/x/.lease: the bucket does not exist"):
+        run_dir_at("s3://no-such-bucket-here/runs/x").open()
     missing = batchjudge(*run_args("s3://no-such-bucket-here/shards/", str(tmp_path / "run")))
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1, missing.stderr
     assert SECRET_KEY not in missing.stderr
@@ -182,13 +186,27 @@ def test_storage_options_are_refused_when_malformed_or_unknown_without_showing_t
     assert "hunter2" not in str(caught.value)
 
 
+def test_a_store_that_refuses_or_cannot_be_reached_is_the_environment_exit_1_and_a_missing_bucket_exit_2():
+    from batchjudge.engine.stores import store_error
+    from batchjudge.cli._console import exit_code_for
+    from batchjudge.errors import StorageError
+
+    denied = store_error("s3://b/k", OSError("AWS Error ACCESS_DENIED during HeadObject operation: Forbidden"), "read")
+    unreachable = store_error("s3://b/k", OSError("curlCode: 7, Could not connect to server"), "read")
+    missing = store_error("s3://b/k", OSError("Bucket 'b' not found (NoSuchBucket)"), "read")
+    assert isinstance(denied, StorageError) and "access denied" in str(denied) and exit_code_for(denied) == 1
+    assert isinstance(unreachable, StorageError) and "unreachable" in str(unreachable)
+    assert isinstance(missing, InputError) and exit_code_for(missing) == 2
+
+
 def test_object_storage_cannot_yet_be_combined_with_batch_mode_or_ray():
     from batchjudge.engine.config import RunConfig
 
     for option, message in (({"mode": "batch", "provider": "mistral"}, "--mode batch needs a local --out"),
-                            ({"engine": "ray"}, "--engine ray")):
+                            ({"engine": "ray"}, "--engine ray"),
+                            ({"out": "gs://b/runs/r"}, "a run directory in gs:// or az:// is not supported yet")):
         with pytest.raises(ConfigError, match=message):
-            RunConfig(inputs=["x.parquet"], out="s3://b/runs/r", **option).validate()  # type: ignore[arg-type]
+            RunConfig(**({"inputs": ["x.parquet"], "out": "s3://b/runs/r"} | option)).validate()  # type: ignore[arg-type]
 
 
 def _columns(row_ids: list[str], status: str = "ok") -> dict[str, list[object]]:
