@@ -104,10 +104,14 @@ def test_a_lease_whose_holder_died_on_this_host_is_taken_over_at_once(s3):
 
     from batchjudge.engine.objrundir import run_dir_at
 
+    from batchjudge.engine.objstore import holder_gone
+
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    _lease(s3, "runs/x/.lease", host=socket.gethostname(), pid=dead.pid, started="1", token="t",
-           expires=time.time() + 3600)
+    space = Path("/proc/sys/kernel/random/boot_id").read_text().strip() + "/" + os.readlink("/proc/self/ns/pid")
+    holder = {"host": socket.gethostname(), "pid_space": space, "pid": dead.pid, "started": "1", "token": "t"}
+    assert not holder_gone(holder | {"pid_space": "another container/pid:[1]"})  # its pid means nothing here
+    _lease(s3, "runs/x/.lease", **holder, expires=time.time() + 3600)
     with run_dir_at(s3.url("runs/x")) as run_dir:
         assert run_dir.took_over is not None and "that process is gone" in run_dir.took_over
 
@@ -285,7 +289,8 @@ def test_a_rewrite_interrupted_in_object_storage_leaves_one_whole_set(s3, interr
     unsettled = orjson.loads(s3.read("runs/e/run.json"))
     assert len(s3.keys("runs/e/results/")) > len(unsettled["parts"])  # staged or retired parts are there
     expected = ["a", "b", "c", "d", "e", "f", "g"] if interrupted == "before the switch" else ["a", "b", "f"]
-    assert read_status(s3.url("runs/e")).done == len(expected)  # a look, before anything settles it
+    look = read_status(s3.url("runs/e"))  # a look, before anything settles it
+    assert look.done == len(expected) and look.last_write is not None
     assert _stored_rows(s3, "runs/e") == expected  # opened: settled
     meta = orjson.loads(s3.read("runs/e/run.json"))
     assert "parts_staged" not in meta and "parts_retired" not in meta

@@ -131,6 +131,12 @@ class ObjectRunDir(RunDir):
         pid = held.get("pid")
         return pid if isinstance(pid, int) else 0
 
+    def last_write(self) -> float | None:
+        """When ``run.json`` or the newest part was last written (None: neither exists)."""
+        keys = [self._prefix + _RUN_JSON, *(p.key for p in self.parts()[-1:] if isinstance(p, ObjectPart))]
+        times = [t for t in (self._store.modified(k, "read when the run last wrote") for k in keys) if t is not None]
+        return max(times, default=None)
+
     def reset(self, also: Iterable[str] = ()) -> None:
         """Start over: remove ``run.json``, every part and the folders named in ``also``."""
         self._check_owner()

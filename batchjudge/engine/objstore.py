@@ -112,6 +112,15 @@ class S3Store:
             raise self._fail(exc, prefix, doing) from exc
         return found
 
+    def modified(self, key: str, doing: str) -> float | None:
+        """When ``key`` was last written (seconds since the epoch), or None when it is absent."""
+        try:
+            return float(self._client.head_object(Bucket=self.bucket, Key=key)["LastModified"].timestamp())
+        except self._errors as exc:
+            if self._code(exc) in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise self._fail(exc, key, doing) from exc
+
     def delete(self, key: str, doing: str) -> None:
         """Remove ``key`` (no error when it is gone already)."""
         try:
@@ -164,16 +173,30 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _pid_space() -> str | None:
+    """This boot of this kernel and this process's pid namespace: two containers that share
+    a host name (host networking) differ here, so a pid is only compared within one space."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
+            boot = fh.read().strip()
+        return f"{boot}/{os.readlink('/proc/self/ns/pid')}"
+    except OSError:
+        return None
+
+
 def _me() -> dict[str, Any]:
     pid = os.getpid()
-    return {"host": socket.gethostname(), "pid": pid, "started": _started(pid), "token": uuid.uuid4().hex}
+    return {"host": socket.gethostname(), "pid_space": _pid_space(), "pid": pid, "started": _started(pid),
+            "token": uuid.uuid4().hex}
 
 
 def holder_gone(holder: dict[str, Any]) -> bool:
-    """Whether ``holder`` (a lease's) is provably gone: it ran on this host, and its pid is
-    dead or now another process (its start time differs)."""
+    """Whether ``holder`` (a lease's) is provably gone: it ran on this host, in this pid
+    namespace, and its pid is dead or now another process (its start time differs)."""
     pid = holder.get("pid")
     if holder.get("host") != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
+        return False
+    if holder.get("pid_space") != _pid_space():
         return False
     if not _alive(pid):
         return True

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from batchjudge.core.results import STATUSES
 from batchjudge.engine.batch import jobs_pending
 from batchjudge.engine.checkpoint import RunDir
-from batchjudge.engine.objrundir import lease_holder, run_dir_at
+from batchjudge.engine.objrundir import ObjectRunDir, lease_holder, run_dir_at
 from batchjudge.engine.stores import is_url, split_url
 from batchjudge.engine.config import PROVIDERS, RunConfig
 from batchjudge.errors import CheckpointError, InputError
@@ -117,12 +117,13 @@ def read_status(path: str | os.PathLike[str]) -> RunStatus:
 
 
 def _status_stored(url: str) -> RunStatus:
-    """:func:`read_status` of a run directory in object storage (no modification times read)."""
+    """:func:`read_status` of a run directory in object storage."""
     run_dir = run_dir_at(url)  # never opened: no lease taken, nothing written
     meta = run_dir.read_meta()
     if meta is None:
         raise InputError(f"{run_dir.path}: not a batchjudge run directory (no run.json)")
-    return _status(run_dir, meta, None, 0)
+    assert isinstance(run_dir, ObjectRunDir)
+    return _status(run_dir, meta, run_dir.last_write(), 0)
 
 
 def _status(run_dir: RunDir, meta: dict[str, Any], last_write: float | None, pending: int) -> RunStatus:
