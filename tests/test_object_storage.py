@@ -203,11 +203,10 @@ def test_a_store_that_refuses_or_cannot_be_reached_is_the_environment_exit_1_and
     assert isinstance(missing, InputError) and exit_code_for(missing) == 2
 
 
-def test_object_storage_cannot_yet_be_combined_with_batch_mode_or_ray():
+def test_a_run_directory_in_object_storage_cannot_yet_be_in_gcs_or_azure_nor_hold_batch_jobs():
     from batchjudge.engine.config import RunConfig
 
     for option, message in (({"mode": "batch", "provider": "mistral"}, "--mode batch needs a local --out"),
-                            ({"engine": "ray"}, "--engine ray"),
                             ({"out": "gs://b/runs/r"}, "a run directory in gs:// or az:// is not supported yet")):
         with pytest.raises(ConfigError, match=message):
             RunConfig(**({"inputs": ["x.parquet"], "out": "s3://b/runs/r"} | option)).validate()  # type: ignore[arg-type]

@@ -175,18 +175,15 @@ class RunConfig:
             raise ConfigError("--samples > 1 needs --temperature > 0 (identical samples vote alike)")
 
     def _storage_checks(self) -> list[tuple[bool, str]]:
-        """What a run directory or inputs in object storage cannot do yet."""
+        """What a run directory in object storage cannot do yet."""
         from batchjudge.engine.stores import is_url, split_url
 
         remote_out = is_url(self.out) and split_url(os.fspath(self.out))[0] != "file"
-        remote_in = any(is_url(p) and split_url(os.fspath(p))[0] != "file" for p in self.inputs)
         return [
             (not remote_out or split_url(os.fspath(self.out))[0] == "s3",
              f"--out {os.fspath(self.out)}: a run directory in gs:// or az:// is not supported yet; use a local "
              "--out or an s3:// one (any S3-compatible store)"),
             (not remote_out or self.mode == "online", "--mode batch needs a local --out"),
-            (self.engine == "process" or not (remote_out or remote_in),
-             "--engine ray: inputs and --out in object storage are not supported yet (use --engine process)"),
         ]
 
     @property
