@@ -201,6 +201,8 @@ def test_a_store_that_refuses_or_cannot_be_reached_is_the_environment_exit_1_and
     assert isinstance(denied, StorageError) and "access denied" in str(denied) and exit_code_for(denied) == 1
     assert isinstance(unreachable, StorageError) and "unreachable" in str(unreachable)
     assert isinstance(missing, InputError) and exit_code_for(missing) == 2
+    none = store_error("s3://b/k", OSError("Unable to locate credentials"), "read")
+    assert isinstance(none, StorageError) and "no credentials found" in str(none)
 
 
 def test_a_run_directory_in_object_storage_cannot_yet_be_in_gcs_or_azure_nor_hold_batch_jobs():

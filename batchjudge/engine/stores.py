@@ -192,6 +192,9 @@ def store_error(url: str, exc: BaseException, doing: str, *, missing: type[Batch
     unreachable store, StorageError for anything else the store said. The cause is scrubbed."""
     cause = _first(exc)
     low = cause.lower()
+    if "unable to locate credentials" in low or "no credentials" in low:
+        return StorageError(f"{url}: cannot {doing}: no credentials found; give them through the environment "
+                            "(AWS_ACCESS_KEY_ID...), a profile, an instance role or --storage-option", path=url)
     if any(m in low for m in _MISSING):
         return missing(f"{url}: the bucket does not exist; create it, or fix the URL")
     if any(d in low for d in _DENIED):
