@@ -41,6 +41,11 @@ no id, are accepted on their own checks (a part that carries a run id is refused
 from another directory), and its next session gives the run an id and records their digests,
 which binds them from then on.
 
+**A run directory in object storage** (``--out s3://...``) is this class with its writes
+replaced (:class:`~batchjudge.engine.objrundir.ObjectRunDir` overrides the hooks
+``_fetch_meta``, ``_store_meta``, ``parts``, ``_commit_part``, the lock's ``open``/``close``/
+``_check_owner``, ``reset`` and ``drop_rows``): every check above is shared.
+
 ``--retry-failed`` (and ``--allow-changed-inputs``) rewrites the parts without some rows
 (:meth:`RunDir.drop_rows`) through a staged directory swap: the new parts are written to ``results.new``, their digests recorded in ``run.json``
 (``parts_staged``) beside the current ones, then the folders are swapped with two renames and
@@ -390,6 +395,7 @@ class RunDir:
             raise storage_error(path, exc, "read the run's record") from exc
 
     def _read_json(self) -> dict[str, Any] | None:
+        """The stored ``run.json`` parsed (None: absent); CheckpointError when it is damaged."""
         path = self.path / _RUN_JSON
         data = self._fetch_meta()
         if data is None:
