@@ -12,7 +12,12 @@ from typing import Any
 
 import typer
 
-__all__ = ["flag"]
+__all__ = ["STORAGE_OPTION", "flag", "name_placeholders", "use_storage_options"]
+
+STORAGE_OPTION: Any = typer.Option(
+    "--storage-option", metavar="KEY=VALUE",
+    help="How to reach an s3://, gs:// or az:// URL (repeatable), e.g. endpoint_url=http://host:9000; "
+         "never stored. Default: the store's own chain (environment, profile, instance role).")
 
 
 def flag(name: str, help: str, *short: str) -> Any:
@@ -65,3 +70,15 @@ def name_placeholders(command: Any) -> None:
     command.get_help_option = help_option
     for child in getattr(command, "commands", {}).values():
         name_placeholders(child)
+
+
+def use_storage_options(specs: list[str] | None) -> dict[str, str] | None:
+    """Parse ``--storage-option`` values and use them in this process (their secret values
+    registered with the scrubber first); None when none was given. ConfigError on a bad one."""
+    if not specs:
+        return None
+    from batchjudge.engine.stores import parse_storage_options, set_storage_options
+
+    options = parse_storage_options(specs)
+    set_storage_options(options)
+    return options

@@ -17,8 +17,8 @@ from typing import Annotated
 
 import typer
 
-from batchjudge.cli._console import echo_json, fail, out_console
-from batchjudge.cli._options import flag
+from batchjudge.cli._console import echo_json, fail, fail_with, out_console
+from batchjudge.cli._options import STORAGE_OPTION, flag, use_storage_options
 from batchjudge.errors import BatchJudgeError
 
 __all__ = ["register"]
@@ -34,17 +34,19 @@ def _ago(when: float | None) -> str:
 
 
 def status_command(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `batchjudge run`.")],
+    run_dir: Annotated[str, typer.Argument(help="A run directory written by `batchjudge run` (a path or an s3:// URL).")],
     as_json: Annotated[bool, flag("json", "Print one JSON object.")] = False,
+    storage_option: Annotated[list[str] | None, STORAGE_OPTION] = None,
 ) -> None:
     """Done of total, failures, last write, whether a run is writing, and the command that resumes it."""
     from batchjudge.api import run_status
     from batchjudge.engine.status import python_command, without_limit
 
     try:
+        use_storage_options(storage_option)
         status = run_status(run_dir)
     except BatchJudgeError as exc:
-        raise fail(str(exc)) from None
+        raise fail_with(exc) from None
     if as_json:
         echo_json(asdict(status))
         return

@@ -40,7 +40,7 @@ _REMOTE = frozenset({"mistral", "openai"})
 """Providers that reach a server at a base URL (whose host joins the fingerprint)."""
 
 _NO_FLAG = frozenset({"inputs", "out", "api_key", "backoff_base", "backoff_cap", "check_labels",
-                      "overwrite", "retry_failed", "allow_changed_inputs"})
+                      "overwrite", "retry_failed", "allow_changed_inputs", "storage_options"})
 """Config fields left out of :meth:`RunConfig.command_line`: positional, secret, API-only, or
 (``--overwrite``, ``--retry-failed``, ``--allow-changed-inputs``) not part of resuming."""
 
@@ -120,6 +120,10 @@ class RunConfig:
     """``--engine ray``: the cluster to join; None starts Ray on this machine."""
     workers: int | None = None
     """``--engine ray``: judging actors (None: one per CPU)."""
+    storage_options: Mapping[str, str] | None = field(default=None, repr=False)
+    """``--storage-option KEY=VALUE``: how to reach the object store of URL inputs and ``out``
+    (:mod:`batchjudge.engine.stores`); never stored, printed or traced (None: the store's own
+    chain alone)."""
 
     def __post_init__(self) -> None:
         input_names(self.inputs)  # TypeError now, naming the type, for inputs no run can read
@@ -207,12 +211,25 @@ class RunConfig:
              "--max-total-tokens and --max-cost need --engine process (Ray workers share no budget)"),
             (len(self.base_urls) == 1 or (self.engine == "ray" and self.provider in _REMOTE),
              "several --base-url need --engine ray and --provider mistral or openai"),
+            *self._storage_checks(),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
         if self.samples > 1 and self.temperature == 0.0:
             raise ConfigError("--samples > 1 needs --temperature > 0 (identical samples vote alike)")
+
+    def _storage_checks(self) -> list[tuple[bool, str]]:
+        """What a run directory in object storage cannot do yet."""
+        from batchjudge.engine.stores import is_url, split_url
+
+        remote_out = is_url(self.out) and split_url(os.fspath(self.out))[0] != "file"
+        return [
+            (not remote_out or split_url(os.fspath(self.out))[0] == "s3",
+             f"--out {os.fspath(self.out)}: a run directory in gs:// or az:// is not supported yet; use a local "
+             "--out or an s3:// one (any S3-compatible store)"),
+            (not remote_out or self.mode == "online", "--mode batch needs a local --out"),
+        ]
 
     @property
     def expected_completion_tokens(self) -> int:
@@ -264,8 +281,9 @@ class RunConfig:
 
     def public_dict(self) -> dict[str, Any]:
         """The config as stored in ``run.json``: paths as strings (a table in memory as
-        ``<dataframe>``), never the API key."""
-        data = {spec.name: getattr(self, spec.name) for spec in fields(self) if spec.name != "api_key"}
+        ``<dataframe>``), never the API key or the storage options."""
+        data = {spec.name: getattr(self, spec.name) for spec in fields(self)
+                if spec.name not in ("api_key", "storage_options")}
         data["inputs"] = input_names(self.inputs)
         data["out"] = os.fspath(self.out)
         data["model"] = self.resolved_model

@@ -49,6 +49,8 @@ from batchjudge.core.types import Provider
 from batchjudge.engine.batch import BATCH_DIR, BatchJudge
 from batchjudge.engine.budget import Budget, TokenPrices
 from batchjudge.engine.checkpoint import RunDir, key_hashes, key_hashes_in_order
+from batchjudge.engine.objrundir import run_dir_at
+from batchjudge.engine.stores import set_storage_options
 from batchjudge.engine.collector import collector_tuned
 from batchjudge.engine.config import DEFAULT_MODELS, RunConfig, describe_changes
 from batchjudge.engine.dedupe import Dedupe
@@ -185,6 +187,8 @@ def plan_run(config: RunConfig, *, provider: Provider | None = None) -> RunPlan:
     names the run's provider instead of ``config.provider``; its model defaults to that name.
     """
     config.validate()
+    if config.storage_options is not None:
+        set_storage_options(config.storage_options)
     name = provider.name if provider is not None else config.provider
     if provider is None and (name in ("mistral", "openai") or config.mode == "batch"):
         from batchjudge.adapters.mistral import MISTRAL, OPENAI, normalise_base_url
@@ -405,7 +409,9 @@ async def execute(
     try:
         checked = await anyio.to_thread.run_sync(preflight, plan.source, config.check_labels)
         stats.warnings = list(checked.warnings)
-        with RunDir(config.out) as run_dir:
+        with run_dir_at(config.out) as run_dir:
+            if run_dir.took_over:
+                stats.warnings.append(f"lease: {run_dir.took_over}")
             record, done, counts_before = await anyio.to_thread.run_sync(
                 _open_record, plan, run_dir, stats, command, checked.inputs)
             budget = Budget(max_tokens=config.max_total_tokens, max_cost=config.max_cost, prices=prices,

@@ -24,7 +24,9 @@ from typing import Any, Literal
 
 from batchjudge.core.results import STATUSES
 from batchjudge.engine.batch import jobs_pending
-from batchjudge.engine.checkpoint import RunDir, lock_holder
+from batchjudge.engine.checkpoint import RunDir
+from batchjudge.engine.objrundir import ObjectRunDir, lease_holder, run_dir_at
+from batchjudge.engine.stores import is_url, split_url
 from batchjudge.engine.config import PROVIDERS, RunConfig
 from batchjudge.engine.input_kinds import MEMORY_NAME
 from batchjudge.errors import CheckpointError, InputError
@@ -100,7 +102,7 @@ def _checked_counts(run_dir: RunDir, stored: dict[str, Any]) -> tuple[dict[str, 
     try:
         _, by_status = run_dir.done_keys()
     except CheckpointError:
-        pid = lock_holder(run_dir.path)
+        pid = lease_holder(run_dir)
         if pid is None:
             raise
         return stored, pid
@@ -140,7 +142,9 @@ def _limited(done: int, total: int, limit: int | None, input_rows: int | None) -
 def read_status(path: str | os.PathLike[str]) -> RunStatus:
     """The status of the run in ``path``; InputError when it is not a run directory,
     CheckpointError when its parts do not check out (what ``run`` and ``report`` refuse)."""
-    folder = Path(path)
+    if is_url(path) and split_url(os.fspath(path))[0] != "file":
+        return _status_stored(os.fspath(path))
+    folder = Path(split_url(os.fspath(path))[2] if is_url(path) else path)
     if not folder.is_dir():
         raise InputError(f"{folder}: {'not a directory' if folder.exists() else 'does not exist'} "
                          "(expected a run directory)")
@@ -148,23 +152,39 @@ def read_status(path: str | os.PathLike[str]) -> RunStatus:
     meta = run_dir.read_meta()
     if meta is None:
         raise InputError(f"{folder}: not a batchjudge run directory (no run.json)")
+    written = [folder / "run.json", *(p for p in run_dir.parts()[-1:] if isinstance(p, Path))]
+    last_write = max((f.stat().st_mtime for f in written if f.exists()), default=None)
+    return _status(run_dir, meta, last_write, jobs_pending(folder))
+
+
+def _status_stored(url: str) -> RunStatus:
+    """:func:`read_status` of a run directory in object storage."""
+    run_dir = run_dir_at(url)  # never opened: no lease taken, nothing written
+    meta = run_dir.read_meta()
+    if meta is None:
+        raise InputError(f"{run_dir.path}: not a batchjudge run directory (no run.json)")
+    assert isinstance(run_dir, ObjectRunDir)
+    return _status(run_dir, meta, run_dir.last_write(), 0)
+
+
+def _status(run_dir: RunDir, meta: dict[str, Any], last_write: float | None, pending: int) -> RunStatus:
     counts, config, endpoint = (_dict(meta.get(k)) for k in ("counts", "config", "endpoint"))
-    pid = lock_holder(folder)
+    pid = lease_holder(run_dir)
     if pid is None:
         counts, pid = _checked_counts(run_dir, counts)
-    written = [folder / "run.json", *run_dir.parts()[-1:]]
     done, total = _int(counts.get("done")), _int(counts.get("total"))
     limit = _int(config.get("limit")) or None
     input_rows = meta.get("input_rows") if isinstance(meta.get("input_rows"), int) else None
     state: RunState = "running" if pid is not None else "limited" if _limited(done, total, limit, input_rows) \
         else "complete" if total and done >= total else "stopped"  # fmt: skip
     return RunStatus(
-        path=os.fspath(folder), state=state, pid=pid, done=done, total=total, input_rows=input_rows, limit=limit,
+        path=os.fspath(run_dir.path), state=state, pid=pid, done=done, total=total, input_rows=input_rows,
+        limit=limit,
         ok=_int(counts.get("ok")), parse_error=_int(counts.get("parse_error")), failed=_int(counts.get("failed")),
-        last_write=max((f.stat().st_mtime for f in written if f.exists()), default=None),
+        last_write=last_write,
         provider=config.get("provider"), model=config.get("model"), endpoint=endpoint.get("host"),
         emulator=endpoint.get("emulator") is True, mode=str(config.get("mode") or "online"),
-        sessions=_int(meta.get("sessions")), batch_jobs_pending=jobs_pending(folder),
+        sessions=_int(meta.get("sessions")), batch_jobs_pending=pending,
         command=_command(meta, config),
         cwd=meta.get("cwd") if isinstance(meta.get("cwd"), str) else None,
         from_memory=config.get("inputs") == [MEMORY_NAME],
