@@ -113,4 +113,6 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+    """The public names only: ``dir(batchjudge)`` is how people explore a package, and the
+    module's own helpers (``importlib``, ``TYPE_CHECKING``, ``Any``) are none of theirs."""
+    return sorted(__all__)

@@ -17,6 +17,7 @@ pickles with its attributes (``--engine ray`` carries them between processes)::
         │   └── DisconnectedError  reset or closed before any reply: a run of them is an outage
         ├── AuthError          401/403 or no key: stops the whole run, nothing marked done
         ├── BadRequestError    other 4xx: fails the row at once
+        │   └── RequestRejectedError  the first rows all refused alike: stops the run (exit 2)
         ├── ReplyTooLargeError a reply over the size cap: fails the row, the rest unread
         ├── QuotaExhaustedError the organization's monthly tokens are spent: stops the run
         └── LimitTooLowError   the server's rate limit is below --min-rps: stops the run
@@ -42,6 +43,7 @@ __all__ = [
     "QuotaExhaustedError",
     "RateLimitError",
     "ReplyTooLargeError",
+    "RequestRejectedError",
     "StorageError",
     "TransientError",
     "UnreachableError",
@@ -135,6 +137,12 @@ class AuthError(ProviderError):
 
 class BadRequestError(ProviderError):
     """A 4xx other than 401/403/408/429: this row will never succeed as sent."""
+
+
+class RequestRejectedError(BadRequestError):
+    """The first rows of a run were all refused with the same 4xx before any was answered
+    (:mod:`batchjudge.engine.request_errors`): the request is wrong (an unknown model, a
+    refused parameter, no access), not the rows. Stops the run, exit 2, nothing marked failed."""
 
 
 class UnreachableError(TransientError):

@@ -121,4 +121,4 @@ def test_a_cli_run_without_a_login_prints_one_plain_warning_and_no_login_prompt(
     assert "API key" not in everything and "Paste" not in everything
     warnings = [line for line in result.stderr.splitlines() if "WARNING" in line]
     assert len(warnings) == 1 and "weave:acme/judges is off: no W&B login" in warnings[0]
-    assert "'errors': 101" in everything  # every row and the run's evaluation, untraced
+    assert "101 errors" in everything  # every row and the run's evaluation, untraced

@@ -353,6 +353,7 @@ runner = CliRunner()
         (["--samples", "100000000", "--temperature", "1"], "--samples must be between 1 and 100, got 100000000"),
         (["--seed", "99999999999999999999999"], "--seed must fit in 64 bits, got 99999999999999999999999"),
         (["--progress-every", "inf"], "--progress-every must be a finite number, got inf"),
+        (["--max-tokens", "99999999"], "--max-tokens (99999999) must be at least 0 and below"),
     ],
 )
 def test_a_bad_option_is_one_line_exit_2_and_creates_nothing(
@@ -365,6 +366,25 @@ def test_a_bad_option_is_one_line_exit_2_and_creates_nothing(
     assert result.exit_code == 2, result.output
     assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], lines
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "named"),
+    [
+        (["report", ".", "--resamples", "0"], "Invalid value for '--resamples'"),
+        (["run", "x.parquet", "--rps", "fast"], "Invalid value for '--rps'"),
+        (["run", "x.parquet", "--bogus"], "No such option: --bogus"),
+        (["run"], "Missing argument"),
+    ],
+)
+def test_an_option_the_parser_refuses_is_one_line_exit_2_naming_it(command: list[str], named: str) -> None:
+    """Values the command line's parser refuses (a type, a range, an unknown option) read like
+    every other error: one ``error:`` line naming the option and where the help is."""
+    result = runner.invoke(app, command, terminal_width=400)
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2, result.output
+    assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], lines
+    assert "-h'" in lines[0]
 
 
 @pytest.mark.parametrize("port", ["99999", "-1"])

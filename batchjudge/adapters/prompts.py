@@ -339,8 +339,9 @@ class PromptAdapter:
             self.max_context_tokens = context_window(self.model)
         if self.max_output_tokens < 0 or self.max_context_tokens <= self.max_output_tokens:
             raise ConfigError(
-                f"max_context_tokens ({self.max_context_tokens}) must exceed "
-                f"max_output_tokens ({self.max_output_tokens})"
+                f"--max-tokens ({self.max_output_tokens}) must be at least 0 and below {self.model}'s "
+                f"context window ({self.max_context_tokens} tokens; max_context_tokens in the library): "
+                "lower --max-tokens"
             )
         self._head: list[Message] = []
         if self.template.system:

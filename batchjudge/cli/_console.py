@@ -9,6 +9,7 @@ traceback, scrubbed too.
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from functools import cache
@@ -62,10 +63,21 @@ err_console = Console(file=_ScrubbedStream("stderr"))  # type: ignore[arg-type]
 """Progress, warnings and errors go to stderr so stdout stays clean for ``--json``."""
 
 
+PIPED_WIDTH = 400
+"""Columns assumed when stdout is not a terminal: wide enough for any table row we print."""
+
+
 @cache
 def out_console() -> Console:
-    """Results and summaries for people: stdout (made on first use)."""
-    return Console(file=_ScrubbedStream("stdout"))  # type: ignore[arg-type]
+    """Results and summaries for people: stdout (made on first use).
+
+    Piped (``| less``, ``> report.txt``) rich would assume 80 columns and cut table cells
+    (``ft:local-judge:demo:c2fc…``); there no terminal limits the width, so tables keep their
+    full width unless ``COLUMNS`` says otherwise.
+    """
+    stream = _ScrubbedStream("stdout")
+    piped = not stream.isatty() and "COLUMNS" not in os.environ
+    return Console(file=stream, width=PIPED_WIDTH if piped else None)  # type: ignore[arg-type]
 
 
 def echo_json(data: object) -> None:

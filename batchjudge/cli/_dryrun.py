@@ -56,6 +56,12 @@ def print_dry_run(console: Console, dry: DryRun, prices: PriceTable) -> None:
         f"  cost    {_cost(dry, prices)}",
         f"  time    {_time(dry)}",
     ]
+    if dry.provider in ("local", "mock"):
+        # The run itself does not tokenize for a judge nothing bills: it records prompt tokens
+        # estimated at 4 characters each and the answer's length / 4 (about 20 a row).
+        lines.append("  note    these are the counts an API judge would be billed for; a local run bills "
+                     "nothing and records tokens estimated at 4 characters each (prompt and answer), "
+                     "so its token figures differ")
     if dry.truncated_rows:
         lines.append(f"  note    {dry.truncated_rows:,} documents will be cut to fit the context")
     for line in lines:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import shlex
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from rich.cells import cell_len
@@ -33,6 +33,7 @@ from batchjudge.cli._console import err_console
 from batchjudge.engine.config import RunConfig
 from batchjudge.engine.pipeline import RunResult
 from batchjudge.engine.stats import RunStats
+from batchjudge.engine.status import python_command, without_limit
 from batchjudge.report.prices import Price, PriceTable, unbilled
 
 __all__ = ["Money", "ProgressView", "duration", "fit_line", "line_fields", "plain_line", "print_summary"]
@@ -238,19 +239,29 @@ class ProgressView:
             self._live.stop()
 
 
+def tracing_line(counters: Mapping[str, int]) -> str:
+    """The tracer's counters in words: ``100 rows traced, 0 dropped (queue full), 0 errors``."""
+    line = f"{counters.get('sent', 0):,} rows traced"
+    for key, words in (("dropped", "dropped (queue full)"), ("errors", "errors"), ("sampled_out", "left out by --trace-sample")):
+        if counters.get(key) or key != "sampled_out":
+            line += f", {counters.get(key, 0):,} {words}"
+    return line
+
+
 def print_summary(console: Console, result: RunResult, config: RunConfig, money: Money, *,
                   show_warnings: bool) -> None:
     """The final summary of a run: counts, this session's figures and money, warnings, and
     the commands that resume it or re-send its failed rows."""
     s = result.stats
     counts = result.counts
+    rows = result.input_rows if result.limited and result.input_rows is not None else result.total
     cost = money.text(s["prompt_tokens"], s["completion_tokens"], emulator=s["emulator"])
     session = [
         f"{s['finished']:,} rows in {duration(s['elapsed_s'])}", f"{s['rows_per_second']:,.1f} rows/s",
         f"{s['prompt_tokens'] + s['completion_tokens']:,} tokens", f"{s['retries']:,} retries",
         f"{s['rate_limited']:,} rate-limited",
     ]  # fmt: skip
-    if s["server_stalls"]:
+    if s["server_stalls"] and config.provider != "local":  # the local judge has no server to stall
         session.append(f"{s['server_stalls']:,} server stalls paced around")
     if s["reused"]:
         session.append(f"{s['reused']:,} rows reused an identical request's answer")
@@ -259,7 +270,7 @@ def print_summary(console: Console, result: RunResult, config: RunConfig, money:
     elif cost is not None:
         session.append(f"cost {cost}" + (" at batch prices" if money.batch else ""))
     console.print(
-        f"[bold]{escape(result.run_dir)}[/]: {counts['done']:,} of {result.total:,} rows have results — "
+        f"[bold]{escape(result.run_dir)}[/]: {counts['done']:,} of {rows:,} rows have results — "
         f"ok {counts['ok']:,}, parse_error {counts['parse_error']:,}, failed {counts['failed']:,} "
         f"(this session: {', '.join(session)})",
         highlight=False, soft_wrap=True,
@@ -268,12 +279,26 @@ def print_summary(console: Console, result: RunResult, config: RunConfig, money:
         for warning in result.warnings:
             console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if result.trace is not None:
-        console.print(f"tracing: {result.trace}", highlight=False)
+        console.print(f"tracing: {tracing_line(result.trace)}", highlight=False)
+    if counts["failed"]:
+        from batchjudge.report.failures import run_top_errors
+
+        for entry in run_top_errors(result.run_dir):
+            console.print(f"  failed {entry['rows']:,}: {escape(str(entry['error']))}", highlight=False, soft_wrap=True)
     if result.error:
         err_console.print(f"[bold red]error:[/] {escape(result.error)}", highlight=False, soft_wrap=True)
+    if config.from_memory:
+        if not result.complete or result.limited:
+            verb = "go on" if result.limited else "resume"
+            console.print(f"{verb} from Python: {escape(python_command(result.run_dir, go_on=result.limited))}",
+                          highlight=False, soft_wrap=True)
+        return
     command = config.command_line()
     if not result.complete:
         console.print(f"resume: {escape(shlex.join(command))}", highlight=False, soft_wrap=True)
+    elif result.limited:
+        console.print(f"stopped at --limit: {counts['done']:,} of {result.input_rows:,} rows have results; "
+                      f"go on: {escape(shlex.join(without_limit(command)))}", highlight=False, soft_wrap=True)
     elif counts["failed"]:
         console.print(f"re-send the {counts['failed']:,} failed rows: "
                       f"{escape(shlex.join([*command, '--retry-failed']))}", highlight=False, soft_wrap=True)  # fmt: skip

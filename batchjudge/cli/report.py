@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
-from batchjudge.cli._console import echo_json, err_console, fail, out_console
-from batchjudge.cli._options import flag
+from batchjudge.cli._console import echo_json, err_console, fail, fail_with, out_console
+from batchjudge.cli._options import STORAGE_OPTION, flag, use_storage_options
 from batchjudge.errors import BatchJudgeError
 
 __all__ = ["register"]
@@ -43,12 +43,13 @@ def _write_page(path: Path, page: str) -> None:
 
 
 def report_command(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `batchjudge run`.")],
+    run_dir: Annotated[str, typer.Argument(help="A run directory written by `batchjudge run` (a path or an s3:// URL).")],
     as_json: Annotated[bool, _JSON] = False,
     html: Annotated[Path | None, _HTML] = None,
     rows: Annotated[Path | None, _ROWS] = None,
     prices: Annotated[Path | None, _PRICES] = None,
     resamples: Annotated[int, _RESAMPLES] = 1000,
+    storage_option: Annotated[list[str] | None, STORAGE_OPTION] = None,
 ) -> None:
     """Metrics of one run: counts, quality with 95% intervals, tokens, cost, latency, failures."""
     from batchjudge.report import load_prices, load_run, render_html, summarize
@@ -57,6 +58,7 @@ def report_command(
 
     written = 0
     try:
+        use_storage_options(storage_option)
         if rows is not None:
             table_file(rows)  # a bad --rows path fails before the work
         run = load_run(run_dir, raw_response=rows is not None)
@@ -66,7 +68,7 @@ def report_command(
         if rows is not None:
             written = write_rows(run, rows)
     except BatchJudgeError as exc:
-        raise fail(str(exc)) from None
+        raise fail_with(exc) from None
     notes = err_console if as_json else out_console()  # stdout stays one JSON object
     if as_json:
         echo_json(summary)
@@ -79,7 +81,7 @@ def report_command(
 
 
 def compare_command(
-    run_dirs: Annotated[list[Path], typer.Argument(help="Two or more run directories; the first is the baseline.")],
+    run_dirs: Annotated[list[str], typer.Argument(help="Two or more run directories (paths or s3:// URLs); the first is the baseline.")],
     as_json: Annotated[bool, _JSON] = False,
     html: Annotated[Path | None, _HTML] = None,
     diff: Annotated[bool, _DIFF] = False,
@@ -87,6 +89,7 @@ def compare_command(
     diff_out: Annotated[Path | None, _DIFF_OUT] = None,
     prices: Annotated[Path | None, _PRICES] = None,
     resamples: Annotated[int, _RESAMPLES] = 1000,
+    storage_option: Annotated[list[str] | None, STORAGE_OPTION] = None,
 ) -> None:
     """Runs side by side, and a paired McNemar test of each against the first on shared rows."""
     if len(run_dirs) < 2:
@@ -99,6 +102,7 @@ def compare_command(
     diff = diff or diff_out is not None
     written = 0
     try:
+        use_storage_options(storage_option)
         if diff_out is not None:
             table_file(diff_out)  # a bad --diff-out path fails before the work
         runs = [load_run(path) for path in run_dirs]
@@ -112,7 +116,7 @@ def compare_command(
         if diff_out is not None:
             written = write_disagreements(pairs, diff_out)
     except BatchJudgeError as exc:
-        raise fail(str(exc)) from None
+        raise fail_with(exc) from None
     if diff:
         comparison["diffs"] = [pair.as_dict(diff_limit) for pair in pairs]
     notes = err_console if as_json else out_console()  # stdout stays one JSON object

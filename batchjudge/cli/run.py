@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from batchjudge.cli._console import err_console, fail, fail_with, out_console
-from batchjudge.cli._options import flag
+from batchjudge.cli._options import STORAGE_OPTION, flag, use_storage_options
 from batchjudge.engine.config import RunConfig
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ async def _run_until_signalled(config: RunConfig, view: ProgressView | None, sig
 
 def run_command(
     inputs: Annotated[list[str], typer.Argument(help="Parquet files, directories of shards or globs (JSONL/CSV too).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory (created, or resumed).")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Run directory (created, or resumed): a path, or an s3:// URL.")],
     provider: Annotated[str, typer.Option(help="Judge backend: local (offline), mistral, or openai (any OpenAI-compatible server: vLLM, llama.cpp, TGI, Ollama).")] = "local",
     model: Annotated[Optional[str], typer.Option(help="Model name (default per provider).")] = None,
     prompt: Annotated[str, typer.Option(help="Prompt preset (zero-shot, few-shot, ft) or template file.")] = "zero-shot",
@@ -105,13 +105,18 @@ def run_command(
     prices: Annotated[Optional[Path], typer.Option(help="JSON or TOML prices (USD per million tokens by model) for --dry-run and the live cost.")] = None,
     progress_every: Annotated[float, typer.Option(min=0.1, help="Seconds between progress lines when stderr is not a terminal.")] = 10.0,
     debug: Annotated[bool, flag("debug", "Show the traceback of an error.")] = False,
-    engine: Annotated[str, typer.Option(help="process (this process) or ray (a Ray cluster; pip install \"batchjudge[ray]\").")] = "process",
+    engine: Annotated[str, typer.Option(help="process (this process) or ray (a Ray cluster; pip install \"batchjudge\\[ray]\").")] = "process",
     address: Annotated[Optional[str], typer.Option(help="--engine ray: the Ray cluster to join (default: start Ray here).")] = None,
     workers: Annotated[Optional[int], typer.Option(help="--engine ray: judging actors (default: one per CPU).")] = None,
+    storage_option: Annotated[Optional[list[str]], STORAGE_OPTION] = None,
 ) -> None:
     """Judge every row of INPUT into RUN_DIR; the same command again resumes."""
     if not math.isfinite(progress_every):  # the run's own numbers are checked by RunConfig.validate
         raise fail(f"--progress-every must be a finite number, got {progress_every}")
+    try:
+        storage_options = use_storage_options(storage_option)
+    except Exception as exc:  # noqa: BLE001 - one line (and exit code) for every error
+        raise fail_with(exc, debug=debug) from None
     config = RunConfig(
         inputs=inputs, out=out, provider=provider, model=model, prompt=prompt, columns=columns,
         base_url=(base_url[0] if len(base_url) == 1 else base_url) if base_url else None, api_key_env=api_key_env, allow_insecure_http=allow_insecure_http,
@@ -124,6 +129,7 @@ def run_command(
         flush_seconds=flush_seconds, trace=trace, trace_sample=trace_sample,
         mode=mode, dedupe=dedupe,  # type: ignore[arg-type]
         engine=engine, address=address, workers=workers,  # type: ignore[arg-type]
+        storage_options=storage_options,
     )
     import anyio
 

@@ -96,7 +96,7 @@ def _load_fib_hf(part: str) -> Iterator[Mapping[str, Any]]:
     except ImportError as exc:
         raise ConfigError(
             "loading FIB from the Hugging Face hub needs the `datasets` library "
-            "(pip install datasets), or pass --source DIR with the raw FIB files"
+            "(pip install 'batchjudge[fib]'), or pass --source DIR with the raw FIB files"
         ) from exc
     try:
         rows = datasets.load_dataset(_HF_DATASET, split="test")

@@ -41,6 +41,11 @@ no id, are accepted on their own checks (a part that carries a run id is refused
 from another directory), and its next session gives the run an id and records their digests,
 which binds them from then on.
 
+**A run directory in object storage** (``--out s3://...``) is this class with its writes
+replaced (:class:`~batchjudge.engine.objrundir.ObjectRunDir` overrides the hooks
+``_fetch_meta``, ``_store_meta``, ``parts``, ``_commit_part``, the lock's ``open``/``close``/
+``_check_owner``, ``reset`` and ``drop_rows``): every check above is shared.
+
 ``--retry-failed`` (and ``--allow-changed-inputs``) rewrites the parts without some rows
 (:meth:`RunDir.drop_rows`) through a staged directory swap: the new parts are written to ``results.new``, their digests recorded in ``run.json``
 (``parts_staged``) beside the current ones, then the folders are swapped with two renames and
@@ -56,7 +61,7 @@ import hashlib
 import os
 import secrets
 import shutil
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +73,7 @@ import pyarrow as pa
 from batchjudge.core.results import STATUS_FAILED
 from batchjudge.engine.files import ADVICE, atomic_write_bytes, fsync_dir, storage_error
 from batchjudge.engine.parts import (
+    PartFile,
     conform,
     corrupt,
     file_digest,
@@ -79,6 +85,7 @@ from batchjudge.engine.parts import (
     write_part_file,
     written_by,
 )
+from batchjudge.engine.record import check_schema_version
 from batchjudge.errors import CheckpointError
 
 __all__ = [
@@ -203,7 +210,7 @@ class _Ledger:
         return owned
 
 
-def _changed(part: Path) -> CheckpointError:
+def _changed(part: PartFile) -> CheckpointError:
     return CheckpointError(
         f"{part}: not the part this run recorded under that name (it reads whole, but its bytes do not "
         "match the digest in run.json: an older copy restored, or the file edited); delete it (the same "
@@ -211,7 +218,7 @@ def _changed(part: Path) -> CheckpointError:
     )
 
 
-def _not_ours(part: Path, theirs: str | None, ours: str | None) -> CheckpointError:
+def _not_ours(part: PartFile, theirs: str | None, ours: str | None) -> CheckpointError:
     if ours is None:
         why = (f"written by run {theirs}, but this run's run.json names no run (it was written by an "
                "older batchjudge), so the part comes from another run directory")
@@ -241,6 +248,9 @@ class RunDir:
         """The highest part number ``run.json`` recorded when read (see :meth:`_Ledger.highest`)."""
         self._checked = False
         """Whether the parts were checked against the ledger (:meth:`verified_parts`)."""
+        self.took_over: str | None = None
+        """Set by :meth:`open` when it took the run over from a driver that is gone (an object
+        store's lease: :mod:`batchjudge.engine.objstore`): how, for the run's warnings."""
 
     # -- lifecycle ---------------------------------------------------------------------
     def __enter__(self) -> RunDir:
@@ -349,6 +359,10 @@ class RunDir:
             fsync_dir(self.path)
         except OSError as exc:
             raise storage_error(self.path, exc, "remove the earlier results") from exc
+        self._forget()
+
+    def _forget(self) -> None:
+        """After a reset: a new run, with a new id and no parts."""
         self._next_part = None
         self._ledger, self._highest, self._checked = _Ledger.of(None, self.path / _RUN_JSON), -1, True
 
@@ -371,14 +385,24 @@ class RunDir:
             shutil.rmtree(retired)
 
     # -- run.json ----------------------------------------------------------------------
-    def _read_json(self) -> dict[str, Any] | None:
+    def _fetch_meta(self) -> bytes | None:
+        """The stored ``run.json``'s bytes, or None when there is none."""
         path = self.path / _RUN_JSON
         try:
-            meta = orjson.loads(path.read_bytes())
+            return path.read_bytes()
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise storage_error(path, exc, "read the run's record") from exc
+
+    def _read_json(self) -> dict[str, Any] | None:
+        """The stored ``run.json`` parsed (None: absent); CheckpointError when it is damaged."""
+        path = self.path / _RUN_JSON
+        data = self._fetch_meta()
+        if data is None:
+            return None
+        try:
+            meta = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             raise CheckpointError(
                 f"{path}: damaged (not valid JSON: {exc}); pass --overwrite to start over, or use another --out"
@@ -404,6 +428,8 @@ class RunDir:
                 f"{self.path / _RUN_JSON}: not a batchjudge run.json; pass --overwrite to start over, "
                 "or use another --out"
             )
+        if meta is not None:
+            check_schema_version(meta, self.path / _RUN_JSON)
         if self._ledger is None:
             self._ledger = _Ledger.of(meta, self.path / _RUN_JSON)
             self._highest = self._ledger.highest()
@@ -414,8 +440,12 @@ class RunDir:
         (the keys this class owns, whatever ``meta`` says about them)."""
         ledger = self._settled()
         self._check_owner()
-        _atomic_write_json(self.path / _RUN_JSON, {**meta, **ledger.to_json()})
+        self._store_meta({**meta, **ledger.to_json()})
         ledger.stored = True
+
+    def _store_meta(self, data: Mapping[str, Any]) -> None:
+        """Replace the stored ``run.json`` with ``data`` (atomically)."""
+        _atomic_write_json(self.path / _RUN_JSON, data)
 
     def _rewrite_meta(self) -> None:
         """``run.json`` as stored, with the ledger as it is now."""
@@ -428,11 +458,11 @@ class RunDir:
             return self.path / _STAGED  # a look between a swap's two renames: the set recovery keeps
         return results
 
-    def parts(self) -> list[Path]:
+    def parts(self) -> Sequence[PartFile]:
         """The part files present, in write order, not yet checked (see :func:`list_parts`)."""
         return list_parts(self._results())
 
-    def verified_parts(self) -> list[Path]:
+    def verified_parts(self) -> Sequence[PartFile]:
         """The parts present, each checked to be this run's (see the module docstring), in
         write order; CheckpointError naming the first that is not. The ledger then records
         exactly these, and is written with the next ``run.json``."""
@@ -450,7 +480,7 @@ class RunDir:
                 digest = file_digest(part)
             except OSError as exc:
                 if exc.errno in ADVICE:
-                    raise storage_error(part, exc, "read a results part") from exc
+                    raise storage_error(str(part), exc, "read a results part") from exc
                 raise corrupt(part, exc) from exc
             known = [d for d in (ledger.parts.get(part.name), ledger.staged.get(part.name)) if d is not None]
             if digest not in known:  # unrecorded (a crash before run.json), or not what was recorded
@@ -472,7 +502,7 @@ class RunDir:
         assert self._ledger is not None and self._ledger.run_id is not None
         return self._ledger
 
-    def write_part(self, columns: Mapping[str, list[Any]]) -> Path:
+    def write_part(self, columns: Mapping[str, list[Any]]) -> PartFile:
         """Write one part atomically from column lists in ``RESULT_SCHEMA`` order; its digest
         is recorded with the next ``run.json``."""
         ledger = self._settled()
@@ -481,10 +511,15 @@ class RunDir:
         table = from_columns(columns)
         if self._next_part is None:
             self._next_part = 1 + max([self._highest, *(part_number(p) for p in self.parts())])
-        path = self.path / _RESULTS / f"part-{self._next_part:06d}.parquet"
-        ledger.parts[path.name] = write_part_file(table, path, ledger.run_id)
+        path, digest = self._commit_part(f"part-{self._next_part:06d}.parquet", table, ledger.run_id)
+        ledger.parts[path.name] = digest
         self._next_part += 1
         return path
+
+    def _commit_part(self, name: str, table: pa.Table, run_id: str) -> tuple[PartFile, str]:
+        """Write the part ``name`` (atomically); return it and its digest."""
+        path = self.path / _RESULTS / name
+        return path, write_part_file(table, path, run_id)
 
     def done_keys(self, *, without_failed: bool = False) -> tuple[np.ndarray, dict[str, int]]:
         """Hashes of every row with a result, and the stored counts by status; with
@@ -513,7 +548,7 @@ class RunDir:
             self._refuse_repeats(parts, twice)
         return every, counts
 
-    def _refuse_repeats(self, parts: list[Path], twice: np.ndarray) -> None:
+    def _refuse_repeats(self, parts: Sequence[PartFile], twice: np.ndarray) -> None:
         """Name the row ids (and their parts) whose hashes occur twice; a hash collision
         between two distinct ids is let through."""
         where: dict[str, list[str]] = {}

@@ -5,13 +5,19 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, TypeAlias
 
+from batchjudge.engine.input_kinds import in_memory_kind, input_names
 from batchjudge.engine.sizing import default_ceiling
 from batchjudge.errors import ConfigError
 
-__all__ = ["DEFAULT_MODELS", "MAX_CONCURRENCY", "MAX_SAMPLES", "PROVIDERS", "RunConfig", "describe_changes"]
+__all__ = ["DEFAULT_MODELS", "Inputs", "MAX_CONCURRENCY", "MAX_SAMPLES", "PROVIDERS", "RunConfig", "describe_changes"]
+
+Inputs: TypeAlias = "str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | Any"
+"""What ``RunConfig.inputs`` takes: paths, or a table in memory (``Any``: polars and pandas
+are optional, so their classes cannot be named here); checked by
+:func:`~batchjudge.engine.input_kinds.input_names`."""
 
 PROVIDERS: tuple[str, ...] = ("local", "mistral", "openai")
 """The providers a config can name (``--provider``); a provider object passed to the run
@@ -35,7 +41,7 @@ _REMOTE = frozenset({"mistral", "openai"})
 """Providers that reach a server at a base URL (whose host joins the fingerprint)."""
 
 _NO_FLAG = frozenset({"inputs", "out", "api_key", "backoff_base", "backoff_cap", "check_labels",
-                      "overwrite", "retry_failed", "allow_changed_inputs"})
+                      "overwrite", "retry_failed", "allow_changed_inputs", "storage_options"})
 """Config fields left out of :meth:`RunConfig.command_line`: positional, secret, API-only, or
 (``--overwrite``, ``--retry-failed``, ``--allow-changed-inputs``) not part of resuming."""
 
@@ -49,7 +55,10 @@ class RunConfig:
     names, from the environment.
     """
 
-    inputs: Sequence[str | os.PathLike[str]]
+    inputs: Inputs
+    """A path (str or PathLike: a file, a directory of shards, a glob), a list of them, or a
+    table in memory (polars DataFrame/LazyFrame, pyarrow Table/dataset, pandas DataFrame):
+    :mod:`~batchjudge.engine.input_kinds`. Anything else is a TypeError naming its type."""
     out: str | os.PathLike[str]
     provider: str = "local"
     model: str | None = None
@@ -115,6 +124,18 @@ class RunConfig:
     """``--engine ray``: the cluster to join; None starts Ray on this machine."""
     workers: int | None = None
     """``--engine ray``: judging actors (None: one per CPU)."""
+    storage_options: Mapping[str, str] | None = field(default=None, repr=False)
+    """``--storage-option KEY=VALUE``: how to reach the object store of URL inputs and ``out``
+    (:mod:`batchjudge.engine.stores`); never stored, printed or traced (None: the store's own
+    chain alone)."""
+
+    def __post_init__(self) -> None:
+        input_names(self.inputs)  # TypeError now, naming the type, for inputs no run can read
+
+    @property
+    def from_memory(self) -> bool:
+        """Whether the inputs are a table in memory (no command line can name them)."""
+        return in_memory_kind(self.inputs) is not None
 
     @property
     def base_urls(self) -> list[str | None]:
@@ -193,16 +214,31 @@ class RunConfig:
              "--address and --workers need --engine ray"),
             (self.workers is None or self.workers >= 1, f"--workers must be >= 1, got {self.workers}"),
             (self.engine == "process" or self.mode == "online", "--engine ray needs --mode online"),
+            (self.engine == "process" or not self.from_memory,
+             "--engine ray reads its inputs from files: write the table to Parquet and give its path"),
             (self.engine == "process" or (self.max_total_tokens is None and self.max_cost is None),
              "--max-total-tokens and --max-cost need --engine process (Ray workers share no budget)"),
             (len(self.base_urls) == 1 or (self.engine == "ray" and self.provider in _REMOTE),
              "several --base-url need --engine ray and --provider mistral or openai"),
+            *self._storage_checks(),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
         if self.samples > 1 and self.temperature == 0.0:
             raise ConfigError("--samples > 1 needs --temperature > 0 (identical samples vote alike)")
+
+    def _storage_checks(self) -> list[tuple[bool, str]]:
+        """What a run directory in object storage cannot do yet."""
+        from batchjudge.engine.stores import is_url, split_url
+
+        remote_out = is_url(self.out) and split_url(os.fspath(self.out))[0] != "file"
+        return [
+            (not remote_out or split_url(os.fspath(self.out))[0] == "s3",
+             f"--out {os.fspath(self.out)}: a run directory in gs:// or az:// is not supported yet; use a local "
+             "--out or an s3:// one (any S3-compatible store)"),
+            (not remote_out or self.mode == "online", "--mode batch needs a local --out"),
+        ]
 
     @property
     def expected_completion_tokens(self) -> int:
@@ -233,7 +269,7 @@ class RunConfig:
         that differs from its default (never the key, ``--overwrite``, ``--retry-failed`` or
         ``--allow-changed-inputs``).
         Run in the folder the run was started from, it resumes the run."""
-        argv = ["batchjudge", "run", *(os.fspath(p) for p in self.inputs), "--out", os.fspath(self.out)]
+        argv = ["batchjudge", "run", *input_names(self.inputs), "--out", os.fspath(self.out)]
         for spec in fields(self):
             value = getattr(self, spec.name)
             if spec.name in _NO_FLAG or value == spec.default:
@@ -253,10 +289,11 @@ class RunConfig:
         return argv
 
     def public_dict(self) -> dict[str, Any]:
-        """The config as stored in ``run.json``: paths as strings, never the API key."""
-        data = asdict(self)
-        data.pop("api_key")
-        data["inputs"] = [os.fspath(p) for p in self.inputs]
+        """The config as stored in ``run.json``: paths as strings (a table in memory as
+        ``<dataframe>``), never the API key or the storage options."""
+        data = {spec.name: getattr(self, spec.name) for spec in fields(self)
+                if spec.name not in ("api_key", "storage_options")}
+        data["inputs"] = input_names(self.inputs)
         data["out"] = os.fspath(self.out)
         data["model"] = self.resolved_model
         if isinstance(self.columns, Mapping):

@@ -26,7 +26,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,9 +33,10 @@ import numpy as np
 from batchjudge.adapters.tokens import tokenizer_family
 from batchjudge.core.results import FinishedRow
 from batchjudge.engine.batch import rows_in_flight
-from batchjudge.engine.checkpoint import RunDir, key_hashes
+from batchjudge.engine.checkpoint import key_hashes
 from batchjudge.engine.dedupe import KeyWindow, request_key
 from batchjudge.engine.inputs import kept_keys
+from batchjudge.engine.objrundir import ObjectRunDir, run_dir_at
 from batchjudge.engine.pipeline import RunPlan, changed_inputs, check_resume, preflight
 from batchjudge.engine.reader import Reader
 
@@ -111,19 +111,23 @@ def _done(plan: RunPlan, inputs: dict[str, Any]) -> tuple[np.ndarray, int]:
     """The done-set a run would start from (``inputs``: the preflight's content fingerprint),
     and how many rows batch jobs hold; read only."""
     config = plan.config
-    path = Path(config.out)
-    if not path.is_dir():
+    run_dir = run_dir_at(config.out)  # not opened: no lock, no recovery, nothing written
+    local = not isinstance(run_dir, ObjectRunDir)
+    if local and not run_dir.path.is_dir():
         return np.empty(0, dtype=np.uint64), 0
-    run_dir = RunDir(path)  # not opened: no lock, no recovery, nothing written
     stored = run_dir.read_meta()
-    check_resume(plan, stored, path)
+    if stored is None and not local and not run_dir.parts():
+        return np.empty(0, dtype=np.uint64), 0
+    check_resume(plan, stored, run_dir.path)
     changes = changed_inputs(plan, stored, inputs)
     if config.overwrite:
         return np.empty(0, dtype=np.uint64), 0
     done, _ = run_dir.done_keys(without_failed=config.retry_failed)
     if changes:  # --allow-changed-inputs: the rows of changed chunks are judged again
         done = np.intersect1d(done, kept_keys(plan.source, changes))
-    in_jobs = key_hashes(rows_in_flight(path))
+    if not local:
+        return done, 0  # --mode batch needs a local --out
+    in_jobs = key_hashes(rows_in_flight(run_dir.path))
     return np.union1d(done, in_jobs), int(np.setdiff1d(in_jobs, done).size)
 
 

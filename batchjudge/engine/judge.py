@@ -30,9 +30,11 @@ from batchjudge.engine.dedupe import Dedupe, request_key
 from batchjudge.engine.limits import SendingStopped, SendLimits
 from batchjudge.engine.outcomes import answered_result, failed_result
 from batchjudge.engine.reader import Work
+from batchjudge.engine.request_errors import RequestErrorWatch
 from batchjudge.engine.retry import CallOutcome, QuickRetries, RetryPolicy, StopRun, call_with_retries
 from batchjudge.engine.stats import RunStats
 from batchjudge.engine.streams import receive
+from batchjudge.errors import RequestRejectedError
 
 __all__ = ["JudgeStep", "OnlineJudge"]
 
@@ -86,6 +88,8 @@ class OnlineJudge:
         self.dedupe = dedupe
         self.quick = QuickRetries()
         """First retries that skip their backoff while the server answers nearly everything."""
+        self.request_errors = RequestErrorWatch()
+        """Stops the run when its first rows are all refused alike (an unknown model, say)."""
 
     def in_flight(self) -> Iterable[str]:
         return ()
@@ -187,11 +191,16 @@ class OnlineJudge:
         """As many workers as the concurrency ceiling, each judging from ``inbox`` in turn.
 
         Once the budget has no room for another row, each worker stops taking work as it
-        finishes its row; then the run stops (StopRun), every answered row written.
+        finishes its row; then the run stops (StopRun), every answered row written. Every
+        finished row passes :attr:`request_errors`, which holds the first failures back and
+        stops the run (StopRun) when they show that the request itself is refused.
         """
-        async with inbox, outbox, anyio.create_task_group() as workers:
-            for _ in range(self.limits.max_concurrency):
-                workers.start_soon(self._worker, inbox.clone(), outbox.clone())
+        async with inbox, outbox:
+            async with anyio.create_task_group() as workers:
+                for _ in range(self.limits.max_concurrency):
+                    workers.start_soon(self._worker, inbox.clone(), outbox.clone())
+            for finished in self.request_errors.release():
+                await outbox.send(finished)
         if self.budget.reached is not None:
             raise StopRun(self.budget.error())
 
@@ -204,6 +213,7 @@ class OnlineJudge:
                     return
                 if self.limits.stopping:
                     return  # the row stays without a result: the next run sends it
+                await self.request_errors.admit()
                 self.stats.in_flight += 1
                 try:
                     finished = await self.judge(work)
@@ -213,11 +223,17 @@ class OnlineJudge:
                     return
                 finally:
                     self.stats.in_flight -= 1
+                    self.request_errors.left()
                 try:
-                    try:
-                        outbox.send_nowait(finished)  # no checkpoint: cannot be cancelled half-way
-                    except anyio.WouldBlock:
-                        with anyio.CancelScope(shield=True):  # a reply that arrived is never dropped...
-                            await outbox.send(finished)
+                    written = self.request_errors.finished(finished)
+                except RequestRejectedError as exc:
+                    raise StopRun(exc) from None
+                try:
+                    for row in written:
+                        try:
+                            outbox.send_nowait(row)  # no checkpoint: cannot be cancelled half-way
+                        except anyio.WouldBlock:
+                            with anyio.CancelScope(shield=True):  # a reply that arrived is never dropped...
+                                await outbox.send(row)
                 except anyio.BrokenResourceError:
                     return  # ...unless the sink itself has failed, which stops the run

@@ -27,7 +27,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
@@ -36,10 +36,22 @@ import pyarrow.parquet as pq
 
 from batchjudge.core.schema import RESULT_SCHEMA
 from batchjudge.engine.files import ADVICE, atomic_write_bytes, storage_error
-from batchjudge.errors import CheckpointError
+from batchjudge.errors import BatchJudgeError, CheckpointError
+
+
+class PartFile(Protocol):
+    """A part where it is stored: a local ``Path``, or a part in an object store
+    (:class:`~batchjudge.engine.objstore.ObjectPart`). Shown by ``str``."""
+
+    @property
+    def name(self) -> str: ...
+
+    def read_bytes(self) -> bytes: ...
 
 __all__ = [
     "PART",
+    "PartFile",
+    "encode_part",
     "conform",
     "corrupt",
     "file_digest",
@@ -70,7 +82,7 @@ def listed(names: Sequence[str], more: int = 0) -> str:
     return shown + (f" and {rest} more" if rest > 0 else "")
 
 
-def part_number(path: Path) -> int:
+def part_number(path: PartFile) -> int:
     """The NNNNNN of ``part-NNNNNN.parquet``."""
     match = PART.fullmatch(path.name)
     assert match is not None, path
@@ -121,8 +133,10 @@ def _values_digest(table: pa.Table, run_id: bytes) -> bytes:
     return f"{table.num_rows}:{h.hexdigest()}".encode()
 
 
-def file_digest(path: Path) -> str:
+def file_digest(path: PartFile) -> str:
     """The BLAKE2 digest (hex) of a part's bytes, as ``run.json`` records it; OSError as is."""
+    if not isinstance(path, Path):
+        return hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
     with path.open("rb") as fh:
         return hashlib.file_digest(fh, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
 
@@ -134,6 +148,14 @@ def _bytes_digest(data: pa.Buffer) -> str:
 def write_part_file(table: pa.Table, path: Path, run_id: str) -> str:
     """Write ``table`` (``RESULT_SCHEMA``) to ``path`` atomically, with page checksums, its
     digests and ``run_id``; return the digest of the file's bytes (see :func:`file_digest`)."""
+    data, digest = encode_part(table, run_id)
+    atomic_write_bytes(path, memoryview(data), "write a results part")
+    return digest
+
+
+def encode_part(table: pa.Table, run_id: str) -> tuple[pa.Buffer, str]:
+    """A part's bytes (``table`` with page checksums, its digests and ``run_id``) and their
+    digest (see :func:`file_digest`)."""
     metadata = {
         _ROWS: _rows_digest(table.column("row_id").to_pylist(), table.column("status").to_pylist()),
         _VALUES: _values_digest(table, run_id.encode()),
@@ -143,8 +165,7 @@ def write_part_file(table: pa.Table, path: Path, run_id: str) -> str:
     out = pa.BufferOutputStream()
     pq.write_table(table, out, compression="zstd", write_page_checksum=True)
     data = out.getvalue()
-    atomic_write_bytes(path, memoryview(data), "write a results part")
-    return _bytes_digest(data)
+    return data, _bytes_digest(data)
 
 
 def written_by(table: pa.Table) -> str | None:
@@ -175,7 +196,7 @@ def _check_schema(schema: pa.Schema) -> None:
         raise ValueError("no row_id/status column: not a results part")
 
 
-def read_part(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
+def read_part(path: PartFile, columns: Sequence[str] | None = None) -> pa.Table:
     """One part's ``columns`` (all by default; those an older part lacks are left out),
     verified as the module docstring says (the values digest only when every column is read).
 
@@ -183,7 +204,8 @@ def read_part(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
     file system refuses the read.
     """
     try:
-        parquet = pq.ParquetFile(path, page_checksum_verification=True)
+        source = path if isinstance(path, Path) else pa.BufferReader(path.read_bytes())
+        parquet = pq.ParquetFile(source, page_checksum_verification=True)
         schema = parquet.schema_arrow
         _check_schema(schema)
         wanted = None if columns is None else [
@@ -199,16 +221,18 @@ def read_part(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
         if columns is None and values is not None and values != _values_digest(table, metadata[_RUN]):
             raise ValueError("its values do not match the digest written with it")
         table = table.replace_schema_metadata(metadata)  # what was checked: the footer holds a second copy
+    except BatchJudgeError:
+        raise  # the store refused the read: said as the store's error
     except OSError as exc:
         if exc.errno in ADVICE:
-            raise storage_error(path, exc, "read a results part") from exc
+            raise storage_error(str(path), exc, "read a results part") from exc
         raise corrupt(path, exc) from exc
     except Exception as exc:  # noqa: BLE001 - any failure to decode a part means it is damaged
         raise corrupt(path, exc) from exc
     return table if columns is None else table.select([c for c in columns if c in table.column_names])
 
 
-def corrupt(path: Path, exc: BaseException) -> CheckpointError:
+def corrupt(path: PartFile, exc: BaseException) -> CheckpointError:
     """The one-line error for a part that does not check out."""
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
     return CheckpointError(

@@ -49,6 +49,8 @@ from batchjudge.core.types import Provider
 from batchjudge.engine.batch import BATCH_DIR, BatchJudge
 from batchjudge.engine.budget import Budget, TokenPrices
 from batchjudge.engine.checkpoint import RunDir, key_hashes, key_hashes_in_order
+from batchjudge.engine.objrundir import run_dir_at
+from batchjudge.engine.stores import set_storage_options
 from batchjudge.engine.collector import collector_tuned
 from batchjudge.engine.config import DEFAULT_MODELS, RunConfig, describe_changes
 from batchjudge.engine.dedupe import Dedupe
@@ -63,7 +65,7 @@ from batchjudge.engine.retry import RetryPolicy, StopRun, first_error
 from batchjudge.engine.sink import ResultSink
 from batchjudge.engine.source import Source, open_source
 from batchjudge.engine.stats import RunStats, StatsSnapshot
-from batchjudge.errors import AuthError, BatchJudgeError, ConfigError
+from batchjudge.errors import AuthError, BatchJudgeError, ConfigError, RequestRejectedError
 
 __all__ = [
     "Engine", "Preflight", "ProgressCallback", "RunPlan", "RunResult", "changed_inputs", "check_resume", "execute",
@@ -140,6 +142,13 @@ class RunResult:
     """What stopped the run early (a rejected API key, an unreachable endpoint), if anything."""
     warnings: list[str] = field(default_factory=list)
     trace: dict[str, int] | None = None
+    input_rows: int | None = None
+    """Rows of the inputs, whatever ``--limit`` (None: not known)."""
+
+    @property
+    def limited(self) -> bool:
+        """The run is complete up to ``--limit`` and the inputs hold more rows: not finished."""
+        return self.complete and self.input_rows is not None and self.input_rows > self.total
 
     @property
     def error(self) -> str | None:
@@ -149,11 +158,12 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        """The CLI's exit status: 0 complete, 2 stopped by configuration (a rejected key),
-        1 otherwise (interrupted or stopped by the environment: run it again)."""
+        """The CLI's exit status: 0 complete, 2 stopped by configuration (a rejected key, a
+        request the server refuses for every row), 1 otherwise (interrupted or stopped by the
+        environment: run it again)."""
         if self.complete:
             return 0
-        return 2 if isinstance(self.stopped_by, AuthError) else 1
+        return 2 if isinstance(self.stopped_by, (AuthError, RequestRejectedError)) else 1
 
 
 _UNCOUNTED = frozenset({"local", "mock"})
@@ -177,6 +187,8 @@ def plan_run(config: RunConfig, *, provider: Provider | None = None) -> RunPlan:
     names the run's provider instead of ``config.provider``; its model defaults to that name.
     """
     config.validate()
+    if config.storage_options is not None:
+        set_storage_options(config.storage_options)
     name = provider.name if provider is not None else config.provider
     if provider is None and (name in ("mistral", "openai") or config.mode == "batch"):
         from batchjudge.adapters.mistral import MISTRAL, OPENAI, normalise_base_url
@@ -301,6 +313,7 @@ def _open_record(
     stats.done_before = int(done.size)
     record = RunRecord.resumed(stored, plan.public_config(), plan.fingerprint)
     record.inputs = inputs
+    record.input_rows = plan.source.total
     record.labelled = plan.source.labelled
     record.warnings = list(stats.warnings)
     record.command = command
@@ -389,14 +402,16 @@ async def execute(
     if provider is not None and provider.name != plan.provider:
         raise ConfigError(f"the plan names provider {plan.provider!r} but the run was given "
                           f"{provider.name!r}: pass the provider to plan_run too")
-    command = config.command_line() if provider is None else None
+    command = config.command_line() if provider is None and not config.from_memory else None
     stats = RunStats(total=plan.total)
     judge: JudgeStep | None = None
     backend = _backend(plan, provider)
     try:
         checked = await anyio.to_thread.run_sync(preflight, plan.source, config.check_labels)
         stats.warnings = list(checked.warnings)
-        with RunDir(config.out) as run_dir:
+        with run_dir_at(config.out) as run_dir:
+            if run_dir.took_over:
+                stats.warnings.append(f"lease: {run_dir.took_over}")
             record, done, counts_before = await anyio.to_thread.run_sync(
                 _open_record, plan, run_dir, stats, command, checked.inputs)
             budget = Budget(max_tokens=config.max_total_tokens, max_cost=config.max_cost, prices=prices,
@@ -421,7 +436,7 @@ async def execute(
             await (judge.aclose() if judge is not None else backend.aclose())
     complete = stopped is None and counts["done"] >= stats.total
     return RunResult(os.fspath(config.out), stats.total, counts, stats.snapshot(), complete, stopped,
-                     warnings=list(stats.warnings))
+                     warnings=list(stats.warnings), input_rows=plan.source.total)
 
 
 _CLOSE_SECONDS = 5.0

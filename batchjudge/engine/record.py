@@ -7,6 +7,11 @@ atomically after every results part; the server it talks to (``endpoint``: its h
 whether it said it is the batchjudge emulator), and the ``batchjudge run`` command and folder
 that resume it (what ``batchjudge status`` prints). It goes through the scrubber on every
 write, like everything else that leaves the process.
+
+Its key ``schema_version`` (:data:`RUN_SCHEMA_VERSION`), says which layout it has. A
+reader accepts every version up to its own (a ``run.json`` without one was written by a
+release before versions were recorded: version 0, read as it always was) and refuses a higher
+one, saying to upgrade (:func:`check_schema_version`), rather than misread it.
 """
 
 from __future__ import annotations
@@ -19,8 +24,28 @@ from typing import Any, TypedDict
 
 from batchjudge.core.results import Counts
 from batchjudge.core.scrub import scrub
+from batchjudge.errors import CheckpointError
 
-__all__ = ["RunRecord", "Usage", "now_iso", "package_version"]
+__all__ = ["RUN_SCHEMA_VERSION", "RunRecord", "Usage", "check_schema_version", "now_iso", "package_version"]
+
+RUN_SCHEMA_VERSION = 1
+"""The layout of ``run.json`` this code writes and reads at most. Bumped when a key is removed
+or renamed, or a kept key changes meaning or type, so that an older batchjudge would misread
+the file; a new key that older readers can ignore (as ``input_rows``) is no bump. Version 1:
+the first recorded (``run_id``, ``parts``, ``inputs``, ``input_rows``); 0: no version key."""
+
+
+def check_schema_version(meta: dict[str, Any], path: object) -> None:
+    """CheckpointError, one line, when ``meta`` (a ``run.json`` read from ``path``) was written
+    by a newer batchjudge than this one reads; a missing version is an older release's (0)."""
+    version = meta.get("schema_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise CheckpointError(f"{path}: schema_version {version!r} is not a version number; "
+                              "this run.json was not written by batchjudge")
+    if version > RUN_SCHEMA_VERSION:
+        raise CheckpointError(
+            f"{path}: written by a newer batchjudge (run.json schema_version {version}; this one, "
+            f"{package_version()}, reads up to {RUN_SCHEMA_VERSION}): upgrade it (pip install -U batchjudge)")
 
 
 class Usage(TypedDict):
@@ -80,6 +105,9 @@ class RunRecord:
     inputs: dict[str, Any] | None = None
     """What the run read from each input, as a content fingerprint that a resume compares
     (:mod:`batchjudge.engine.inputs`); None before the first pass over the inputs."""
+    input_rows: int | None = None
+    """Rows of the inputs, whatever ``--limit`` (``counts.total`` is the rows the run covers):
+    a run stopped at ``--limit`` says so (``batchjudge status``). None before the first pass."""
 
     @classmethod
     def resumed(cls, stored: dict[str, Any] | None, config: dict[str, Any], fingerprint: dict[str, Any]) -> RunRecord:
@@ -100,5 +128,5 @@ class RunRecord:
 
     def to_json(self) -> dict[str, Any]:
         """The scrubbed dict written to ``run.json``."""
-        data: dict[str, Any] = scrub(asdict(self))
+        data: dict[str, Any] = scrub({"schema_version": RUN_SCHEMA_VERSION, **asdict(self)})
         return data

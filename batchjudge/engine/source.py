@@ -1,6 +1,7 @@
 """Input: resolve paths, validate them before any request, and stream rows in bounded batches.
 
-Inputs are Parquet files, directories of shards, or globs; JSONL and CSV are accepted too.
+Inputs are Parquet files, directories of shards, or globs; JSONL and CSV are accepted too; or
+a table in memory (:mod:`~batchjudge.engine.input_kinds`), read as one input named ``<dataframe>``.
 Everything is checked up front (:func:`open_source`) so that a missing file, a file that is
 not what its name says, an empty dataset, a missing column or a column of the wrong type stops
 the run with one clear :class:`~batchjudge.errors.InputError` before anything is sent. Rows
@@ -14,21 +15,25 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 from pathlib import Path
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.lib
 import pyarrow.parquet as pq
 
+from batchjudge.engine.input_kinds import MEMORY_NAME, InMemory, in_memory, input_paths
+from batchjudge.engine.stores import ObjectPath, input_filesystem, is_url, store_error
 from batchjudge.errors import InputError
 
 if TYPE_CHECKING:
     import pyarrow.dataset as ds
+    import pyarrow.fs as pafs
 
 __all__ = [
     "LOGICAL_COLUMNS",
@@ -60,11 +65,29 @@ _PARQUET_MAGIC = b"PAR1"
 class InputFile:
     """One resolved input file, with the stable name used in row keys."""
 
-    path: Path
+    path: Path | ObjectPath
+    """A local path, or the URL of an object (``s3://bucket/key``)."""
     rel: str
     """Path relative to the input argument that named it (stable across machines)."""
     fmt: str
+    """``parquet``, ``json``, ``csv``, or ``memory`` (a table given in memory: ``table``)."""
     size: int
+    table: InMemory | None = field(default=None, compare=False)
+    """The table of a ``memory`` input."""
+    fs: pafs.FileSystem | None = field(default=None, compare=False)
+    """The filesystem that reads an object (None: a local file)."""
+    fs_path: str = ""
+    """The object's path within ``fs`` (``bucket/key``)."""
+
+    def open(self) -> BinaryIO | Any:
+        """The file, opened for binary reading (a pyarrow file for an object)."""
+        if self.fs is None:
+            return Path(self.path).open("rb")
+        return self.fs.open_input_file(self.fs_path)
+
+    def source(self) -> Any:
+        """What pyarrow's Parquet reader takes: the path, or an opened object."""
+        return self.path if self.fs is None else self.fs.open_input_file(self.fs_path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +155,7 @@ def row_key(rel: str, index: int, premise: str | None, hypothesis: str | None) -
     return h.hexdigest()
 
 
-def _format_of(path: Path) -> str:
+def _format_of(path: Path | ObjectPath) -> str:
     fmt = _FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise InputError(
@@ -168,6 +191,73 @@ def _expand(arg: str) -> list[tuple[Path, Path]]:
     return [(path, path.parent)]
 
 
+def _expand_url(url: str) -> list[InputFile]:
+    """Expand one input URL (an object, a folder of shards, or a glob) into its files, named
+    in row keys relative to the folder (or the glob's fixed prefix), as local inputs are."""
+    import pyarrow.fs as pafs
+
+    fs, path = input_filesystem(url)
+    scheme = url[: url.index("://") + 3]
+    try:
+        if glob.has_magic(path):
+            prefix = path
+            while glob.has_magic(prefix):
+                prefix = os.path.dirname(prefix)
+            listing = fs.get_file_info(pafs.FileSelector(prefix, recursive=True, allow_not_found=True))
+            matcher = re.compile(_glob_regex(path))
+            found = [(i, prefix) for i in listing if i.type == pafs.FileType.File and matcher.fullmatch(i.path)]
+            if not found:
+                _check_bucket(fs, path, url)
+                raise InputError(f"{url}: no object matches this pattern")
+        else:
+            info = fs.get_file_info(path)
+            if info.type == pafs.FileType.File:
+                found = [(info, os.path.dirname(path))]
+            elif info.type == pafs.FileType.Directory or path.count("/") == 0:
+                listing = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
+                found = [(i, path) for i in listing if i.type == pafs.FileType.File
+                         and os.path.splitext(i.path)[1].lower() in _FORMATS]
+                if not found:
+                    raise InputError(f"{url}: holds no .parquet, .jsonl or .csv object")
+            else:
+                _check_bucket(fs, path, url)
+                raise InputError(f"{url}: no such object or folder")
+    except OSError as exc:
+        raise store_error(url, exc, "list the inputs") from exc
+    files = []
+    for info, base in sorted(found, key=lambda pair: pair[0].path):
+        located = ObjectPath(scheme + info.path)
+        rel = info.path[len(base):].lstrip("/") if base and info.path.startswith(base) else located.name
+        files.append(InputFile(located, rel, _format_of(located), int(info.size or 0), fs=fs, fs_path=info.path))
+    return files
+
+
+def _check_bucket(fs: pafs.FileSystem, path: str, url: str) -> None:
+    """InputError when the bucket of ``path`` does not exist (a path in it was not found)."""
+    import pyarrow.fs as pafs
+
+    bucket = path.split("/", 1)[0]
+    if bucket and "/" in path and fs.get_file_info(bucket).type == pafs.FileType.NotFound:
+        raise InputError(f"{url}: the bucket does not exist; create it, or fix the URL")
+
+
+def _glob_regex(pattern: str) -> str:
+    """A regex for a glob over object paths: ``**`` crosses folders, ``*`` and ``?`` do not."""
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            out, i = out + "[^/]", i + 1
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return out
+
+
 def _kind(path: Path) -> str:
     """What a path that exists but is neither a file nor a directory is."""
     for test, name in ((Path.is_fifo, "a FIFO"), (Path.is_socket, "a socket"),
@@ -177,13 +267,14 @@ def _kind(path: Path) -> str:
     return "another kind of file"
 
 
-def _check_content(path: Path, fmt: str) -> None:
+def _check_content(file: InputFile) -> None:
     """Refuse a file whose bytes are not what its name says (cheap sniff of the head/tail)."""
+    path, fmt = file.path, file.fmt
     try:
-        with path.open("rb") as fh:
+        with file.open() as fh:
             head = fh.read(4096)
             if fmt == "parquet":
-                if path.stat().st_size < 12:
+                if file.size < 12:
                     raise InputError(f"{path}: not a Parquet file (too short)")
                 fh.seek(-4, os.SEEK_END)
                 tail = fh.read(4)
@@ -191,6 +282,8 @@ def _check_content(path: Path, fmt: str) -> None:
                     raise InputError(f"{path}: not a Parquet file (bad magic bytes)")
                 return
     except OSError as exc:
+        if file.fs is not None:
+            raise store_error(str(path), exc, "read the input") from exc
         raise InputError(f"{path}: cannot read ({exc.strerror})") from exc
     if head[:4] == _PARQUET_MAGIC:
         raise InputError(f"{path}: is a Parquet file but is named {path.suffix}")
@@ -211,7 +304,7 @@ def _dataset(file: InputFile) -> ds.Dataset:
     if file.fmt == "json":
         fmt = ds.JsonFileFormat()
     try:
-        dataset = ds.dataset(str(file.path), format=fmt)
+        dataset = ds.dataset(file.fs_path or str(file.path), format=fmt, filesystem=file.fs)
         dataset.schema.names  # noqa: B018 - names must decode (a CSV header in another encoding)
     except (pa.ArrowInvalid, pyarrow.lib.ArrowException, OSError) as exc:
         raise InputError(f"{file.path}: cannot read as {file.fmt.upper()}: {_first_line(exc)}") from exc
@@ -223,8 +316,10 @@ def _dataset(file: InputFile) -> ds.Dataset:
 def _shape(file: InputFile) -> tuple[pa.Schema, int]:
     """A file's schema and row count: from the Parquet footer, else from a dataset scan."""
     try:
+        if file.table is not None:
+            return file.table.schema, file.table.count_rows()
         if file.fmt == "parquet":
-            metadata = pq.read_metadata(file.path)
+            metadata = pq.read_metadata(file.source())
             return metadata.schema.to_arrow_schema(), metadata.num_rows
         dataset = _dataset(file)
         return dataset.schema, dataset.count_rows()
@@ -239,8 +334,11 @@ def _read_batches(file: InputFile, columns: list[str], batch_size: int) -> Itera
     its buffers grew RSS from 209 to 237+ MiB over eight 125k-row shards where this stays at
     ~98 MiB. JSONL and CSV go through the dataset scanner with read-ahead off.
     """
+    if file.table is not None:
+        yield from file.table.batches(columns, batch_size)
+        return
     if file.fmt == "parquet":
-        parquet = pq.ParquetFile(file.path, pre_buffer=False)
+        parquet = pq.ParquetFile(file.source(), pre_buffer=False)
         yield from parquet.iter_batches(batch_size=batch_size, columns=columns)
         return
     scanner = _dataset(file).scanner(
@@ -254,19 +352,20 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def _is_text(typ: pa.DataType) -> bool:
+    """Text as Arrow holds it: strings, large strings, string views (polars')."""
+    return bool(pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_string_view(typ))
+
+
 def _check_type(file: InputFile, logical: str, physical: str, typ: pa.DataType) -> None:
     if logical in ("premise", "hypothesis"):
-        ok = pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_null(typ)
+        ok = _is_text(typ) or pa.types.is_null(typ)
         want = "text"
     elif logical == "target":
         ok = pa.types.is_integer(typ) or pa.types.is_boolean(typ) or pa.types.is_null(typ)
         want = "integer 0/1 or boolean"
     else:  # id
-        ok = (
-            pa.types.is_string(typ)
-            or pa.types.is_large_string(typ)
-            or pa.types.is_integer(typ)
-        )
+        ok = _is_text(typ) or pa.types.is_integer(typ)
         want = "text or integer"
     if not ok:
         raise InputError(f"{file.path}: column {physical!r} ({logical}) has type {typ}, expected {want}")
@@ -319,6 +418,10 @@ class Source:
                         index += batch.num_rows
             except (pa.ArrowInvalid, pyarrow.lib.ArrowException) as exc:
                 raise InputError(f"{file.path}: unreadable after row {index}: {_first_line(exc)}") from exc
+            except OSError as exc:
+                if file.fs is None:
+                    raise
+                raise store_error(str(file.path), exc, f"read the input after row {index}") from exc
 
     def shared_columns(self) -> dict[str, pa.DataType]:
         """Input columns other than the roles that every file has with one type (a document
@@ -399,31 +502,19 @@ def _str(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def open_source(inputs: Sequence[str | os.PathLike[str]], columns: Mapping[str, str] | str | None = None) -> Source:
-    """Resolve and validate ``inputs``; raise :class:`InputError` naming the file or column.
+def open_source(inputs: object, columns: Mapping[str, str] | str | None = None) -> Source:
+    """Resolve and validate ``inputs`` (what :mod:`~batchjudge.engine.input_kinds` accepts: a
+    path, paths, or a table in memory); raise :class:`InputError` naming the file or column,
+    TypeError for an input of another type.
 
     Checks: every path exists and is a file or directory (a FIFO would block), each file is
     what its name says, every file has the required columns with usable types, no two roles
     read one column, and the dataset is not empty.
     """
-    if not inputs:
-        raise InputError("no input given")
     mapping = parse_columns(columns)
-    seen: set[Path] = set()
-    files: list[InputFile] = []
-    for arg in inputs:
-        for path, base in _expand(os.fspath(arg)):
-            resolved = path.resolve()
-            if resolved in seen:
-                continue
-            seen.add(resolved)
-            fmt = _format_of(path)
-            _check_content(path, fmt)
-            try:
-                rel = path.resolve().relative_to(base.resolve()).as_posix()
-            except ValueError:
-                rel = path.name
-            files.append(InputFile(path, rel, fmt, path.stat().st_size))
+    table = in_memory(inputs)
+    files = [InputFile(Path(MEMORY_NAME), MEMORY_NAME, "memory", 0, table)] if table is not None \
+        else _files(input_paths(inputs))  # fmt: skip
     present = {"premise", "hypothesis", "target", "id"}
     counts: list[int] = []
     for file in files:
@@ -445,3 +536,33 @@ def open_source(inputs: Sequence[str | os.PathLike[str]], columns: Mapping[str, 
         names = ", ".join(str(f.path) for f in files[:3]) + (" ..." if len(files) > 3 else "")
         raise InputError(f"{names}: the dataset is empty (0 rows)")
     return Source(files, mapping, present, counts)
+
+
+def _files(inputs: Sequence[str | os.PathLike[str]]) -> list[InputFile]:
+    """The files ``inputs`` name (local paths, or URLs of an object store), each once, checked
+    to exist and to be what its name says."""
+    if not inputs:
+        raise InputError("no input given")
+    seen: set[Path] = set()
+    files: list[InputFile] = []
+    for arg in inputs:
+        if is_url(arg):
+            for file in _expand_url(os.fspath(arg)):
+                if file.path not in {f.path for f in files}:
+                    _check_content(file)
+                    files.append(file)
+            continue
+        for path, base in _expand(os.fspath(arg)):
+            resolved = path.resolve()
+            if resolved in seen:
+                continue
+            seen.add(resolved)
+            fmt = _format_of(path)
+            try:
+                rel = path.resolve().relative_to(base.resolve()).as_posix()
+            except ValueError:
+                rel = path.name
+            file = InputFile(path, rel, fmt, path.stat().st_size)
+            _check_content(file)
+            files.append(file)
+    return files

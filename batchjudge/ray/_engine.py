@@ -45,7 +45,8 @@ from batchjudge.engine.retry import StopRun
 from batchjudge.engine.stats import RunStats, StatsSnapshot
 from batchjudge.errors import EngineError
 from batchjudge.ray._actors import Limiter, RayJudgeWorker, start_limiter
-from batchjudge.ray._board import CooldownBoard
+from batchjudge.ray._board import CooldownBoard, board_path
+from batchjudge.ray._reaper import Reaper
 from batchjudge.ray._columns import results_of
 from batchjudge.ray._read import PendingRows
 
@@ -71,6 +72,10 @@ _POLL_S = 0.5
 _BOARDS: set[str] = set()
 """Boards this driver named, deleted from its machine when it exits."""
 
+_reaper: Reaper | None = None
+"""The watcher of the run under way (:mod:`._reaper`): if the driver dies, it kills the Ray
+the driver started here and removes the boards."""
+
 
 def board_names(config: RunConfig) -> list[str]:
     """The :class:`~._board.CooldownBoard` of each endpoint, for this driver's Ray job: the
@@ -82,6 +87,9 @@ def board_names(config: RunConfig) -> list[str]:
     for name in set(names) - _BOARDS:
         _BOARDS.add(name)
         atexit.register(CooldownBoard.remove, name)
+    if _reaper is not None:
+        for name in set(names):
+            _reaper.board(board_path(name))
     return names
 
 
@@ -150,6 +158,7 @@ class RayEngine:
         self.keep_inputs = keep_inputs
         self.quiet = quiet
         self._started = False
+        self._reaper: Reaper | None = None
         self._limiters: list[Limiter] = []
         self._drained = anyio.Event()
 
@@ -163,6 +172,9 @@ class RayEngine:
             context.enable_progress_bars = False
             context.print_on_execution_start = False
             context.enable_auto_log_stats = False
+        global _reaper
+        if _reaper is None:
+            _reaper = self._reaper = Reaper()  # before Ray starts: it notes what Ray starts
         if not ray.is_initialized():
             options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": not self.quiet,
                                        "logging_level": logging.WARNING if self.quiet else logging.INFO}
@@ -188,6 +200,7 @@ class RayEngine:
             try:
                 workers = self._connect()  # on this (main) thread: Ray sets its signal handlers here
             except Exception as exc:  # noqa: BLE001 - Ray's many start-up failures, said in one line
+                self._release_reaper()
                 raise StopRun(EngineError(f"cannot start Ray{_where(self.config)}: {_line(exc)}")) from exc
             self._limiters = [start_limiter(self.config) for _ in self.config.base_urls]
             try:
@@ -203,6 +216,16 @@ class RayEngine:
                         ray.kill(limiter)
                     if self._started:
                         await anyio.to_thread.run_sync(ray.shutdown)
+                    self._release_reaper()
+
+    def _release_reaper(self) -> None:
+        """The run ended here, not by the driver's death: the watcher exits, killing nothing."""
+        global _reaper
+        if self._reaper is not None:
+            self._reaper.close()
+            if _reaper is self._reaper:
+                _reaper = None
+            self._reaper = None
 
     async def stop(self, grace: float) -> None:
         """Every worker sends nothing more; wait up to ``grace`` seconds for the blocks they

@@ -54,25 +54,52 @@ def interval(summary: dict[str, Any], key: str) -> str:
     return f"[{pair[0]:.3f}, {pair[1]:.3f}]" if pair else ""
 
 
+def _absent(summary: dict[str, Any], *, needs_scores: bool = False, pairwise: bool = False) -> str | None:
+    """Why a figure is missing, in a word or two, when the summary says (else ``None``)."""
+    if not summary.get("n_labelled"):
+        return "no labels"
+    if not summary.get("n_scored"):
+        return "no labelled ok rows"
+    if needs_scores and not summary.get("n_with_score"):
+        return "no scores"
+    if pairwise:
+        return "no pairs"
+    return None
+
+
+def _value(value: Any, summary: dict[str, Any], **needs: bool) -> str:
+    """``number(value)``, or ``– (no scores)`` and the like when the figure is missing."""
+    if value is not None:
+        return number(value)
+    reason = _absent(summary, **needs)
+    return f"– ({reason})" if reason else number(None)
+
+
 def quality_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(name, value, 95% interval) for every quality metric of a summary, in display order."""
+    """(name, value, 95% interval) for every quality metric of a summary, in display order.
+
+    A missing figure says why: ``– (no scores)`` (ROC-AUC, Brier, ECE and PR-AUC need the
+    judge's scores, which an API judge answering a verdict does not give), ``– (no labels)``,
+    ``– (no pairs)`` (pairwise accuracy needs a document judged against several summaries).
+    """
     rows = [
-        ("accuracy (ok rows)", number(summary["accuracy"]), interval(summary, "accuracy")),
-        ("accuracy (errors count wrong)", number(summary["accuracy_all"]), ""),
-        ("balanced accuracy", number(summary["balanced_accuracy"]),
+        ("accuracy (ok rows)", _value(summary["accuracy"], summary), interval(summary, "accuracy")),
+        ("accuracy (errors count wrong)", _value(summary["accuracy_all"], summary), ""),
+        ("balanced accuracy", _value(summary["balanced_accuracy"], summary),
          interval(summary, "balanced_accuracy")),
     ]  # fmt: skip
     for cls in CLASSES:
         for metric in ("precision", "recall", "f1"):
             values = summary.get(metric) or {}
             ci = interval(summary, f"f1_{cls}") if metric == "f1" else ""
-            rows.append((f"{metric} ({cls} positive)", number(values.get(cls)), ci))
-    rows.append(("ROC-AUC", number(summary["roc_auc"]), interval(summary, "roc_auc")))
-    rows.append(("pairwise accuracy (same document)", number(summary.get("pairwise_accuracy")),
+            rows.append((f"{metric} ({cls} positive)", _value(values.get(cls), summary), ci))
+    rows.append(("ROC-AUC", _value(summary["roc_auc"], summary, needs_scores=True), interval(summary, "roc_auc")))
+    rows.append(("pairwise accuracy (same document)",
+                 _value(summary.get("pairwise_accuracy"), summary, pairwise=True),
                  interval(summary, "pairwise_accuracy")))
-    rows.append(("Brier score (lower is better)", number(summary["brier"]), ""))
-    rows.append(("calibration error (ECE, 10 bins)", number(summary["ece"]), ""))
+    rows.append(("Brier score (lower is better)", _value(summary["brier"], summary, needs_scores=True), ""))
+    rows.append(("calibration error (ECE, 10 bins)", _value(summary["ece"], summary, needs_scores=True), ""))
     pr = summary.get("pr_auc") or {}
     for cls in CLASSES:
-        rows.append((f"PR-AUC ({cls} positive)", number(pr.get(cls)), ""))
+        rows.append((f"PR-AUC ({cls} positive)", _value(pr.get(cls), summary, needs_scores=True), ""))
     return rows

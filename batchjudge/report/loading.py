@@ -23,6 +23,7 @@ scrubbed, shows no key in a terminal table, ``--json``, ``--rows``, ``--html`` o
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,10 @@ from batchjudge.core.results import SERVER_TEXT_COLUMNS
 from batchjudge.core.schema import RESULT_SCHEMA
 from batchjudge.core.scrub import default_scrubber, scrub
 from batchjudge.engine.checkpoint import RunDir, read_part
+from batchjudge.engine.objrundir import run_dir_at
+from batchjudge.engine.parts import PartFile
+from batchjudge.engine.record import check_schema_version
+from batchjudge.engine.stores import ObjectPath, is_url, split_url
 from batchjudge.errors import BatchJudgeError, CheckpointError, InputError
 
 __all__ = ["RunData", "input_texts", "load_run"]
@@ -47,7 +52,7 @@ _LARGE_COLUMNS = frozenset({"raw_response"})
 class RunData:
     """One run as the report sees it: its metadata and one result row per input row."""
 
-    path: Path
+    path: Path | ObjectPath
     meta: dict[str, Any]
     """``run.json`` as written by the engine."""
     results: pl.DataFrame
@@ -82,7 +87,9 @@ def load_run(path: str | Path, *, raw_response: bool = False) -> RunData:
     ``raw_response`` also loads the replies as received (the largest column, unused by
     the metrics).
     """
-    run_dir = Path(path)
+    if _in_store(path):
+        return _load_stored(os.fspath(path), raw_response)
+    run_dir = Path(split_url(os.fspath(path))[2] if is_url(path) else path)
     if not run_dir.exists():
         raise InputError(f"{run_dir}: does not exist (expected a run directory)")
     if not run_dir.is_dir():
@@ -100,6 +107,24 @@ def load_run(path: str | Path, *, raw_response: bool = False) -> RunData:
     return RunData(path=run_dir, meta=scrub(meta), results=_scrubbed(results))
 
 
+def _in_store(path: str | Path) -> bool:
+    return is_url(path) and split_url(os.fspath(path))[0] != "file"
+
+
+def _load_stored(url: str, raw_response: bool) -> RunData:
+    """:func:`load_run` of a run directory in object storage (read the same way: every part
+    checked to be the run's)."""
+    run_dir = run_dir_at(url)
+    try:
+        meta = run_dir.read_meta()
+    except CheckpointError as exc:
+        raise InputError(str(exc)) from exc
+    if meta is None:
+        raise InputError(f"{run_dir.path}: not a batchjudge run directory (no run.json)")
+    results = _parts_frame(run_dir, ObjectPath(run_dir.path) / "results", _scan_schema(raw_response))
+    return RunData(path=ObjectPath(run_dir.path), meta=scrub(meta), results=_scrubbed(results))
+
+
 def _read_meta(meta_file: Path) -> dict[str, Any]:
     if not meta_file.is_file():
         return {}
@@ -109,6 +134,7 @@ def _read_meta(meta_file: Path) -> dict[str, Any]:
         raise InputError(f"{meta_file}: unreadable run metadata ({exc})") from exc
     if not isinstance(meta, dict):
         raise InputError(f"{meta_file}: expected a JSON object")
+    check_schema_version(meta, meta_file)
     return meta
 
 
@@ -129,9 +155,12 @@ def _scan_schema(raw_response: bool) -> dict[str, pl.DataType]:
 
 
 def _read_results(run_dir: Path, schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    results_dir = run_dir / "results"
+    return _parts_frame(RunDir(run_dir), run_dir / "results", schema)
+
+
+def _parts_frame(look: RunDir, results_dir: Path | ObjectPath, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     try:
-        parts = RunDir(run_dir).verified_parts()  # a look: no lock taken, nothing written
+        parts = look.verified_parts()  # a look: no lock taken, nothing written
         tables = [(part, read_part(part, list(schema))) for part in parts]
     except CheckpointError as exc:
         raise InputError(str(exc)) from exc
@@ -165,7 +194,7 @@ def _scrubbed(results: pl.DataFrame) -> pl.DataFrame:
     return results.with_columns(scrubbed) if scrubbed else results
 
 
-def _conform(part: Path, table: pa.Table, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+def _conform(part: PartFile, table: pa.Table, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     """One part as a frame of ``schema``: absent columns null, integers and floats widened, so
     parts written with narrower (older or foreign) types still load."""
     frame = pl.from_arrow(table.replace_schema_metadata(None))  # a flipped bit there (unused) makes polars panic

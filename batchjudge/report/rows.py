@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 
 from batchjudge.core.results import STATUS_OK
 from batchjudge.core.schema import RESULT_SCHEMA
+from batchjudge.engine.input_kinds import MEMORY_NAME
 from batchjudge.engine.source import Source, open_source
 from batchjudge.errors import ConfigError, InputError
 from batchjudge.report.loading import RunData
@@ -134,6 +135,11 @@ def _open_inputs(run: RunData) -> Source:
     if not isinstance(inputs, list) or not inputs:
         raise InputError(
             f"{run.path}: run.json names no inputs, so the rows cannot be joined with their texts"
+        )
+    if inputs == [MEMORY_NAME]:
+        raise InputError(
+            f"{run.path}: the run's input was a table in memory ({MEMORY_NAME}), so its rows cannot be joined "
+            "with their texts here; join results/*.parquet with your table on row_id (its id column) instead"
         )
     try:
         return open_source([str(p) for p in inputs], run.config.get("columns"))

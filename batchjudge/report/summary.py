@@ -27,6 +27,7 @@ import polars as pl
 from numpy.typing import NDArray
 
 from batchjudge.core.results import STATUS_FAILED, STATUS_OK, STATUS_PARSE_ERROR
+from batchjudge.report.failures import top_errors
 from batchjudge.report.loading import RunData
 from batchjudge.core.metrics import (
     average_precision,
@@ -42,7 +43,12 @@ from batchjudge.core.metrics import (
 from batchjudge.report.pairs import input_groups
 from batchjudge.report.prices import PriceTable, unbilled
 
-__all__ = ["Scored", "scored_rows", "summarize", "worst_mistakes"]
+__all__ = ["REPORT_SCHEMA_VERSION", "Scored", "scored_rows", "summarize", "worst_mistakes"]
+
+REPORT_SCHEMA_VERSION = 1
+"""The layout of :func:`summarize`'s dict (``report --json``), under ``schema_version``.
+Bumped when a key is removed or renamed or changes meaning or type, so that a script reading
+the old layout would misread the new one; a new key (as ``top_errors``) is no bump."""
 
 POSITIVE_NOTE = (
     "precision/recall/f1 are given per class; the cookbook's F1 took 'consistent' as positive"
@@ -95,6 +101,7 @@ def summarize(run: RunData, prices: PriceTable, *, resamples: int = 1000, seed: 
     stored = run.meta.get("endpoint")
     endpoint: dict[str, Any] = stored if isinstance(stored, dict) else {}
     summary: dict[str, Any] = {
+        "schema_version": REPORT_SCHEMA_VERSION,
         "run_dir": str(run.path),
         "model": config.get("model") or _single_model(df),
         "provider": config.get("provider"),
@@ -125,6 +132,7 @@ def summarize(run: RunData, prices: PriceTable, *, resamples: int = 1000, seed: 
     }
     summary["attempts"] = _attempts(df)
     summary["failures"] = _failures(df)
+    summary["top_errors"] = top_errors(df)
     return summary
 
 

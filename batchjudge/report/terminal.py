@@ -90,6 +90,13 @@ def report_renderable(summary: dict[str, Any]) -> RenderableType:
         for kind, n in summary["failures"].items():
             failures.add_row(kind, number(n))
         parts.append(failures)
+    if summary.get("top_errors"):
+        errors = Table(title="Most frequent errors of failed rows", title_justify="left", show_edge=False)
+        errors.add_column("rows", justify="right")
+        errors.add_column("error")
+        for entry in summary["top_errors"]:
+            errors.add_row(number(entry["rows"]), Text(str(entry["error"])))
+        parts.append(errors)
     return Group(*parts)
 
 
@@ -128,6 +135,12 @@ def compare_renderable(comparison: dict[str, Any]) -> RenderableType:
             f"  shared rows {test['shared_rows']:,}; only {test['baseline']} right "
             f"{test['only_baseline_right']:,}; only {test['candidate']} right "
             f"{test['only_candidate_right']:,}", style="dim"))  # fmt: skip
+    emulated = [run["run_dir"] for run in runs if run.get("emulator")]
+    if emulated:
+        lines.append(Text(
+            f"note: {', '.join(emulated)} {'was' if len(emulated) == 1 else 'were'} answered by the emulator, "
+            "which answers with the local judge: beside a local run of the same judge it agrees by "
+            "construction, and says nothing about a hosted model", style="dim"))  # fmt: skip
     return Group(*lines)
 
 
