@@ -24,6 +24,7 @@ from batchjudge import ConfigError, RunConfig, run
 from batchjudge.core.scrub import REDACTED, scrubbed_logger
 from emulator_fixtures import batchjudge_cli, emulator  # noqa: F401 - a fixture
 from hostile_server import BODY, HostileServer, chat_reply, echo_headers
+from secret_forms import written_text
 
 SENTINEL = "sk-sentinel-7f3a9c2e81d4b6055e1a"
 TRANSPORTS = ("http", "sdk")
@@ -44,18 +45,6 @@ def _mixed_echoes(request: web.Request, n: int) -> web.StreamResponse | None:
     if kind == 4:  # a 200 whose verdict's reason repeats the headers
         return chat_reply(json.dumps({"consistency": 1, "reason": f"you sent {dict(request.headers)}"}))
     return None
-
-
-def _written_text(root: Path) -> str:
-    """Every file under ``root`` as text: raw bytes, and Parquet decoded column by column
-    (compressed pages would hide a string from a byte search)."""
-    chunks: list[str] = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        chunks.append(path.read_bytes().decode("latin-1"))
-        if path.suffix == ".parquet":
-            frame = pl.read_parquet(path)
-            chunks.extend(str(v) for column in frame.columns for v in frame[column].to_list())
-    return "\n".join(chunks)
 
 
 def _run(server: HostileServer, data: Path, out: Path, trace: Path, transport: str,
@@ -84,7 +73,7 @@ def test_a_server_echoing_the_key_into_errors_and_replies_leaks_it_nowhere(
         code, output = _run(server, data, tmp_path / "run", tmp_path / "trace", transport)
     assert code == 0, output
     assert seen and all(SENTINEL in h for h in seen)  # the key went out, and came back echoed
-    written = _written_text(tmp_path / "run") + _written_text(tmp_path / "trace")
+    written = written_text(tmp_path / "run") + written_text(tmp_path / "trace")
     assert SENTINEL not in written + output
     results = pl.read_parquet(tmp_path / "run" / "results" / "*.parquet")
     errors = " ".join(results["error"].drop_nulls().to_list())
@@ -103,7 +92,7 @@ def test_a_401_echoing_the_key_stops_the_run_with_a_clean_error_line(
         code, output = _run(server, data, tmp_path / "run", tmp_path / "trace", transport)
     assert code == 2, output
     assert "error: AuthError: HTTP 401" in output and "Traceback" not in output
-    assert SENTINEL not in output + _written_text(tmp_path / "run") + _written_text(tmp_path / "trace")
+    assert SENTINEL not in output + written_text(tmp_path / "run") + written_text(tmp_path / "trace")
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -119,7 +108,7 @@ def test_the_emulators_echo_fault_leaks_the_key_nowhere(write_pairs, tmp_path: P
     )
     assert proc.returncode in (0, 2), proc.stderr
     assert server.stats()["faults"].get("echo", 0) >= 2
-    written = _written_text(tmp_path / "run") + _written_text(tmp_path / "trace")
+    written = written_text(tmp_path / "run") + written_text(tmp_path / "trace")
     assert SENTINEL not in proc.stdout + proc.stderr + written
 
 

@@ -270,10 +270,9 @@ class RunDir:
         except OSError as exc:
             raise storage_error(self.path, exc, "open the run directory for writing") from exc
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            os.close(fd)
-            raise self._busy() from exc
+            self._lock_or_busy(fd)
+        except CheckpointError:
+            raise
         except OSError:
             pass  # folders cannot be locked here (NFS): .lock alone, checked before each write
         self._dir_fd = fd
@@ -301,14 +300,22 @@ class RunDir:
     def _busy(self) -> CheckpointError:
         return CheckpointError(f"{self.path}: another batchjudge run is writing here")
 
-    def _lock_file(self) -> None:
-        """Lock ``.lock`` (created if needed: what older versions lock) and write the pid in it."""
-        fd = os.open(self.path / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    def _lock_or_busy(self, fd: int) -> None:
+        """Take ``fd``'s exclusive lock at once; when another run holds it, close ``fd`` and
+        raise the busy error (any other OSError is the caller's, ``fd`` left open)."""
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             os.close(fd)
             raise self._busy() from exc
+
+    def _lock_file(self) -> None:
+        """Lock ``.lock`` (created if needed: what older versions lock) and write the pid in it."""
+        fd = os.open(self.path / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self._lock_or_busy(fd)
+        except CheckpointError:
+            raise
         except OSError:
             os.close(fd)
             raise
