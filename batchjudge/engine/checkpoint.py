@@ -271,8 +271,6 @@ class RunDir:
             raise storage_error(self.path, exc, "open the run directory for writing") from exc
         try:
             self._lock_or_busy(fd)
-        except CheckpointError:
-            raise
         except OSError:
             pass  # folders cannot be locked here (NFS): .lock alone, checked before each write
         self._dir_fd = fd
@@ -314,8 +312,6 @@ class RunDir:
         fd = os.open(self.path / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             self._lock_or_busy(fd)
-        except CheckpointError:
-            raise
         except OSError:
             os.close(fd)
             raise
