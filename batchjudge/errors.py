@@ -47,6 +47,7 @@ __all__ = [
     "StorageError",
     "TransientError",
     "UnreachableError",
+    "first_line",
 ]
 
 
@@ -177,3 +178,9 @@ class LimitTooLowError(ProviderError):
     """The server announced (or its 429s showed) a rate limit below the run's ``--min-rps``:
     at that pace the run would crawl for hours, so it stops (exit 1, resumable) saying the
     server's figure instead."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-blank line of ``exc``'s message, or its class name when it has none: how an
+    error from a library is quoted inside one of ours (one line, never a traceback)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

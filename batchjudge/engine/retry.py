@@ -43,6 +43,7 @@ from batchjudge.errors import (
     QuotaExhaustedError,
     TransientError,
     UnreachableError,
+    first_line,
 )
 
 __all__ = [
@@ -142,7 +143,7 @@ class _Call:
         previous attempt lost its connection too.
         """
         if decision.kind is RetryKind.OUTAGE:
-            return _first_line(exc)
+            return first_line(exc)
         if fails_endpoint(exc):
             lost = isinstance(exc, DisconnectedError)
             outage = self.limits.breaker.record_failure(sent_at, disconnected=lost) or (lost and self._lost_before)
@@ -162,10 +163,10 @@ class _Call:
             return f"{where} sent no reply within {self.timeout:g} s (every request timed out)"
         status = getattr(exc, "status", None)
         if status is not None:
-            return f"{where} answered HTTP {status} ({_first_line(exc)})"
+            return f"{where} answered HTTP {status} ({first_line(exc)})"
         if isinstance(exc, DisconnectedError):
-            return _first_line(exc)
-        return f"{where} did not speak HTTP as the API does ({_first_line(exc)})"
+            return first_line(exc)
+        return f"{where} did not speak HTTP as the API does ({first_line(exc)})"
 
     async def attempt(self) -> CallOutcome:
         """One attempt of the row: sent once the limits allow, and again (without counting as
@@ -350,10 +351,6 @@ def fails_endpoint(exc: BaseException) -> bool:
 def _timed_out(seconds: float) -> TransientError:
     """The failure of an attempt the engine's own timeout cut short."""
     return TransientError(f"no reply within {seconds:g} s (timeout)", timed_out=True)
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def describe_error(exc: BaseException) -> str:

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from batchjudge.engine.input_kinds import MEMORY_NAME, InMemory, in_memory, input_paths
 from batchjudge.engine.stores import ObjectPath, input_filesystem, is_url, store_error
-from batchjudge.errors import InputError
+from batchjudge.errors import InputError, first_line
 
 if TYPE_CHECKING:
     import pyarrow.dataset as ds
@@ -307,7 +307,7 @@ def _dataset(file: InputFile) -> ds.Dataset:
         dataset = ds.dataset(file.fs_path or str(file.path), format=fmt, filesystem=file.fs)
         dataset.schema.names  # noqa: B018 - names must decode (a CSV header in another encoding)
     except (pa.ArrowInvalid, pyarrow.lib.ArrowException, OSError) as exc:
-        raise InputError(f"{file.path}: cannot read as {file.fmt.upper()}: {_first_line(exc)}") from exc
+        raise InputError(f"{file.path}: cannot read as {file.fmt.upper()}: {first_line(exc)}") from exc
     except UnicodeDecodeError as exc:
         raise InputError(f"{file.path}: column names are not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
     return dataset
@@ -324,7 +324,7 @@ def _shape(file: InputFile) -> tuple[pa.Schema, int]:
         dataset = _dataset(file)
         return dataset.schema, dataset.count_rows()
     except (pa.ArrowInvalid, pyarrow.lib.ArrowException, OSError) as exc:
-        raise InputError(f"{file.path}: cannot read as {file.fmt.upper()}: {_first_line(exc)}") from exc
+        raise InputError(f"{file.path}: cannot read as {file.fmt.upper()}: {first_line(exc)}") from exc
 
 
 def _read_batches(file: InputFile, columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
@@ -345,11 +345,6 @@ def _read_batches(file: InputFile, columns: list[str], batch_size: int) -> Itera
         columns=columns, batch_size=batch_size, batch_readahead=1, fragment_readahead=1
     )
     yield from scanner.to_batches()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def _is_text(typ: pa.DataType) -> bool:
@@ -417,7 +412,7 @@ class Source:
                         yield file, index, batch.rename_columns(roles + carried)
                         index += batch.num_rows
             except (pa.ArrowInvalid, pyarrow.lib.ArrowException) as exc:
-                raise InputError(f"{file.path}: unreadable after row {index}: {_first_line(exc)}") from exc
+                raise InputError(f"{file.path}: unreadable after row {index}: {first_line(exc)}") from exc
             except OSError as exc:
                 if file.fs is None:
                     raise

@@ -40,7 +40,7 @@ from batchjudge.engine.objrundir import run_dir_at
 from batchjudge.engine.parts import PartFile
 from batchjudge.engine.record import check_schema_version
 from batchjudge.engine.stores import ObjectPath, is_url, split_url
-from batchjudge.errors import BatchJudgeError, CheckpointError, InputError
+from batchjudge.errors import BatchJudgeError, CheckpointError, InputError, first_line
 
 __all__ = ["RunData", "input_texts", "load_run"]
 
@@ -205,11 +205,7 @@ def _conform(part: PartFile, table: pa.Table, schema: dict[str, pl.DataType]) ->
             for name, dtype in schema.items()
         ])
     except pl.exceptions.PolarsError as exc:
-        raise InputError(f"{part}: unreadable results part ({_first_line(exc)})") from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"{part}: unreadable results part ({first_line(exc)})") from exc
 
 
 def input_texts(run: RunData, row_ids: Collection[str]) -> dict[str, tuple[str, str]]:
